@@ -1,0 +1,1 @@
+"""Executors: the numpy backend (generated Python over numpy thunks)."""

@@ -1,0 +1,217 @@
+"""The numpy backend: turn a scheduled FunctionGraph into one generated Python function.
+
+Each node becomes one line ``v7 = f3(v2, v5)`` calling the node's thunk (``Op.thunk``: a numpy
+ufunc or a small closure), so a call costs a Python function call per node and nothing else:
+no per-node dispatch, storage lookups or bookkeeping. Values live in local variables and are
+dropped (``del``) right after their last use, so peak memory follows liveness. Input checks are
+generated too (a fast ``type/dtype/ndim`` test, the full ``filter`` only when it fails).
+
+A node whose op defines ``emit_python(node, inputs, outputs, ctx)`` writes its own lines instead:
+that is how control flow (a lazy ``ifelse``) and ops holding inner graphs (scan) plug in, and how
+another backend can stand in one generated kernel for a group of fused nodes.
+
+When a node fails, the traceback's line number says which node it was; the error is re-raised
+with the node, its input shapes and the user's line that created it.
+"""
+from __future__ import annotations
+
+import linecache
+import itertools
+from typing import Any, Callable, Dict, List, Sequence
+
+import numpy as np
+
+from ..symbolic.graph import Apply, Constant, Variable
+from ..symbolic.trace import format_trace
+from ..symbolic.types import TensorType
+
+_counter = itertools.count()
+
+
+class NodeError(Exception):
+    """Marker base for errors raised while computing a node (also a ValueError or TypeError)."""
+
+
+_ERROR_TYPES: Dict[type, type] = {}
+
+
+def _wrapped_error_type(orig: type) -> type:
+    """The type to re-raise ``orig`` as: the same class if it is a ValueError/TypeError
+    subclass, else a class deriving from both it and ValueError (IndexError, ZeroDivision...)."""
+    if orig not in _ERROR_TYPES:
+        bases = (orig, NodeError) if issubclass(orig, (ValueError, TypeError)) else (
+            orig, ValueError, NodeError)
+        try:
+            _ERROR_TYPES[orig] = type(orig.__name__, bases, {})
+        except TypeError:  # layout conflict: fall back on a plain ValueError
+            _ERROR_TYPES[orig] = type(orig.__name__, (ValueError, NodeError), {})
+    return _ERROR_TYPES[orig]
+
+
+def describe_value(value: Any) -> str:
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        return f"{value.dtype} array of shape {np.shape(value)}"
+    return type(value).__name__
+
+
+class Ctx:
+    """What an ``emit_python`` hook needs: name the things it binds into the generated code."""
+
+    def __init__(self):
+        self.namespace: Dict[str, Any] = {"ndarray": np.ndarray, "_asarray": np.asarray}
+        self._n = itertools.count()
+
+    def bind(self, value: Any, prefix: str = "g") -> str:
+        name = f"{prefix}{next(self._n)}"
+        self.namespace[name] = value
+        return name
+
+
+def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
+                   shared_containers: Sequence[list], n_outputs: int,
+                   update_containers: Sequence[list], copy_outputs: Sequence[bool],
+                   single_output: bool, name: str = "f") -> Callable:
+    """Generate the Python function computing ``fgraph``.
+
+    The first ``n_explicit`` graph inputs are arguments (each checked by the matching
+    ``input_checks`` entry); the rest are shared variables read from their containers. The
+    first ``n_outputs`` graph outputs are returned; the others are written into
+    ``update_containers`` after everything has been computed.
+    """
+    ctx = Ctx()
+    names: Dict[Variable, str] = {}
+    lines: List[str] = []
+    line_owner: Dict[int, Any] = {}
+
+    def emit(text: str, owner: Any = None, indent: int = 1) -> None:
+        lines.append("    " * indent + text)
+        if owner is not None:
+            line_owner[len(lines) + 1] = owner  # +1: the 'def' line comes first
+
+    # -- arguments and their checks -----------------------------------------------------------
+    args = []
+    for k, var in enumerate(fgraph.inputs[:n_explicit]):
+        arg = f"i{k}"
+        names[var] = arg
+        args.append(arg)
+        check = ctx.bind(input_checks[k], "check")
+        t = var.type
+        if isinstance(t, TensorType):
+            dt = ctx.bind(t.numpy_dtype, "dtype")
+            cond = f"{arg}.__class__ is not ndarray or {arg}.dtype is not {dt} or " \
+                   f"{arg}.ndim != {t.ndim}"
+            static = [(d, s) for d, s in enumerate(t.shape) if s is not None]
+            if static:
+                cond = f"{cond} or " + " or ".join(f"{arg}.shape[{d}] != {s}" for d, s in static)
+            emit(f"if {cond}:", "input")
+            emit(f"{arg} = {check}({arg})", "input", indent=2)
+        else:
+            emit(f"{arg} = {check}({arg})", "input")
+    for k, (var, container) in enumerate(zip(fgraph.inputs[n_explicit:], shared_containers)):
+        names[var] = f"s{k}"
+        emit(f"s{k} = {ctx.bind(container, 'S')}[0]")
+
+    # -- the schedule -------------------------------------------------------------------------
+    order = fgraph.toposort()
+    keep = set(fgraph.outputs) | set(fgraph.inputs)
+    last_use: Dict[Variable, int] = {}
+    for pos, node in enumerate(order):
+        for inp in node.inputs:
+            last_use[inp] = pos
+
+    def ref(var: Variable) -> str:
+        if var not in names:
+            if isinstance(var, Constant):
+                names[var] = ctx.bind(var.data, "c")
+            else:
+                raise RuntimeError(f"internal error: {var!r} used before it is computed")
+        return names[var]
+
+    emit("try:")
+    counter = itertools.count()
+    for pos, node in enumerate(order):
+        in_names = [ref(i) for i in node.inputs]
+        out_names = []
+        for out in node.outputs:
+            names[out] = f"v{next(counter)}"
+            out_names.append(names[out])
+        hook = getattr(node.op, "emit_python", None)
+        if hook is not None:
+            for text in hook(node, in_names, out_names, ctx):
+                emit(text, (node, in_names), indent=2)
+        else:
+            fn = ctx.bind(node.op.thunk(node), "f")
+            target = out_names[0] if len(out_names) == 1 else ", ".join(out_names)
+            emit(f"{target} = {fn}({', '.join(in_names)})  # {_comment(node)}", (node, in_names),
+                 indent=2)
+        dead = [names[v] for v in dict.fromkeys(node.inputs)
+                if last_use.get(v) == pos and v not in keep and v.owner is not None]
+        dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
+        if dead:
+            emit(f"del {', '.join(dead)}", indent=2)
+    raiser = ctx.bind(_make_raiser(line_owner, ctx.namespace), "_raise")
+    emit("except Exception as _e:")
+    emit(f"{raiser}(_e)", indent=2)
+
+    # -- updates and results ------------------------------------------------------------------
+    for var, container in zip(fgraph.outputs[n_outputs:], update_containers):
+        emit(f"{ctx.bind(container, 'U')}[0] = {ref(var)}")
+    results = []
+    for var, copy in zip(fgraph.outputs[:n_outputs], copy_outputs):
+        expr = ref(var)
+        if copy:
+            expr = f"{expr}.copy()"
+        if var.type.ndim == 0:
+            expr = f"_asarray({expr})"
+        results.append(expr)
+    if single_output:
+        emit(f"return {results[0]}")
+    else:
+        emit(f"return [{', '.join(results)}]")
+
+    fname = f"theon_{_safe(name)}"
+    src = f"def {fname}({', '.join(args)}):\n" + "\n".join(lines) + "\n"
+    filename = f"<theon function {name} #{next(_counter)}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    exec(compile(src, filename, "exec"), ctx.namespace)  # noqa: S102 - our own generated code
+    fn = ctx.namespace[fname]
+    fn.source = src
+    return fn
+
+
+def _comment(node: Apply) -> str:
+    return str(node.op).replace("\n", " ")[:60]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in (name or "f"))[:40]
+
+
+def _make_raiser(line_owner: Dict[int, Any], namespace: Dict[str, Any]) -> Callable:
+    def raise_from_node(err: BaseException):
+        if isinstance(err, NodeError):
+            raise err
+        tb = err.__traceback__
+        owner = line_owner.get(tb.tb_lineno) if tb is not None else None
+        if owner is None or owner == "input":
+            raise err
+        node, in_names = owner
+        frame_locals = tb.tb_frame.f_locals
+        values = [frame_locals.get(n, namespace.get(n)) for n in in_names]
+        raise node_error(err, node, values) from err
+    return raise_from_node
+
+
+def node_error(err: BaseException, node: Apply, values: Sequence[Any]) -> BaseException:
+    """``err`` re-made with the failing node, its input values and the user's line."""
+    parts = []
+    for i, (inp, value) in enumerate(zip(node.inputs, values)):
+        label = inp.name or (f"constant {inp!r}" if isinstance(inp, Constant) else f"input {i}")
+        parts.append(f"{label}: {describe_value(value)}" if value is not None else
+                     f"{label}: {inp.type}")
+    msg = (f"{err}\nwhile computing {node.op} (node created at "
+           f"{format_trace(node.trace)})\n  inputs: {'; '.join(parts)}")
+    try:
+        return _wrapped_error_type(type(err))(msg)
+    except TypeError:
+        return ValueError(msg)

@@ -1,0 +1,312 @@
+"""``function()``: compile symbolic outputs (and updates) into a callable.
+
+The life of a call to ``function(inputs, outputs, updates, givens)``:
+
+1. check and normalise the arguments (In objects, update pairs, givens);
+2. substitute ``givens`` into the outputs and update expressions;
+3. find the shared variables the graph reads (implicit inputs) and refuse anything else that
+   is neither an input nor computable from one (naming the variable and where it was made);
+4. clone the graph into a FunctionGraph and run the mode's rewrite passes on it;
+5. hand it to the backend, which generates one Python function for the whole schedule.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..backends.numpy_backend import build_function
+from ..ops.base import as_tensor_variable
+from ..symbolic.graph import Constant, Variable, ancestors, clone_replace
+from ..symbolic.shared import SharedVariable
+from ..symbolic.trace import describe, format_trace, user_trace
+from ..symbolic.types import TensorType
+from .fgraph import FunctionGraph
+from .io import In, Out
+from .mode import get_mode
+from .rewrite import run_passes
+
+
+class UnusedInputError(ValueError):
+    """An input of function() is not needed to compute its outputs."""
+
+
+class MissingInputError(ValueError):
+    """The outputs depend on a variable that is neither an input nor shared nor constant."""
+
+
+def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=None,
+             no_default_updates: bool = False, accept_inplace: bool = False,
+             name: Optional[str] = None, rebuild_strict: bool = True,
+             allow_input_downcast: Optional[bool] = None, profile=None,
+             on_unused_input: Optional[str] = None, trust_input: bool = False) -> "Function":
+    """Compile a function computing ``outputs`` from ``inputs``.
+
+    ``updates`` (pairs or an ordered dict ``shared -> new value``) are applied after each call,
+    all computed from the values before it. ``givens`` substitutes variables before compiling
+    (``{x: data[i * bs:(i + 1) * bs]}``).
+    """
+    where = user_trace()
+    if name is None and where:
+        name = f"{where[0].rsplit('/', 1)[-1]}:{where[1]}"
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"function(): inputs must be a list of variables, got "
+                        f"{type(inputs).__name__} (at {format_trace(where)})")
+    ins = [_as_in(i, k, where) for k, i in enumerate(inputs)]
+    in_vars = [i.variable for i in ins]
+    for k, v in enumerate(in_vars):
+        if in_vars.index(v) != k:
+            raise ValueError(f"function(): the input {describe(v)} is listed twice")
+
+    single = outputs is not None and not isinstance(outputs, (list, tuple))
+    out_list = [] if outputs is None else ([outputs] if single else list(outputs))
+    borrow_out = [isinstance(o, Out) and o.borrow for o in out_list]
+    out_vars = [_as_output(o.variable if isinstance(o, Out) else o, k, where)
+                for k, o in enumerate(out_list)]
+
+    pairs = _update_pairs(updates, where)
+    if not no_default_updates:
+        pairs += _default_updates(out_vars + [u for _, u in pairs], pairs)
+    upd_vars = [u for _, u in pairs]
+
+    if givens:
+        out_vars, upd_vars = _apply_givens(givens, out_vars, upd_vars, where)
+
+    all_outputs = out_vars + upd_vars
+    needed = ancestors(all_outputs, stop=in_vars)
+    needed_set = set(needed)
+    _check_unused(ins, needed_set, on_unused_input, where)
+    shared_inputs = []
+    for v in needed:
+        if v in in_vars or v.owner is not None or isinstance(v, Constant):
+            continue
+        if isinstance(v, SharedVariable):
+            shared_inputs.append(v)
+            continue
+        raise MissingInputError(
+            f"function() at {format_trace(where)} cannot compute its outputs: they depend on "
+            f"{describe(v)}, which is not among the inputs ({', '.join(map(repr, in_vars))}) "
+            "and has no value. Add it to the inputs, or give it a value with givens=.")
+
+    fgraph = FunctionGraph(in_vars + shared_inputs, all_outputs)
+    the_mode = get_mode(mode)
+    run_passes(fgraph, list(the_mode.passes))
+
+    n_out = len(out_vars)
+    copies = _output_copies(fgraph, n_out, borrow_out, len(in_vars))
+    checks = [_input_check(i, allow_input_downcast) for i in ins]
+    fn = build_function(
+        fgraph, len(in_vars), checks, [v.container for v in shared_inputs], n_out,
+        [s.container for s, _ in pairs], copies, single, name=name or "f")
+    return Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs)
+
+
+class Function:
+    """A compiled function: call it with values for its inputs (positionally or by name)."""
+
+    def __init__(self, fn, ins: List[In], fgraph: FunctionGraph, n_outputs: int,
+                 single: bool, name: Optional[str], mode, updates):
+        self.fn = fn
+        self.ins = ins
+        self.n = len(ins)
+        self.maker = _Maker(fgraph, ins, mode)
+        self.n_outputs = n_outputs
+        self.single = single
+        self.name = name
+        self.updates = updates
+        self.trust_input = False
+        self._names = {i.name: k for k, i in enumerate(ins) if i.name}
+
+    def __call__(self, *args, **kwargs):
+        if not kwargs and len(args) == self.n:
+            return self.fn(*args)
+        return self.fn(*self._bind(args, kwargs))
+
+    def _bind(self, args, kwargs) -> list:
+        if len(args) > self.n:
+            raise TypeError(f"function {self.name or ''} takes {self.n} argument(s) "
+                            f"({self._signature()}), got {len(args)}")
+        values: List[Any] = list(args) + [_MISSING] * (self.n - len(args))
+        for key, value in kwargs.items():
+            if key not in self._names:
+                raise TypeError(f"function {self.name or ''} has no input named {key!r}; its "
+                                f"inputs are ({self._signature()})")
+            k = self._names[key]
+            if values[k] is not _MISSING:
+                raise TypeError(f"input {key!r} was given twice (by position and by name)")
+            values[k] = value
+        for k, value in enumerate(values):
+            if value is _MISSING:
+                if not self.ins[k].has_default:
+                    raise TypeError(f"function {self.name or ''} is missing a value for input "
+                                    f"{k} ({describe(self.ins[k].variable)}); it takes "
+                                    f"({self._signature()})")
+                values[k] = self.ins[k].value
+        return values
+
+    def _signature(self) -> str:
+        return ", ".join(i.name or f"<{i.variable.type}>" for i in self.ins)
+
+    @property
+    def source(self) -> str:
+        """The generated Python source of this function (for debugging)."""
+        return self.fn.source
+
+    def __repr__(self) -> str:
+        return f"<theon.Function {self.name or ''} ({self._signature()})>"
+
+
+class _Maker:
+    """Theano's ``f.maker``: the compiled graph and the inputs, for inspection."""
+
+    def __init__(self, fgraph: FunctionGraph, ins: List[In], mode):
+        self.fgraph = fgraph
+        self.inputs = ins
+        self.mode = mode
+
+
+_MISSING = object()
+
+
+def _as_in(i, k: int, where) -> In:
+    if isinstance(i, In):
+        inp = i
+    elif isinstance(i, Variable):
+        inp = In(i)
+    else:
+        raise TypeError(f"function(): input {k} must be a symbolic variable, got "
+                        f"{type(i).__name__} {i!r} (at {format_trace(where)})")
+    v = inp.variable
+    if isinstance(v, SharedVariable):
+        raise TypeError(f"function(): input {k}, the shared variable {describe(v)}, cannot be "
+                        "an explicit input: its value is stored with it. To feed other values "
+                        "in its place, use givens={shared: new_variable}.")
+    if isinstance(v, Constant):
+        raise TypeError(f"function(): input {k} is a constant ({v!r}), which cannot be an input")
+    return inp
+
+
+def _as_output(o, k: int, where) -> Variable:
+    try:
+        return as_tensor_variable(o)
+    except TypeError:
+        raise TypeError(f"function(): output {k} must be a symbolic variable, got "
+                        f"{type(o).__name__} {o!r} (at {format_trace(where)})") from None
+
+
+def _update_pairs(updates, where) -> List[tuple]:
+    if updates is None:
+        return []
+    if isinstance(updates, dict):  # dicts keep insertion order, so this is deterministic
+        items = list(updates.items())
+    else:
+        try:
+            items = [tuple(p) for p in updates]
+        except TypeError:
+            raise TypeError(f"updates must be a list of (shared, new_value) pairs or a dict, "
+                            f"got {type(updates).__name__}") from None
+    pairs, seen = [], set()
+    for item in items:
+        if len(item) != 2:
+            raise TypeError(f"each update must be a (shared_variable, new_value) pair; got "
+                            f"{item!r}")
+        var, value = item
+        if not isinstance(var, SharedVariable):
+            raise TypeError(f"updates: {var!r} is not a shared variable; only shared "
+                            f"variables can be updated (at {format_trace(where)})")
+        if id(var.container) in seen:
+            raise ValueError(f"updates: the shared variable {describe(var)} is updated twice")
+        seen.add(id(var.container))
+        pairs.append((var, _check_update(var, value, where)))
+    return pairs
+
+
+def _check_update(var: SharedVariable, value, where) -> Variable:
+    try:
+        value = as_tensor_variable(value)
+    except TypeError:
+        raise TypeError(f"the update of shared variable {var.name or var!r} must be a symbolic "
+                        f"expression or array, got {type(value).__name__}") from None
+    vt, st = value.type, var.type
+    if not isinstance(vt, TensorType) or vt.dtype != st.dtype or vt.ndim != st.ndim:
+        hint = (f" Cast the expression: T.cast(expr, '{st.dtype}')."
+                if isinstance(vt, TensorType) and vt.ndim == st.ndim else "")
+        raise TypeError(
+            f"An update must keep the type of its shared variable: {describe(var)} would "
+            f"become {vt} through the update expression {value!r} created at "
+            f"{format_trace(value.trace)}.{hint}")
+    if not st.is_super(vt):
+        from ..ops.shape import patternbroadcast
+        value = patternbroadcast(value, st.broadcastable)
+    return value
+
+
+def _default_updates(outputs, pairs) -> list:
+    updated = {id(v.container) for v, _ in pairs}
+    extra = []
+    for v in ancestors(outputs):
+        if isinstance(v, SharedVariable) and v.default_update is not None \
+                and id(v.container) not in updated:
+            updated.add(id(v.container))
+            extra.append((v, _check_update(v, v.default_update, ())))
+    return extra
+
+
+def _apply_givens(givens, out_vars, upd_vars, where):
+    items = list(givens.items()) if isinstance(givens, dict) else [tuple(p) for p in givens]
+    replace = {}
+    for old, new in items:
+        if not isinstance(old, Variable):
+            raise TypeError(f"givens: keys must be symbolic variables, got {old!r}")
+        new = as_tensor_variable(new)
+        if not old.type.is_super(new.type) and not (
+                old.type.dtype == new.type.dtype and old.type.ndim == new.type.ndim):
+            raise TypeError(f"givens: {describe(old)} cannot be replaced by {new!r} of type "
+                            f"{new.type} (the dtype and number of dimensions must match)")
+        replace[old] = new
+    new_outs = clone_replace(out_vars + upd_vars, replace)
+    return new_outs[:len(out_vars)], new_outs[len(out_vars):]
+
+
+def _check_unused(ins: List[In], needed: set, on_unused_input, where) -> None:
+    from ..config import config
+    policy = on_unused_input or config.on_unused_input
+    if policy not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {policy!r}")
+    for k, inp in enumerate(ins):
+        if inp.variable in needed or policy == "ignore":
+            continue
+        msg = (f"function() at {format_trace(where)} was given input {k}, "
+               f"{describe(inp.variable)}, but the outputs do not depend on it. Remove it, or "
+               "pass on_unused_input='warn' or 'ignore' to function().")
+        if policy == "raise":
+            raise UnusedInputError(msg)
+        warnings.warn(msg, stacklevel=3)
+
+
+def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
+                   n_explicit: int) -> List[bool]:
+    """Which outputs must be copied so a caller never holds an array theon keeps or was given:
+    inputs, shared values, constants, views of them, update values, repeated outputs."""
+    aliased = set(fgraph.inputs)
+    for node in fgraph.toposort():
+        for out_idx, in_idxs in node.op.view_map.items():
+            if any(node.inputs[i] in aliased or isinstance(node.inputs[i], Constant)
+                   for i in in_idxs):
+                aliased.add(node.outputs[out_idx])
+    updates = set(fgraph.outputs[n_out:])
+    copies, seen = [], set()
+    for k, var in enumerate(fgraph.outputs[:n_out]):
+        must = (var in aliased or isinstance(var, Constant) or var in updates or var in seen)
+        copies.append(bool(must and not (borrow and borrow[k])))
+        seen.add(var)
+    return copies
+
+
+def _input_check(inp: In, allow_input_downcast: Optional[bool]):
+    var, t = inp.variable, inp.variable.type
+    allow = inp.allow_downcast if inp.allow_downcast is not None else allow_input_downcast
+    strict = inp.strict
+
+    def check(value):
+        return t.filter(value, strict=strict, allow_downcast=allow, var=var)
+    return check

@@ -1,0 +1,62 @@
+"""Modes: which rewrite passes run and which backend executes (Theano's ``Mode``)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+# Pass names per optimizer level; later phases (canonicalize, stabilize, specialize, fusion)
+# register themselves in compile/rewrite.py's PASSES and are listed here.
+OPTIMIZERS = {
+    "fast_run": ("merge", "constant_folding", "merge"),
+    "fast_compile": ("merge", "constant_folding"),
+    "None": (),
+}
+
+
+class Mode:
+    """A choice of rewrites (``optimizer``) and executor (``linker``)."""
+
+    def __init__(self, linker: Optional[str] = None, optimizer: Optional[str] = "fast_run"):
+        self.linker = linker or "py"
+        if optimizer is None:
+            optimizer = "None"
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of "
+                             f"{sorted(OPTIMIZERS)}")
+        self.optimizer = optimizer
+        self._excluded: tuple = ()
+        self._included: tuple = ()
+
+    @property
+    def passes(self) -> Sequence[str]:
+        names = [p for p in OPTIMIZERS[self.optimizer] if p not in self._excluded]
+        return names + [p for p in self._included if p not in names]
+
+    def excluding(self, *names: str) -> "Mode":
+        out = Mode(self.linker, self.optimizer)
+        out._excluded, out._included = self._excluded + names, self._included
+        return out
+
+    def including(self, *names: str) -> "Mode":
+        out = Mode(self.linker, self.optimizer)
+        out._excluded, out._included = self._excluded, self._included + names
+        return out
+
+    def __repr__(self) -> str:
+        return f"Mode(linker={self.linker!r}, optimizer={self.optimizer!r})"
+
+
+FAST_RUN = Mode(optimizer="fast_run")
+FAST_COMPILE = Mode(optimizer="fast_compile")
+_NAMED = {"FAST_RUN": FAST_RUN, "FAST_COMPILE": FAST_COMPILE, "DebugMode": FAST_RUN}
+
+
+def get_mode(mode: Union[None, str, Mode]) -> Mode:
+    """A Mode from None (config.mode), a name, or a Mode."""
+    if isinstance(mode, Mode):
+        return mode
+    if mode is None:
+        from ..config import config
+        mode = config.mode
+    if mode not in _NAMED:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(_NAMED)} or pass a Mode")
+    return _NAMED[mode]

@@ -1,0 +1,67 @@
+"""``as_op``: turn a Python function on numpy arrays into an Op (Theano's compile.ops.as_op)."""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..ops.base import Op, as_tensor_variable, graph_error
+from ..symbolic.graph import Apply
+from ..symbolic.types import TensorType
+
+
+class FromFunctionOp(Op):
+    """An op computed by a Python function with declared input and output types."""
+
+    __props__ = ("fn", "itypes", "otypes")
+
+    def __init__(self, fn: Callable, itypes: Sequence[TensorType], otypes: Sequence[TensorType],
+                 infer_shape: Optional[Callable] = None):
+        self.fn = fn
+        self.itypes, self.otypes = tuple(itypes), tuple(otypes)
+        self._infer_shape = infer_shape
+        self.__name__ = getattr(fn, "__name__", "as_op")
+
+    def __str__(self) -> str:
+        return f"FromFunctionOp{{{self.__name__}}}"
+
+    def make_node(self, *inputs) -> Apply:
+        if len(inputs) != len(self.itypes):
+            raise graph_error(f"{self.__name__} takes {len(self.itypes)} inputs, got "
+                              f"{len(inputs)}")
+        inputs = [as_tensor_variable(x) for x in inputs]
+        for k, (x, t) in enumerate(zip(inputs, self.itypes)):
+            if not t.is_super(x.type) and not (x.dtype == t.dtype and x.ndim == t.ndim):
+                raise graph_error(f"{self.__name__}: input {k} must be {t}, got {x.type}")
+        return Apply(self, inputs, [t() for t in self.otypes])
+
+    def perform(self, node, inputs, output_storage):
+        result = self.fn(*inputs)
+        if len(self.otypes) == 1:
+            result = [result]
+        for store, value, t in zip(output_storage, result, self.otypes):
+            store[0] = np.asarray(value, dtype=t.dtype)
+
+    def infer_shape(self, fgraph, node, shapes):
+        if self._infer_shape is None:
+            raise NotImplementedError(f"{self.__name__} was made without infer_shape")
+        return self._infer_shape(fgraph, node, shapes)
+
+
+def as_op(itypes: Sequence[TensorType], otypes: Sequence[TensorType],
+          infer_shape: Optional[Callable] = None):
+    """Decorator: ``@as_op(itypes=[T.dmatrix], otypes=[T.dvector])`` over a numpy function.
+
+    ``itypes``/``otypes`` may be types or variable constructors such as ``T.dmatrix``.
+    """
+    def to_type(t):
+        if isinstance(t, TensorType):
+            return t
+        if callable(t):
+            return t().type
+        raise TypeError(f"as_op: {t!r} is not a type")
+
+    def wrap(fn: Callable) -> FromFunctionOp:
+        return FromFunctionOp(fn, [to_type(t) for t in itypes], [to_type(t) for t in otypes],
+                              infer_shape)
+    return wrap

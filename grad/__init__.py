@@ -1,0 +1,1 @@
+"""Symbolic differentiation (reverse and forward mode over the graph)."""

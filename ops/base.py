@@ -1,0 +1,230 @@
+"""The Op contract, conversion of Python values to graph variables, and graph-build errors.
+
+An Op says how to build a node (``make_node``), how to compute it (``perform``, Theano's
+signature, or the faster ``impl`` returning a plain callable), its shape rule (``infer_shape``)
+and its gradient (``grad``/``L_op``, ``R_op``). ``__props__`` names the fields that make two ops
+equal, so equal ops on equal inputs can be merged.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..symbolic.graph import Apply, Constant, TensorVariable, Variable
+from ..symbolic.trace import format_trace, user_trace
+from ..symbolic.types import TensorType
+
+OP_CLASSES: List[type] = []  # every Op subclass, for completeness tests
+
+
+def graph_error(message: str, cls: type = TypeError) -> Exception:
+    """An error raised while building the graph, pointing at the user's line."""
+    return cls(f"{message}\n  (at {format_trace(user_trace())})")
+
+
+class Op:
+    """Base class of operations. Subclasses set ``__props__`` and implement ``make_node`` and
+    ``perform`` (or ``impl``); ``infer_shape`` and ``grad`` are optional."""
+
+    __props__: tuple = ()
+    view_map: Dict[int, List[int]] = {}  # output index -> inputs it may be a view of
+    destroy_map: Dict[int, List[int]] = {}
+    default_output: Optional[int] = None
+    # Ops that must not be computed at compile time even with constant inputs (side effects).
+    foldable = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        OP_CLASSES.append(cls)
+
+    # -- identity -------------------------------------------------------------------------
+    def _props(self) -> tuple:
+        return tuple(getattr(self, p) for p in self.__props__)
+
+    def __eq__(self, other: Any) -> bool:
+        return type(self) is type(other) and self._props() == other._props()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._props()))
+
+    def __str__(self) -> str:
+        if not self.__props__:
+            return type(self).__name__
+        return f"{type(self).__name__}{{{', '.join(str(p) for p in self._props())}}}"
+
+    __repr__ = __str__
+
+    # -- building -------------------------------------------------------------------------
+    def make_node(self, *inputs) -> Apply:
+        raise NotImplementedError(f"{type(self).__name__} does not implement make_node")
+
+    def __call__(self, *inputs, **kwargs):
+        node = self.make_node(*inputs, **kwargs)
+        if self.default_output is not None:
+            return node.outputs[self.default_output]
+        return node.outputs[0] if len(node.outputs) == 1 else node.outputs
+
+    # -- computing ------------------------------------------------------------------------
+    def impl(self, node: Apply) -> Optional[Callable]:
+        """A callable ``f(*input_values) -> output`` (a tuple when there are several outputs),
+        or None to fall back on ``perform``. Internal ops implement this: it is the fast path."""
+        return None
+
+    def perform(self, node: Apply, inputs: Sequence[Any], output_storage: List[List[Any]]):
+        """Theano's contract: compute from ``inputs`` and store into ``output_storage[i][0]``."""
+        fn = self.impl(node)
+        if fn is None:
+            raise NotImplementedError(f"{type(self).__name__} implements neither perform nor impl")
+        result = fn(*inputs)
+        if len(output_storage) == 1:
+            output_storage[0][0] = result
+        else:
+            for store, value in zip(output_storage, result):
+                store[0] = value
+
+    def thunk(self, node: Apply) -> Callable:
+        """What the executor calls for this node: ``impl`` if given, else a checked ``perform``."""
+        fn = self.impl(node) if type(self).perform is Op.perform else None
+        return fn if fn is not None else _perform_thunk(self, node)
+
+    # -- shapes and gradients ---------------------------------------------------------------
+    def infer_shape(self, fgraph, node: Apply, input_shapes):
+        raise NotImplementedError(f"{type(self).__name__} has no infer_shape")
+
+    def grad(self, inputs, output_grads):
+        raise NotImplementedError(f"{type(self).__name__} has no gradient")
+
+    def L_op(self, inputs, outputs, output_grads):
+        return self.grad(inputs, output_grads)
+
+    def R_op(self, inputs, eval_points):
+        raise NotImplementedError(f"{type(self).__name__} has no R_op")
+
+
+def call_infer_shape(op: Op, fgraph, node: Apply, shapes):
+    """Call ``infer_shape`` with Theano's (node, shapes) or PyTensor's (fgraph, node, shapes)."""
+    fn = op.infer_shape
+    try:
+        nparams = len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        nparams = 3
+    return fn(node, shapes) if nparams == 2 else fn(fgraph, node, shapes)
+
+
+def _perform_thunk(op: Op, node: Apply) -> Callable:
+    """Wrap a user's ``perform`` and check what it stores against the declared output types."""
+    nout = len(node.outputs)
+    types = [o.type for o in node.outputs]
+
+    def run(*inputs):
+        storage = [[None] for _ in range(nout)]
+        op.perform(node, list(inputs), storage)
+        values = []
+        for i, (store, t) in enumerate(zip(storage, types)):
+            value = store[0]
+            if isinstance(t, TensorType):
+                if not isinstance(value, np.ndarray):
+                    value = np.asarray(value)
+                if value.dtype != t.numpy_dtype or value.ndim != t.ndim:
+                    raise TypeError(
+                        f"{op}.perform stored for output {i} an array of dtype {value.dtype} "
+                        f"with {value.ndim} dimensions, but make_node declared {t}")
+            values.append(value)
+        return values[0] if nout == 1 else tuple(values)
+
+    return run
+
+
+# -- converting Python values ------------------------------------------------------------------
+
+def autocast_dtype(value: Any) -> Optional[str]:
+    """Theano's dtype for a Python scalar: the smallest int, or a float32 when exact."""
+    from ..config import config
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int,)) and not isinstance(value, np.integer):
+        for dt in ("int8", "int16", "int32", "int64"):
+            info = np.iinfo(dt)
+            if info.min <= value <= info.max:
+                return dt
+        return "uint64" if value >= 0 else None
+    if isinstance(value, float):
+        if config.floatX == "float32" or not np.isfinite(value) or float(np.float32(value)) == value:
+            return "float32" if config.floatX != "float16" else "float16"
+        return "float64"
+    if isinstance(value, complex):
+        return "complex128"
+    return None
+
+
+def constant(value: Any, name: Optional[str] = None, ndim: Optional[int] = None,
+             dtype: Optional[str] = None) -> Constant:
+    """A Constant holding ``value``; Python scalars take Theano's autocast dtype."""
+    if dtype is None:
+        dtype = autocast_dtype(value)
+    try:
+        arr = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise graph_error(f"cannot make a constant from {type(value).__name__} {value!r}: {err}")
+    if arr.dtype == object or arr.dtype.kind in "USVM":
+        raise graph_error(f"cannot make a tensor constant from {type(value).__name__} "
+                          f"{str(value)[:80]!r} (dtype {arr.dtype}); expected numbers")
+    if ndim is not None:
+        if arr.ndim > ndim:
+            raise graph_error(f"constant {value!r} has {arr.ndim} dimensions, more than {ndim}")
+        arr = arr.reshape((1,) * (ndim - arr.ndim) + arr.shape)
+    ttype = TensorType(str(arr.dtype), shape=tuple(1 if s == 1 else None for s in arr.shape))
+    return Constant(ttype, arr, name=name)
+
+
+def as_tensor_variable(x: Any, name: Optional[str] = None, ndim: Optional[int] = None
+                       ) -> TensorVariable:
+    """Return ``x`` as a tensor variable: variables pass through, values become constants,
+    and tuples or lists holding variables are stacked."""
+    if isinstance(x, TensorVariable):
+        if ndim is not None and x.ndim != ndim:
+            if x.ndim < ndim:
+                from .shape import shape_padleft
+                return shape_padleft(x, ndim - x.ndim)
+            raise graph_error(f"{x!r} has {x.ndim} dimensions where {ndim} were expected")
+        return x
+    if isinstance(x, Variable):
+        raise graph_error(f"{x!r} of type {x.type} is not a tensor variable")
+    if isinstance(x, Apply):
+        if len(x.outputs) != 1:
+            raise graph_error(f"the node {x!r} has several outputs; pick one")
+        return x.outputs[0]
+    if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
+        from .shape import stack
+        return stack([as_tensor_variable(e) for e in x])
+    if hasattr(x, "owner") or callable(x) and not isinstance(x, np.ndarray):
+        raise graph_error(f"expected a tensor variable or a number/array, got "
+                          f"{type(x).__name__} {x!r}")
+    return constant(x, name=name, ndim=ndim)
+
+
+def _flat(seq):
+    stack = list(seq)
+    while stack:
+        e = stack.pop()
+        if isinstance(e, (list, tuple)):
+            stack.extend(e)
+        else:
+            yield e
+
+
+def get_scalar_constant_value(v: Any) -> Any:
+    """The Python value of a scalar constant (or a Python number); raises NotConstantError."""
+    if isinstance(v, (int, float, bool, np.number, np.bool_)):
+        return v
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return v.item()
+    if isinstance(v, Constant) and v.data.size == 1:
+        return v.data.item()
+    raise NotConstantError(f"{v!r} is not a constant scalar")
+
+
+class NotConstantError(ValueError):
+    """A value needed at graph-build time is only known at run time."""

@@ -1,0 +1,276 @@
+"""Linear algebra: dot (numpy.dot semantics), matmul, tensordot, batched_dot, outer."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..symbolic.graph import Apply
+from ..symbolic.types import TensorType
+from .base import Op, as_tensor_variable, graph_error
+from .scalar import upcast
+
+
+def _check_inner(name: str, a, b, da: int, db: int):
+    la, lb = a.type.shape[da], b.type.shape[db]
+    if la is not None and lb is not None and la != lb:
+        raise graph_error(f"{name}: inner dimensions do not match: {a.type} has length {la} in "
+                          f"dimension {da}, {b.type} has length {lb} in dimension {db}",
+                          ValueError)
+
+
+def _run_checked(name, fn):
+    def run(a, b):
+        try:
+            return fn(a, b)
+        except ValueError as err:
+            raise ValueError(f"{name}: shapes {a.shape} and {b.shape} are not aligned ({err})"
+                             ) from None
+    return run
+
+
+class Dot(Op):
+    """``numpy.dot``: vector.vector -> scalar, matrix.vector, vector.matrix, matrix.matrix;
+    for higher ranks, the last axis of ``a`` with the second-to-last of ``b``."""
+
+    def make_node(self, a, b) -> Apply:
+        a, b = as_tensor_variable(a), as_tensor_variable(b)
+        if a.ndim == 0 or b.ndim == 0:
+            raise graph_error(f"dot of {a.type} and {b.type}: use * for scalars")
+        db = 0 if b.ndim == 1 else b.ndim - 2
+        _check_inner("dot", a, b, a.ndim - 1, db)
+        shape = a.type.shape[:-1] + tuple(s for d, s in enumerate(b.type.shape) if d != db)
+        return Apply(self, [a, b], [TensorType(upcast(a.dtype, b.dtype), shape=shape)()])
+
+    def impl(self, node):
+        dtype = np.dtype(node.outputs[0].dtype)
+
+        def dot(a, b):
+            out = np.dot(a, b)
+            return out if out.dtype == dtype else np.asarray(out, dtype=dtype)
+        return _run_checked("dot", dot)
+
+    def infer_shape(self, fgraph, node, shapes):
+        sa, sb = shapes
+        db = 0 if len(sb) == 1 else len(sb) - 2
+        return [tuple(sa[:-1]) + tuple(s for d, s in enumerate(sb) if d != db)]
+
+    def grad(self, inputs, grads):
+        a, b = inputs
+        g = grads[0]
+        if a.ndim > 2 or b.ndim > 2:  # numpy.dot is a tensordot over one pair of axes
+            db = 0 if b.ndim == 1 else b.ndim - 2
+            return TensorDot([a.ndim - 1], [db]).grad(inputs, grads)
+        if a.ndim == 1 and b.ndim == 1:
+            return [g * b, g * a]
+        if a.ndim == 1:  # (k,) . (k, n) -> (n,)
+            return [dot(b, g), outer(a, g)]
+        if b.ndim == 1:  # (m, k) . (k,) -> (m,)
+            return [outer(g, b), dot(a.T, g)]
+        return [dot(g, b.T), dot(a.T, g)]
+
+    def R_op(self, inputs, eval_points):
+        a, b = inputs
+        ea, eb = eval_points
+        terms = []
+        if ea is not None:
+            terms.append(dot(ea, b))
+        if eb is not None:
+            terms.append(dot(a, eb))
+        if not terms:
+            return [None]
+        return [terms[0] if len(terms) == 1 else terms[0] + terms[1]]
+
+
+_dot = Dot()
+
+
+def dot(a, b):
+    """``numpy.dot`` semantics for tensors of any rank (scalars multiply)."""
+    a, b = as_tensor_variable(a), as_tensor_variable(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return _dot(a, b)
+
+
+def outer(x, y):
+    """The outer product of two vectors."""
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    if x.ndim != 1 or y.ndim != 1:
+        x, y = x.flatten(), y.flatten()
+    return dot(x.dimshuffle(0, "x"), y.dimshuffle("x", 0))
+
+
+class MatMul(Op):
+    """``numpy.matmul``: batched matrix products with broadcasting of the batch dimensions."""
+
+    def make_node(self, a, b) -> Apply:
+        a, b = as_tensor_variable(a), as_tensor_variable(b)
+        if a.ndim == 0 or b.ndim == 0:
+            raise graph_error(f"matmul of {a.type} and {b.type}: scalars are not allowed, use *",
+                              ValueError)
+        da, db = a.ndim - 1, (0 if b.ndim == 1 else b.ndim - 2)
+        _check_inner("matmul", a, b, da, db)
+        sa, sb = a.type.shape, b.type.shape
+        rows = sa[-2:-1] if a.ndim >= 2 else ()
+        cols = sb[-1:] if b.ndim >= 2 else ()
+        ba, bb = sa[:-2], sb[:-2]
+        n = max(len(ba), len(bb))
+        ba, bb = (1,) * (n - len(ba)) + ba, (1,) * (n - len(bb)) + bb
+        batch = []
+        for x, y in zip(ba, bb):
+            if x == 1:
+                batch.append(y)
+            elif y == 1 or y is None or x is None:
+                batch.append(x if y in (1, x) else None)
+            elif x != y:
+                raise graph_error(f"matmul: batch dimensions of {a.type} and {b.type} do not "
+                                  "broadcast", ValueError)
+            else:
+                batch.append(x)
+        shape = tuple(batch) + tuple(rows) + tuple(cols)
+        return Apply(self, [a, b], [TensorType(upcast(a.dtype, b.dtype), shape=shape)()])
+
+    def impl(self, node):
+        dtype = np.dtype(node.outputs[0].dtype)
+
+        def mm(a, b):
+            out = np.matmul(a, b)
+            return out if out.dtype == dtype else np.asarray(out, dtype=dtype)
+        return _run_checked("matmul", mm)
+
+    def infer_shape(self, fgraph, node, shapes):
+        from .shape import shape
+        out = node.outputs[0]
+        if all(s is not None for s in out.type.shape):
+            return [out.type.shape]
+        return [tuple(shape(out)[i] for i in range(out.ndim))]
+
+    def grad(self, inputs, grads):
+        from .reduce import sum as sum_
+        a, b = inputs
+        g = grads[0]
+        a2 = a if a.ndim > 1 else a.dimshuffle("x", 0)
+        b2 = b if b.ndim > 1 else b.dimshuffle(0, "x")
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2.dimshuffle(*(list(range(g2.ndim - 1)) + ["x", g2.ndim - 1])) \
+                if b.ndim > 1 else g2.dimshuffle("x")
+        if b.ndim == 1:
+            g2 = g2.dimshuffle(*(list(range(g2.ndim)) + ["x"]))
+        swap = lambda t: t.dimshuffle(*(list(range(t.ndim - 2)) + [t.ndim - 1, t.ndim - 2]))
+        ga, gb = matmul(g2, swap(b2)), matmul(swap(a2), g2)
+        ga, gb = _sum_to(ga, a2), _sum_to(gb, b2)
+        if a.ndim == 1:
+            ga = ga.dimshuffle(ga.ndim - 1) if ga.ndim == 2 else sum_(ga, axis=list(
+                range(ga.ndim - 1)))
+        if b.ndim == 1:
+            gb = gb.dimshuffle(0) if gb.ndim == 2 else sum_(gb, axis=list(range(gb.ndim - 2)) +
+                                                          [gb.ndim - 1])
+        return [ga, gb]
+
+
+def _sum_to(g, x):
+    """Sum ``g`` over the batch dimensions that ``x`` broadcast."""
+    from .reduce import sum as sum_
+    from .shape import patternbroadcast
+    lead = g.ndim - x.ndim
+    axes = list(range(lead)) + [lead + d for d, b in enumerate(x.broadcastable[:-2])
+                                if b and not g.broadcastable[lead + d]]
+    if not axes:
+        return g
+    out = sum_(g, axis=axes, keepdims=True)
+    if lead:
+        out = out.dimshuffle(list(range(lead, out.ndim)))
+    return patternbroadcast(out, x.broadcastable)
+
+
+_matmul = MatMul()
+
+
+def matmul(a, b):
+    return _matmul(a, b)
+
+
+class TensorDot(Op):
+    """``numpy.tensordot`` over the given pairs of axes."""
+
+    __props__ = ("axes_a", "axes_b")
+
+    def __init__(self, axes_a, axes_b):
+        self.axes_a, self.axes_b = tuple(axes_a), tuple(axes_b)
+
+    def make_node(self, a, b) -> Apply:
+        a, b = as_tensor_variable(a), as_tensor_variable(b)
+        if len(self.axes_a) != len(self.axes_b):
+            raise graph_error("tensordot: the two axis lists must have the same length",
+                              ValueError)
+        for da, db in zip(self.axes_a, self.axes_b):
+            if not (0 <= da < a.ndim and 0 <= db < b.ndim):
+                raise graph_error(f"tensordot: axes ({da}, {db}) out of range for {a.type} and "
+                                  f"{b.type}", ValueError)
+            _check_inner("tensordot", a, b, da, db)
+        shape = tuple(s for d, s in enumerate(a.type.shape) if d not in self.axes_a) + tuple(
+            s for d, s in enumerate(b.type.shape) if d not in self.axes_b)
+        return Apply(self, [a, b], [TensorType(upcast(a.dtype, b.dtype), shape=shape)()])
+
+    def impl(self, node):
+        axes = (list(self.axes_a), list(self.axes_b))
+        dtype = np.dtype(node.outputs[0].dtype)
+        return _run_checked("tensordot", lambda a, b: np.asarray(np.tensordot(a, b, axes),
+                                                                 dtype=dtype))
+
+    def infer_shape(self, fgraph, node, shapes):
+        sa, sb = shapes
+        return [tuple(s for d, s in enumerate(sa) if d not in self.axes_a) + tuple(
+            s for d, s in enumerate(sb) if d not in self.axes_b)]
+
+    def grad(self, inputs, grads):
+        a, b = inputs
+        g = grads[0]
+        free_a = [d for d in range(a.ndim) if d not in self.axes_a]
+        free_b = [d for d in range(b.ndim) if d not in self.axes_b]
+        na = len(free_a)
+        # ga[free_a, axes_a] = sum over free_b of g[free_a, free_b] * b[axes_b, free_b]
+        ga = tensordot(g, b, axes=[list(range(na, g.ndim)), free_b])
+        ga = ga.dimshuffle(_inverse(free_a + list(self.axes_a)))
+        gb = tensordot(a, g, axes=[free_a, list(range(na))])
+        gb = gb.dimshuffle(_inverse(list(self.axes_b) + free_b))
+        return [ga, gb]
+
+
+def _inverse(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return inv
+
+
+def tensordot(a, b, axes=2):
+    """Sum products over the last ``axes`` axes of ``a`` and first of ``b``, or over the given
+    pairs of axes ``[[a_axes], [b_axes]]``."""
+    a, b = as_tensor_variable(a), as_tensor_variable(b)
+    if isinstance(axes, (int, np.integer)):
+        axes_a = list(range(a.ndim - axes, a.ndim))
+        axes_b = list(range(axes))
+    else:
+        axes_a, axes_b = axes
+        axes_a = [axes_a] if isinstance(axes_a, (int, np.integer)) else list(axes_a)
+        axes_b = [axes_b] if isinstance(axes_b, (int, np.integer)) else list(axes_b)
+    axes_a = [x % a.ndim for x in axes_a]
+    axes_b = [x % b.ndim for x in axes_b]
+    return TensorDot(axes_a, axes_b)(a, b)
+
+
+def batched_dot(a, b):
+    """For each i, ``dot(a[i], b[i])`` (Theano's batched_dot), via matmul."""
+    a, b = as_tensor_variable(a), as_tensor_variable(b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise graph_error(f"batched_dot needs tensors with a batch dimension, got {a.type} and "
+                          f"{b.type}")
+    a3 = a.dimshuffle(0, "x", 1) if a.ndim == 2 else a
+    b3 = b.dimshuffle(0, 1, "x") if b.ndim == 2 else b
+    out = matmul(a3, b3)
+    if a.ndim == 2:
+        out = out.dimshuffle([0] + list(range(2, out.ndim)))
+    if b.ndim == 2:
+        out = out.dimshuffle(list(range(out.ndim - 1)))
+    return out

@@ -1,0 +1,182 @@
+"""Elemwise: a scalar row of ops/scalar.py lifted to tensors.
+
+Broadcasting follows the static types, as in Theano: inputs of lower rank are padded on the left
+with broadcastable dimensions, and a dimension broadcasts only if its type says so (length 1). A
+run-time length of 1 in a dimension whose type is not broadcastable is an error, since the
+gradient would otherwise have the wrong shape.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from ..symbolic.graph import Apply
+from ..symbolic.types import DISCRETE_DTYPES, TensorType
+from . import scalar as S
+from .base import Op, as_tensor_variable, graph_error
+
+
+class Elemwise(Op):
+    """Apply ``scalar_op`` element by element, with broadcasting."""
+
+    __props__ = ("scalar_op",)
+
+    def __init__(self, scalar_op: S.ScalarOp):
+        self.scalar_op = scalar_op
+
+    def __str__(self) -> str:
+        return f"Elemwise{{{self.scalar_op.name}}}"
+
+    def make_node(self, *inputs) -> Apply:
+        sop = self.scalar_op
+        if len(inputs) != sop.nin:
+            raise graph_error(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
+        inputs = [as_tensor_variable(x) for x in inputs]
+        try:
+            dtype = sop.output_dtype(*[x.dtype for x in inputs])
+        except TypeError as err:
+            types = ", ".join(str(x.type) for x in inputs)
+            raise graph_error(f"{sop.name}({types}): {err}") from None
+        ndim = max(x.ndim for x in inputs)
+        from .shape import shape_padleft
+        inputs = [shape_padleft(x, ndim - x.ndim) if x.ndim < ndim else x for x in inputs]
+        shape = _broadcast_static_shapes(sop.name, inputs)
+        return Apply(self, inputs, [TensorType(dtype, shape=shape)()])
+
+    def impl(self, node: Apply) -> Callable:
+        fn = _numpy_kernel(self.scalar_op, tuple(x.dtype for x in node.inputs),
+                           node.outputs[0].dtype)
+        checks = _broadcast_checks(node)
+        if not checks:
+            return fn
+        name = self.scalar_op.name
+
+        def run(*args):
+            out = fn(*args)
+            shp = out.shape
+            for i, dims in checks:
+                a_shape = args[i].shape
+                if a_shape != shp:
+                    _check_runtime_broadcast(name, node, i, a_shape, shp, dims)
+            return out
+
+        return run
+
+    def infer_shape(self, fgraph, node: Apply, input_shapes):
+        out = []
+        for d in range(node.outputs[0].ndim):
+            dims = [shp[d] for x, shp in zip(node.inputs, input_shapes)
+                    if not x.type.broadcastable[d]]
+            out.append(dims[0] if dims else 1)
+        return [tuple(out)]
+
+    def L_op(self, inputs, outputs, output_grads):
+        from .gradrules import elemwise_grad
+        return elemwise_grad(self, inputs, outputs, output_grads)
+
+
+def _broadcast_static_shapes(name: str, inputs) -> tuple:
+    shape = []
+    for d in range(inputs[0].ndim):
+        lengths = {x.type.shape[d] for x in inputs}
+        known = {s for s in lengths if s is not None and s != 1}
+        if len(known) > 1:
+            shapes = ", ".join(str(x.type.shape) for x in inputs)
+            raise graph_error(f"{name}: the inputs have static shapes {shapes}, which do not "
+                              f"broadcast in dimension {d}", ValueError)
+        if known:
+            shape.append(known.pop())
+        elif lengths == {1}:
+            shape.append(1)
+        else:
+            shape.append(None)
+    return tuple(shape)
+
+
+def _broadcast_checks(node: Apply) -> List[tuple]:
+    """(input index, dims that must equal the output's) for inputs that could be broadcast
+    wrongly at run time; empty when numpy's own broadcasting cannot go wrong."""
+    if node.outputs[0].ndim == 0 or len(node.inputs) == 1:
+        return []
+    checks = []
+    for i, x in enumerate(node.inputs):
+        dims = tuple(d for d, b in enumerate(x.type.broadcastable) if not b)
+        if dims:
+            checks.append((i, dims))
+    return checks
+
+
+def _check_runtime_broadcast(name, node, i, a_shape, out_shape, dims):
+    for d in dims:
+        if a_shape[d] != out_shape[d]:
+            var = node.inputs[i]
+            raise ValueError(
+                f"{name}: input {i} has shape {a_shape} but the result has shape {out_shape}; "
+                f"dimension {d} of input {i} ({var.type}) is not broadcastable, so it must have "
+                f"length {out_shape[d]}. If it is meant to broadcast, declare it so "
+                f"(T.addbroadcast(x, {d}), or a row/col type).")
+
+
+@lru_cache(maxsize=None)
+def _numpy_kernel(sop: S.ScalarOp, in_dtypes: tuple, out_dtype: str) -> Callable:
+    """The numpy call for ``sop`` on these dtypes, producing exactly ``out_dtype``."""
+    fn = sop.np_fn
+    want = np.dtype(out_dtype)
+    probes = [np.ones((1,), dtype=d) for d in in_dtypes]
+    natural = _probe(fn, probes)
+    if natural == want:
+        return fn
+    if isinstance(fn, np.ufunc):
+        def with_dtype(*args, _fn=fn, _t=want):
+            return _fn(*args, dtype=_t)
+        if _probe(with_dtype, probes) == want:
+            return with_dtype
+
+        if all(d in DISCRETE_DTYPES for d in in_dtypes) and want.kind in "fc":
+            def cast_in(*args, _fn=fn, _t=want):  # e.g. exp(int8): compute in float32
+                return _fn(*[np.asarray(a, dtype=_t) for a in args])
+            if _probe(cast_in, probes) == want:
+                return cast_in
+
+    def cast_out(*args, _fn=fn, _t=want):
+        return np.asarray(_fn(*args)).astype(_t, copy=False)
+    return cast_out
+
+
+def _probe(fn: Callable, args) -> Optional[np.dtype]:
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(*args)).dtype
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+
+
+# -- the tensor-level functions: one Elemwise per table row ----------------------------------------
+
+def _make(sop: S.ScalarOp) -> Elemwise:
+    return Elemwise(sop)
+
+
+ELEMWISE = {name: _make(sop) for name, sop in S.TABLE.items()}
+_CAST_ELEMWISE = {}
+
+
+def cast(x, dtype: str):
+    """Convert ``x`` to ``dtype`` (no node when it already has it)."""
+    from ..symbolic.types import ALL_DTYPES
+    x = as_tensor_variable(x)
+    dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
+    if dtype not in ALL_DTYPES:
+        raise graph_error(f"cast: unknown dtype {dtype!r}")
+    if x.dtype == dtype:
+        return x
+    if dtype not in _CAST_ELEMWISE:
+        _CAST_ELEMWISE[dtype] = Elemwise(S.cast_op(dtype))
+    return _CAST_ELEMWISE[dtype](x)
+
+
+def _floatx():
+    from ..config import config
+    return config.floatX

@@ -1,0 +1,197 @@
+"""``T.nnet``: activations, softmax, log_softmax and the crossentropies.
+
+Softmax and log_softmax are ops of their own, computed stably (the row maximum is subtracted
+first) with gradients written in terms of their outputs. Crossentropy with integer labels is an
+op that checks, at run time, that there is one label per row and each names a class.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..symbolic.graph import Apply
+from ..symbolic.types import FLOAT_DTYPES, INT_DTYPES, UINT_DTYPES, TensorType
+from .base import Op, as_tensor_variable, graph_error
+from .elemwise import ELEMWISE as E, cast
+from .reduce import normalize_axis, sum as sum_
+
+sigmoid = E["sigmoid"]
+softplus = E["softplus"]
+
+
+def relu(x, alpha=0):
+    """max(x, 0), or a leaky ReLU ``x if x > 0 else alpha * x`` for ``alpha != 0``."""
+    x = as_tensor_variable(x)
+    if alpha == 0:
+        return E["maximum"](x, cast(0, x.dtype))
+    return E["switch"](E["gt"](x, 0), x, alpha * x)
+
+
+def elu(x, alpha=1.0):
+    x = as_tensor_variable(x)
+    return E["switch"](E["gt"](x, 0), x, alpha * E["expm1"](x))
+
+
+def hard_sigmoid(x):
+    x = as_tensor_variable(x)
+    return E["clip"](x * 0.2 + 0.5, 0, 1)
+
+
+ultra_fast_sigmoid = sigmoid
+
+
+def _float_input(x, name):
+    x = as_tensor_variable(x)
+    if x.dtype not in FLOAT_DTYPES:
+        x = cast(x, "float64" if x.dtype in ("int32", "int64", "uint32", "uint64") else
+                 "float32")
+    if x.ndim == 0:
+        raise graph_error(f"{name} needs at least one dimension, got {x.type}")
+    return x
+
+
+class Softmax(Op):
+    """exp(x) / sum(exp(x)) along ``axis``, computed with the maximum subtracted."""
+
+    __props__ = ("axis", "log")
+
+    def __init__(self, axis: int, log: bool = False):
+        self.axis, self.log = axis, log
+
+    def __str__(self) -> str:
+        return f"{'LogSoftmax' if self.log else 'Softmax'}{{axis={self.axis}}}"
+
+    def make_node(self, x) -> Apply:
+        x = _float_input(x, "log_softmax" if self.log else "softmax")
+        return Apply(self, [x], [TensorType(x.dtype, shape=x.type.shape)()])
+
+    def impl(self, node):
+        axis, log = self.axis, self.log
+
+        def run(a):
+            if a.size == 0:
+                return a.copy()
+            shifted = a - a.max(axis=axis, keepdims=True)
+            e = np.exp(shifted)
+            s = e.sum(axis=axis, keepdims=True)
+            if log:
+                return shifted - np.log(s)
+            e /= s
+            return e
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0]]
+
+    def L_op(self, inputs, outputs, grads):
+        (z,), (g,) = outputs, grads
+        if self.log:
+            return [g - E["exp"](z) * sum_(g, axis=self.axis, keepdims=True)]
+        return [z * (g - sum_(g * z, axis=self.axis, keepdims=True))]
+
+    def R_op(self, inputs, eval_points):
+        (x,), (ev,) = inputs, eval_points
+        if ev is None:
+            return [None]
+        z = self(x)
+        if self.log:
+            return [ev - sum_(E["exp"](z) * ev, axis=self.axis, keepdims=True)]
+        return [z * (ev - sum_(z * ev, axis=self.axis, keepdims=True))]
+
+
+def softmax(x, axis: int = -1):
+    x = _float_input(x, "softmax")
+    return Softmax(normalize_axis(x, axis, "softmax")[0])(x)
+
+
+def log_softmax(x, axis: int = -1):
+    x = _float_input(x, "log_softmax")
+    return Softmax(normalize_axis(x, axis, "log_softmax")[0], log=True)(x)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) computed stably."""
+    from .reduce import max as max_
+    x = as_tensor_variable(x)
+    m = max_(x, axis=axis, keepdims=True)
+    m_safe = E["switch"](E["isinf"](m), 0, m)
+    out = E["log"](sum_(E["exp"](x - m_safe), axis=axis, keepdims=True)) + m_safe
+    if not keepdims:
+        axes = normalize_axis(x, axis, "logsumexp")
+        out = out.dimshuffle([d for d in range(x.ndim) if d not in axes])
+    return out
+
+
+class CrossentropyCategorical1Hot(Op):
+    """-log(p[i, y[i]]) for each row i: crossentropy against integer class labels."""
+
+    def make_node(self, p, y) -> Apply:
+        p, y = as_tensor_variable(p), as_tensor_variable(y)
+        if p.ndim != 2:
+            raise graph_error(f"categorical_crossentropy: the predictions must be a matrix "
+                              f"(rows of class probabilities), got {p.type}")
+        if y.ndim != 1 or y.dtype not in INT_DTYPES + UINT_DTYPES:
+            raise graph_error(f"categorical_crossentropy: integer targets must be an int vector "
+                              f"with one class index per row, got {y.type}")
+        n_p, n_y = p.type.shape[0], y.type.shape[0]
+        if n_p is not None and n_y is not None and n_p != n_y:
+            raise graph_error(f"categorical_crossentropy: {n_p} rows of predictions but {n_y} "
+                              "targets", ValueError)
+        return Apply(self, [p, y], [TensorType(p.dtype, shape=(n_p if n_p else n_y,))()])
+
+    def impl(self, node):
+        def run(p, y):
+            if p.shape[0] != y.shape[0]:
+                raise ValueError(f"categorical_crossentropy: the predictions have {p.shape[0]} "
+                                 f"rows (shape {p.shape}) but there are {y.shape[0]} targets")
+            if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
+                bad = y[(y < 0) | (y >= p.shape[1])][0]
+                raise ValueError(f"categorical_crossentropy: target class {bad} is out of range "
+                                 f"for predictions with {p.shape[1]} classes")
+            return -np.log(p[np.arange(p.shape[0]), y])
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [(shapes[0][0],)]
+
+    def grad(self, inputs, grads):
+        from .shape import arange, shape, zeros_like
+        from .subtensor import inc_subtensor
+        p, y = inputs
+        g = grads[0]
+        rows = arange(shape(p)[0])
+        picked = p[rows, y]
+        gp = inc_subtensor(zeros_like(p)[rows, y], -g / picked)
+        return [gp, None]
+
+
+crossentropy_categorical_1hot = CrossentropyCategorical1Hot()
+
+
+def categorical_crossentropy(coding_dist, true_dist):
+    """Per-row crossentropy of predicted class probabilities against integer labels (an int
+    vector) or one-hot / soft targets (a matrix like the predictions)."""
+    p = as_tensor_variable(coding_dist)
+    t = as_tensor_variable(true_dist)
+    if t.ndim == p.ndim and t.dtype not in INT_DTYPES + UINT_DTYPES:
+        if p.ndim != 2:
+            raise graph_error(f"categorical_crossentropy: predictions must be a matrix, "
+                              f"got {p.type}")
+        for d in range(2):
+            a, b = p.type.shape[d], t.type.shape[d]
+            if a is not None and b is not None and a != b:
+                raise graph_error(f"categorical_crossentropy: predictions {p.type} and targets "
+                                  f"{t.type} differ in dimension {d}", ValueError)
+        return -sum_(t * E["log"](p), axis=1)
+    return crossentropy_categorical_1hot(p, t)
+
+
+def binary_crossentropy(output, target):
+    """-(t log(o) + (1 - t) log(1 - o)), elementwise."""
+    o, t = as_tensor_variable(output), as_tensor_variable(target)
+    return -(t * E["log"](o) + (1 - t) * E["log"](1 - o))
+
+
+def sigmoid_binary_crossentropy(output, target):
+    """binary_crossentropy(sigmoid(output), target), computed stably from the logits."""
+    o, t = as_tensor_variable(output), as_tensor_variable(target)
+    return softplus(-o) * t + softplus(o) * (1 - t)

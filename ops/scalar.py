@@ -1,0 +1,264 @@
+"""THE scalar table: one row per elementwise operation.
+
+A row gives everything about one scalar op: its numpy function, a C expression template (``{0}``,
+``{1}``... are the operands; the kernel renderers of the C and CUDA backends fill them), the
+output dtype rule, and the gradient rule. ``Elemwise`` (ops/elemwise.py) lifts a row to tensors,
+so broadcasting, shapes and the unbroadcasting of gradients are written once, not per row.
+
+A gradient rule gets the inputs, the output and the output gradient as tensor variables and
+returns one gradient per input, built with the public API; it ignores broadcasting.
+``None`` in a gradient list means "no gradient flows" (a piecewise-constant function).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..symbolic.types import COMPLEX_DTYPES, DISCRETE_DTYPES, FLOAT_DTYPES
+
+
+class _LazyTensor:
+    """``T`` for gradient rules: theon.tensor, imported when a rule first runs."""
+
+    def __getattr__(self, name):
+        from .. import tensor
+        return getattr(tensor, name)
+
+
+T = _LazyTensor()
+
+
+# -- output dtype rules ----------------------------------------------------------------------
+
+def upcast(*dtypes: str) -> str:
+    """numpy's array promotion (float32 with int8/int16 stays float32; with int32/64 -> float64)."""
+    return str(np.result_type(*[np.dtype(d) for d in dtypes]))
+
+
+def upcast_nobool(*dtypes: str) -> str:
+    """As ``upcast``, but arithmetic on booleans gives int8 (True + True == 2)."""
+    out = upcast(*dtypes)
+    return "int8" if out == "bool" else out
+
+
+def to_float(*dtypes: str) -> str:
+    """The upcast, moved to a float: small ints to float32, wide ints to float64 (Theano)."""
+    out = upcast(*dtypes)
+    if out in FLOAT_DTYPES or out in COMPLEX_DTYPES:
+        return out
+    return "float32" if out in ("bool", "int8", "uint8", "int16", "uint16") else "float64"
+
+
+def to_bool(*dtypes: str) -> str:
+    return "bool"
+
+
+def same_as_first(*dtypes: str) -> str:
+    return dtypes[0]
+
+
+def discrete_only(rule: Callable) -> Callable:
+    """For bitwise ops: refuse floats with a clear message."""
+    def check(*dtypes):
+        for d in dtypes:
+            if d not in DISCRETE_DTYPES:
+                raise TypeError(f"this operation needs integer or boolean inputs, not {d}")
+        return rule(*dtypes)
+    check.__name__ = rule.__name__
+    return check
+
+
+def real_only(rule: Callable) -> Callable:
+    def check(*dtypes):
+        for d in dtypes:
+            if d in COMPLEX_DTYPES:
+                raise TypeError(f"this operation is not defined for complex dtype {d}")
+        return rule(*dtypes)
+    check.__name__ = rule.__name__
+    return check
+
+
+def switch_rule(cond: str, a: str, b: str) -> str:
+    return upcast(a, b)
+
+
+# -- numpy implementations numpy does not provide directly ---------------------------------------
+
+def _sigmoid(x, dtype=None):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(e.dtype, copy=False)
+
+
+def _softplus(x):
+    return np.logaddexp(np.zeros((), dtype=x.dtype), x)
+
+
+_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x):
+    return _erf_vec(x) if np.size(x) else np.zeros(np.shape(x))
+
+
+def _round_half_away(x):
+    t = np.trunc(x)
+    return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0).astype(t.dtype)
+
+
+# -- the row type --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class ScalarOp:
+    """One elementwise operation; see the module docstring for the fields."""
+
+    name: str
+    nin: int
+    np_fn: Callable
+    c: str
+    out: Callable[..., str]
+    grad: Optional[Callable] = None
+    commutative: bool = False
+    associative: bool = False
+    params: Tuple = field(default=())  # extra identity (the target dtype of a cast)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ScalarOp) and (self.name, self.params) == (other.name,
+                                                                             other.params)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.params))
+
+    def output_dtype(self, *dtypes: str) -> str:
+        return self.out(*dtypes)
+
+
+TABLE: Dict[str, ScalarOp] = {}
+
+
+def row(name, nin, np_fn, c, out, grad=None, **flags) -> ScalarOp:
+    op = ScalarOp(name, nin, np_fn, c, out, grad, **flags)
+    TABLE[name] = op
+    return op
+
+
+def _zero(*_):
+    return None
+
+
+# -- the table ------------------------------------------------------------------------------------
+# Gradient rules: (inputs..., z, gz) -> [grad per input].
+
+add = row("add", 2, np.add, "({0} + {1})", upcast_nobool,
+          lambda x, y, z, g: [g, g], commutative=True, associative=True)
+sub = row("sub", 2, np.subtract, "({0} - {1})", upcast_nobool,
+          lambda x, y, z, g: [g, -g])
+mul = row("mul", 2, np.multiply, "({0} * {1})", upcast_nobool,
+          lambda x, y, z, g: [g * y, g * x], commutative=True, associative=True)
+true_div = row("true_div", 2, np.true_divide, "({0} / {1})", to_float,
+               lambda x, y, z, g: [g / y, -g * z / y])
+int_div = row("int_div", 2, np.floor_divide, "theon_floordiv({0}, {1})", real_only(upcast_nobool),
+              lambda x, y, z, g: [None, None])
+mod = row("mod", 2, np.mod, "theon_mod({0}, {1})", real_only(upcast_nobool),
+          lambda x, y, z, g: [g, -g * T.int_div(x, y)])
+pow = row("pow", 2, np.power, "pow({0}, {1})", upcast_nobool,
+          lambda x, y, z, g: [g * y * T.pow(x, y - 1), g * z * T.log(x)])
+neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda x, z, g: [-g])
+abs_ = row("abs", 1, np.abs, "theon_abs({0})", same_as_first, lambda x, z, g: [g * T.sgn(x)])
+sgn = row("sgn", 1, np.sign, "theon_sign({0})", real_only(upcast_nobool), _zero)
+exp = row("exp", 1, np.exp, "exp({0})", to_float, lambda x, z, g: [g * z])
+exp2 = row("exp2", 1, np.exp2, "exp2({0})", to_float, lambda x, z, g: [g * z * math.log(2.0)])
+log = row("log", 1, np.log, "log({0})", to_float, lambda x, z, g: [g / x])
+log2 = row("log2", 1, np.log2, "log2({0})", to_float,
+           lambda x, z, g: [g / (x * math.log(2.0))])
+log10 = row("log10", 1, np.log10, "log10({0})", to_float,
+            lambda x, z, g: [g / (x * math.log(10.0))])
+log1p = row("log1p", 1, np.log1p, "log1p({0})", to_float, lambda x, z, g: [g / (1 + x)])
+expm1 = row("expm1", 1, np.expm1, "expm1({0})", to_float, lambda x, z, g: [g * (z + 1)])
+sqrt = row("sqrt", 1, np.sqrt, "sqrt({0})", to_float, lambda x, z, g: [g * 0.5 / z])
+sqr = row("sqr", 1, np.square, "({0} * {0})", upcast_nobool, lambda x, z, g: [g * 2 * x])
+inv = row("inv", 1, np.reciprocal, "(1.0 / {0})", to_float, lambda x, z, g: [-g * z * z])
+sin = row("sin", 1, np.sin, "sin({0})", to_float, lambda x, z, g: [g * T.cos(x)])
+cos = row("cos", 1, np.cos, "cos({0})", to_float, lambda x, z, g: [-g * T.sin(x)])
+tan = row("tan", 1, np.tan, "tan({0})", to_float, lambda x, z, g: [g * (1 + z * z)])
+arcsin = row("arcsin", 1, np.arcsin, "asin({0})", to_float,
+             lambda x, z, g: [g / T.sqrt(1 - x * x)])
+arccos = row("arccos", 1, np.arccos, "acos({0})", to_float,
+             lambda x, z, g: [-g / T.sqrt(1 - x * x)])
+arctan = row("arctan", 1, np.arctan, "atan({0})", to_float, lambda x, z, g: [g / (1 + x * x)])
+arctan2 = row("arctan2", 2, np.arctan2, "atan2({0}, {1})", real_only(to_float),
+              lambda y, x, z, g: [g * x / (x * x + y * y), -g * y / (x * x + y * y)])
+sinh = row("sinh", 1, np.sinh, "sinh({0})", to_float, lambda x, z, g: [g * T.cosh(x)])
+cosh = row("cosh", 1, np.cosh, "cosh({0})", to_float, lambda x, z, g: [g * T.sinh(x)])
+tanh = row("tanh", 1, np.tanh, "tanh({0})", to_float, lambda x, z, g: [g * (1 - z * z)])
+arcsinh = row("arcsinh", 1, np.arcsinh, "asinh({0})", to_float,
+              lambda x, z, g: [g / T.sqrt(x * x + 1)])
+arccosh = row("arccosh", 1, np.arccosh, "acosh({0})", to_float,
+              lambda x, z, g: [g / T.sqrt(x * x - 1)])
+arctanh = row("arctanh", 1, np.arctanh, "atanh({0})", to_float,
+              lambda x, z, g: [g / (1 - x * x)])
+sigmoid = row("sigmoid", 1, _sigmoid, "theon_sigmoid({0})", real_only(to_float),
+              lambda x, z, g: [g * z * (1 - z)])
+softplus = row("softplus", 1, _softplus, "theon_softplus({0})", real_only(to_float),
+               lambda x, z, g: [g * T.sigmoid(x)])
+erf = row("erf", 1, _erf, "erf({0})", real_only(to_float),
+          lambda x, z, g: [g * (2.0 / math.sqrt(math.pi)) * T.exp(-x * x)])
+floor = row("floor", 1, np.floor, "floor({0})", real_only(to_float), _zero)
+ceil = row("ceil", 1, np.ceil, "ceil({0})", real_only(to_float), _zero)
+trunc = row("trunc", 1, np.trunc, "trunc({0})", real_only(to_float), _zero)
+round_half_to_even = row("round_half_to_even", 1, np.rint, "rint({0})", real_only(to_float), _zero)
+round_half_away_from_zero = row("round_half_away_from_zero", 1, _round_half_away, "round({0})",
+                                real_only(to_float), _zero)
+maximum = row("maximum", 2, np.maximum, "theon_max({0}, {1})", real_only(upcast),
+              lambda x, y, z, g: [g * T.eq(z, x), g * T.eq(z, y)], commutative=True,
+              associative=True)
+minimum = row("minimum", 2, np.minimum, "theon_min({0}, {1})", real_only(upcast),
+              lambda x, y, z, g: [g * T.eq(z, x), g * T.eq(z, y)], commutative=True,
+              associative=True)
+clip = row("clip", 3, np.clip, "theon_min(theon_max({0}, {1}), {2})", real_only(upcast),
+           lambda x, lo, hi, z, g: [g * T.ge(x, lo) * T.le(x, hi), g * T.lt(x, lo),
+                                    g * T.gt(x, hi)])
+eq = row("eq", 2, np.equal, "({0} == {1})", to_bool, _zero, commutative=True)
+neq = row("neq", 2, np.not_equal, "({0} != {1})", to_bool, _zero, commutative=True)
+lt = row("lt", 2, np.less, "({0} < {1})", real_only(to_bool), _zero)
+le = row("le", 2, np.less_equal, "({0} <= {1})", real_only(to_bool), _zero)
+gt = row("gt", 2, np.greater, "({0} > {1})", real_only(to_bool), _zero)
+ge = row("ge", 2, np.greater_equal, "({0} >= {1})", real_only(to_bool), _zero)
+isnan = row("isnan", 1, np.isnan, "isnan({0})", to_bool, _zero)
+isinf = row("isinf", 1, np.isinf, "isinf({0})", to_bool, _zero)
+and_ = row("and_", 2, np.bitwise_and, "({0} & {1})", discrete_only(upcast), _zero,
+           commutative=True, associative=True)
+or_ = row("or_", 2, np.bitwise_or, "({0} | {1})", discrete_only(upcast), _zero,
+          commutative=True, associative=True)
+xor = row("xor", 2, np.bitwise_xor, "({0} ^ {1})", discrete_only(upcast), _zero,
+          commutative=True, associative=True)
+invert = row("invert", 1, np.invert, "theon_invert({0})", discrete_only(upcast), _zero)
+switch = row("switch", 3, np.where, "({0} ? {1} : {2})", switch_rule,
+             lambda c, a, b, z, g: [None, T.switch(c, g, T.zeros_like(g)),
+                                    T.switch(c, T.zeros_like(g), g)])
+identity = row("identity", 1, np.copy, "{0}", same_as_first, lambda x, z, g: [g])
+
+_CASTS: Dict[str, ScalarOp] = {}
+
+
+def cast_op(dtype: str) -> ScalarOp:
+    """The scalar op converting to ``dtype`` (one per target dtype, made on demand)."""
+    if dtype not in _CASTS:
+        np_dtype = np.dtype(dtype)
+
+        def convert(x, _t=np_dtype):
+            return np.asarray(x).astype(_t)
+
+        def grad_rule(x, z, g):
+            if x.dtype in DISCRETE_DTYPES:
+                return [None]
+            return [T.cast(g, x.dtype)]
+
+        _CASTS[dtype] = ScalarOp(f"cast_{dtype}", 1, convert, f"(({{ctype:{dtype}}}){{0}})",
+                                 lambda *_: dtype, grad_rule, params=(dtype,))
+    return _CASTS[dtype]

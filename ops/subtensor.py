@@ -1,0 +1,353 @@
+"""Indexing: ``x[...]`` (basic and advanced), ``set_subtensor`` and ``inc_subtensor``.
+
+An index is described by a static ``spec`` (one entry per index item) plus the symbolic pieces,
+which become node inputs after ``x``. Entries:
+
+- ``("x",)``: a new axis (None);
+- ``("i", k)``: an integer, ``k`` a Python int or ``"$"`` for the next symbolic input;
+- ``("s", start, stop, step)``: a slice, each part None, a Python int or ``"$"``;
+- ``("a",)``: the next input is an integer or boolean index array (advanced indexing).
+
+Constant parts stay in the spec, so ``x[0, 1:3]`` has no inputs besides ``x`` and a static shape.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from ..symbolic.graph import Apply, Constant, Variable
+from ..symbolic.types import DISCRETE_DTYPES, INT_DTYPES, UINT_DTYPES, TensorType
+from .base import Op, as_tensor_variable, graph_error
+
+_INTS = INT_DTYPES + UINT_DTYPES
+
+
+def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
+    """Turn a Python index into (spec, symbolic inputs); see the module docstring."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    spec, inputs = [], []
+
+    def piece(v, what):
+        if v is None:
+            return None
+        if isinstance(v, (bool, np.bool_)):
+            raise graph_error(f"{what} may not be a boolean", IndexError)
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if isinstance(v, Constant) and v.ndim == 0 and v.dtype in _INTS:
+            return int(v.data)
+        v = as_tensor_variable(v)
+        if v.ndim != 0 or v.dtype not in _INTS:
+            raise graph_error(f"{what} must be an integer scalar, got {v.type}", TypeError)
+        inputs.append(v)
+        return "$"
+
+    n_ellipsis = sum(1 for i in index if i is Ellipsis)
+    if n_ellipsis > 1:
+        raise graph_error("an index can only have a single ellipsis ('...')", IndexError)
+    consumed = sum(_dims_consumed(i) for i in index if i is not Ellipsis)
+    for item in index:
+        if item is Ellipsis:
+            spec.extend([("s", None, None, None)] * max(x.ndim - consumed, 0))
+        elif item is None:
+            spec.append(("x",))
+        elif isinstance(item, slice):
+            spec.append(("s", piece(item.start, "a slice start"),
+                         piece(item.stop, "a slice stop"), piece(item.step, "a slice step")))
+        elif _is_array_index(item):
+            arr = as_tensor_variable(item)
+            if arr.dtype not in DISCRETE_DTYPES:
+                raise graph_error(f"index arrays must hold integers or booleans, got {arr.type}",
+                                  IndexError)
+            inputs.append(arr)
+            spec.append(("a",))
+        else:
+            spec.append(("i", piece(item, "an index")))
+    if consumed > x.ndim:
+        raise graph_error(f"too many indices ({consumed}) for {x.type} with {x.ndim} "
+                          "dimensions", IndexError)
+    return tuple(spec), inputs
+
+
+def _is_array_index(item) -> bool:
+    if isinstance(item, Variable):
+        return item.ndim > 0 or item.dtype == "bool"
+    if isinstance(item, (list, np.ndarray)):
+        return True
+    return False
+
+
+def _dims_consumed(item) -> int:
+    if item is None:
+        return 0
+    if isinstance(item, Variable) and item.dtype == "bool":
+        return max(item.ndim, 1)
+    if isinstance(item, np.ndarray) and item.dtype == bool:
+        return max(item.ndim, 1)
+    return 1
+
+
+def _is_advanced(spec) -> bool:
+    return any(e[0] == "a" for e in spec)
+
+
+def _index_builder(spec):
+    """A function (dynamic values...) -> numpy index tuple, and whether it is constant."""
+    static = []
+    dynamic = False
+    for e in spec:
+        if e[0] == "x":
+            static.append(None)
+        elif e[0] == "i":
+            dynamic |= e[1] == "$"
+            static.append(e[1])
+        elif e[0] == "s":
+            dynamic |= "$" in e[1:]
+            static.append(slice(*e[1:]))
+        else:
+            dynamic = True
+            static.append("$")
+    if not dynamic:
+        const = tuple(static)
+        return (lambda: const), True
+
+    def build(*vals):
+        it = iter(vals)
+        out = []
+        for e in spec:
+            kind = e[0]
+            if kind == "x":
+                out.append(None)
+            elif kind == "i":
+                out.append(int(next(it)) if e[1] == "$" else e[1])
+            elif kind == "s":
+                out.append(slice(*[int(next(it)) if p == "$" else p for p in e[1:]]))
+            else:
+                out.append(next(it))
+        return tuple(out)
+    return build, False
+
+
+def _out_shape(x, spec, inputs) -> tuple:
+    """Static shape of ``x[index]`` following numpy's rules."""
+    arrays = iter([v for v in inputs if v.ndim > 0 or v.dtype == "bool"])
+    shape, dim = [], 0
+    adv_dims: List[tuple] = []  # static shapes of advanced indices (broadcast together)
+    adv_pos, adv_positions = None, []
+    for e in spec:
+        kind = e[0]
+        if kind == "x":
+            shape.append(1)
+        elif kind == "i":
+            if _is_advanced(spec):
+                adv_positions.append(len(shape))
+                adv_pos = len(shape) if adv_pos is None else adv_pos
+                adv_dims.append(())
+            dim += 1
+        elif kind == "s":
+            n = x.type.shape[dim]
+            if n is not None and "$" not in e[1:]:
+                shape.append(len(range(*slice(*e[1:]).indices(n))))
+            else:
+                shape.append(None)
+            dim += 1
+        else:
+            arr = next(arrays)
+            adv_positions.append(len(shape))
+            adv_pos = len(shape) if adv_pos is None else adv_pos
+            if arr.dtype == "bool":
+                adv_dims.append((None,))
+                dim += max(arr.ndim, 1)
+            else:
+                adv_dims.append(arr.type.shape)
+                dim += 1
+    shape.extend(x.type.shape[dim:])
+    if adv_dims:
+        bshape = _broadcast_shapes(adv_dims)
+        adjacent = all(p == adv_positions[0] for p in adv_positions)
+        at = adv_pos if adjacent else 0
+        shape[at:at] = bshape
+    return tuple(shape)
+
+
+def _broadcast_shapes(shapes) -> tuple:
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for d in range(ndim):
+        lengths = {s[d - ndim + len(s)] for s in shapes if d - ndim + len(s) >= 0}
+        known = {n for n in lengths if n not in (None, 1)}
+        if len(known) > 1:
+            raise graph_error(f"index arrays with static shapes {shapes} do not broadcast",
+                              IndexError)
+        out.append(known.pop() if known else (1 if lengths == {1} else None))
+    return tuple(out)
+
+
+class Subtensor(Op):
+    """``x[index]``; basic indexing returns a view, advanced indexing a copy."""
+
+    __props__ = ("spec",)
+
+    def __init__(self, spec: tuple):
+        self.spec = spec
+        self.view_map = {} if _is_advanced(spec) else {0: [0]}
+
+    def __str__(self) -> str:
+        return f"{'Advanced' if _is_advanced(self.spec) else ''}Subtensor{{{_spec_str(self.spec)}}}"
+
+    def make_node(self, x, *inputs) -> Apply:
+        x = as_tensor_variable(x)
+        inputs = [as_tensor_variable(i) for i in inputs]
+        shape = _out_shape(x, self.spec, inputs)
+        return Apply(self, [x] + inputs, [TensorType(x.dtype, shape=shape)()])
+
+    def impl(self, node):
+        build, is_const = _index_builder(self.spec)
+        if is_const:
+            idx = build()
+            return lambda a: a[idx]
+        return lambda a, *vals: a[build(*vals)]
+
+    def infer_shape(self, fgraph, node, shapes):
+        from .shape import shape as shape_of
+        out_type = node.outputs[0].type
+        if all(s is not None for s in out_type.shape):
+            return [out_type.shape]
+        return [tuple(shape_of(node.outputs[0])[i] for i in range(out_type.ndim))]
+
+    def grad(self, inputs, grads):
+        from .shape import zeros_like
+        x, g = inputs[0], grads[0]
+        gx = IncSubtensor(self.spec, False)(zeros_like(x), g, *inputs[1:])
+        return [gx] + [None] * (len(inputs) - 1)
+
+    def R_op(self, inputs, eval_points):
+        if eval_points[0] is None:
+            return [None]
+        return [self(eval_points[0], *inputs[1:])]
+
+
+class IncSubtensor(Op):
+    """A copy of ``x`` with ``x[index]`` set to (or incremented by) ``y``.
+
+    Increments accumulate over repeated advanced indices (``numpy.add.at``)."""
+
+    __props__ = ("spec", "set_instead_of_inc")
+
+    def __init__(self, spec: tuple, set_instead_of_inc: bool):
+        self.spec = spec
+        self.set_instead_of_inc = bool(set_instead_of_inc)
+
+    def __str__(self) -> str:
+        kind = "Set" if self.set_instead_of_inc else "Inc"
+        adv = "Advanced" if _is_advanced(self.spec) else ""
+        return f"{adv}{kind}Subtensor{{{_spec_str(self.spec)}}}"
+
+    def make_node(self, x, y, *inputs) -> Apply:
+        x = as_tensor_variable(x)
+        y = as_tensor_variable(y)
+        inputs = [as_tensor_variable(i) for i in inputs]
+        target = _out_shape(x, self.spec, inputs)
+        if y.ndim > len(target):
+            raise graph_error(f"{'set' if self.set_instead_of_inc else 'inc'}_subtensor: the "
+                              f"value {y.type} has more dimensions than x[index] "
+                              f"({len(target)})", ValueError)
+        if y.dtype != x.dtype:
+            if not np.can_cast(y.dtype, x.dtype, "same_kind") and not (
+                    y.dtype in DISCRETE_DTYPES):
+                raise graph_error(f"cannot put values of dtype {y.dtype} into {x.type} "
+                                  f"without losing precision; cast them first")
+            from .elemwise import cast
+            y = cast(y, x.dtype)
+        return Apply(self, [x, y] + inputs, [TensorType(x.dtype, shape=x.type.shape)()])
+
+    def impl(self, node):
+        build, _ = _index_builder(self.spec)
+        advanced = _is_advanced(self.spec)
+        setting = self.set_instead_of_inc
+
+        def run(a, y, *vals):
+            out = a.copy()
+            idx = build(*vals)
+            if setting:
+                out[idx] = y
+            elif advanced:
+                np.add.at(out, idx, y)
+            else:
+                out[idx] += y
+            return out
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0]]
+
+    def grad(self, inputs, grads):
+        from .reduce import sum as sum_
+        from .shape import patternbroadcast
+        x, y, rest = inputs[0], inputs[1], inputs[2:]
+        g = grads[0]
+        gx = IncSubtensor(self.spec, True)(g, 0, *rest) if self.set_instead_of_inc else g
+        gy = Subtensor(self.spec)(g, *rest)
+        lead = gy.ndim - y.ndim
+        axes = list(range(lead)) + [lead + d for d, b in enumerate(y.broadcastable)
+                                    if b and not gy.broadcastable[lead + d]]
+        if axes:
+            gy = sum_(gy, axis=axes, keepdims=True)
+            if lead:
+                gy = gy.dimshuffle(list(range(lead, gy.ndim)))
+        return [gx, patternbroadcast(gy, y.broadcastable)] + [None] * len(rest)
+
+
+def _spec_str(spec) -> str:
+    parts = []
+    for e in spec:
+        if e[0] == "x":
+            parts.append("newaxis")
+        elif e[0] == "i":
+            parts.append("int" if e[1] == "$" else str(e[1]))
+        elif e[0] == "s":
+            parts.append(":".join("" if p is None else ("int" if p == "$" else str(p))
+                                  for p in e[1:]).rstrip(":") or ":")
+        else:
+            parts.append("array")
+    return ", ".join(parts)
+
+
+def subtensor(x, index):
+    """``x[index]`` as a graph node (what ``TensorVariable.__getitem__`` calls)."""
+    x = as_tensor_variable(x)
+    spec, inputs = parse_index(x, index)
+    if all(e == ("s", None, None, None) for e in spec) and len(spec) <= x.ndim:
+        return x
+    return Subtensor(spec)(x, *inputs)
+
+
+def _inc_or_set(target, y, setting: bool, name: str):
+    node = getattr(target, "owner", None)
+    if node is None or not isinstance(node.op, Subtensor):
+        raise graph_error(f"{name}: the first argument must be an indexed tensor such as x[i] "
+                          f"or x[1:3], got {target!r}")
+    return IncSubtensor(node.op.spec, setting)(node.inputs[0], y, *node.inputs[1:])
+
+
+def set_subtensor(x_indexed, y, inplace: bool = False, tolerate_inplace_aliasing: bool = False):
+    """A copy of the tensor that ``x_indexed`` indexes, with that part replaced by ``y``."""
+    return _inc_or_set(x_indexed, y, True, "set_subtensor")
+
+
+def inc_subtensor(x_indexed, y, inplace: bool = False, set_instead_of_inc: bool = False,
+                  tolerate_inplace_aliasing: bool = False):
+    """A copy of the tensor that ``x_indexed`` indexes, with ``y`` added to that part."""
+    return _inc_or_set(x_indexed, y, set_instead_of_inc, "inc_subtensor")
+
+
+def take(a, indices, axis=None):
+    """``numpy.take`` along one axis."""
+    a = as_tensor_variable(a)
+    if axis is None:
+        return a.flatten()[indices]
+    axis = axis % a.ndim
+    return a[(slice(None),) * axis + (as_tensor_variable(indices),)]
+

@@ -1,0 +1,1 @@
+"""Loops (``scan``): not yet implemented; see the project's issues."""

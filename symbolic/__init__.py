@@ -1,0 +1,1 @@
+"""The symbolic layer: types, variables, Apply nodes, shared variables, graph walks."""

@@ -1,0 +1,74 @@
+"""Shared variables: named values that live between calls and that many functions read and update.
+
+The value sits in a one-element list (the container) that compiled functions hold directly, so a
+call reads it and writes updates without a lookup.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .graph import TensorVariable
+from .trace import Trace
+from .types import TensorType
+
+
+class SharedVariable(TensorVariable):
+    """A root variable whose value is stored with it (Theano's ``shared``)."""
+
+    def __init__(self, type: TensorType, value: Any, name: Optional[str] = None,
+                 borrow: bool = False, trace: Optional[Trace] = None):
+        super().__init__(type, name=name, trace=trace)
+        self.container = [None]
+        self.default_update = None
+        self.set_value(value, borrow=borrow)
+
+    def get_value(self, borrow: bool = False, return_internal_type: bool = False):
+        """The current value; a copy unless ``borrow`` (then the caller must not modify it)."""
+        value = self.container[0]
+        return value if borrow or return_internal_type else value.copy()
+
+    def set_value(self, value: Any, borrow: bool = False) -> None:
+        """Replace the value, checked against the variable's type (dtype and ndim are fixed)."""
+        arr = self.type.filter(value, var=self)
+        if arr is value and not borrow:
+            arr = arr.copy()
+        self.container[0] = arr
+
+    @property
+    def value(self):
+        return self.container[0]
+
+    def clone(self) -> "SharedVariable":
+        # A clone of a shared variable is the same storage under a new node, as in Theano.
+        twin = SharedVariable.__new__(SharedVariable)
+        TensorVariable.__init__(twin, self.type, name=self.name, trace=self.trace)
+        twin.container = self.container
+        twin.default_update = self.default_update
+        return twin
+
+    def __repr__(self) -> str:
+        return self.name or f"<shared {self.type}>"
+
+
+def shared(value: Any, name: Optional[str] = None, strict: bool = False,
+           allow_downcast: Optional[bool] = None, borrow: bool = False,
+           shape=None, broadcastable=None) -> SharedVariable:
+    """Make a shared variable holding ``value`` (copied unless ``borrow``).
+
+    Its type takes dtype and ndim from the value; no dimension is broadcastable unless
+    ``broadcastable`` (or a static ``shape``) says so, so later values may change shape.
+    """
+    if isinstance(value, (SharedVariable,)) or hasattr(value, "owner"):
+        raise TypeError(f"shared() takes a value (an array or number), not the symbolic "
+                        f"variable {value!r}")
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind in "USVM":
+        raise TypeError(f"shared() needs numeric data; got {type(value).__name__} of dtype "
+                        f"{arr.dtype}")
+    if shape is None:
+        shape = (None,) * arr.ndim if broadcastable is None else [1 if b else None
+                                                                   for b in broadcastable]
+    ttype = TensorType(str(arr.dtype), shape=shape)
+    return SharedVariable(ttype, arr, name=name, borrow=borrow or arr is not value)

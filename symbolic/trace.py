@@ -1,0 +1,51 @@
+"""Where in the user's code a variable was made, captured cheaply, and error formatting.
+
+Only the innermost frame outside the theon package is kept (file, line, function): no full
+traceback, so building a graph of 100,000 nodes stays fast. The source line is read lazily, when
+an error message is written.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_TESTS_DIR = _PKG_DIR + "tests" + os.sep
+_EXAMPLES = (_PKG_DIR + "examples" + os.sep, _PKG_DIR + "benchmarks" + os.sep)
+
+Trace = tuple  # (filename, lineno, function name) or ()
+
+
+def _is_internal(filename: str) -> bool:
+    return (filename.startswith(_PKG_DIR) and not filename.startswith(_TESTS_DIR)
+            and not filename.startswith(_EXAMPLES))
+
+
+def user_trace() -> Trace:
+    """Return (file, line, function) of the innermost caller outside theon itself."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if not _is_internal(code.co_filename):
+            return (code.co_filename, frame.f_lineno, code.co_name)
+        frame = frame.f_back
+    return ()
+
+
+def format_trace(trace: Trace) -> str:
+    """'file:line (in func): source' for a trace, or a placeholder when none was recorded."""
+    if not trace:
+        return "<unknown location>"
+    filename, lineno, func = trace
+    src = linecache.getline(filename, lineno).strip()
+    where = f"{filename}:{lineno}"
+    if func and func != "<module>":
+        where += f" (in {func})"
+    return f"{where}: {src}" if src else where
+
+
+def describe(var) -> str:
+    """A one-line description of a variable for error messages: name, type, and birthplace."""
+    name = getattr(var, "name", None) or repr(var)
+    return f"{name!s} ({var.type}) created at {format_trace(getattr(var, 'trace', ()))}"

@@ -1,0 +1,160 @@
+"""Types: what a variable may hold (dtype plus broadcastable pattern, with an optional static shape).
+
+Two ``TensorType`` are equal when dtype and static shape agree; ``broadcastable`` is derived from
+the static shape (a dimension of known length 1 broadcasts), as in PyTensor, and the Theano
+spelling ``TensorType(dtype, broadcastable)`` is accepted.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .trace import describe
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+COMPLEX_DTYPES = ("complex64", "complex128")
+INT_DTYPES = ("int8", "int16", "int32", "int64")
+UINT_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+DISCRETE_DTYPES = ("bool",) + INT_DTYPES + UINT_DTYPES
+ALL_DTYPES = DISCRETE_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
+
+_NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
+
+
+class Type:
+    """Base class of variable types; a type can make variables and check values."""
+
+    def __call__(self, name: Optional[str] = None):
+        from .graph import TensorVariable  # local: graph imports types
+        return TensorVariable(self, name=name)
+
+
+class TensorType(Type):
+    """An n-dimensional array type: dtype and, per dimension, a static length or None."""
+
+    __slots__ = ("dtype", "shape", "broadcastable", "ndim", "_np_dtype", "_hash")
+
+    def __init__(self, dtype: str, broadcastable: Optional[Sequence[bool]] = None,
+                 shape: Optional[Sequence[Optional[int]]] = None):
+        dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
+        if dtype not in ALL_DTYPES:
+            raise TypeError(f"Unsupported dtype {dtype!r}; theon supports {', '.join(ALL_DTYPES)}")
+        if shape is None:
+            if broadcastable is None:
+                raise TypeError("TensorType needs a broadcastable pattern or a static shape")
+            shape = tuple(1 if b else None for b in broadcastable)
+        else:
+            shape = tuple(None if s is None else int(s) for s in shape)
+            if broadcastable is not None:
+                if len(broadcastable) != len(shape):
+                    raise TypeError("broadcastable and shape must have the same length")
+                shape = tuple(1 if b else s for b, s in zip(broadcastable, shape))
+        if any(s is not None and s < 0 for s in shape):
+            raise ValueError(f"static shape {shape} has a negative length")
+        self.dtype = dtype
+        self.shape = shape
+        self.broadcastable = tuple(s == 1 for s in shape)
+        self.ndim = len(shape)
+        self._np_dtype = np.dtype(dtype)
+        self._hash = hash((TensorType, dtype, shape))
+
+    # -- identity -------------------------------------------------------------------------
+    def __eq__(self, other: Any) -> bool:
+        return (type(other) is TensorType and other.dtype == self.dtype
+                and other.shape == self.shape)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        kind = _NDIM_NAMES.get(self.ndim, f"{self.ndim}d")
+        if any(s is not None for s in self.shape):
+            dims = ", ".join("?" if s is None else str(s) for s in self.shape)
+            return f"TensorType({self.dtype}, {kind}, shape=({dims}{',' if self.ndim == 1 else ''}))"
+        return f"TensorType({self.dtype}, {kind})"
+
+    __str__ = __repr__
+
+    def clone(self, dtype: Optional[str] = None, shape=None, broadcastable=None) -> "TensorType":
+        """A copy with some fields changed."""
+        if broadcastable is not None and shape is None:
+            shape = tuple(1 if b else None for b in broadcastable)
+        return TensorType(dtype or self.dtype, shape=self.shape if shape is None else shape)
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return self._np_dtype
+
+    def is_super(self, other: "TensorType") -> bool:
+        """True when every value of ``other`` is also a value of this type."""
+        return (isinstance(other, TensorType) and other.dtype == self.dtype
+                and other.ndim == self.ndim
+                and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
+
+    # -- values ---------------------------------------------------------------------------
+    def filter(self, data: Any, strict: bool = False, allow_downcast: Optional[bool] = None,
+               var=None) -> np.ndarray:
+        """Return ``data`` as an ndarray of this type, or raise a TypeError saying why not.
+
+        Casts that lose precision are refused unless ``allow_downcast`` is true; with the default
+        None, Python scalars and lists may be cast to this dtype when their values survive.
+        ``var`` names the receiving variable in the message.
+        """
+        who = f"input {describe(var)}" if var is not None else f"a variable of type {self}"
+        if isinstance(data, np.ndarray) and data.dtype == self._np_dtype:
+            arr = data
+        elif strict:
+            raise TypeError(f"{who} expects {self}; got {_value_desc(data)} (strict=True)")
+        else:
+            arr = _cast(data, self._np_dtype, allow_downcast, who, self)
+        if arr.ndim != self.ndim:
+            raise TypeError(f"{who} expects a {self.ndim}-d array ({self}); got "
+                            f"{_value_desc(arr)}")
+        for d, (want, got) in enumerate(zip(self.shape, arr.shape)):
+            if want is not None and want != got:
+                raise ValueError(f"{who} has static shape {self.shape}; got an array of shape "
+                                 f"{arr.shape} (dimension {d} has length {got}, not {want})")
+        return arr
+
+    def value_zeros(self, shape) -> np.ndarray:
+        return np.zeros(shape, dtype=self._np_dtype)
+
+
+def _value_desc(data: Any) -> str:
+    if isinstance(data, np.ndarray):
+        return f"an array of dtype {data.dtype} and shape {data.shape}"
+    return f"{type(data).__name__} {data!r}"[:200]
+
+
+def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: str,
+          ttype: TensorType) -> np.ndarray:
+    if allow_downcast:
+        try:
+            return np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{who} could not convert {_value_desc(data)}: {err}") from None
+    try:
+        arr = np.asarray(data)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{who} expects {ttype}; could not read {_value_desc(data)} as an "
+                        f"array: {err}") from None
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TypeError(f"{who} expects {ttype}; got {_value_desc(data)}, which is not numeric")
+    if np.can_cast(arr.dtype, dtype, "safe"):
+        return arr.astype(dtype, copy=False)
+    is_python = not isinstance(data, (np.ndarray, np.generic))
+    if allow_downcast is None and is_python:
+        converted = arr.astype(dtype)
+        # Python floats may become floatX-sized floats; other values must survive the cast.
+        if (arr.dtype.kind == "f" and dtype.kind == "f") or np.array_equal(converted, arr):
+            return converted
+    hint = (f"Cast the data first (value.astype('{dtype}')), or pass allow_input_downcast=True "
+            f"to function()")
+    raise TypeError(f"{who} expects {ttype}; got {_value_desc(data)}, and casting "
+                    f"{arr.dtype} to {dtype} may lose precision. {hint}.")
+
+
+def _floatx() -> str:
+    from ..config import config
+    return config.floatX

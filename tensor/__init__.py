@@ -1,0 +1,140 @@
+"""``theon.tensor`` (``import theon.tensor as T``): Theano's tensor namespace.
+
+Re-exports only: each operation is defined once, in ``theon/ops``. This module adds the variable
+constructors (``T.matrix``, ``T.fvector``, ``T.matrices('a', 'b')``...).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from ..config import config
+from ..ops.base import as_tensor_variable, constant, get_scalar_constant_value, NotConstantError
+from ..ops.blas import batched_dot, dot, matmul, outer, tensordot
+from ..ops.elemwise import ELEMWISE as _E, Elemwise, cast
+from ..ops.reduce import (all, any, argmax, argmin, cumprod, cumsum, max, max_and_argmax, mean,
+                          min, prod, std, sum, var)
+from ..ops.shape import (addbroadcast, alloc, arange, concatenate, dimshuffle, eye, fill,
+                         flatten, identity_like, join, ones, ones_like, patternbroadcast, repeat,
+                         reshape, shape, shape_padaxis, shape_padleft, shape_padright, split,
+                         squeeze, stack, tile, transpose, unbroadcast, zeros, zeros_like)
+from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
+from ..symbolic.graph import Constant as TensorConstant, TensorVariable, Variable
+from ..symbolic.shared import SharedVariable as TensorSharedVariable
+from ..symbolic.types import TensorType
+from . import nnet
+
+as_tensor = as_tensor_variable
+second = fill
+
+# -- elementwise functions: one per row of ops/scalar.py ------------------------------------------
+add, sub, mul, true_div, int_div, mod, pow = (_E[n] for n in (
+    "add", "sub", "mul", "true_div", "int_div", "mod", "pow"))
+neg, abs_, sgn, exp, exp2, log, log2, log10, log1p, expm1 = (_E[n] for n in (
+    "neg", "abs", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1"))
+sqrt, sqr, inv, sin, cos, tan, arcsin, arccos, arctan, arctan2 = (_E[n] for n in (
+    "sqrt", "sqr", "inv", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2"))
+sinh, cosh, tanh, arcsinh, arccosh, arctanh = (_E[n] for n in (
+    "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh"))
+sigmoid, softplus, erf, floor, ceil, trunc = (_E[n] for n in (
+    "sigmoid", "softplus", "erf", "floor", "ceil", "trunc"))
+round_half_to_even, round_half_away_from_zero = (_E[n] for n in (
+    "round_half_to_even", "round_half_away_from_zero"))
+maximum, minimum, clip = _E["maximum"], _E["minimum"], _E["clip"]
+eq, neq, lt, le, gt, ge, isnan, isinf = (_E[n] for n in (
+    "eq", "neq", "lt", "le", "gt", "ge", "isnan", "isinf"))
+and_, or_, xor, invert = _E["and_"], _E["or_"], _E["xor"], _E["invert"]
+bitwise_and, bitwise_or, bitwise_xor, bitwise_not = and_, or_, xor, invert
+switch = _E["switch"]
+tensor_copy_op = _E["identity"]
+abs = abs_  # noqa: A001 - Theano's spelling T.abs
+floor_div = int_div
+div = true_div
+reciprocal = inv
+
+
+def where(condition, x, y):
+    """``switch``: pick from ``x`` where ``condition`` holds, else from ``y`` (both computed)."""
+    return switch(condition, x, y)
+
+
+def round(a, mode: Optional[str] = None):  # noqa: A001
+    """Round to the nearest integer; ties to even by default, as numpy does."""
+    mode = mode or "half_to_even"
+    if mode == "half_to_even":
+        return round_half_to_even(a)
+    if mode == "half_away_from_zero":
+        return round_half_away_from_zero(a)
+    raise ValueError(f"round: mode must be 'half_to_even' or 'half_away_from_zero', got {mode!r}")
+
+
+def tensor_copy(x, name=None):
+    out = tensor_copy_op(x)
+    out.name = name
+    return out
+
+
+def square(x):
+    return sqr(x)
+
+
+# -- constructors -----------------------------------------------------------------------------------
+_PREFIX = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32",
+           "d": "float64", "c": "complex64", "z": "complex128"}
+_KINDS = {"scalar": (), "vector": (False,), "matrix": (False, False), "row": (True, False),
+          "col": (False, True), "tensor3": (False,) * 3, "tensor4": (False,) * 4,
+          "tensor5": (False,) * 5}
+
+
+def tensor(dtype=None, broadcastable=None, name: Optional[str] = None, shape=None):
+    """A tensor variable: ``T.tensor('float32', (False, True))`` (Theano) or
+    ``T.tensor(dtype='float32', shape=(None, 1))`` (PyTensor)."""
+    if isinstance(dtype, str) and dtype not in _dtypes() and broadcastable is None \
+            and shape is not None:
+        dtype, name = None, dtype  # PyTensor's tensor(name, dtype=..., shape=...)
+    if broadcastable is None and shape is None:
+        raise TypeError("T.tensor needs a broadcastable pattern or a shape")
+    return TensorType(dtype or config.floatX, broadcastable=broadcastable, shape=shape)(name)
+
+
+def _dtypes():
+    from ..symbolic.types import ALL_DTYPES
+    return ALL_DTYPES + ("floatX",)
+
+
+def _constructor(kind: str, fixed_dtype: Optional[str]):
+    pattern = _KINDS[kind]
+
+    def make(name: Optional[str] = None, dtype: Optional[str] = None, shape=None):
+        dt = fixed_dtype or dtype or config.floatX
+        if shape is not None:
+            return TensorType(dt, shape=shape)(name)
+        return TensorType(dt, broadcastable=pattern)(name)
+    make.__name__ = (fixed_dtype and [k for k, v in _PREFIX.items() if v == fixed_dtype][0]
+                     or "") + kind
+    make.__doc__ = f"A symbolic {kind} of dtype {fixed_dtype or 'floatX (or dtype=)'}."
+    return make
+
+
+def _plural(single):
+    def many(*names) -> List[TensorVariable]:
+        if len(names) == 1 and isinstance(names[0], int):
+            return [single() for _ in range(names[0])]
+        if len(names) == 1 and isinstance(names[0], str) and (" " in names[0] or
+                                                               "," in names[0]):
+            names = [n for n in names[0].replace(",", " ").split() if n]
+        return [single(n) for n in names]
+    return many
+
+
+_PLURALS = {"scalar": "scalars", "vector": "vectors", "matrix": "matrices", "row": "rows",
+            "col": "cols", "tensor3": "tensor3s", "tensor4": "tensor4s", "tensor5": "tensor5s"}
+
+for _kind in _KINDS:
+    _f = _constructor(_kind, None)
+    globals()[_kind] = _f
+    globals()[_PLURALS[_kind]] = _plural(_f)
+    for _p, _dt in _PREFIX.items():
+        _g = _constructor(_kind, _dt)
+        globals()[_p + _kind] = _g
+        globals()[_p + _PLURALS[_kind]] = _plural(_g)
+del _kind, _f, _p, _dt, _g
