@@ -7,11 +7,12 @@ Declare symbolic variables, build an expression graph, compile it with ``functio
     x, y = T.matrices('x', 'y')
     f = theano.function([x, y], x + y)
 """
-from . import compile, printing, tensor  # noqa: F401
+from . import compile, gradient, printing, tensor  # noqa: F401
 from .compile.function import Function, MissingInputError, UnusedInputError, function
 from .compile.io import In, Out
 from .compile.mode import FAST_COMPILE, FAST_RUN, Mode
 from .config import config
+from .gradient import Lop, Rop, grad
 from .ops.base import Op, as_tensor_variable
 from .symbolic.graph import Apply, Constant, Variable, clone_replace
 from .symbolic.shared import SharedVariable, shared
@@ -29,5 +30,5 @@ def clone(output, replace=None, strict: bool = True, share_inputs: bool = True):
 
 
 __all__ = ["Apply", "Constant", "FAST_COMPILE", "FAST_RUN", "Function", "In", "MissingInputError",
-           "Mode", "Op", "Out", "SharedVariable", "TensorType", "UnusedInputError", "Variable",
+           "Mode", "Op", "Out", "Lop", "Rop", "grad", "gradient", "SharedVariable", "TensorType", "UnusedInputError", "Variable",
            "as_tensor_variable", "clone", "config", "function", "printing", "shared", "tensor"]

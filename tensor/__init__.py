@@ -22,6 +22,8 @@ from ..symbolic.graph import Constant as TensorConstant, TensorVariable, Variabl
 from ..symbolic.shared import SharedVariable as TensorSharedVariable
 from ..symbolic.types import TensorType
 from . import nnet
+from ..gradient import (Lop, Rop, consider_constant, disconnected_grad, grad,  # noqa: F401
+                        grad_clip, grad_scale, hessian, jacobian, verify_grad, zero_grad)
 
 as_tensor = as_tensor_variable
 second = fill

@@ -1,0 +1,101 @@
+"""``jacobian`` and ``hessian``, from one Lop graph evaluated once per output element.
+
+The Lop graph ``u -> u . d expr / d wrt`` is built once; a ``MapRows`` node runs it for every
+row of the identity matrix and stacks the results. The graph stays O(size of the Lop graph)
+whatever the size of ``expr``; the loop runs at call time (scan will take this role later).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+
+from ..ops.base import Op, as_tensor_variable
+from ..ops.shape import concatenate, eye, reshape, shape
+from ..symbolic.graph import Apply, Constant, Variable, graph_inputs
+from ..symbolic.shared import SharedVariable
+from ..symbolic.types import TensorType
+from .reverse import Lop, grad
+
+
+class MapRows(Op):
+    """out[i] = inner(rows[i], *free): an inner graph mapped over the rows of a matrix."""
+
+    def __init__(self, row: Variable, output: Variable, free: Sequence[Variable]):
+        self.row, self.output, self.free = row, output, list(free)
+        self._fn = None
+
+    def __eq__(self, other) -> bool:  # each map holds its own inner graph
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __str__(self) -> str:
+        return f"MapRows{{{self.output.type}}}"
+
+    def make_node(self, rows, *free) -> Apply:
+        rows = as_tensor_variable(rows)
+        out_type = TensorType(self.output.dtype, shape=(rows.type.shape[0],) +
+                              self.output.type.shape)
+        return Apply(self, [rows] + [as_tensor_variable(f) for f in free], [out_type()])
+
+    def impl(self, node):
+        out_dtype = np.dtype(self.output.dtype)
+
+        def run(rows, *free):
+            if self._fn is None:
+                from ..compile.function import function
+                self._fn = function([self.row] + self.free, self.output,
+                                    on_unused_input="ignore")
+            if rows.shape[0] == 0:
+                probe = self._fn(np.zeros(rows.shape[1:], dtype=rows.dtype), *free)
+                return np.zeros((0,) + probe.shape, dtype=out_dtype)
+            return np.stack([self._fn(r, *free) for r in rows]).astype(out_dtype, copy=False)
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        out = node.outputs[0]
+        return [tuple(shape(out)[i] for i in range(out.ndim))]
+
+
+def jacobian(expression, wrt, consider_constant=None, disconnected_inputs: str = "raise"):
+    """d expression / d wrt, shaped ``expression.shape + wrt.shape`` (a list for a list wrt)."""
+    expr = as_tensor_variable(expression)
+    single = not isinstance(wrt, (list, tuple))
+    wrts: List[Variable] = [wrt] if single else list(wrt)
+    if expr.ndim == 0:
+        out = grad(expr, wrts, consider_constant=consider_constant,
+                   disconnected_inputs=disconnected_inputs)
+        return out[0] if single else out
+    flat = expr.flatten()
+    u = flat.type(name="jacobian_row")
+    lops = Lop(flat, wrts, u, consider_constant=consider_constant,
+               disconnected_inputs=disconnected_inputs)
+    lops = lops if isinstance(lops, list) else [lops]
+    n = shape(flat)[0]
+    rows = eye(n, n, 0, dtype=flat.dtype)
+    results = []
+    for w, lop in zip(wrts, lops):
+        if lop is None:
+            results.append(None)
+            continue
+        free = [v for v in graph_inputs([lop], stop=set(wrts) | {u})
+                if v is not u and not isinstance(v, (Constant, SharedVariable))]
+        stacked = MapRows(u, lop, free)(rows, *free)
+        full_shape = concatenate([shape(expr), shape(w)]) if w.ndim else shape(expr)
+        results.append(reshape(stacked, full_shape, ndim=expr.ndim + w.ndim))
+    return results[0] if single else results
+
+
+def hessian(cost, wrt, consider_constant=None, disconnected_inputs: str = "raise"):
+    """Second derivatives of the scalar ``cost``: ``jacobian(grad(cost, w), w)`` for each w."""
+    single = not isinstance(wrt, (list, tuple))
+    wrts = [wrt] if single else list(wrt)
+    out = []
+    for w in wrts:
+        g = grad(cost, w, consider_constant=consider_constant,
+                 disconnected_inputs=disconnected_inputs)
+        out.append(jacobian(g, w, consider_constant=consider_constant,
+                            disconnected_inputs="ignore"))
+    return out[0] if single else out

@@ -1,0 +1,241 @@
+"""Reverse-mode differentiation: ``grad`` and ``Lop``, building gradient graphs.
+
+The sweep visits, in reverse topological order, only the nodes that lie on a path from a
+``wrt`` variable to the cost; each node's ``L_op`` maps its output gradients to input gradients,
+and contributions to a variable used several times are summed. The result is an ordinary graph:
+it can be differentiated again, rewritten and compiled. Each node is visited once, so the
+gradient of an n-node chain has O(n) nodes.
+
+Gradients are ``None`` where nothing flows (integer values, piecewise-constant ops);
+``Undefined`` marks a gradient an op cannot give, and using one raises an error naming the op.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Union
+
+from ..ops.base import as_tensor_variable
+from ..symbolic.graph import Apply, Variable, toposort
+from ..symbolic.trace import describe, format_trace, user_trace
+from ..symbolic.types import DISCRETE_DTYPES
+
+
+class DisconnectedInputError(ValueError):
+    """``grad`` was asked for the gradient of an input the cost does not depend on."""
+
+
+class NullTypeGradError(TypeError):
+    """A gradient that an op cannot compute (undefined) was going to be used."""
+
+
+class Undefined:
+    """Marks an undefined gradient, remembering which op could not give it and why."""
+
+    def __init__(self, op, reason: str):
+        self.op, self.reason = op, reason
+
+    def __repr__(self) -> str:
+        return f"Undefined({self.op}: {self.reason})"
+
+
+def grad_undefined(op, x_pos: int, x, comment: str = "") -> Undefined:
+    """What an op's ``grad`` returns for an input it has no gradient for (Theano's name)."""
+    return Undefined(op, f"input {x_pos} has no defined gradient. {comment}".strip())
+
+
+def grad_not_implemented(op, x_pos: int, x, comment: str = "") -> Undefined:
+    return Undefined(op, f"the gradient for input {x_pos} is not implemented. {comment}".strip())
+
+
+def _connected(node: Apply, i: int, out: int) -> bool:
+    pattern = getattr(node.op, "connection_pattern", None)
+    if pattern is None:
+        return True
+    return bool(pattern(node)[i][out])
+
+
+def _relevant_nodes(cost_vars: Sequence[Variable], wrt: Sequence[Variable],
+                    stop: set) -> List[Apply]:
+    """Nodes between ``wrt`` and the cost variables, in topological order."""
+    order = toposort(cost_vars, stop=stop)
+    reaches = set(wrt)
+    relevant = []
+    for node in order:
+        hit = False
+        for out_i, out in enumerate(node.outputs):
+            if any(inp in reaches and _connected(node, i, out_i)
+                   for i, inp in enumerate(node.inputs)):
+                reaches.add(out)
+                hit = True
+        if hit:
+            relevant.append(node)
+    return relevant, reaches
+
+
+def _accumulate(store: Dict[Variable, object], var: Variable, g) -> None:
+    if g is None:
+        store.setdefault(var, None)
+        return
+    old = store.get(var)
+    if isinstance(g, Undefined) or isinstance(old, Undefined):
+        store[var] = old if isinstance(old, Undefined) else g
+    elif old is None:
+        store[var] = g
+    else:
+        store[var] = old + g
+
+
+def _zeros_like(v: Variable):
+    from ..ops.shape import zeros_like
+    return zeros_like(v)
+
+
+def backprop(seeds: Dict[Variable, Variable], wrt: Sequence[Variable],
+             consider_constant: Sequence[Variable] = ()) -> tuple:
+    """Push ``seeds`` (variable -> its gradient) back to ``wrt``.
+
+    Returns ``(grads, connected)``: the accumulated gradient of every visited variable (None
+    when nothing flowed), and the set of variables that the seeds depend on through ``wrt``.
+    """
+    stop = set(consider_constant)
+    relevant, reaches = _relevant_nodes(list(seeds), wrt, stop)
+    grads: Dict[Variable, object] = {}
+    for var, g in seeds.items():
+        _accumulate(grads, var, g)
+    wanted = set(wrt)
+    for node in reversed(relevant):
+        if not any(o in grads for o in node.outputs):
+            continue  # not on a path to the cost
+        out_grads = [grads.get(o) for o in node.outputs]
+        if all(g is None for g in out_grads):
+            for inp in node.inputs:  # connected, but nothing flows (integer-valued outputs)
+                if inp not in stop and (inp in reaches or inp in wanted):
+                    grads.setdefault(inp, None)
+            continue
+        undefined = next((g for g in out_grads if isinstance(g, Undefined)), None)
+        if undefined is not None:
+            for inp in node.inputs:
+                if inp in reaches or inp in wanted:
+                    _accumulate(grads, inp, undefined)
+            continue
+        if len(out_grads) > 1:  # multi-output ops get zeros where nothing flowed
+            out_grads = [_zeros_like(o) if g is None and o.dtype not in DISCRETE_DTYPES else g
+                         for o, g in zip(node.outputs, out_grads)]
+        try:
+            in_grads = node.op.L_op(node.inputs, node.outputs, out_grads)
+        except NotImplementedError as err:
+            in_grads = [Undefined(node.op, str(err) or "no gradient rule")] * len(node.inputs)
+        if len(in_grads) != len(node.inputs):
+            raise ValueError(f"{node.op}.grad returned {len(in_grads)} gradients for "
+                             f"{len(node.inputs)} inputs")
+        for inp, g in zip(node.inputs, in_grads):
+            if inp in stop or not (inp in reaches or inp in wanted):
+                continue
+            if g is not None and not isinstance(g, Undefined):
+                from ..ops.gradrules import fit_gradient
+                if inp.dtype in DISCRETE_DTYPES:
+                    continue
+                g = fit_gradient(g, inp)
+            _accumulate(grads, inp, g)
+    return grads, reaches
+
+
+def grad(cost: Optional[Variable], wrt: Union[Variable, Sequence[Variable]],
+         consider_constant: Optional[Sequence[Variable]] = None,
+         disconnected_inputs: str = "raise", add_names: bool = True,
+         known_grads: Optional[Dict[Variable, Variable]] = None,
+         return_disconnected: str = "zero", null_gradients: str = "raise"):
+    """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list;
+    any variable of the graph, not only inputs).
+
+    ``known_grads`` seeds gradients of intermediate variables (``cost`` may then be None).
+    Inputs the cost does not depend on raise DisconnectedInputError, unless
+    ``disconnected_inputs`` is 'warn' or 'ignore'; they then get zeros (``return_disconnected``
+    'zero') or None ('none'/'disconnected').
+    """
+    where = user_trace()
+    single = not isinstance(wrt, (list, tuple))
+    wrt_list = [wrt] if single else list(wrt)
+    for k, w in enumerate(wrt_list):
+        if not isinstance(w, Variable):
+            raise TypeError(f"grad: wrt[{k}] must be a symbolic variable, got "
+                            f"{type(w).__name__} (at {format_trace(where)})")
+    seeds: Dict[Variable, Variable] = {}
+    if cost is not None:
+        cost = as_tensor_variable(cost)
+        if cost.ndim != 0:
+            raise TypeError(f"grad: the cost must be a scalar, but {describe(cost)} has "
+                            f"{cost.ndim} dimensions. Sum or average it first, or use "
+                            "jacobian/Lop for non-scalar outputs.")
+        if cost.dtype not in DISCRETE_DTYPES:
+            from ..ops.shape import ones_like
+            seeds[cost] = ones_like(cost)
+        else:
+            seeds[cost] = None
+    for var, g in (known_grads or {}).items():
+        g = as_tensor_variable(g)
+        if g.ndim != var.ndim:
+            raise ValueError(f"known_grads: the gradient given for {describe(var)} has "
+                             f"{g.ndim} dimensions, expected {var.ndim}")
+        seeds[var] = g
+    if not seeds:
+        raise TypeError("grad: give a cost or known_grads")
+    grads, reaches = backprop(seeds, wrt_list, consider_constant or ())
+
+    results = []
+    for k, w in enumerate(wrt_list):
+        g = grads.get(w)
+        connected = w in seeds or (w in grads)
+        if not connected:
+            why = ("the cost does not depend on it" if w not in _ancestor_set(seeds)
+                   else "every path from it to the cost goes through consider_constant, "
+                        "disconnected_grad or an op that does not pass gradients")
+            msg = (f"grad: wrt[{k}], {describe(w)}, is not connected to the cost: {why}. "
+                   "Pass disconnected_inputs='ignore' (or 'warn') to get "
+                   f"{'zeros' if return_disconnected == 'zero' else 'None'} instead "
+                   f"(at {format_trace(where)}).")
+            if disconnected_inputs == "raise":
+                raise DisconnectedInputError(msg)
+            if disconnected_inputs == "warn":
+                import warnings
+                warnings.warn(msg, stacklevel=2)
+            results.append(_zeros_like(w) if return_disconnected == "zero" else None)
+            continue
+        if isinstance(g, Undefined):
+            if null_gradients == "raise":
+                raise NullTypeGradError(
+                    f"grad: the gradient with respect to {describe(w)} is undefined: "
+                    f"{g.op} cannot differentiate it ({g.reason}) (at {format_trace(where)})")
+            results.append(None)
+            continue
+        if g is None:
+            g = _zeros_like(w)
+        from ..ops.gradrules import fit_gradient
+        if w.dtype not in DISCRETE_DTYPES:
+            g = fit_gradient(g, w)
+        if add_names and getattr(cost, "name", None) and w.name and g.name is None:
+            g.name = f"(d{cost.name}/d{w.name})"
+        results.append(g)
+    return results[0] if single else results
+
+
+def _ancestor_set(seeds) -> set:
+    from ..symbolic.graph import ancestors
+    return set(ancestors(list(seeds)))
+
+
+def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs: str = "raise"):
+    """Vector-Jacobian product: ``sum_i eval_points[i] * d f[i] / d wrt`` (reverse mode)."""
+    fs = f if isinstance(f, (list, tuple)) else [f]
+    evs = eval_points if isinstance(eval_points, (list, tuple)) else [eval_points]
+    if len(fs) != len(evs):
+        raise ValueError(f"Lop: {len(fs)} outputs but {len(evs)} eval points")
+    known = {}
+    for out, ev in zip(fs, evs):
+        out = as_tensor_variable(out)
+        ev = as_tensor_variable(ev)
+        if ev.ndim != out.ndim:
+            raise ValueError(f"Lop: the eval point for {describe(out)} has {ev.ndim} "
+                             f"dimensions, expected {out.ndim}")
+        known[out] = ev
+    return grad(None, wrt, known_grads=known, consider_constant=consider_constant,
+                disconnected_inputs=disconnected_inputs, add_names=False)

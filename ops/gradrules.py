@@ -1,0 +1,53 @@
+"""Gradient plumbing shared by ops: lifting a scalar row's rule to Elemwise, and unbroadcasting.
+
+Broadcasting is undone here, once: a row's rule computes the gradient as if all shapes were
+equal, and ``unbroadcast_to`` sums it over the dimensions where the input was broadcast.
+"""
+from __future__ import annotations
+
+from ..symbolic.types import DISCRETE_DTYPES
+
+
+def unbroadcast_to(g, x):
+    """Sum ``g`` over the dimensions where ``x`` is broadcastable (and leading extra ones)."""
+    from .reduce import sum as sum_
+    from .shape import patternbroadcast
+    lead = g.ndim - x.ndim
+    axes = list(range(lead)) + [lead + d for d, b in enumerate(x.broadcastable)
+                                if b and not g.broadcastable[lead + d]]
+    if axes:
+        g = sum_(g, axis=axes, keepdims=True)
+        if lead:
+            g = g.dimshuffle(list(range(lead, g.ndim)))
+    if g.broadcastable != x.broadcastable:
+        g = patternbroadcast(g, x.broadcastable)
+    return g
+
+
+def fit_gradient(g, x):
+    """Give the gradient ``g`` of ``x`` the type of ``x``: same broadcast pattern and dtype."""
+    from .base import as_tensor_variable
+    from .elemwise import cast
+    g = as_tensor_variable(g)
+    if g.ndim < x.ndim:
+        g = g.dimshuffle(["x"] * (x.ndim - g.ndim) + list(range(g.ndim)))
+    g = unbroadcast_to(g, x)
+    if g.dtype != x.dtype and x.dtype not in DISCRETE_DTYPES:
+        g = cast(g, x.dtype)
+    return g
+
+
+def elemwise_grad(op, inputs, outputs, output_grads):
+    """Apply the scalar row's rule; integer outputs and inputs carry no gradient."""
+    (z,), (g,) = outputs, output_grads
+    n = len(inputs)
+    if z.dtype in DISCRETE_DTYPES or g is None:
+        return [None] * n
+    grads = op.scalar_op.grad(*inputs, z, g)
+    out = []
+    for x, gx in zip(inputs, grads):
+        if gx is None or x.dtype in DISCRETE_DTYPES:
+            out.append(None)
+        else:
+            out.append(fit_gradient(gx, x))
+    return out
