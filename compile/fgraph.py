@@ -2,13 +2,14 @@
 
 ``function()`` clones the user's graph into one, so rewrites can replace variables in place
 without touching the graph the user holds (which other functions may be compiled from too).
+Clients are kept up to date incrementally: a replacement imports the new subgraph and prunes
+the nodes nobody uses any more, so a rewrite costs time in proportion to what it changes.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..symbolic.graph import Apply, Variable, toposort
+from ..symbolic.graph import Apply, Constant, Variable, toposort
 
 
 def clone_graph(inputs: Sequence[Variable], outputs: Sequence[Variable]
@@ -30,64 +31,153 @@ class FunctionGraph:
     """Nodes between ``inputs`` and ``outputs``, with each variable's clients.
 
     ``clients[v]`` lists ``(node, i)`` pairs where ``node.inputs[i] is v``; an output position
-    is recorded as ``("output", k)``.
+    is recorded as ``("output", k)``. ``history`` records every replacement made by a rewrite
+    as ``(rule name, old variable, new variable)``.
     """
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  clone: bool = True):
         self.inputs = list(inputs)
+        self._input_set = set(self.inputs)
         if clone:
             outputs, _ = clone_graph(self.inputs, outputs)
         self.outputs = list(outputs)
+        self.history: List[tuple] = []
         self._rebuild()
 
+    # -- bookkeeping ---------------------------------------------------------------------------
     def _rebuild(self) -> None:
-        self.clients: Dict[Variable, List[tuple]] = defaultdict(list)
-        self._order = toposort(self.outputs, stop=self.inputs)
-        for node in self._order:
+        self.clients: Dict[Variable, List[tuple]] = {}
+        self.nodes = set()
+        self._order: Optional[List[Apply]] = None
+        for node in toposort(self.outputs, stop=self.inputs):
+            self.nodes.add(node)
             for i, inp in enumerate(node.inputs):
-                self.clients[inp].append((node, i))
+                self.clients.setdefault(inp, []).append((node, i))
         for k, out in enumerate(self.outputs):
-            self.clients[out].append(("output", k))
+            self.clients.setdefault(out, []).append(("output", k))
 
+    def _import(self, var: Variable) -> None:
+        """Add the nodes computing ``var`` that the graph does not have yet."""
+        stack = [var]
+        while stack:
+            v = stack.pop()
+            node = v.owner
+            if node is None or node in self.nodes or v in self._input_set:
+                continue
+            self.nodes.add(node)
+            for i, inp in enumerate(node.inputs):
+                self.clients.setdefault(inp, []).append((node, i))
+                stack.append(inp)
+
+    def _prune(self, var: Variable) -> None:
+        """Drop the nodes that only fed ``var``, now that nothing uses it."""
+        stack = [var]
+        while stack:
+            v = stack.pop()
+            node = v.owner
+            if node is None or node not in self.nodes or v in self._input_set:
+                continue
+            if any(self.clients.get(o) for o in node.outputs):
+                continue
+            self.nodes.discard(node)
+            for i, inp in enumerate(node.inputs):
+                lst = self.clients.get(inp, [])
+                lst[:] = [c for c in lst if not (c[0] is node and c[1] == i)]
+                if not lst:
+                    stack.append(inp)
+
+    # -- queries ---------------------------------------------------------------------------------
     @property
     def apply_nodes(self) -> List[Apply]:
-        return list(self._order)
+        return self.toposort()
 
     def toposort(self) -> List[Apply]:
         """The nodes in an order where each comes after those computing its inputs."""
+        if self._order is None:
+            self._order = toposort(self.outputs, stop=self.inputs)
         return list(self._order)
 
     def variables(self) -> Iterable[Variable]:
         seen = set(self.inputs)
         yield from self.inputs
-        for node in self._order:
+        for node in self.toposort():
             for v in node.inputs + node.outputs:
                 if v not in seen:
                     seen.add(v)
                     yield v
 
-    def replace_all(self, pairs: Iterable[Tuple[Variable, Variable]]) -> None:
-        """Make every client of each old variable use the new one, then re-sort."""
-        pairs = [(old, new) for old, new in pairs if old is not new]
-        if not pairs:
-            return
-        for old, new in pairs:
-            if old.type != new.type and not old.type.is_super(new.type):
-                raise TypeError(f"cannot replace {old!r} ({old.type}) by {new!r} ({new.type})")
-            self.redirect(old, new)
-        self._rebuild()
+    def n_clients(self, var: Variable) -> int:
+        return len(self.clients.get(var, ()))
 
+    # -- changes --------------------------------------------------------------------------------
     def redirect(self, old: Variable, new: Variable) -> None:
-        """Point the clients of ``old`` at ``new`` without re-sorting (call _rebuild after)."""
-        for client, i in self.clients.get(old, []):
+        """Point every client of ``old`` at ``new``, importing and pruning as needed."""
+        if old is new:
+            return
+        self._import(new)
+        moved = self.clients.pop(old, [])
+        for client, i in moved:
             if client == "output":
                 self.outputs[i] = new
             else:
                 client.inputs[i] = new
+        self.clients.setdefault(new, []).extend(moved)
+        self.clients[old] = []
+        self._prune(old)
+        self._order = None
 
-    def replace(self, old: Variable, new: Variable) -> None:
-        self.replace_all([(old, new)])
+    def replace(self, old: Variable, new: Variable, reason: Optional[str] = None) -> None:
+        """Replace ``old`` by ``new`` everywhere; types must agree (dtype and ndim)."""
+        if old is new:
+            return
+        ot, nt = old.type, new.type
+        if ot != nt:
+            if getattr(ot, "dtype", None) != getattr(nt, "dtype", None) or ot.ndim != nt.ndim:
+                raise TypeError(f"rewrite {reason or ''}: cannot replace {old!r} ({ot}) by "
+                                f"{new!r} ({nt})")
+            if not ot.is_super(nt):  # the new one is less specific: keep the old promise
+                from ..ops.shape import patternbroadcast
+                new = patternbroadcast(new, ot.broadcastable)
+        _copy_trace(old, new, self)
+        self.history.append((reason, old, new))
+        self.redirect(old, new)
+
+    def replace_all(self, pairs: Iterable[Tuple[Variable, Variable]],
+                    reason: Optional[str] = None) -> None:
+        for old, new in pairs:
+            self.replace(old, new, reason)
+
+    def to_networkx(self):
+        """The graph as a networkx DiGraph of Apply and Variable nodes (for drawing, checks)."""
+        import networkx as nx
+        g = nx.DiGraph()
+        for node in self.toposort():
+            for inp in node.inputs:
+                g.add_edge(inp, node)
+            for out in node.outputs:
+                g.add_edge(node, out)
+        return g
 
     def __repr__(self) -> str:
-        return f"FunctionGraph({len(self._order)} nodes, outputs={self.outputs})"
+        return f"FunctionGraph({len(self.nodes)} nodes, outputs={self.outputs})"
+
+
+def _copy_trace(old: Variable, new: Variable, fgraph: FunctionGraph) -> None:
+    """Give the variables a rewrite created the user's creation line of what they replace."""
+    if not old.trace:
+        return
+    stack = [new]
+    seen = set()
+    while stack:
+        v = stack.pop()
+        if v in seen or isinstance(v, Constant) and v.trace:
+            continue
+        seen.add(v)
+        if v.owner is None or v.owner in fgraph.nodes or v in fgraph._input_set:
+            if v.owner is None and not v.trace:
+                v.trace = old.trace
+            continue
+        for out in v.owner.outputs:
+            out.trace = old.trace
+        stack.extend(v.owner.inputs)

@@ -6,7 +6,8 @@ from typing import Optional, Sequence, Union
 # Pass names per optimizer level; later phases (canonicalize, stabilize, specialize, fusion)
 # register themselves in compile/rewrite.py's PASSES and are listed here.
 OPTIMIZERS = {
-    "fast_run": ("merge", "constant_folding", "merge"),
+    "fast_run": ("merge", "constant_folding", "canonicalize", "stabilize", "specialize",
+                 "merge"),
     "fast_compile": ("merge", "constant_folding"),
     "None": (),
 }

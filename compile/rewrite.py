@@ -1,75 +1,219 @@
-"""Graph-wide rewrite passes run by ``function()``: merging and constant folding.
+"""The rewrite engine: named rules, indexed by the op they match, run in ordered phases.
 
-Each pass takes a FunctionGraph, changes it in place, and keeps the user's creation line on
-every variable it introduces, so run-time errors still point at the user's code.
+A rule is a function ``rule(fgraph, node)`` returning replacements for the node's outputs (a
+variable or a list) or None; its name states the identity it applies
+(``log_sigmoid_to_softplus``) and its docstring gives it. ``@register(phase, *tracks)`` files it
+under the ops it matches: an Elemwise by its scalar op's name (``"log"``), any other op by its
+class name (``"Softmax"``), or ``"*"`` for every node.
+
+``function()`` runs the phases of its mode in order (see compile/mode.py): ``merge`` and
+``constant_folding`` are graph-wide passes; ``canonicalize``, ``stabilize`` and ``specialize``
+apply their rules node by node, sweeping the graph until nothing changes. Every replacement
+keeps the user's creation line (FunctionGraph.replace copies it) and is recorded in
+``fgraph.history``, which the checking mode uses to name a rule that changed a result.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..symbolic.graph import Constant
+from ..symbolic.graph import Apply, Constant, Variable
 from .fgraph import FunctionGraph
 
 # Folding an op whose output is much larger than its inputs (alloc, eye, arange) would only
 # move memory from the run into the compiled function; such nodes stay.
 MAX_FOLDED_SIZE = 10_000
+MAX_SWEEPS = 20
 
+
+@dataclass(frozen=True)
+class Rule:
+    """A named rewrite; ``fn(fgraph, node)`` returns replacement outputs or None."""
+
+    name: str
+    phase: str
+    tracks: tuple
+    fn: Callable[[FunctionGraph, Apply], Any]
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip()
+
+
+RULES: Dict[str, Dict[str, List[Rule]]] = {}
+
+
+def register(phase, *tracks: str):
+    """Decorator filing a rule function under ``phase`` (a name or a tuple of names) for the
+    op keys in ``tracks``."""
+    phases = (phase,) if isinstance(phase, str) else tuple(phase)
+
+    def wrap(fn):
+        for ph in phases:
+            rule = Rule(fn.__name__, ph, tracks, fn)
+            table = RULES.setdefault(ph, {})
+            for key in tracks:
+                table.setdefault(key, []).append(rule)
+            fn.rule = rule
+        return fn
+    return wrap
+
+
+def all_rules() -> List[Rule]:
+    out = {}
+    for table in RULES.values():
+        for rules in table.values():
+            for r in rules:
+                out[(r.phase, r.name)] = r
+    return list(out.values())
+
+
+def node_key(node: Apply) -> str:
+    sop = getattr(node.op, "scalar_op", None)
+    return sop.name if sop is not None else type(node.op).__name__
+
+
+# -- helpers for writing rules ---------------------------------------------------------------------
+
+def op_key(var: Variable) -> Optional[str]:
+    return node_key(var.owner) if var.owner is not None else None
+
+
+def const_value(var: Variable) -> Optional[float]:
+    """The value of a constant whose elements are all equal (a 'scalar-like' constant)."""
+    if isinstance(var, Constant):
+        data = var.data
+        if data.size and (data.size == 1 or np.all(data == data.flat[0])):
+            return data.flat[0].item()
+    return None
+
+
+def match(var: Variable, pattern, bindings: Optional[dict] = None) -> Optional[dict]:
+    """Match ``var`` against a tuple pattern: ``("log", ("add", 1, "x"))``.
+
+    A string binds a variable (the same name must bind the same variable); a number matches a
+    constant whose elements all equal it; ``None`` matches anything; a tuple starts with an op
+    key and lists sub-patterns for the inputs. Returns the bindings or None.
+    """
+    b = {} if bindings is None else bindings
+    if pattern is None:
+        return b
+    if isinstance(pattern, str):
+        if pattern in b and b[pattern] is not var:
+            return None
+        b[pattern] = var
+        return b
+    if isinstance(pattern, (int, float)):
+        value = const_value(var)
+        return b if value is not None and value == pattern else None
+    key, *subs = pattern
+    if op_key(var) != key or len(var.owner.inputs) != len(subs):
+        return None
+    for inp, sub in zip(var.owner.inputs, subs):
+        if match(inp, sub, b) is None:
+            return None
+    return b
+
+
+def same_type_as(new: Variable, old: Variable) -> Variable:
+    """``new`` cast and broadcast to ``old``'s type, for replacements that change neither."""
+    from ..ops.elemwise import cast
+    if new.dtype != old.dtype:
+        new = cast(new, old.dtype)
+    if new.ndim < old.ndim:
+        new = new.dimshuffle(["x"] * (old.ndim - new.ndim) + list(range(new.ndim)))
+    return new
+
+
+# -- passes ------------------------------------------------------------------------------------------
 
 def merge(fgraph: FunctionGraph) -> None:
     """Common subexpressions: equal constants become one, equal ops on the same inputs one."""
-    canon: Dict = {}
-    pairs = []
     seen_consts: Dict = {}
     for var in list(fgraph.variables()):
         if isinstance(var, Constant):
             key = var.signature()
-            if key in seen_consts:
-                pairs.append((var, seen_consts[key]))
+            if key in seen_consts and seen_consts[key] is not var:
+                fgraph.redirect(var, seen_consts[key])
             else:
-                seen_consts[key] = var
-    if pairs:
-        fgraph.replace_all(pairs)
-        pairs = []
+                seen_consts.setdefault(key, var)
+    canon: Dict = {}
     for node in fgraph.toposort():
+        if node not in fgraph.nodes:
+            continue
         key = (node.op, tuple(id(i) for i in node.inputs))
         twin = canon.setdefault(key, node)
         if twin is not node:
             for old, new in zip(node.outputs, twin.outputs):
                 fgraph.redirect(old, new)
-    fgraph._rebuild()
+
+
+def fold_node(node: Apply) -> Optional[List[Constant]]:
+    """Constants for the outputs of ``node`` if its inputs are all constants, else None."""
+    if not node.op.foldable or not all(isinstance(i, Constant) for i in node.inputs):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            result = node.op.thunk(node)(*[i.data for i in node.inputs])
+    except Exception:  # noqa: BLE001 - leave the error to run time, where it is reported
+        return None
+    values = result if len(node.outputs) > 1 else (result,)
+    in_size = sum(i.data.size for i in node.inputs)
+    if any(np.size(v) > max(MAX_FOLDED_SIZE, in_size) for v in values):
+        return None
+    return [Constant(out.type, np.asarray(value), name=out.name, trace=out.trace)
+            for out, value in zip(node.outputs, values)]
 
 
 def constant_fold(fgraph: FunctionGraph) -> None:
     """Compute at compile time every node whose inputs are all constants."""
-    changed = False
     for node in fgraph.toposort():
-        if not node.op.foldable or not all(isinstance(i, Constant) for i in node.inputs):
+        if node not in fgraph.nodes:
             continue
-        try:
-            with np.errstate(all="ignore"):
-                result = node.op.thunk(node)(*[i.data for i in node.inputs])
-        except Exception:  # noqa: BLE001 - leave the error to run time, where it is reported
-            continue
-        values = result if len(node.outputs) > 1 else (result,)
-        in_size = sum(i.data.size for i in node.inputs)
-        if any(np.size(v) > max(MAX_FOLDED_SIZE, in_size) for v in values):
-            continue
-        for out, value in zip(node.outputs, values):
-            fgraph.redirect(out, Constant(out.type, np.asarray(value), name=out.name,
-                                          trace=out.trace))
-            changed = True
-    if changed:
-        fgraph._rebuild()
+        consts = fold_node(node)
+        if consts is not None:
+            for out, const in zip(node.outputs, consts):
+                fgraph.redirect(out, const)
 
 
-PASSES: Dict[str, Callable[[FunctionGraph], None]] = {
+def run_phase(fgraph: FunctionGraph, phase: str) -> int:
+    """Apply the phase's rules until none fires (or MAX_SWEEPS); returns the rewrite count."""
+    table = RULES.get(phase, {})
+    everywhere = table.get("*", [])
+    count = 0
+    for _ in range(MAX_SWEEPS):
+        changed = False
+        for node in fgraph.toposort():
+            if node not in fgraph.nodes:
+                continue
+            for rule in table.get(node_key(node), []) + everywhere:
+                result = rule.fn(fgraph, node)
+                if result is None:
+                    continue
+                news = result if isinstance(result, (list, tuple)) else [result]
+                for old, new in zip(node.outputs, news):
+                    if new is not None and new is not old:
+                        fgraph.replace(old, new, rule.name)
+                count += 1
+                changed = True
+                break
+        if not changed:
+            break
+    return count
+
+
+PASSES: Dict[str, Callable[[FunctionGraph], Any]] = {
     "merge": merge,
     "constant_folding": constant_fold,
 }
 
 
-def run_passes(fgraph: FunctionGraph, names: List[str]) -> None:
+def run_passes(fgraph: FunctionGraph, names: Sequence[str]) -> None:
+    from . import rules  # noqa: F401  (registers the rule tables)
     for name in names:
-        PASSES[name](fgraph)
+        if name in PASSES:
+            PASSES[name](fgraph)
+        else:
+            run_phase(fgraph, name)

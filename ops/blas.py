@@ -44,8 +44,8 @@ class Dot(Op):
         dtype = np.dtype(node.outputs[0].dtype)
 
         def dot(a, b):
-            out = np.dot(a, b)
-            return out if out.dtype == dtype else np.asarray(out, dtype=dtype)
+            # asarray: vector.vector gives a numpy scalar; other ops expect a 0-d array.
+            return np.asarray(np.dot(a, b), dtype=dtype)
         return _run_checked("dot", dot)
 
     def infer_shape(self, fgraph, node, shapes):
@@ -133,8 +133,7 @@ class MatMul(Op):
         dtype = np.dtype(node.outputs[0].dtype)
 
         def mm(a, b):
-            out = np.matmul(a, b)
-            return out if out.dtype == dtype else np.asarray(out, dtype=dtype)
+            return np.asarray(np.matmul(a, b), dtype=dtype)
         return _run_checked("matmul", mm)
 
     def infer_shape(self, fgraph, node, shapes):
@@ -261,11 +260,22 @@ def tensordot(a, b, axes=2):
 
 
 def batched_dot(a, b):
-    """For each i, ``dot(a[i], b[i])`` (Theano's batched_dot), via matmul."""
+    """For each i, ``dot(a[i], b[i])`` (Theano's batched_dot), via matmul.
+
+    As in Theano, a vector (one number per batch entry) multiplies elementwise, and for
+    higher ranks the last axis of ``a`` meets axis ``max(1, b.ndim - 2)`` of ``b``."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
-    if a.ndim < 2 or b.ndim < 2:
+    if a.ndim == 0 or b.ndim == 0:
         raise graph_error(f"batched_dot needs tensors with a batch dimension, got {a.type} and "
                           f"{b.type}")
+    if a.ndim == 1 or b.ndim == 1:
+        _check_inner("batched_dot", a, b, 0, 0)
+        if a.ndim == 1:
+            return a.dimshuffle([0] + ["x"] * (b.ndim - 1)) * b
+        return a * b.dimshuffle([0] + ["x"] * (a.ndim - 1))
+    _check_inner("batched_dot", a, b, 0, 0)
+    if a.ndim > 3 or b.ndim > 3:
+        return _batched_dot_nd(a, b)
     a3 = a.dimshuffle(0, "x", 1) if a.ndim == 2 else a
     b3 = b.dimshuffle(0, 1, "x") if b.ndim == 2 else b
     out = matmul(a3, b3)
@@ -273,4 +283,77 @@ def batched_dot(a, b):
         out = out.dimshuffle([0] + list(range(2, out.ndim)))
     if b.ndim == 2:
         out = out.dimshuffle(list(range(out.ndim - 1)))
+    return out
+
+
+class DotAdd(Op):
+    """dot(a, b) + c, adding ``c`` into the fresh product in place (the specialize phase
+    makes these from dot-plus-bias; a gemm without the scaling factors)."""
+
+    def make_node(self, a, b, c) -> Apply:
+        d = dot(a, b)
+        c = as_tensor_variable(c)
+        if c.ndim > d.ndim:
+            raise graph_error(f"DotAdd: the addend {c.type} has more dimensions than the "
+                              f"product {d.type}")
+        if c.ndim < d.ndim:
+            c = c.dimshuffle(["x"] * (d.ndim - c.ndim) + list(range(c.ndim)))
+        dtype = upcast(d.dtype, c.dtype)
+        shape = tuple(x if x is not None else (y if y != 1 else None)
+                      for x, y in zip(d.type.shape, c.type.shape))
+        return Apply(self, [d.owner.inputs[0], d.owner.inputs[1], c],
+                     [TensorType(dtype, shape=shape)()])
+
+    def impl(self, node):
+        dtype = np.dtype(node.outputs[0].dtype)
+
+        def run(a, b, c):
+            out = np.dot(a, b)
+            if out.dtype == dtype and out.ndim and np.broadcast_shapes(c.shape, out.shape) == \
+                    out.shape:
+                out += c
+                return out
+            return np.asarray(out + c, dtype=dtype)
+        return _run_checked3(run)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return Dot().infer_shape(fgraph, node, shapes[:2])
+
+    def grad(self, inputs, grads):
+        a, b, c = inputs
+        ga, gb = Dot().grad([a, b], grads)
+        return [ga, gb, grads[0]]
+
+
+def _run_checked3(fn):
+    def run(a, b, c):
+        try:
+            return fn(a, b, c)
+        except ValueError as err:
+            raise ValueError(f"dot + add: shapes {a.shape}, {b.shape} and {c.shape} do not "
+                             f"fit ({err})") from None
+    return run
+
+
+def _batched_dot_nd(a, b):
+    """batched_dot for ranks above 3: flatten to (batch, rows, k) @ (batch, k, cols)."""
+    from .shape import reshape, shape, stack
+    db = max(1, b.ndim - 2)
+    _check_inner("batched_dot", a, b, a.ndim - 1, db)
+    sa, sb = shape(a), shape(b)
+    a_mid = [sa[d] for d in range(1, a.ndim - 1)]
+    b_rest = [d for d in range(1, b.ndim) if d != db]
+    k = sa[a.ndim - 1]
+    a3 = reshape(a, stack([sa[0], _prod(a_mid), k]), ndim=3)
+    bt = b.dimshuffle([0, db] + b_rest)
+    b3 = reshape(bt, stack([sb[0], k, _prod([sb[d] for d in b_rest])]), ndim=3)
+    out = matmul(a3, b3)
+    full = [sa[0]] + a_mid + [sb[d] for d in b_rest]
+    return reshape(out, stack(full), ndim=len(full))
+
+
+def _prod(dims):
+    out = 1
+    for d in dims:
+        out = out * d
     return out

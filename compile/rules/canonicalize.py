@@ -1,0 +1,228 @@
+"""Canonicalize: put the graph in a simpler normal form (to a fixed point).
+
+Rules here never change a result, except where noted for IEEE special values, where they
+follow Theano (``x - x`` is 0 even if x is inf or NaN).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.elemwise import ELEMWISE as E, cast
+from ...ops.shape import DimShuffle, Reshape
+from ...symbolic.graph import Constant
+from ..rewrite import const_value, fold_node, match, op_key, register
+
+
+def _fits(new, old):
+    """``new`` if it can stand for ``old`` (same dtype, ndim, no lost broadcast info)."""
+    if new.dtype != old.dtype or new.ndim != old.ndim:
+        return None
+    if any(ns is not None and os is not None and ns != os
+           for ns, os in zip(new.type.shape, old.type.shape)):
+        return None
+    # new must not be broadcast to a bigger shape by the node it replaces
+    if any(nb and not ob for nb, ob in zip(new.broadcastable, old.broadcastable)):
+        return None
+    return new
+
+
+@register(("canonicalize", "stabilize", "specialize"), "*")
+def constant_folding(fgraph, node):
+    """f(c1, c2, ...) -> the constant it evaluates to."""
+    return fold_node(node)
+
+
+@register("canonicalize", "neg")
+def neg_neg_to_identity(fgraph, node):
+    """-(-x) -> x"""
+    m = match(node.outputs[0], ("neg", ("neg", "x")))
+    return _fits(m["x"], node.outputs[0]) if m else None
+
+
+@register("canonicalize", "sub")
+def sub_self_to_zeros(fgraph, node):
+    """x - x -> 0 (as Theano does; differs only when x is inf or NaN)"""
+    x, y = node.inputs
+    if x is y:
+        from ...ops.shape import zeros_like
+        return zeros_like(x, dtype=node.outputs[0].dtype)
+    return None
+
+
+@register("canonicalize", "sub")
+def sub_neg_to_add(fgraph, node):
+    """x - (-y) -> x + y"""
+    m = match(node.outputs[0], ("sub", "x", ("neg", "y")))
+    return _fits(E["add"](m["x"], m["y"]), node.outputs[0]) if m else None
+
+
+@register("canonicalize", "add")
+def add_neg_to_sub(fgraph, node):
+    """x + (-y) -> x - y, and (-y) + x -> x - y"""
+    out = node.outputs[0]
+    m = match(out, ("add", "x", ("neg", "y"))) or match(out, ("add", ("neg", "y"), "x"))
+    return _fits(E["sub"](m["x"], m["y"]), out) if m else None
+
+
+def _drop_identity(node, identity: float):
+    out = node.outputs[0]
+    x, y = node.inputs
+    for keep, other in ((x, y), (y, x)):
+        if const_value(other) == identity and not isinstance(keep, Constant):
+            return _fits(keep, out)
+    return None
+
+
+@register("canonicalize", "add")
+def add_zero_to_identity(fgraph, node):
+    """x + 0 -> x (when the zero neither broadcasts nor upcasts x)"""
+    return _drop_identity(node, 0)
+
+
+@register("canonicalize", "mul")
+def mul_one_to_identity(fgraph, node):
+    """x * 1 -> x (when the one neither broadcasts nor upcasts x)"""
+    return _drop_identity(node, 1)
+
+
+@register("canonicalize", "mul")
+def mul_minus_one_to_neg(fgraph, node):
+    """x * -1 -> -x"""
+    out = node.outputs[0]
+    x, y = node.inputs
+    for keep, other in ((x, y), (y, x)):
+        if const_value(other) == -1 and not isinstance(keep, Constant):
+            return _fits(E["neg"](keep), out)
+    return None
+
+
+def _combine_constants(node, name):
+    out = node.outputs[0]
+    m = (match(out, (name, (name, "x", "c1"), "c2")) or match(out, (name, "c2", (name, "x", "c1")))
+         or match(out, (name, (name, "c1", "x"), "c2")) or match(out, (name, "c2",
+                                                                          (name, "c1", "x"))))
+    if not m or isinstance(m["x"], Constant) or not isinstance(m["c1"], Constant) \
+            or not isinstance(m["c2"], Constant):
+        return None
+    return _fits(E[name](m["x"], E[name](m["c1"], m["c2"])), out)
+
+
+@register("canonicalize", "add")
+def add_constants_together(fgraph, node):
+    """(x + c1) + c2 -> x + (c1 + c2), which constant folding then computes"""
+    return _combine_constants(node, "add")
+
+
+@register("canonicalize", "mul")
+def mul_constants_together(fgraph, node):
+    """(x * c1) * c2 -> x * (c1 * c2), which constant folding then computes"""
+    return _combine_constants(node, "mul")
+
+
+@register("canonicalize", "true_div")
+def div_self_to_one(fgraph, node):
+    """x / x -> 1, only where x is a finite non-zero constant (else 0/0, inf/inf give NaN)"""
+    x, y = node.inputs
+    if x is y and isinstance(x, Constant) and np.all(np.isfinite(x.data)) and np.all(x.data):
+        from ...ops.shape import ones_like
+        return ones_like(x, dtype=node.outputs[0].dtype)
+    return None
+
+
+@register("canonicalize", "exp")
+def exp_log_to_identity(fgraph, node):
+    """exp(log(x)) -> x (Theano's rule; equal wherever log(x) is defined)"""
+    m = match(node.outputs[0], ("exp", ("log", "x")))
+    return _fits(m["x"], node.outputs[0]) if m else None
+
+
+@register("canonicalize", "log")
+def log_exp_to_identity(fgraph, node):
+    """log(exp(x)) -> x (also removes the overflow of exp for large x)"""
+    m = match(node.outputs[0], ("log", ("exp", "x")))
+    return _fits(m["x"], node.outputs[0]) if m else None
+
+
+@register("canonicalize", "DimShuffle")
+def dimshuffle_of_dimshuffle(fgraph, node):
+    """dimshuffle(dimshuffle(x, p1), p2) -> dimshuffle(x, p1 o p2); identity patterns -> x"""
+    op = node.op
+    x = node.inputs[0]
+    if op.new_order == tuple(range(op.input_ndim)):
+        return x
+    if x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    inner = x.owner.op.new_order
+    composed = tuple("x" if d == "x" else inner[d] for d in op.new_order)
+    src = x.owner.inputs[0]
+    if composed == tuple(range(src.ndim)):
+        return src
+    return DimShuffle(src.ndim, composed)(src)
+
+
+@register("canonicalize", "Reshape")
+def reshape_of_reshape(fgraph, node):
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2)"""
+    x, shp = node.inputs
+    if x.owner is not None and isinstance(x.owner.op, Reshape):
+        return Reshape(node.op.ndim)(x.owner.inputs[0], shp)
+    return None
+
+
+@register("canonicalize", "Reshape")
+def reshape_to_own_shape(fgraph, node):
+    """reshape(x, s) -> x when s is x's own (static) shape"""
+    x, shp = node.inputs
+    if isinstance(shp, Constant) and x.ndim == node.op.ndim and \
+            tuple(x.type.shape) == tuple(int(s) for s in shp.data):
+        return x
+    return None
+
+
+def _cast_of_cast(fgraph, node):
+    """cast(cast(x, a), b) -> cast(x, b) when the cast to a loses nothing"""
+    inner = node.inputs[0]
+    if op_key(inner) is None or not op_key(inner).startswith("cast_"):
+        return None
+    x = inner.owner.inputs[0]
+    if not np.can_cast(x.dtype, inner.dtype, "safe"):
+        return None
+    return cast(x, node.outputs[0].dtype)
+
+
+for _dt in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+            "float16", "float32", "float64", "complex64", "complex128"):
+    register("canonicalize", f"cast_{_dt}")(_cast_of_cast)
+cast_of_cast = _cast_of_cast
+
+
+@register("canonicalize", "Subtensor")
+def useless_slice(fgraph, node):
+    """x[a:b:c] -> x when it keeps every element (x[:], x[0:n] with n >= len, x[::1])"""
+    spec = node.op.spec
+    x = node.inputs[0]
+    if len(node.inputs) > 1 or len(spec) > x.ndim:
+        return None
+    for d, e in enumerate(spec):
+        if e[0] != "s":
+            return None
+        start, stop, step = e[1:]
+        n = x.type.shape[d]
+        if start not in (None, 0) or step not in (None, 1):
+            return None
+        if stop is not None and not (n is not None and stop >= n):
+            return None
+    return x
+
+
+@register("canonicalize", "identity", "DisconnectedGrad", "ZeroGrad", "GradClip", "GradScale")
+def identity_to_input(fgraph, node):
+    """copy(x) and gradient markers -> x (function() copies outputs that need it)"""
+    return node.inputs[0]
+
+
+@register("canonicalize", "Rebroadcast")
+def useless_rebroadcast(fgraph, node):
+    """rebroadcast(x) -> x when x already has the declared pattern"""
+    x = node.inputs[0]
+    return x if x.type == node.outputs[0].type else None
