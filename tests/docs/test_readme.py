@@ -1,0 +1,25 @@
+"""The README's python blocks run as written (each in a fresh namespace)."""
+import pathlib
+import re
+
+import pytest
+
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_has_examples():
+    assert len(BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_block_runs(index, capsys):
+    exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out
+    if index == 0:
+        assert "6." in out
+    if index == 1:
+        accuracy = float(out.split("accuracy")[1])
+        assert accuracy > 0.9
+    if index == 2:
+        assert "[2. 2. 2.]" in out
