@@ -254,8 +254,14 @@ def tensordot(a, b, axes=2):
         axes_a, axes_b = axes
         axes_a = [axes_a] if isinstance(axes_a, (int, np.integer)) else list(axes_a)
         axes_b = [axes_b] if isinstance(axes_b, (int, np.integer)) else list(axes_b)
-    axes_a = [x % a.ndim for x in axes_a]
-    axes_b = [x % b.ndim for x in axes_b]
+    for axes_, t in ((axes_a, a), (axes_b, b)):
+        if len(axes_) > t.ndim or any(not -t.ndim <= int(x) < t.ndim for x in axes_):
+            raise graph_error(f"tensordot: axes {axes_a} and {axes_b} are out of range for "
+                              f"{a.type} and {b.type}", ValueError)
+    axes_a = [int(x) % a.ndim for x in axes_a]
+    axes_b = [int(x) % b.ndim for x in axes_b]
+    if len(set(axes_a)) != len(axes_a) or len(set(axes_b)) != len(axes_b):
+        raise graph_error(f"tensordot: an axis is repeated in {axes_a} or {axes_b}", ValueError)
     return TensorDot(axes_a, axes_b)(a, b)
 
 

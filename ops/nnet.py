@@ -21,8 +21,10 @@ softplus = E["softplus"]
 def relu(x, alpha=0):
     """max(x, 0), or a leaky ReLU ``x if x > 0 else alpha * x`` for ``alpha != 0``."""
     x = as_tensor_variable(x)
-    if alpha == 0:
+    if isinstance(alpha, (int, float, np.number)) and alpha == 0:
         return E["maximum"](x, cast(0, x.dtype))
+    if isinstance(alpha, (int, float, np.number)) and x.dtype in FLOAT_DTYPES:
+        alpha = np.asarray(alpha, dtype=x.dtype)  # a Python slope keeps x's dtype
     return E["switch"](E["gt"](x, 0), x, alpha * x)
 
 
@@ -98,14 +100,21 @@ class Softmax(Op):
         return [z * (ev - sum_(z * ev, axis=self.axis, keepdims=True))]
 
 
-def softmax(x, axis: int = -1):
+def _softmax_axis(x, axis, what):
+    """One axis as an int; several (a tuple, or None for all) as a tuple: numpy normalises
+    over all of them together."""
+    axes = normalize_axis(x, axis, what)
+    return axes[0] if len(axes) == 1 else axes
+
+
+def softmax(x, axis=-1):
     x = _float_input(x, "softmax")
-    return Softmax(normalize_axis(x, axis, "softmax")[0])(x)
+    return Softmax(_softmax_axis(x, axis, "softmax"))(x)
 
 
-def log_softmax(x, axis: int = -1):
+def log_softmax(x, axis=-1):
     x = _float_input(x, "log_softmax")
-    return Softmax(normalize_axis(x, axis, "log_softmax")[0], log=True)(x)
+    return Softmax(_softmax_axis(x, axis, "log_softmax"), log=True)(x)
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -126,6 +135,8 @@ class CrossentropyCategorical1Hot(Op):
 
     def make_node(self, p, y) -> Apply:
         p, y = as_tensor_variable(p), as_tensor_variable(y)
+        if p.dtype not in FLOAT_DTYPES:
+            p = _float_input(p, "categorical_crossentropy")
         if p.ndim != 2:
             raise graph_error(f"categorical_crossentropy: the predictions must be a matrix "
                               f"(rows of class probabilities), got {p.type}")
@@ -136,7 +147,8 @@ class CrossentropyCategorical1Hot(Op):
         if n_p is not None and n_y is not None and n_p != n_y:
             raise graph_error(f"categorical_crossentropy: {n_p} rows of predictions but {n_y} "
                               "targets", ValueError)
-        return Apply(self, [p, y], [TensorType(p.dtype, shape=(n_p if n_p else n_y,))()])
+        return Apply(self, [p, y], [TensorType(p.dtype, shape=(n_p if n_p is not None
+                                                               else n_y,))()])
 
     def impl(self, node):
         def run(p, y):
@@ -172,7 +184,7 @@ def categorical_crossentropy(coding_dist, true_dist):
     vector) or one-hot / soft targets (a matrix like the predictions)."""
     p = as_tensor_variable(coding_dist)
     t = as_tensor_variable(true_dist)
-    if t.ndim == p.ndim and t.dtype not in INT_DTYPES + UINT_DTYPES:
+    if t.ndim == p.ndim:  # one-hot or soft targets (of any dtype, as in Theano)
         if p.ndim != 2:
             raise graph_error(f"categorical_crossentropy: predictions must be a matrix, "
                               f"got {p.type}")
@@ -181,6 +193,8 @@ def categorical_crossentropy(coding_dist, true_dist):
             if a is not None and b is not None and a != b:
                 raise graph_error(f"categorical_crossentropy: predictions {p.type} and targets "
                                   f"{t.type} differ in dimension {d}", ValueError)
+        if p.dtype in FLOAT_DTYPES and t.dtype not in FLOAT_DTYPES:
+            t = cast(t, p.dtype)  # integer one-hot targets keep the predictions' dtype
         return -sum_(t * E["log"](p), axis=1)
     return crossentropy_categorical_1hot(p, t)
 

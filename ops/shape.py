@@ -211,14 +211,26 @@ class Rebroadcast(Op):
         return [patternbroadcast(g, x.broadcastable)]
 
 
+def _norm_axes(x, axes):
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -x.ndim <= a < x.ndim:
+            raise graph_error(f"axis {a} is out of range for {x.type}", ValueError)
+        out.append(a % x.ndim)
+    return out
+
+
 def addbroadcast(x, *axes):
     x = as_tensor_variable(x)
+    axes = _norm_axes(x, axes)
     todo = [(a, True) for a in axes if not x.broadcastable[a]]
     return Rebroadcast(todo)(x) if todo else x
 
 
 def unbroadcast(x, *axes):
     x = as_tensor_variable(x)
+    axes = _norm_axes(x, axes)
     todo = [(a, False) for a in axes if x.broadcastable[a]]
     return Rebroadcast(todo)(x) if todo else x
 
@@ -251,6 +263,10 @@ class Reshape(Op):
             from .elemwise import cast
             shp = cast(shp, "int64")
         static = _static_vector(shp, self.ndim)
+        length = len(static) if static is not None else shp.type.shape[0]
+        if length is not None and length != self.ndim:
+            raise graph_error(f"reshape: the new shape has {length} entries but ndim="
+                              f"{self.ndim}", ValueError)
         if static is not None and sum(1 for s in static if s == -1) > 1:
             raise graph_error(f"reshape to {tuple(static)}: only one dimension may be -1",
                               ValueError)
@@ -287,8 +303,18 @@ class Reshape(Op):
                     total = _prod(shapes[0])
                 known = _prod([subtensor(shp, j) for j in range(self.ndim) if j != i])
                 out.append(total // known)
+            elif s is not None:
+                out.append(s)
+            elif static is not None and -1 in static:
+                out.append(subtensor(shp, i))  # the one -1 is elsewhere
             else:
-                out.append(s if s is not None else subtensor(shp, i))
+                # A run-time entry may be -1: then its length is total / -prod(entries).
+                from .elemwise import ELEMWISE as E
+                if total is None:
+                    total = _prod(shapes[0])
+                entry = subtensor(shp, i)
+                rest = E["maximum"](-_prod([subtensor(shp, j) for j in range(self.ndim)]), 1)
+                out.append(E["switch"](E["eq"](entry, -1), total // rest, entry))
         return [tuple(out)]
 
     def grad(self, inputs, grads):
@@ -324,10 +350,18 @@ def reshape(x, newshape, ndim: Optional[int] = None):
             ndim = len(newshape)
         else:
             newshape = as_tensor_variable(newshape)
-            if newshape.type.shape[0] is None:
+            if newshape.ndim == 0:  # a symbolic scalar: a 1-d result
+                newshape, ndim = (newshape,), 1
+            elif newshape.ndim != 1:
+                raise graph_error(f"reshape: the new shape must be an integer vector, got "
+                                  f"{newshape.type}")
+            elif isinstance(newshape, Constant):
+                ndim = len(newshape.data)
+            elif newshape.type.shape[0] is None:
                 raise graph_error("reshape: the length of the new shape is not known; pass "
                                   "ndim=...")
-            ndim = newshape.type.shape[0]
+            else:
+                ndim = newshape.type.shape[0]
     return Reshape(ndim)(x, newshape)
 
 
@@ -351,7 +385,8 @@ class Flatten(Op):
 
     def impl(self, node):
         keep = self.ndim - 1
-        return lambda a: a.reshape(a.shape[:keep] + (-1,))
+        # An explicit length, not -1: numpy cannot infer -1 when another dimension is 0.
+        return lambda a: a.reshape(a.shape[:keep] + (int(np.prod(a.shape[keep:])),))
 
     def infer_shape(self, fgraph, node, shapes):
         return [tuple(shapes[0][:self.ndim - 1]) + (_prod(shapes[0][self.ndim - 1:]),)]
@@ -499,6 +534,8 @@ class Split(Op):
 
     def __init__(self, n_splits: int, axis: int):
         self.n_splits, self.axis = int(n_splits), int(axis)
+        # np.split returns views of the input: declare them, so outputs get copied.
+        self.view_map = {i: [0] for i in range(self.n_splits)}
 
     def make_node(self, x, sizes) -> Apply:
         x = as_tensor_variable(x)
@@ -596,6 +633,11 @@ def _shape_args(shape):
     shape = as_tensor_variable(shape)
     if shape.ndim == 0:
         return (shape,)
+    if isinstance(shape, Constant):
+        return tuple(int(s) for s in shape.data.reshape(-1))
+    if shape.ndim != 1 or shape.type.shape[0] is None:
+        raise graph_error(f"the shape {shape.type} must be an integer vector of known length "
+                          "(or a tuple of scalars)")
     return tuple(shape[i] for i in range(shape.type.shape[0]))
 
 
@@ -640,6 +682,8 @@ class ARange(Op):
                 raise graph_error(f"arange: start, stop and step must be scalars, got {a.type}")
         length = None
         values = [_static_value(a) for a in args]
+        if values[2] is not None and values[2] == 0:
+            raise graph_error("arange: step must not be zero", ValueError)
         if None not in values:
             length = len(np.arange(*values))
         return Apply(self, args, [TensorType(self.dtype, shape=(length,))()])

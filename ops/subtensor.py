@@ -36,6 +36,8 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
             raise graph_error(f"{what} may not be a boolean", IndexError)
         if isinstance(v, (int, np.integer)):
             return int(v)
+        if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
+            return int(v)
         if isinstance(v, Constant) and v.ndim == 0 and v.dtype in _INTS:
             return int(v.data)
         v = as_tensor_variable(v)
@@ -74,7 +76,9 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
 def _is_array_index(item) -> bool:
     if isinstance(item, Variable):
         return item.ndim > 0 or item.dtype == "bool"
-    if isinstance(item, (list, np.ndarray)):
+    if isinstance(item, np.ndarray):  # a 0-d integer array indexes like an int (numpy)
+        return item.ndim > 0 or item.dtype == bool
+    if isinstance(item, list):
         return True
     return False
 
@@ -82,10 +86,12 @@ def _is_array_index(item) -> bool:
 def _dims_consumed(item) -> int:
     if item is None:
         return 0
+    # A boolean mask consumes as many dimensions as it has (a 0-d one none: like numpy, it
+    # adds a dimension of length 0 or 1).
     if isinstance(item, Variable) and item.dtype == "bool":
-        return max(item.ndim, 1)
+        return item.ndim
     if isinstance(item, np.ndarray) and item.dtype == bool:
-        return max(item.ndim, 1)
+        return item.ndim
     return 1
 
 
@@ -159,7 +165,7 @@ def _out_shape(x, spec, inputs) -> tuple:
             adv_pos = len(shape) if adv_pos is None else adv_pos
             if arr.dtype == "bool":
                 adv_dims.append((None,))
-                dim += max(arr.ndim, 1)
+                dim += arr.ndim
             else:
                 adv_dims.append(arr.type.shape)
                 dim += 1
@@ -205,6 +211,13 @@ class Subtensor(Op):
 
     def impl(self, node):
         build, is_const = _index_builder(self.spec)
+        if node.outputs[0].ndim == 0 and not _is_advanced(self.spec):
+            # Integers alone give a numpy scalar; a trailing Ellipsis gives a 0-d array (a
+            # view), which is what every other op expects.
+            if is_const:
+                idx = build() + (Ellipsis,)
+                return lambda a: a[idx]
+            return lambda a, *vals: a[build(*vals) + (Ellipsis,)]
         if is_const:
             idx = build()
             return lambda a: a[idx]
