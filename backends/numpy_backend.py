@@ -149,6 +149,8 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
         dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
         if dead:
             emit(f"del {', '.join(dead)}", indent=2)
+    if not order:
+        emit("pass", indent=2)
     raiser = ctx.bind(_make_raiser(line_owner, ctx.namespace), "_raise")
     emit("except Exception as _e:")
     emit(f"{raiser}(_e)", indent=2)

@@ -89,7 +89,7 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
 
     fgraph = FunctionGraph(in_vars + shared_inputs, all_outputs)
     the_mode = get_mode(mode)
-    run_passes(fgraph, list(the_mode.passes))
+    run_passes(fgraph, list(the_mode.passes), exclude=the_mode._excluded)
 
     n_out = len(out_vars)
     copies = _output_copies(fgraph, n_out, borrow_out, len(in_vars))
@@ -97,7 +97,16 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     fn = build_function(
         fgraph, len(in_vars), checks, [v.container for v in shared_inputs], n_out,
         [s.container for s, _ in pairs], copies, single, name=name or "f")
-    return Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs)
+    compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs)
+    if getattr(the_mode, "check", False):
+        from .debug import CheckedFunction
+        from .mode import Mode
+        reference = function(inputs, outputs, mode=Mode(optimizer=None), updates=updates,
+                             givens=givens, no_default_updates=no_default_updates, name=name,
+                             allow_input_downcast=allow_input_downcast,
+                             on_unused_input="ignore")
+        return CheckedFunction(compiled, reference, fgraph, in_vars)
+    return compiled
 
 
 class Function:

@@ -16,8 +16,10 @@ OPTIMIZERS = {
 class Mode:
     """A choice of rewrites (``optimizer``) and executor (``linker``)."""
 
-    def __init__(self, linker: Optional[str] = None, optimizer: Optional[str] = "fast_run"):
+    def __init__(self, linker: Optional[str] = None, optimizer: Optional[str] = "fast_run",
+                 check: bool = False):
         self.linker = linker or "py"
+        self.check = check  # compare with the unrewritten graph at every call (DebugMode)
         if optimizer is None:
             optimizer = "None"
         if optimizer not in OPTIMIZERS:
@@ -33,12 +35,12 @@ class Mode:
         return names + [p for p in self._included if p not in names]
 
     def excluding(self, *names: str) -> "Mode":
-        out = Mode(self.linker, self.optimizer)
+        out = Mode(self.linker, self.optimizer, self.check)
         out._excluded, out._included = self._excluded + names, self._included
         return out
 
     def including(self, *names: str) -> "Mode":
-        out = Mode(self.linker, self.optimizer)
+        out = Mode(self.linker, self.optimizer, self.check)
         out._excluded, out._included = self._excluded, self._included + names
         return out
 
@@ -48,7 +50,9 @@ class Mode:
 
 FAST_RUN = Mode(optimizer="fast_run")
 FAST_COMPILE = Mode(optimizer="fast_compile")
-_NAMED = {"FAST_RUN": FAST_RUN, "FAST_COMPILE": FAST_COMPILE, "DebugMode": FAST_RUN}
+DEBUG_MODE = Mode(optimizer="fast_run", check=True)
+_NAMED = {"FAST_RUN": FAST_RUN, "FAST_COMPILE": FAST_COMPILE, "DebugMode": DEBUG_MODE,
+          "DEBUG_MODE": DEBUG_MODE}
 
 
 def get_mode(mode: Union[None, str, Mode]) -> Mode:

@@ -178,9 +178,13 @@ def constant_fold(fgraph: FunctionGraph) -> None:
                 fgraph.redirect(out, const)
 
 
-def run_phase(fgraph: FunctionGraph, phase: str) -> int:
-    """Apply the phase's rules until none fires (or MAX_SWEEPS); returns the rewrite count."""
+def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) -> int:
+    """Apply the phase's rules until none fires (or MAX_SWEEPS); returns the rewrite count.
+
+    Rules named in ``exclude`` are skipped."""
     table = RULES.get(phase, {})
+    if exclude:
+        table = {k: [r for r in rs if r.name not in exclude] for k, rs in table.items()}
     everywhere = table.get("*", [])
     count = 0
     for _ in range(MAX_SWEEPS):
@@ -210,10 +214,12 @@ PASSES: Dict[str, Callable[[FunctionGraph], Any]] = {
 }
 
 
-def run_passes(fgraph: FunctionGraph, names: Sequence[str]) -> None:
+def run_passes(fgraph: FunctionGraph, names: Sequence[str], exclude: Sequence[str] = ()
+               ) -> None:
+    """Run the named passes and phases in order, skipping the rules named in ``exclude``."""
     from . import rules  # noqa: F401  (registers the rule tables)
     for name in names:
         if name in PASSES:
             PASSES[name](fgraph)
         else:
-            run_phase(fgraph, name)
+            run_phase(fgraph, name, exclude)

@@ -12,6 +12,7 @@ returns one gradient per input, built with the public API; it ignores broadcasti
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
@@ -33,6 +34,7 @@ T = _LazyTensor()
 
 # -- output dtype rules ----------------------------------------------------------------------
 
+@lru_cache(maxsize=None)
 def upcast(*dtypes: str) -> str:
     """numpy's array promotion (float32 with int8/int16 stays float32; with int32/64 -> float64)."""
     return str(np.result_type(*[np.dtype(d) for d in dtypes]))

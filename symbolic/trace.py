@@ -17,9 +17,16 @@ _EXAMPLES = (_PKG_DIR + "examples" + os.sep, _PKG_DIR + "benchmarks" + os.sep)
 Trace = tuple  # (filename, lineno, function name) or ()
 
 
+_INTERNAL: dict = {}
+
+
 def _is_internal(filename: str) -> bool:
-    return (filename.startswith(_PKG_DIR) and not filename.startswith(_TESTS_DIR)
-            and not filename.startswith(_EXAMPLES))
+    known = _INTERNAL.get(filename)
+    if known is None:
+        known = _INTERNAL[filename] = (filename.startswith(_PKG_DIR)
+                                       and not filename.startswith(_TESTS_DIR)
+                                       and not filename.startswith(_EXAMPLES))
+    return known
 
 
 def user_trace() -> Trace:

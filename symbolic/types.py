@@ -19,6 +19,8 @@ UINT_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 DISCRETE_DTYPES = ("bool",) + INT_DTYPES + UINT_DTYPES
 ALL_DTYPES = DISCRETE_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
 
+_DTYPE_SET = frozenset(ALL_DTYPES)
+_NP_DTYPES = {d: np.dtype(d) for d in ALL_DTYPES}
 _NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
 
 
@@ -37,8 +39,9 @@ class TensorType(Type):
 
     def __init__(self, dtype: str, broadcastable: Optional[Sequence[bool]] = None,
                  shape: Optional[Sequence[Optional[int]]] = None):
-        dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
-        if dtype not in ALL_DTYPES:
+        if dtype not in _DTYPE_SET:
+            dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
+        if dtype not in _DTYPE_SET:
             raise TypeError(f"Unsupported dtype {dtype!r}; theon supports {', '.join(ALL_DTYPES)}")
         if shape is None:
             if broadcastable is None:
@@ -56,7 +59,7 @@ class TensorType(Type):
         self.shape = shape
         self.broadcastable = tuple(s == 1 for s in shape)
         self.ndim = len(shape)
-        self._np_dtype = np.dtype(dtype)
+        self._np_dtype = _NP_DTYPES[dtype]
         self._hash = hash((TensorType, dtype, shape))
 
     # -- identity -------------------------------------------------------------------------
@@ -101,9 +104,12 @@ class TensorType(Type):
         None, Python scalars and lists may be cast to this dtype when their values survive.
         ``var`` names the receiving variable in the message.
         """
-        who = f"input {describe(var)}" if var is not None else f"a variable of type {self}"
+        who = _Who(var, self)
         if isinstance(data, np.ndarray) and data.dtype == self._np_dtype:
             arr = data
+        elif (type(data) is float or type(data) is int) and self.ndim == 0 and not strict \
+                and allow_downcast is not False and self._np_dtype.kind in "fiu":
+            arr = _python_scalar(data, self._np_dtype, allow_downcast, who, self)
         elif strict:
             raise TypeError(f"{who} expects {self}; got {_value_desc(data)} (strict=True)")
         else:
@@ -121,13 +127,34 @@ class TensorType(Type):
         return np.zeros(shape, dtype=self._np_dtype)
 
 
+class _Who:
+    """Names the receiving variable in messages; formatted only when an error is raised."""
+
+    __slots__ = ("var", "ttype")
+
+    def __init__(self, var, ttype):
+        self.var, self.ttype = var, ttype
+
+    def __str__(self) -> str:
+        if self.var is None:
+            return f"a variable of type {self.ttype}"
+        return f"input {describe(self.var)}"
+
+
+def _python_scalar(data, dtype: np.dtype, allow_downcast, who, ttype) -> np.ndarray:
+    """Fast path for a Python number given for a scalar input (a common call pattern)."""
+    if dtype.kind == "f" and (type(data) is float or abs(data) < 2 ** 24):
+        return np.array(data, dtype=dtype)
+    return _cast(data, dtype, allow_downcast, who, ttype)
+
+
 def _value_desc(data: Any) -> str:
     if isinstance(data, np.ndarray):
         return f"an array of dtype {data.dtype} and shape {data.shape}"
     return f"{type(data).__name__} {data!r}"[:200]
 
 
-def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: str,
+def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: "_Who",
           ttype: TensorType) -> np.ndarray:
     if allow_downcast:
         try:
