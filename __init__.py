@@ -7,7 +7,7 @@ Declare symbolic variables, build an expression graph, compile it with ``functio
     x, y = T.matrices('x', 'y')
     f = theano.function([x, y], x + y)
 """
-from . import compile, gradient, printing, tensor  # noqa: F401
+from . import compile, gradient, ifelse, printing, tensor  # noqa: F401
 from .compile.function import Function, MissingInputError, UnusedInputError, function
 from .compile.io import In, Out
 from .compile.mode import FAST_COMPILE, FAST_RUN, Mode

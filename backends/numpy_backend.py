@@ -113,11 +113,19 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
 
     # -- the schedule -------------------------------------------------------------------------
     order = fgraph.toposort()
+    placement = place_branches(order, fgraph)
+    children: Dict[Any, List[Apply]] = {}
+    for node in order:
+        children.setdefault(placement.get(node), []).append(node)
+    flat: List[Apply] = []
+    _flatten(children.get(None, []), children, flat)
     keep = set(fgraph.outputs) | set(fgraph.inputs)
     last_use: Dict[Variable, int] = {}
-    for pos, node in enumerate(order):
+    for pos, node in enumerate(flat):
         for inp in node.inputs:
             last_use[inp] = pos
+    position = {node: pos for pos, node in enumerate(flat)}
+    defined_in: Dict[Variable, Any] = {}
 
     def ref(var: Variable) -> str:
         if var not in names:
@@ -127,28 +135,54 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
                 raise RuntimeError(f"internal error: {var!r} used before it is computed")
         return names[var]
 
-    emit("try:")
+    def visible(var: Variable, block) -> bool:
+        """Deleting ``var`` in ``block`` is safe: it was defined there or in an enclosing one."""
+        home = defined_in.get(var)
+        while True:
+            if home == block:
+                return True
+            if block is None:
+                return False
+            block = placement.get(block[0])
+
     counter = itertools.count()
-    for pos, node in enumerate(order):
-        in_names = [ref(i) for i in node.inputs]
-        out_names = []
-        for out in node.outputs:
-            names[out] = f"v{next(counter)}"
-            out_names.append(names[out])
-        hook = getattr(node.op, "emit_python", None)
-        if hook is not None:
-            for text in hook(node, in_names, out_names, ctx):
-                emit(text, (node, in_names), indent=2)
-        else:
-            fn = ctx.bind(node.op.thunk(node), "f")
-            target = out_names[0] if len(out_names) == 1 else ", ".join(out_names)
-            emit(f"{target} = {fn}({', '.join(in_names)})  # {_comment(node)}", (node, in_names),
-                 indent=2)
-        dead = [names[v] for v in dict.fromkeys(node.inputs)
-                if last_use.get(v) == pos and v not in keep and v.owner is not None]
-        dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
-        if dead:
-            emit(f"del {', '.join(dead)}", indent=2)
+
+    def render(nodes: List[Apply], block) -> List[tuple]:
+        out: List[tuple] = []
+        for node in nodes:
+            branches = getattr(node.op, "branch_inputs", None)
+            hook = getattr(node.op, "emit_python", None)
+            blocks = [render(children.get((node, b), []), (node, b))
+                      for b in range(len(branches(node)))] if branches is not None else []
+            in_names = [ref(i) for i in node.inputs]
+            out_names = []
+            for o in node.outputs:
+                names[o] = f"v{next(counter)}"
+                defined_in[o] = block
+                out_names.append(names[o])
+            owner = (node, in_names)
+            if branches is not None:
+                out += [t if isinstance(t, tuple) else (t, owner)
+                        for t in hook(node, in_names, out_names, ctx, *blocks)]
+            elif hook is not None:
+                out += [(text, owner) for text in hook(node, in_names, out_names, ctx)]
+            else:
+                fn = ctx.bind(node.op.thunk(node), "f")
+                target = out_names[0] if len(out_names) == 1 else ", ".join(out_names)
+                out.append((f"{target} = {fn}({', '.join(in_names)})  # {_comment(node)}",
+                            owner))
+            pos = position[node]
+            dead = [v for v in dict.fromkeys(node.inputs)
+                    if last_use.get(v) == pos and v not in keep and v.owner is not None]
+            dead += [v for v in node.outputs if v not in last_use and v not in keep]
+            dead = [names[v] for v in dead if visible(v, block)]
+            if dead:
+                out.append((f"del {', '.join(dead)}", None))
+        return out
+
+    emit("try:")
+    for text, owner in render(children.get(None, []), None):
+        emit(text, owner, indent=2)
     if not order:
         emit("pass", indent=2)
     raiser = ctx.bind(_make_raiser(line_owner, ctx.namespace), "_raise")
@@ -179,6 +213,48 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
     fn = ctx.namespace[fname]
     fn.source = src
     return fn
+
+
+def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:
+    """Map each node that only one branch of a lazy op needs to ``(lazy node, branch)``.
+
+    Inner lazy nodes come first in ``order``, so a node goes to the innermost branch needing it.
+    """
+    placement: Dict[Apply, tuple] = {}
+    for lazy in order:
+        branches = getattr(lazy.op, "branch_inputs", None)
+        if branches is None:
+            continue
+        for b, idxs in enumerate(branches(lazy)):
+            mine = set()
+            feeders = [lazy.inputs[i] for i in idxs]
+            candidates = [n for n in reversed(order[:order.index(lazy)])]
+            wanted = {v.owner for v in feeders if v.owner is not None}
+            for node in candidates:  # reverse topological: clients are decided first
+                if node not in wanted:
+                    continue
+                ok = True
+                for out in node.outputs:
+                    for client, i in fgraph.clients.get(out, []):
+                        if client == "output" or not (client in mine or (
+                                client is lazy and i in idxs)):
+                            ok = False
+                if ok:
+                    mine.add(node)
+                    wanted.update(inp.owner for inp in node.inputs if inp.owner is not None)
+            for node in mine:
+                placement.setdefault(node, (lazy, b))
+    return placement
+
+
+def _flatten(nodes: List[Apply], children, flat: List[Apply]) -> None:
+    """Nodes in the order their lines appear: a lazy node's branch nodes come before it."""
+    for node in nodes:
+        branches = getattr(node.op, "branch_inputs", None)
+        if branches is not None:
+            for b in range(len(branches(node))):
+                _flatten(children.get((node, b), []), children, flat)
+        flat.append(node)
 
 
 def _comment(node: Apply) -> str:

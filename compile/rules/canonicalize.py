@@ -226,3 +226,14 @@ def useless_rebroadcast(fgraph, node):
     """rebroadcast(x) -> x when x already has the declared pattern"""
     x = node.inputs[0]
     return x if x.type == node.outputs[0].type else None
+
+
+@register("canonicalize", "IfElse")
+def ifelse_constant_condition(fgraph, node):
+    """ifelse(True, a, b) -> a; ifelse(False, a, b) -> b"""
+    cond = const_value(node.inputs[0])
+    if cond is None:
+        return None
+    n = node.op.n_outs
+    chosen = node.inputs[1:1 + n] if cond else node.inputs[1 + n:]
+    return [c if c.type == o.type else None for c, o in zip(chosen, node.outputs)]

@@ -1,0 +1,2 @@
+"""``theon.ifelse`` (Theano's ``theano.ifelse``): the lazy conditional."""
+from .ops.control import IfElse, ifelse  # noqa: F401

@@ -1,0 +1,94 @@
+"""ifelse: only the branch taken is computed; values, gradients, nesting, errors."""
+import numpy as np
+import pytest
+
+import theon as theano
+import theon.tensor as T
+from theon.compile.ops import as_op
+from theon.ifelse import ifelse
+
+CALLS = []
+
+
+@as_op(itypes=[T.dvector], otypes=[T.dvector])
+def tracked_double(v):
+    CALLS.append("then")
+    return v * 2
+
+
+@as_op(itypes=[T.dvector], otypes=[T.dvector])
+def tracked_negate(v):
+    CALLS.append("else")
+    return -v
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    CALLS.clear()
+
+
+def test_only_the_taken_branch_runs():
+    a, b = T.dscalars("a", "b")
+    x = T.dvector("x")
+    f = theano.function([a, b, x], ifelse(T.lt(a, b), tracked_double(x), tracked_negate(x)))
+    v = np.array([1.0, -2.0])
+    np.testing.assert_array_equal(f(1.0, 2.0, v), v * 2)
+    assert CALLS == ["then"]
+    np.testing.assert_array_equal(f(3.0, 2.0, v), -v)
+    assert CALLS == ["then", "else"]
+
+
+def test_value_needed_elsewhere_is_computed_once_outside():
+    c = T.bscalar("c")
+    x = T.dvector("x")
+    shared_part = tracked_double(x)
+    out = ifelse(c, shared_part.sum(), T.constant(0.0)) + shared_part.mean()
+    f = theano.function([c, x], out)
+    v = np.array([1.0, 3.0])
+    assert f(0, v) == pytest.approx(4.0)
+    assert CALLS == ["then"]  # needed by the mean, so computed although the branch is not taken
+    assert f(1, v) == pytest.approx(12.0)
+
+
+def test_nested_and_multiple_outputs():
+    c1, c2 = T.bscalars("c1", "c2")
+    x = T.dvector("x")
+    inner = ifelse(c2, tracked_double(x), tracked_negate(x))
+    o1, o2 = ifelse(c1, [inner, x.sum()], [x, -x.sum()])
+    f = theano.function([c1, c2, x], [o1, o2])
+    v = np.array([1.0, 2.0])
+    r1, r2 = f(1, 0, v)
+    np.testing.assert_array_equal(r1, -v)
+    assert r2 == pytest.approx(3.0)
+    assert CALLS == ["else"]
+    CALLS.clear()
+    r1, r2 = f(0, 1, v)
+    np.testing.assert_array_equal(r1, v)
+    assert CALLS == []
+
+
+def test_gradient_follows_the_branch():
+    c = T.bscalar("c")
+    x = T.dvector("x")
+    y = ifelse(c, (x ** 2).sum(), (3 * x).sum())
+    g = theano.function([c, x], T.grad(y, x))
+    v = np.array([1.0, -2.0])
+    np.testing.assert_allclose(g(1, v), 2 * v)
+    np.testing.assert_allclose(g(0, v), [3.0, 3.0])
+
+
+def test_constant_condition_is_resolved_at_compile_time():
+    x = T.dvector("x")
+    f = theano.function([x], ifelse(T.constant(1, dtype="int8"), x * 2, x * 3))
+    assert not any(type(n.op).__name__ == "IfElse" for n in f.maker.fgraph.toposort())
+    np.testing.assert_array_equal(f(np.ones(2)), [2.0, 2.0])
+
+
+def test_branch_types_are_checked():
+    x = T.dvector("x")
+    with pytest.raises(TypeError, match="then branch"):
+        ifelse(T.bscalar(), x, T.dmatrix())
+    with pytest.raises(TypeError, match="scalar"):
+        ifelse(T.bvector(), x, x)
+    with pytest.raises(ValueError, match="values"):
+        ifelse(T.bscalar(), [x, x], [x])
