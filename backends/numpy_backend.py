@@ -70,13 +70,15 @@ class Ctx:
 def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
                    shared_containers: Sequence[list], n_outputs: int,
                    update_containers: Sequence[list], copy_outputs: Sequence[bool],
-                   single_output: bool, name: str = "f") -> Callable:
+                   single_output: bool, name: str = "f",
+                   copy_updates: Sequence[bool] = ()) -> Callable:
     """Generate the Python function computing ``fgraph``.
 
     The first ``n_explicit`` graph inputs are arguments (each checked by the matching
     ``input_checks`` entry); the rest are shared variables read from their containers. The
     first ``n_outputs`` graph outputs are returned; the others are written into
-    ``update_containers`` after everything has been computed.
+    ``update_containers`` after everything has been computed (copied where ``copy_updates``
+    says so, so that no shared value aliases an argument, a constant or another shared value).
     """
     ctx = Ctx()
     names: Dict[Variable, str] = {}
@@ -190,8 +192,10 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
     emit(f"{raiser}(_e)", indent=2)
 
     # -- updates and results ------------------------------------------------------------------
-    for var, container in zip(fgraph.outputs[n_outputs:], update_containers):
-        emit(f"{ctx.bind(container, 'U')}[0] = {ref(var)}")
+    copy_updates = list(copy_updates) + [False] * (len(update_containers) - len(copy_updates))
+    for var, container, copy in zip(fgraph.outputs[n_outputs:], update_containers, copy_updates):
+        value = f"{ref(var)}.copy()" if copy else ref(var)
+        emit(f"{ctx.bind(container, 'U')}[0] = {value}")
     results = []
     for var, copy in zip(fgraph.outputs[:n_outputs], copy_outputs):
         expr = ref(var)

@@ -12,6 +12,38 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..symbolic.graph import Apply, Constant, Variable, toposort
 
 
+class Clients(dict):
+    """The clients of one variable: ``(node, i)`` pairs (``("output", k)`` for an output).
+
+    Iterates like the list it stands for, but adding and removing a pair is O(1), so pruning a
+    node from a variable with many clients (a merged constant) does not cost O(clients).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, items=()):
+        if items:
+            super().__init__(dict.fromkeys(items))
+
+    def append(self, client) -> None:
+        self[client] = None
+
+    def extend(self, clients) -> None:
+        for c in clients:
+            self[c] = None
+
+    def remove(self, client) -> None:
+        self.pop(client, None)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, slice)):  # list-style indexing, for compatibility
+            return list(self)[key]
+        return super().__getitem__(key)
+
+    def __repr__(self) -> str:
+        return f"Clients({list(self)!r})"
+
+
 def clone_graph(inputs: Sequence[Variable], outputs: Sequence[Variable]
                 ) -> Tuple[List[Variable], Dict[Variable, Variable]]:
     """Copy every Apply between ``inputs`` and ``outputs``; roots are kept as they are.
@@ -47,15 +79,15 @@ class FunctionGraph:
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _rebuild(self) -> None:
-        self.clients: Dict[Variable, List[tuple]] = {}
+        self.clients: Dict[Variable, Clients] = {}
         self.nodes = set()
         self._order: Optional[List[Apply]] = None
         for node in toposort(self.outputs, stop=self.inputs):
             self.nodes.add(node)
             for i, inp in enumerate(node.inputs):
-                self.clients.setdefault(inp, []).append((node, i))
+                self.clients.setdefault(inp, Clients()).append((node, i))
         for k, out in enumerate(self.outputs):
-            self.clients.setdefault(out, []).append(("output", k))
+            self.clients.setdefault(out, Clients()).append(("output", k))
 
     def _import(self, var: Variable) -> None:
         """Add the nodes computing ``var`` that the graph does not have yet."""
@@ -67,7 +99,7 @@ class FunctionGraph:
                 continue
             self.nodes.add(node)
             for i, inp in enumerate(node.inputs):
-                self.clients.setdefault(inp, []).append((node, i))
+                self.clients.setdefault(inp, Clients()).append((node, i))
                 stack.append(inp)
 
     def _prune(self, var: Variable) -> None:
@@ -82,8 +114,9 @@ class FunctionGraph:
                 continue
             self.nodes.discard(node)
             for i, inp in enumerate(node.inputs):
-                lst = self.clients.get(inp, [])
-                lst[:] = [c for c in lst if not (c[0] is node and c[1] == i)]
+                lst = self.clients.get(inp)
+                if lst is not None:
+                    lst.remove((node, i))
                 if not lst:
                     stack.append(inp)
 
@@ -116,14 +149,14 @@ class FunctionGraph:
         if old is new:
             return
         self._import(new)
-        moved = self.clients.pop(old, [])
+        moved = self.clients.pop(old, Clients())
         for client, i in moved:
             if client == "output":
                 self.outputs[i] = new
             else:
                 client.inputs[i] = new
-        self.clients.setdefault(new, []).extend(moved)
-        self.clients[old] = []
+        self.clients.setdefault(new, Clients()).extend(moved)
+        self.clients[old] = Clients()
         self._prune(old)
         self._order = None
 

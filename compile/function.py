@@ -92,11 +92,13 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     run_passes(fgraph, list(the_mode.passes), exclude=the_mode._excluded)
 
     n_out = len(out_vars)
-    copies = _output_copies(fgraph, n_out, borrow_out, len(in_vars))
+    copies, update_copies = _output_copies(fgraph, n_out, borrow_out, len(in_vars),
+                                           [s.container for s, _ in pairs])
     checks = [_input_check(i, allow_input_downcast) for i in ins]
     fn = build_function(
         fgraph, len(in_vars), checks, [v.container for v in shared_inputs], n_out,
-        [s.container for s, _ in pairs], copies, single, name=name or "f")
+        [s.container for s, _ in pairs], copies, single, name=name or "f",
+        copy_updates=update_copies)
     compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs)
     if getattr(the_mode, "check", False):
         from .debug import CheckedFunction
@@ -230,6 +232,13 @@ def _update_pairs(updates, where) -> List[tuple]:
 
 
 def _check_update(var: SharedVariable, value, where) -> Variable:
+    if not isinstance(value, Variable):  # a plain value: take the shared variable's dtype
+        from ..ops.base import constant
+        try:
+            value = constant(var.type.filter(value, var=var))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"the update of shared variable {describe(var)} must be a symbolic "
+                            f"expression or a value of its type: {err}") from None
     try:
         value = as_tensor_variable(value)
     except TypeError:
@@ -293,9 +302,13 @@ def _check_unused(ins: List[In], needed: set, on_unused_input, where) -> None:
 
 
 def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
-                   n_explicit: int) -> List[bool]:
+                   n_explicit: int, update_containers: Sequence[list] = ()):
     """Which outputs must be copied so a caller never holds an array theon keeps or was given:
-    inputs, shared values, constants, views of them, update values, repeated outputs."""
+    inputs, shared values, constants, views of them, update values, repeated outputs.
+
+    Also which update values must be copied before they are stored, so that a shared variable
+    never aliases an argument, a constant, another shared variable or another update: only a
+    shared variable's own (unchanged) value is stored as it is."""
     aliased = set(fgraph.inputs)
     for node in fgraph.toposort():
         for out_idx, in_idxs in node.op.view_map.items():
@@ -308,7 +321,17 @@ def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
         must = (var in aliased or isinstance(var, Constant) or var in updates or var in seen)
         copies.append(bool(must and not (borrow and borrow[k])))
         seen.add(var)
-    return copies
+    own = {var: id(var.container) for var in fgraph.inputs[n_explicit:]
+           if getattr(var, "container", None) is not None}
+    update_copies, seen_updates = [], set()
+    for var, container in zip(fgraph.outputs[n_out:], update_containers):
+        if own.get(var) == id(container):
+            must = False  # the shared variable keeps its own value
+        else:
+            must = var in aliased or isinstance(var, Constant) or var in seen_updates
+        update_copies.append(must)
+        seen_updates.add(var)
+    return copies, update_copies
 
 
 def _input_check(inp: In, allow_input_downcast: Optional[bool]):

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from .trace import Trace, describe, user_trace
+from .trace import Trace, describe, format_trace, user_trace
 from .types import TensorType, Type
 
 
@@ -59,7 +59,7 @@ class Variable:
         raise TypeError(
             f"The truth value of the symbolic variable {describe(self)} is not known while the "
             "graph is built. Use T.switch(cond, a, b) or ifelse(cond, a, b) for a choice made "
-            "at run time.")
+            f"at run time.\n  (at {format_trace(user_trace())})")
 
 
 class TensorVariable(Variable):

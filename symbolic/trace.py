@@ -35,9 +35,19 @@ def user_trace() -> Trace:
     while frame is not None:
         code = frame.f_code
         if not _is_internal(code.co_filename):
+            caller = frame.f_back
+            # A user's Op: its make_node runs inside Op.__call__; the line that built the node
+            # is the one that called the op, further out.
+            if code.co_name in _OP_METHODS and caller is not None \
+                    and _is_internal(caller.f_code.co_filename):
+                frame = caller
+                continue
             return (code.co_filename, frame.f_lineno, code.co_name)
         frame = frame.f_back
     return ()
+
+
+_OP_METHODS = frozenset({"make_node"})
 
 
 def format_trace(trace: Trace) -> str:

@@ -21,6 +21,7 @@ ALL_DTYPES = DISCRETE_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
 
 _DTYPE_SET = frozenset(ALL_DTYPES)
 _NP_DTYPES = {d: np.dtype(d) for d in ALL_DTYPES}
+_TYPE_CACHE: dict = {}
 _NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
 
 
@@ -28,17 +29,42 @@ class Type:
     """Base class of variable types; a type can make variables and check values."""
 
     def __call__(self, name: Optional[str] = None):
-        from .graph import TensorVariable  # local: graph imports types
-        return TensorVariable(self, name=name)
+        return _variable_class()(self, name=name)
+
+
+_VARIABLE_CLASS: list = []
+
+
+def _variable_class():
+    if not _VARIABLE_CLASS:
+        from .graph import TensorVariable  # late: graph imports types
+        _VARIABLE_CLASS.append(TensorVariable)
+    return _VARIABLE_CLASS[0]
 
 
 class TensorType(Type):
     """An n-dimensional array type: dtype and, per dimension, a static length or None."""
 
-    __slots__ = ("dtype", "shape", "broadcastable", "ndim", "_np_dtype", "_hash")
+    __slots__ = ("dtype", "shape", "broadcastable", "ndim", "_np_dtype", "_hash", "_cache_key")
+
+    def __new__(cls, dtype: str = "float64", broadcastable=None, shape=None):
+        # Types are immutable: the same arguments give the same instance, built once.
+        key = (cls, dtype, broadcastable, shape)
+        try:
+            hit = _TYPE_CACHE.get(key)
+        except TypeError:  # unhashable arguments (lists): build a new one
+            return super().__new__(cls)
+        if hit is not None:
+            return hit
+        self = super().__new__(cls)
+        if dtype != "floatX" and len(_TYPE_CACHE) < 10_000:
+            self._cache_key = key  # stored by __init__ once it has succeeded
+        return self
 
     def __init__(self, dtype: str, broadcastable: Optional[Sequence[bool]] = None,
                  shape: Optional[Sequence[Optional[int]]] = None):
+        if getattr(self, "_hash", None) is not None:  # a cached instance
+            return
         if dtype not in _DTYPE_SET:
             dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
         if dtype not in _DTYPE_SET:
@@ -61,6 +87,9 @@ class TensorType(Type):
         self.ndim = len(shape)
         self._np_dtype = _NP_DTYPES[dtype]
         self._hash = hash((TensorType, dtype, shape))
+        key = getattr(self, "_cache_key", None)
+        if key is not None:
+            _TYPE_CACHE[key] = self
 
     # -- identity -------------------------------------------------------------------------
     def __eq__(self, other: Any) -> bool:
@@ -144,8 +173,17 @@ class _Who:
 def _python_scalar(data, dtype: np.dtype, allow_downcast, who, ttype) -> np.ndarray:
     """Fast path for a Python number given for a scalar input (a common call pattern)."""
     if dtype.kind == "f" and (type(data) is float or abs(data) < 2 ** 24):
-        return np.array(data, dtype=dtype)
+        if allow_downcast or abs(data) <= _FLOAT_MAX[dtype.itemsize] or not np.isfinite(data):
+            with np.errstate(over="ignore"):
+                return np.array(data, dtype=dtype)
+        raise TypeError(f"{who} expects {ttype}; got {_value_desc(data)}, which overflows "
+                        f"{dtype}. Pass allow_input_downcast=True to function() to accept "
+                        f"the cast to inf.")
     return _cast(data, dtype, allow_downcast, who, ttype)
+
+
+_FLOAT_MAX = {2: float(np.finfo(np.float16).max), 4: float(np.finfo(np.float32).max),
+              8: float("inf")}
 
 
 def _value_desc(data: Any) -> str:
@@ -172,9 +210,13 @@ def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: "_Who
         return arr.astype(dtype, copy=False)
     is_python = not isinstance(data, (np.ndarray, np.generic))
     if allow_downcast is None and is_python:
-        converted = arr.astype(dtype)
-        # Python floats may become floatX-sized floats; other values must survive the cast.
-        if (arr.dtype.kind == "f" and dtype.kind == "f") or np.array_equal(converted, arr):
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = arr.astype(dtype)
+        # Python floats may become floatX-sized floats (rounded, not overflowing to inf);
+        # other values must survive the cast.
+        if (arr.dtype.kind == "f" and dtype.kind == "f"
+                and np.array_equal(np.isfinite(converted), np.isfinite(arr))) \
+                or np.array_equal(converted, arr):
             return converted
     hint = (f"Cast the data first (value.astype('{dtype}')), or pass allow_input_downcast=True "
             f"to function()")
