@@ -125,6 +125,14 @@ def _numpy_kernel(sop: S.ScalarOp, in_dtypes: tuple, out_dtype: str) -> Callable
     fn = sop.np_fn
     want = np.dtype(out_dtype)
     probes = [np.ones((1,), dtype=d) for d in in_dtypes]
+    if all(d in DISCRETE_DTYPES for d in in_dtypes) and want.kind in "fc":
+        # e.g. exp(int8) or sigmoid(uint16): convert the inputs to the float output dtype
+        # first (Theano's semantics). Computing on the integers would use numpy's float16 for
+        # small ints (then cast, losing precision), or wrap around (-abs(x) of a uint).
+        def cast_in(*args, _fn=fn, _t=want):
+            return _fn(*[np.asarray(a, dtype=_t) for a in args])
+        if _probe(cast_in, probes) == want:
+            return cast_in
     natural = _probe(fn, probes)
     if natural == want:
         return fn
@@ -133,12 +141,6 @@ def _numpy_kernel(sop: S.ScalarOp, in_dtypes: tuple, out_dtype: str) -> Callable
             return _fn(*args, dtype=_t)
         if _probe(with_dtype, probes) == want:
             return with_dtype
-
-        if all(d in DISCRETE_DTYPES for d in in_dtypes) and want.kind in "fc":
-            def cast_in(*args, _fn=fn, _t=want):  # e.g. exp(int8): compute in float32
-                return _fn(*[np.asarray(a, dtype=_t) for a in args])
-            if _probe(cast_in, probes) == want:
-                return cast_in
 
     def cast_out(*args, _fn=fn, _t=want):
         return np.asarray(_fn(*args)).astype(_t, copy=False)

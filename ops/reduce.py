@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import builtins
+import operator
 from typing import Optional
 
 import numpy as np
@@ -37,7 +38,9 @@ def normalize_axis(x, axis, what: str) -> tuple:
     if isinstance(axis, (int, np.integer)):
         axis = [axis]
     try:
-        axes = [int(a) for a in axis]
+        if isinstance(axis, (str, bytes)):
+            raise TypeError
+        axes = [operator.index(a) for a in axis]  # refuses floats and strings ("01")
     except TypeError:
         raise graph_error(f"{what}: axis must be None, an int or a list of ints, got {axis!r}")
     out = []
@@ -96,8 +99,18 @@ class Reduce(Op):
         if self.kind == "sum":
             return [_broadcast_like(cast(g_b, x.dtype), x)]
         if self.kind == "prod":
-            # d prod / d x_i = prod / x_i (Theano's rule; zero entries give nan, as there)
-            return [cast(g_b * z_b, x.dtype) / x]
+            # d prod / d x_i = prod of the other entries: prod / x_i where no entry is zero;
+            # with one zero, the product of the non-zero entries at the zero, 0 elsewhere; with
+            # several zeros, 0 (Theano's rule for inputs that may hold zeros).
+            zero = E["eq"](x, 0)
+            one = np.asarray(1, dtype=x.dtype)
+            x_safe = E["switch"](zero, one, x)
+            n_zero = Reduce("sum", self.axis, "int64")(zero).dimshuffle(order)
+            prod_nz = Reduce("prod", self.axis, x.dtype)(x_safe).dimshuffle(order)
+            others = E["switch"](E["eq"](n_zero, 0), cast(z_b, x.dtype) / x_safe,
+                                 E["switch"](E["eq"](n_zero, 1),
+                                             E["switch"](zero, prod_nz, 0 * one), 0 * one))
+            return [cast(g_b, x.dtype) * others]
         # max/min: the gradient goes to every position equal to the extremum.
         return [cast(g_b, x.dtype) * cast(E["eq"](x, z_b), x.dtype)]
 
@@ -223,8 +236,10 @@ class Argmax(Op):
         axis = self.axis
 
         def run(a):
-            if a.size == 0:
-                raise ValueError(f"arg{self.kind} of an empty array (shape {a.shape})")
+            # numpy: an empty result is fine (argmax over a non-empty axis of an empty array)
+            if a.size == 0 and (axis is None or a.shape[axis] == 0):
+                raise ValueError(f"arg{self.kind} of an empty array (shape {a.shape})"
+                                 + ("" if axis is None else f" along axis {axis}"))
             return np.asarray(fn(a, axis=axis), dtype=np.int64)
         return run
 

@@ -83,6 +83,11 @@ def real_only(rule: Callable) -> Callable:
     return check
 
 
+def abs_rule(dtype: str) -> str:
+    """|x| keeps the dtype, except that a complex modulus is real (numpy, Theano)."""
+    return {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
+
+
 def switch_rule(cond: str, a: str, b: str) -> str:
     return upcast(a, b)
 
@@ -171,7 +176,7 @@ mod = row("mod", 2, np.mod, "theon_mod({0}, {1})", real_only(upcast_nobool),
 pow = row("pow", 2, np.power, "pow({0}, {1})", upcast_nobool,
           lambda x, y, z, g: [g * y * T.pow(x, y - 1), g * z * T.log(x)])
 neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda x, z, g: [-g])
-abs_ = row("abs", 1, np.abs, "theon_abs({0})", same_as_first, lambda x, z, g: [g * T.sgn(x)])
+abs_ = row("abs", 1, np.abs, "theon_abs({0})", abs_rule, lambda x, z, g: [g * T.sgn(x)])
 sgn = row("sgn", 1, np.sign, "theon_sign({0})", real_only(upcast_nobool), _zero)
 exp = row("exp", 1, np.exp, "exp({0})", to_float, lambda x, z, g: [g * z])
 exp2 = row("exp2", 1, np.exp2, "exp2({0})", to_float, lambda x, z, g: [g * z * math.log(2.0)])

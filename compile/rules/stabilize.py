@@ -10,14 +10,22 @@ from ..rewrite import const_value, match, register
 
 
 def _same(new, old):
-    return new if new.dtype == old.dtype and new.ndim == old.ndim else None
+    """The replacement if it has exactly old's type (dtype and broadcast pattern), else None:
+    a rule that drops a broadcast or changes a dtype would change the result's shape or values."""
+    return new if (new.dtype, new.broadcastable) == (old.dtype, old.broadcastable) else None
+
+
+def _float(m):
+    """The match if its "x" is floating point: the identities below hold on the reals, while
+    integer inputs wrap (1 + uint8) or change sign rules (neg of unsigned)."""
+    return m if m is not None and m["x"].dtype.startswith(("float", "complex")) else None
 
 
 @register("stabilize", "log")
 def log_one_plus_to_log1p(fgraph, node):
     """log(1 + x) -> log1p(x)"""
     out = node.outputs[0]
-    m = match(out, ("log", ("add", 1, "x"))) or match(out, ("log", ("add", "x", 1)))
+    m = _float(match(out, ("log", ("add", 1, "x"))) or match(out, ("log", ("add", "x", 1))))
     return _same(E["log1p"](m["x"]), out) if m else None
 
 
@@ -25,7 +33,7 @@ def log_one_plus_to_log1p(fgraph, node):
 def log_one_minus_to_log1p(fgraph, node):
     """log(1 - x) -> log1p(-x)"""
     out = node.outputs[0]
-    m = match(out, ("log", ("sub", 1, "x")))
+    m = _float(match(out, ("log", ("sub", 1, "x"))))
     return _same(E["log1p"](E["neg"](m["x"])), out) if m else None
 
 
@@ -33,7 +41,7 @@ def log_one_minus_to_log1p(fgraph, node):
 def exp_minus_one_to_expm1(fgraph, node):
     """exp(x) - 1 -> expm1(x)"""
     out = node.outputs[0]
-    m = match(out, ("sub", ("exp", "x"), 1))
+    m = _float(match(out, ("sub", ("exp", "x"), 1)))
     return _same(E["expm1"](m["x"]), out) if m else None
 
 
@@ -51,7 +59,7 @@ def log_softmax_from_log_of_softmax(fgraph, node):
 def log_sigmoid_to_softplus(fgraph, node):
     """log(sigmoid(x)) -> -softplus(-x)"""
     out = node.outputs[0]
-    m = match(out, ("log", ("sigmoid", "x")))
+    m = _float(match(out, ("log", ("sigmoid", "x"))))
     return _same(E["neg"](E["softplus"](E["neg"](m["x"]))), out) if m else None
 
 
@@ -59,7 +67,7 @@ def log_sigmoid_to_softplus(fgraph, node):
 def log_one_minus_sigmoid_to_softplus(fgraph, node):
     """log(1 - sigmoid(x)) -> -softplus(x)"""
     out = node.outputs[0]
-    m = match(out, ("log", ("sub", 1, ("sigmoid", "x"))))
+    m = _float(match(out, ("log", ("sub", 1, ("sigmoid", "x")))))
     return _same(E["neg"](E["softplus"](m["x"])), out) if m else None
 
 
