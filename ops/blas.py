@@ -229,10 +229,14 @@ class TensorDot(Op):
         free_b = [d for d in range(b.ndim) if d not in self.axes_b]
         na = len(free_a)
         # ga[free_a, axes_a] = sum over free_b of g[free_a, free_b] * b[axes_b, free_b]
+        # tensordot keeps the uncontracted axes of each operand in their original (sorted)
+        # order, so map them back through the pairing axes_a[i] <-> axes_b[i].
         ga = tensordot(g, b, axes=[list(range(na, g.ndim)), free_b])
-        ga = ga.dimshuffle(_inverse(free_a + list(self.axes_a)))
+        ga = ga.dimshuffle(_inverse(free_a + [self.axes_a[self.axes_b.index(d)]
+                                              for d in sorted(self.axes_b)]))
         gb = tensordot(a, g, axes=[free_a, list(range(na))])
-        gb = gb.dimshuffle(_inverse(list(self.axes_b) + free_b))
+        gb = gb.dimshuffle(_inverse([self.axes_b[self.axes_a.index(d)]
+                                     for d in sorted(self.axes_a)] + free_b))
         return [ga, gb]
 
 

@@ -43,7 +43,14 @@ def elemwise_grad(op, inputs, outputs, output_grads):
     n = len(inputs)
     if z.dtype in DISCRETE_DTYPES or g is None:
         return [None] * n
-    grads = op.scalar_op.grad(*inputs, z, g)
+    rule = op.scalar_op.grad
+    if rule is None:  # a row without a gradient rule: say so when the gradient is used
+        from ..grad.reverse import grad_not_implemented
+        return [grad_not_implemented(op, i, x, f"({op.scalar_op.name} has no gradient rule)")
+                for i, x in enumerate(inputs)]
+    grads = rule(*inputs, z, g)
+    if grads is None:  # piecewise-constant rows (``_zero``): nothing flows
+        return [None] * n
     out = []
     for x, gx in zip(inputs, grads):
         if gx is None or x.dtype in DISCRETE_DTYPES:

@@ -88,6 +88,11 @@ class Softmax(Op):
         (z,), (g,) = outputs, grads
         if self.log:
             return [g - E["exp"](z) * sum_(g, axis=self.axis, keepdims=True)]
+        num = _numerator_over(g, z)
+        if num is not None:
+            # g = num / z (the gradient of log(softmax(x)), e.g. a crossentropy): then
+            # z * (g - sum(g * z)) = num - z * sum(num), which stays finite where z is 0.
+            return [num - z * sum_(num, axis=self.axis, keepdims=True)]
         return [z * (g - sum_(g * z, axis=self.axis, keepdims=True))]
 
     def R_op(self, inputs, eval_points):
@@ -98,6 +103,17 @@ class Softmax(Op):
         if self.log:
             return [ev - sum_(E["exp"](z) * ev, axis=self.axis, keepdims=True)]
         return [z * (ev - sum_(z * ev, axis=self.axis, keepdims=True))]
+
+
+def _numerator_over(g, z):
+    """``a`` when the gradient ``g`` is the graph ``a / z`` (same type as ``g``), else None."""
+    node = g.owner
+    if node is None or not isinstance(node.op, type(E["true_div"])):
+        return None
+    if node.op.scalar_op.name != "true_div" or node.inputs[1] is not z:
+        return None
+    a = node.inputs[0]
+    return a if a.dtype == g.dtype and a.broadcastable == g.broadcastable else None
 
 
 def _softmax_axis(x, axis, what):

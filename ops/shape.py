@@ -88,7 +88,12 @@ class DimShuffle(Op):
     def grad(self, inputs, grads):
         (x,), (g,) = inputs, grads
         kept = [d for d in self.new_order if d != "x"]
-        # Sum over inserted dims (they have length 1), then undo the permutation.
+        # Sum over inserted dims (length 1, unless the gradient was broadcast along them, as an
+        # eval point of Lop may be), then drop them and undo the permutation.
+        summed = [i for i, d in enumerate(self.new_order) if d == "x" and not g.broadcastable[i]]
+        if summed:
+            from .reduce import sum as sum_
+            g = sum_(g, axis=summed, keepdims=True)
         g = g.dimshuffle([i for i, d in enumerate(self.new_order) if d != "x"])
         order = []
         for d in range(self.input_ndim):
@@ -802,7 +807,16 @@ class Repeat(Op):
         x, r = inputs
         g = grads[0]
         if r.ndim != 0:
-            raise NotImplementedError("the gradient of repeat with a vector of repeats")
+            # Each output entry came from input entry repeat(arange(n), r)[k]: scatter-add back.
+            from .subtensor import inc_subtensor
+            if self.axis is None:
+                flat = x.flatten()
+                src = repeat(arange(shape(flat)[0]), r, axis=0)
+                gx = inc_subtensor(zeros_like(flat)[src], g)
+                return [reshape(gx, shape(x), ndim=x.ndim), None]
+            src = repeat(arange(shape(x)[self.axis]), r, axis=0)
+            idx = (slice(None),) * self.axis + (src,)
+            return [inc_subtensor(zeros_like(x)[idx], g), None]
         from .reduce import sum as sum_
         axis = 0 if self.axis is None else self.axis
         xs = shape(x)
