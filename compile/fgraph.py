@@ -75,6 +75,8 @@ class FunctionGraph:
             outputs, _ = clone_graph(self.inputs, outputs)
         self.outputs = list(outputs)
         self.history: List[tuple] = []
+        # When a list, _import appends every node it adds (the rewrite worklist reads it).
+        self.imported: Optional[List[Apply]] = None
         self._rebuild()
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -98,6 +100,8 @@ class FunctionGraph:
             if node is None or node in self.nodes or v in self._input_set:
                 continue
             self.nodes.add(node)
+            if self.imported is not None:
+                self.imported.append(node)
             for i, inp in enumerate(node.inputs):
                 self.clients.setdefault(inp, Clients()).append((node, i))
                 stack.append(inp)

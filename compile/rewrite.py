@@ -14,18 +14,24 @@ keeps the user's creation line (FunctionGraph.replace copies it) and is recorded
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant, Variable
+from ..symbolic.trace import suspended
 from .fgraph import FunctionGraph
 
 # Folding an op whose output is much larger than its inputs (alloc, eye, arange) would only
 # move memory from the run into the compiled function; such nodes stay.
 MAX_FOLDED_SIZE = 10_000
-MAX_SWEEPS = 20
+# A phase stops after this many rewrites per node (a guard against rules that undo each
+# other); patterns look this many levels into a node's inputs, so a replacement is followed
+# by a new look at the uses that deep below it.
+MAX_REWRITES_PER_NODE = 50
+REVISIT_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -179,33 +185,70 @@ def constant_fold(fgraph: FunctionGraph) -> None:
 
 
 def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) -> int:
-    """Apply the phase's rules until none fires (or MAX_SWEEPS); returns the rewrite count.
+    """Apply the phase's rules until none fires; returns the rewrite count.
 
-    Rules named in ``exclude`` are skipped."""
+    A worklist, not repeated sweeps: every node is tried once in topological order, and after a
+    replacement only what it can affect is tried again: the nodes it brought in and the nodes
+    up to ``REVISIT_DEPTH`` uses below the replaced variable (rule patterns look that deep into
+    their inputs). That keeps a phase linear in the graph size. Rules named in ``exclude`` are
+    skipped."""
     table = RULES.get(phase, {})
     if exclude:
         table = {k: [r for r in rs if r.name not in exclude] for k, rs in table.items()}
     everywhere = table.get("*", [])
+    by_key: Dict[str, List[Rule]] = {}
+    queue = deque(fgraph.toposort())
+    queued = set(queue)
+    budget = MAX_REWRITES_PER_NODE * (len(queue) + 10)
     count = 0
-    for _ in range(MAX_SWEEPS):
-        changed = False
-        for node in fgraph.toposort():
+    fgraph.imported = []
+    try:
+        while queue:
+            node = queue.popleft()
+            queued.discard(node)
             if node not in fgraph.nodes:
                 continue
-            for rule in table.get(node_key(node), []) + everywhere:
+            key = node_key(node)
+            rules = by_key.get(key)
+            if rules is None:
+                rules = by_key[key] = table.get(key, []) + everywhere
+            for rule in rules:
                 result = rule.fn(fgraph, node)
                 if result is None:
                     continue
                 news = result if isinstance(result, (list, tuple)) else [result]
+                touched = []
                 for old, new in zip(node.outputs, news):
                     if new is not None and new is not old:
                         fgraph.replace(old, new, rule.name)
+                        touched.append(new)
                 count += 1
-                changed = True
+                _revisit(fgraph, touched, queue, queued)
                 break
-        if not changed:
-            break
+            if count > budget:  # a rule pair undoing each other: stop rather than spin
+                break
+    finally:
+        fgraph.imported = None
     return count
+
+
+def _revisit(fgraph: FunctionGraph, touched: List[Variable], queue: deque, queued: set) -> None:
+    fresh, fgraph.imported[:] = list(fgraph.imported), []
+    for node in reversed(fresh):  # imported from the output down: reversed puts inputs first
+        if node not in queued:
+            queue.append(node)
+            queued.add(node)
+    frontier = touched
+    for _ in range(REVISIT_DEPTH):
+        nxt = []
+        for var in frontier:
+            for client, _i in fgraph.clients.get(var, ()):
+                if client == "output" or client in queued:
+                    continue
+                queue.append(client)
+                queued.add(client)
+                nxt.extend(client.outputs)
+        frontier = nxt
 
 
 PASSES: Dict[str, Callable[[FunctionGraph], Any]] = {
@@ -218,8 +261,9 @@ def run_passes(fgraph: FunctionGraph, names: Sequence[str], exclude: Sequence[st
                ) -> None:
     """Run the named passes and phases in order, skipping the rules named in ``exclude``."""
     from . import rules  # noqa: F401  (registers the rule tables)
-    for name in names:
-        if name in PASSES:
-            PASSES[name](fgraph)
-        else:
-            run_phase(fgraph, name, exclude)
+    with suspended():
+        for name in names:
+            if name in PASSES:
+                PASSES[name](fgraph)
+            else:
+                run_phase(fgraph, name, exclude)

@@ -106,11 +106,17 @@ class Op:
 def call_infer_shape(op: Op, fgraph, node: Apply, shapes):
     """Call ``infer_shape`` with Theano's (node, shapes) or PyTensor's (fgraph, node, shapes)."""
     fn = op.infer_shape
-    try:
-        nparams = len(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        nparams = 3
+    nparams = _INFER_SHAPE_ARITY.get(type(op))
+    if nparams is None:  # inspect.signature is slow; shape rewrites call this per node
+        try:
+            nparams = len(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            nparams = 3
+        _INFER_SHAPE_ARITY[type(op)] = nparams
     return fn(node, shapes) if nparams == 2 else fn(fgraph, node, shapes)
+
+
+_INFER_SHAPE_ARITY: dict = {}
 
 
 def _perform_thunk(op: Op, node: Apply) -> Callable:
