@@ -23,14 +23,17 @@ def _ids():
 
 
 def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int = -1,
-               ids: str = "CHAR") -> Optional[str]:
+               ids: str = "CHAR", rewritten: bool = True) -> Optional[str]:
     """Print the graph of a variable, a list of variables, or a compiled function as a tree.
 
     Each node gets an id (``[id A]``); a node met again is shown by its id only. With
-    ``file='str'`` the text is returned instead of printed.
+    ``file='str'`` the text is returned instead of printed. For a compiled function the graph
+    shown is the one that runs; ``rewritten=False`` shows the graph as built, before rewriting.
     """
     if hasattr(obj, "maker"):
-        outputs: Sequence[Variable] = obj.maker.fgraph.outputs
+        maker = obj.maker
+        outputs: Sequence[Variable] = (maker.fgraph.outputs if rewritten
+                                       else maker.original_outputs)
     elif isinstance(obj, (list, tuple)):
         outputs = [o.outputs[0] if isinstance(o, Apply) else o for o in obj]
     elif isinstance(obj, Apply):
