@@ -285,7 +285,8 @@ def main(quick: bool = False, cases: Optional[Sequence[str]] = None,
     out = out or sys.stdout
     settings = QUICK if quick else FULL
     chosen = [c for c in CASES if not cases or any(s in c.name for s in cases)]
-    if not chosen:
+    with_table = not cases or any(s in COMPILE_TABLE for s in cases)
+    if not chosen and not with_table:
         raise SystemExit(f"no benchmark case matches {list(cases or [])}; the cases are "
                          f"{', '.join(c.name for c in CASES)}")
     print(environment(), file=out)
@@ -295,9 +296,10 @@ def main(quick: bool = False, cases: Optional[Sequence[str]] = None,
     start = time.perf_counter()
     for case in chosen:
         results.append(run_case(case, settings))
-    print(file=out)
-    print(table(results), file=out)
-    print(file=out)
+    if results:
+        print(file=out)
+        print(table(results), file=out)
+        print(file=out)
     for r in results:
         print(f"{r.case.name}: {r.case.description}", file=out)
         if r.case.kind == "compile" and "theon" in r.first:
@@ -305,8 +307,15 @@ def main(quick: bool = False, cases: Optional[Sequence[str]] = None,
                   f"{format_time(r.first['theon'])}", file=out)
         for impl, note in r.notes.items():
             print(f"    {impl}: {note}", file=out)
+    if with_table:
+        from .compile_time import SIZES, compile_table
+        print(file=out)
+        compile_table(SIZES[:-1] if quick else SIZES, out=out)
     print(f"({time.perf_counter() - start:.1f} s)", file=out, flush=True)
     return results
+
+
+COMPILE_TABLE = "compile_table"  # --case name of the compile-time table (compile_time.py)
 
 
 def cli(argv: Optional[Sequence[str]] = None) -> int:
@@ -322,6 +331,8 @@ def cli(argv: Optional[Sequence[str]] = None) -> int:
         from .cases import CASES
         for c in CASES:
             print(f"{c.name}: {c.description}")
+        print(f"{COMPILE_TABLE}: compile time of chains of 10 to 10,000 nodes, with and "
+              "without their gradient (up to 1,000 with --quick)")
         return 0
     main(quick=args.quick, cases=args.case)
     return 0

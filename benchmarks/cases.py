@@ -153,6 +153,151 @@ def jax_mlp_compile(d):
     return Bench(compile_once)
 
 
+# -- (c) MLP training step: the forward above, crossentropy loss, backprop, SGD updates -----------
+MLP_LR = 0.1
+
+
+def mlp_train_data():
+    d = mlp_data()
+    d["y"] = np.random.default_rng(1).integers(0, MLP_SIZES[2], size=MLP_BATCH).astype("int32")
+    return d
+
+
+def theon_mlp_train_graph(d):
+    """(inputs, loss, updates) of one SGD step; the weights are copied into new shared
+    variables, so each implementation starts from the same values."""
+    import theon as theano
+    import theon.tensor as T
+    x, y = T.fmatrix("x"), T.ivector("y")
+    params = [theano.shared(d[k], name=k) for k in ("W1", "b1", "W2", "b2")]
+    W1, b1, W2, b2 = params
+    p = T.nnet.softmax(T.dot(T.nnet.relu(T.dot(x, W1) + b1), W2) + b2)
+    loss = T.nnet.categorical_crossentropy(p, y).mean()
+    grads = T.grad(loss, params)
+    return [x, y], loss, [(w, w - np.float32(MLP_LR) * g) for w, g in zip(params, grads)]
+
+
+def theon_mlp_train(d):
+    import theon as theano
+    inputs, loss, updates = theon_mlp_train_graph(d)
+    return Bench(theano.function(inputs, loss, updates=updates), (d["x"], d["y"]))
+
+
+def theon_mlp_train_compile(d):
+    import theon as theano
+    inputs, loss, updates = theon_mlp_train_graph(d)
+    return Bench(partial(theano.function, inputs, loss, updates=updates))
+
+
+def theon_mlp_train_build_and_compile(d):
+    """Building the graph and its gradient is part of what a user waits for: time both."""
+    import theon as theano
+
+    def build():
+        inputs, loss, updates = theon_mlp_train_graph(d)
+        return theano.function(inputs, loss, updates=updates)
+    return Bench(build)
+
+
+def numpy_mlp_train(d):
+    """Hand-written backprop of the same step, in place where numpy allows."""
+    W1, b1, W2, b2 = (d[k].copy() for k in ("W1", "b1", "W2", "b2"))
+    lr = np.float32(MLP_LR)
+
+    def step(x, y):
+        n = x.shape[0]
+        rows = np.arange(n)
+        pre = x @ W1
+        pre += b1
+        h = np.maximum(pre, 0)
+        z = h @ W2
+        z += b2
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        total = e.sum(axis=1, keepdims=True)
+        loss = np.mean(np.log(total[:, 0]) - z[rows, y])
+        dz = e
+        dz /= total
+        dz[rows, y] -= 1
+        dz /= np.float32(n)
+        dh = dz @ W2.T
+        dh[pre <= 0] = 0
+        np.subtract(W2, lr * (h.T @ dz), out=W2)
+        np.subtract(b2, lr * dz.sum(axis=0), out=b2)
+        np.subtract(W1, lr * (x.T @ dh), out=W1)
+        np.subtract(b1, lr * dh.sum(axis=0), out=b1)
+        return np.float32(loss)
+    return Bench(step, (d["x"], d["y"]))
+
+
+def pytensor_mlp_train_graph(d):
+    import pytensor
+    import pytensor.tensor as pt
+    x, y = pt.fmatrix("x"), pt.ivector("y")
+    params = [pytensor.shared(d[k], name=k) for k in ("W1", "b1", "W2", "b2")]
+    W1, b1, W2, b2 = params
+    logp = pt.special.log_softmax(pt.dot(pt.maximum(pt.dot(x, W1) + b1, 0), W2) + b2, axis=-1)
+    loss = -logp[pt.arange(y.shape[0]), y].mean()
+    grads = pytensor.grad(loss, params)
+    return [x, y], loss, [(w, w - np.float32(MLP_LR) * g) for w, g in zip(params, grads)]
+
+
+def pytensor_mlp_train(d):
+    import pytensor
+    inputs, loss, updates = pytensor_mlp_train_graph(d)
+    return Bench(pytensor.function(inputs, loss, updates=updates), (d["x"], d["y"]))
+
+
+def pytensor_mlp_train_compile(d):
+    import pytensor
+    inputs, loss, updates = pytensor_mlp_train_graph(d)
+    return Bench(partial(pytensor.function, inputs, loss, updates=updates))
+
+
+def _jax_loss(params, x, y):
+    import jax
+    import jax.numpy as jnp
+    logp = jax.nn.log_softmax(_jax_forward_logits(x, *params), axis=-1)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def _jax_forward_logits(x, W1, b1, W2, b2):
+    import jax
+    return jax.nn.relu(x @ W1 + b1) @ W2 + b2
+
+
+def _jax_step(params, x, y):
+    import jax
+    loss, grads = jax.value_and_grad(_jax_loss)(params, x, y)
+    return loss, tuple(w - MLP_LR * g for w, g in zip(params, grads))
+
+
+def jax_mlp_train(d):
+    import jax
+    import jax.numpy as jnp
+    step = jax.jit(_jax_step)
+    state = {"params": tuple(jnp.asarray(d[k]) for k in ("W1", "b1", "W2", "b2"))}
+    x, y = jnp.asarray(d["x"]), jnp.asarray(d["y"])
+
+    def run():
+        loss, state["params"] = step(state["params"], x, y)
+        return loss.block_until_ready()
+    return Bench(run)
+
+
+def jax_mlp_train_compile(d):
+    import jax
+    import jax.numpy as jnp
+    params = tuple(jnp.asarray(d[k]) for k in ("W1", "b1", "W2", "b2"))
+    x, y = jnp.asarray(d["x"]), jnp.asarray(d["y"])
+
+    def compile_once():
+        def step(*a):
+            return _jax_step(*a)
+        return jax.jit(step).lower(params, x, y).compile()
+    return Bench(compile_once)
+
+
 CASES = [
     Case("add_scalars", "call overhead: function([a, b], a + b) on 0-d float64 arrays "
          "vs np.add(a, b)", scalar_data, theon_scalar_add, numpy_scalar_add,
@@ -163,4 +308,14 @@ CASES = [
     Case("mlp_forward_compile", "compile time (function() wall time) of the MLP forward; numpy "
          "has nothing to compile", mlp_data, theon_mlp_compile, None, pytensor_mlp_compile,
          jax_mlp_compile, kind="compile", budget=0.75),
+    Case("mlp_train_step", "one SGD step of the same MLP (crossentropy of softmax, integer "
+         "labels, lr 0.1) through updates, vs hand-written numpy backprop", mlp_train_data,
+         theon_mlp_train, numpy_mlp_train, pytensor_mlp_train, jax_mlp_train, rtol=1e-4,
+         atol=1e-5, budget=1.5),
+    Case("mlp_train_compile", "compile time (function() wall time) of the training step, "
+         "gradient graph already built", mlp_train_data, theon_mlp_train_compile, None,
+         pytensor_mlp_train_compile, jax_mlp_train_compile, kind="compile", budget=0.75),
+    Case("mlp_train_build", "building the loss, T.grad and function() together, as a user "
+         "waits for them", mlp_train_data, theon_mlp_train_build_and_compile, kind="compile",
+         budget=0.5),
 ]

@@ -78,6 +78,13 @@ def test_benchmark_quick_prints_the_table(capsys):
                 assert cell == "n/a"
     assert re.fullmatch(r"[\d.]+ (us|ms|s)", rows["mlp_forward_compile"]["theon"])
     assert rows["mlp_forward_compile"]["numpy"] == "n/a"
+    train = rows["mlp_train_step"]
+    assert 0 < float(train["theon/numpy"]) < 100  # both ran, and agreed on the first loss
+    assert re.fullmatch(r"[\d.]+ (us|ms|s)", rows["mlp_train_compile"]["theon"])
+    # the compile-time table: one row per size, theon's 1,000-node row with its gradient
+    table = out[out.index("compile time (function() wall time"):]
+    sizes = [int(m) for m in re.findall(r"^theon\s+(\d+)", table, flags=re.M)]
+    assert sizes == [8, 100, 1000]
     for r in results[:2]:
         assert r.ratio("numpy") == pytest.approx(r.times["theon"] / r.times["numpy"])
 
