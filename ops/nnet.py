@@ -216,8 +216,17 @@ def categorical_crossentropy(coding_dist, true_dist):
 
 
 def binary_crossentropy(output, target):
-    """-(t log(o) + (1 - t) log(1 - o)), elementwise."""
+    """-(t log(o) + (1 - t) log(1 - o)), elementwise.
+
+    When ``output`` is ``sigmoid(s)`` the loss is built from the logits ``s`` instead
+    (``sigmoid_binary_crossentropy``): the same values, but finite where ``sigmoid(s)``
+    rounds to 0 or 1, and so is its gradient, which no rewrite of the log form could recover
+    once it divides by ``sigmoid(s)``."""
     o, t = as_tensor_variable(output), as_tensor_variable(target)
+    node = o.owner
+    if node is not None and getattr(getattr(node.op, "scalar_op", None), "name", None) \
+            == "sigmoid" and o.dtype.startswith("float"):
+        return sigmoid_binary_crossentropy(node.inputs[0], t)
     return -(t * E["log"](o) + (1 - t) * E["log"](1 - o))
 
 

@@ -94,9 +94,9 @@ def test_values_at_saturation():
     np.testing.assert_allclose(gsp[[0, 3, 6]], [0, 0.5, 1])
 
 
-@pytest.mark.xfail(reason="binary_crossentropy(sigmoid(s)) divides by sigmoid(s) == 0 in its "
-                          "gradient; needs a stabilize rewrite of the gradient graph. Use "
-                          "sigmoid_binary_crossentropy.", strict=False)
 def test_binary_crossentropy_of_sigmoid_grad_at_saturation():
+    # built from the logits, so the gradient is sigmoid(s) - t even where sigmoid(s) is 0 or 1
     value = _run(T.grad(T.nnet.binary_crossentropy(T.nnet.sigmoid(S), T0).sum(), S))
     assert np.all(np.isfinite(value))
+    s = SV.astype(np.float64)
+    np.testing.assert_allclose(value, 0.5 * (1 + np.tanh(s / 2)) - 0.3, rtol=1e-5, atol=1e-6)
