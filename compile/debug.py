@@ -30,6 +30,7 @@ class CheckedFunction:
                  atol: float = 1e-6):
         self.fast, self.reference = fast, reference
         self.fgraph = fgraph
+        fgraph.check()  # the rewritten graph's own bookkeeping, before any value is compared
         self.explicit_inputs = list(explicit_inputs)
         self.rtol, self.atol = rtol, atol
         # Shared values are read before either call so both see the same state.
@@ -64,8 +65,10 @@ class CheckedFunction:
         for k, (name, old, new) in enumerate(pairs):
             a, b = values[2 * k], values[2 * k + 1]
             if not _close(a, b, self.rtol, self.atol):
+                from ..symbolic.trace import format_trace
                 return (f"rewrite rule {name!r} changed a value: {old!r} gave "
-                        f"{np.asarray(a)!r}, its replacement {new!r} gave {np.asarray(b)!r}")
+                        f"{np.asarray(a)!r}, its replacement {new!r} gave {np.asarray(b)!r} "
+                        f"(the node was made at {format_trace(old.trace)})")
         return "the rewritten function disagrees with the original (no single rule to blame)"
 
 

@@ -196,6 +196,30 @@ class FunctionGraph:
                 g.add_edge(node, out)
         return g
 
+    def check(self) -> None:
+        """Verify the bookkeeping that rewrites maintain incrementally: the graph is acyclic
+        (networkx finds the cycle to report), every node reachable from the outputs is
+        registered, and each variable's clients are exactly the nodes using it. Raises
+        AssertionError naming what is wrong. The checking mode runs it after rewriting."""
+        import networkx as nx
+        g = self.to_networkx()
+        if not nx.is_directed_acyclic_graph(g):
+            cycle = nx.find_cycle(g)
+            raise AssertionError(f"the rewritten graph has a cycle: {cycle}")
+        reachable = set(toposort(self.outputs, stop=self.inputs))
+        if reachable != self.nodes:
+            raise AssertionError(f"FunctionGraph.nodes is stale: {len(self.nodes - reachable)} "
+                                 f"dead node(s) kept, {len(reachable - self.nodes)} missing")
+        expected: Dict[Variable, set] = {}
+        for node in reachable:
+            for i, inp in enumerate(node.inputs):
+                expected.setdefault(inp, set()).add((node, i))
+        for k, out in enumerate(self.outputs):
+            expected.setdefault(out, set()).add(("output", k))
+        for var, uses in expected.items():
+            if set(self.clients.get(var, ())) != uses:
+                raise AssertionError(f"the clients of {var!r} are stale")
+
     def __repr__(self) -> str:
         return f"FunctionGraph({len(self.nodes)} nodes, outputs={self.outputs})"
 
