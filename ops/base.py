@@ -146,7 +146,10 @@ def _perform_thunk(op: Op, node: Apply) -> Callable:
 # -- converting Python values ------------------------------------------------------------------
 
 def autocast_dtype(value: Any) -> Optional[str]:
-    """Theano's dtype for a Python scalar: the smallest int, or a float32 when exact."""
+    """Theano's dtype for a Python scalar: the smallest int, or a float32 when exact.
+
+    numpy scalars keep their own dtype (None here), as in Theano: ``np.float64(0.5)`` is a
+    float64 even though it subclasses ``float``."""
     from ..config import config
     if isinstance(value, (bool, np.bool_)):
         return "bool"
@@ -156,11 +159,11 @@ def autocast_dtype(value: Any) -> Optional[str]:
             if info.min <= value <= info.max:
                 return dt
         return "uint64" if value >= 0 else None
-    if isinstance(value, float):
+    if type(value) is float:
         if config.floatX == "float32" or not np.isfinite(value) or float(np.float32(value)) == value:
             return "float32" if config.floatX != "float16" else "float16"
         return "float64"
-    if isinstance(value, complex):
+    if type(value) is complex:
         return "complex128"
     return None
 

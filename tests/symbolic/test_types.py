@@ -259,3 +259,14 @@ def test_config_assignment_is_validated():
     finally:
         theon.config.floatX = old
     assert T.vector().dtype == old
+
+
+def test_numpy_scalars_keep_their_dtype_python_scalars_autocast():
+    # Theano's autocast applies to Python numbers only; np.float64 subclasses float but is
+    # already typed
+    assert T.constant(np.float64(0.5)).dtype == "float64"
+    assert T.constant(0.5).dtype == "float32"
+    assert T.constant(np.float32(0.1)).dtype == "float32"
+    assert T.constant(0.1).dtype == "float64"
+    assert (T.fvector() * np.float32(0.1)).dtype == "float32"
+    assert T.constant(np.complex128(1j)).dtype == "complex128"
