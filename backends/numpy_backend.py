@@ -15,8 +15,9 @@ with the node, its input shapes and the user's line that created it.
 """
 from __future__ import annotations
 
-import linecache
 import itertools
+import linecache
+import weakref
 from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
@@ -216,6 +217,9 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
     exec(compile(src, filename, "exec"), ctx.namespace)  # noqa: S102 - our own generated code
     fn = ctx.namespace[fname]
     fn.source = src
+    # The source stays in linecache for tracebacks while the function lives, and no longer:
+    # a loop compiling many functions must not keep every source.
+    weakref.finalize(fn, linecache.cache.pop, filename, None)
     return fn
 
 

@@ -582,3 +582,15 @@ def test_call_overhead_sanity():
     print(f"call overhead: {elapsed / 2000 * 1e6:.1f} us per call")  # informative only
     for v in (3.0, 3, np.float64(3.0), np.array(3.0)):
         assert float(f(v)) == 7.0
+
+
+def test_generated_source_leaves_linecache_with_its_function():
+    import gc
+    import linecache
+    x = T.vector()
+    before = len(linecache.cache)
+    fs = [theano.function([x], x * k) for k in range(20)]
+    assert len(linecache.cache) >= before + 20  # tracebacks can show the generated lines
+    del fs
+    gc.collect()
+    assert len(linecache.cache) <= before
