@@ -104,7 +104,14 @@ def _combine_constants(node, name):
     if not m or isinstance(m["x"], Constant) or not isinstance(m["c1"], Constant) \
             or not isinstance(m["c2"], Constant):
         return None
-    return _fits(E[name](m["x"], E[name](m["c1"], m["c2"])), out)
+    # The inner result must already have the output's dtype: (int8 x + 100) + 0.5 wraps in
+    # int8 before the float add, x + 100.5 would not. The constants are combined in that dtype
+    # (float32 1e8 + 1 would round away the 1 that a float64 x keeps).
+    inner = node.inputs[1] if node.inputs[0] is m["c2"] else node.inputs[0]
+    if inner.dtype != out.dtype:
+        return None
+    c1, c2 = cast(m["c1"], out.dtype), cast(m["c2"], out.dtype)
+    return _fits(E[name](m["x"], E[name](c1, c2)), out)
 
 
 @register("canonicalize", "add")
@@ -179,21 +186,31 @@ def reshape_to_own_shape(fgraph, node):
     return None
 
 
-def _cast_of_cast(fgraph, node):
+def _exact_cast(src: str, dst: str) -> bool:
+    """True when every value of dtype ``src`` is exactly a value of ``dst``: numpy's "safe"
+    casts, less the 64-bit ints to float64 / complex128, which round above 2**53."""
+    if not np.can_cast(src, dst, "safe"):
+        return False
+    s, d = np.dtype(src), np.dtype(dst)
+    if s.kind in "iu" and d.kind in "fc":
+        return np.iinfo(s).bits - (s.kind == "i") <= np.finfo(d).nmant + 1
+    return True
+
+
+def cast_of_cast(fgraph, node):
     """cast(cast(x, a), b) -> cast(x, b) when the cast to a loses nothing"""
     inner = node.inputs[0]
     if op_key(inner) is None or not op_key(inner).startswith("cast_"):
         return None
     x = inner.owner.inputs[0]
-    if not np.can_cast(x.dtype, inner.dtype, "safe"):
+    if not _exact_cast(x.dtype, inner.dtype):
         return None
     return cast(x, node.outputs[0].dtype)
 
 
 for _dt in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
             "float16", "float32", "float64", "complex64", "complex128"):
-    register("canonicalize", f"cast_{_dt}")(_cast_of_cast)
-cast_of_cast = _cast_of_cast
+    register("canonicalize", f"cast_{_dt}")(cast_of_cast)
 
 
 @register("canonicalize", "Subtensor")

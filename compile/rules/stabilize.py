@@ -21,6 +21,25 @@ def _float(m):
     return m if m is not None and m["x"].dtype.startswith(("float", "complex")) else None
 
 
+# The sigmoid rules are registered first: a node takes the first of its rules that fires, and
+# log(1 - sigmoid(x)) must become -softplus(x), not log1p(-sigmoid(x)) (which is -inf as soon as
+# sigmoid(x) rounds to 1: x > 17 in float32, x > 37 in float64).
+@register("stabilize", "log")
+def log_sigmoid_to_softplus(fgraph, node):
+    """log(sigmoid(x)) -> -softplus(-x)"""
+    out = node.outputs[0]
+    m = _float(match(out, ("log", ("sigmoid", "x"))))
+    return _same(E["neg"](E["softplus"](E["neg"](m["x"]))), out) if m else None
+
+
+@register("stabilize", "log")
+def log_one_minus_sigmoid_to_softplus(fgraph, node):
+    """log(1 - sigmoid(x)) -> -softplus(x)"""
+    out = node.outputs[0]
+    m = _float(match(out, ("log", ("sub", 1, ("sigmoid", "x")))))
+    return _same(E["neg"](E["softplus"](m["x"])), out) if m else None
+
+
 @register("stabilize", "log")
 def log_one_plus_to_log1p(fgraph, node):
     """log(1 + x) -> log1p(x)"""
@@ -35,6 +54,15 @@ def log_one_minus_to_log1p(fgraph, node):
     out = node.outputs[0]
     m = _float(match(out, ("log", ("sub", 1, "x"))))
     return _same(E["log1p"](E["neg"](m["x"])), out) if m else None
+
+
+@register("stabilize", "log1p")
+def log1p_exp_to_softplus(fgraph, node):
+    """log1p(exp(x)) -> softplus(x) (so log(1 + exp(x)) too): exp overflows for large x
+    (x > 88 in float32), softplus(x) is about x there"""
+    out = node.outputs[0]
+    m = _float(match(out, ("log1p", ("exp", "x"))))
+    return _same(E["softplus"](m["x"]), out) if m else None
 
 
 @register("stabilize", "sub")
@@ -53,22 +81,6 @@ def log_softmax_from_log_of_softmax(fgraph, node):
             not inner.owner.op.log:
         return Softmax(inner.owner.op.axis, log=True)(inner.owner.inputs[0])
     return None
-
-
-@register("stabilize", "log")
-def log_sigmoid_to_softplus(fgraph, node):
-    """log(sigmoid(x)) -> -softplus(-x)"""
-    out = node.outputs[0]
-    m = _float(match(out, ("log", ("sigmoid", "x"))))
-    return _same(E["neg"](E["softplus"](E["neg"](m["x"]))), out) if m else None
-
-
-@register("stabilize", "log")
-def log_one_minus_sigmoid_to_softplus(fgraph, node):
-    """log(1 - sigmoid(x)) -> -softplus(x)"""
-    out = node.outputs[0]
-    m = _float(match(out, ("log", ("sub", 1, ("sigmoid", "x")))))
-    return _same(E["neg"](E["softplus"](m["x"])), out) if m else None
 
 
 @register("stabilize", "CrossentropyCategorical1Hot")
