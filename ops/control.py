@@ -71,7 +71,27 @@ class IfElse(Op):
         return lines
 
     def infer_shape(self, fgraph, node, shapes):
-        raise NotImplementedError("the shape of an ifelse depends on the branch taken")
+        """The shapes of the branch taken: an ifelse over the lengths that differ."""
+        from .elemwise import cast
+        n = self.n_outs
+        then, other = shapes[1:1 + n], shapes[1 + n:]
+        out = [list(t) for t in then]
+        pick = []  # (k, d) where the branches' lengths may differ
+        for k in range(n):
+            for d, (a, b) in enumerate(zip(then[k], other[k])):
+                static = node.outputs[k].type.shape[d]
+                if static is not None:
+                    out[k][d] = static
+                elif a is not b:
+                    pick.append((k, d))
+        if pick:
+            lengths = [cast(as_tensor_variable(s[k][d]), "int64") for s in (then, other)
+                       for k, d in pick]
+            chosen = IfElse(len(pick))(node.inputs[0], *lengths)
+            chosen = chosen if isinstance(chosen, list) else [chosen]
+            for (k, d), v in zip(pick, chosen):
+                out[k][d] = v
+        return [tuple(o) for o in out]
 
     def grad(self, inputs, grads):
         from .shape import zeros_like

@@ -299,7 +299,7 @@ class Reshape(Op):
         x, shp = node.inputs
         out = []
         from .subtensor import subtensor
-        static = _static_vector(shp, self.ndim)
+        static = _static_vector(shp, self.ndim, through_casts=True)
         total = None
         for i in range(self.ndim):
             s = None if static is None else static[i]
@@ -336,12 +336,20 @@ def _prod(dims):
     return out
 
 
-def _static_vector(v, n):
-    """The entries of a shape vector known at build time (None where unknown), or None."""
+def _static_vector(v, n, through_casts: bool = False):
+    """The entries of a shape vector known at build time (None where unknown), or None.
+
+    With ``through_casts``, an entry that is a cast of a constant (as MakeVector makes of the
+    Python ints in ``(n, -1)``) counts as known."""
     if isinstance(v, Constant):
         return [int(s) for s in v.data]
     if v.owner is not None and isinstance(v.owner.op, MakeVector):
-        return [_static_int(e) for e in v.owner.inputs]
+        static = [_static_int(e) for e in v.owner.inputs]
+        if through_casts:
+            static = [_static_int(e.owner.inputs[0]) if s is None and e.owner is not None and
+                      getattr(getattr(e.owner.op, "scalar_op", None), "name", "").startswith(
+                          "cast_") else s for s, e in zip(static, v.owner.inputs)]
+        return static
     return None
 
 

@@ -178,6 +178,111 @@ def _out_shape(x, spec, inputs) -> tuple:
     return tuple(shape)
 
 
+def _index_shape(spec, inputs, shapes) -> list:
+    """Symbolic shape of ``x[index]`` from the shapes of x and of the index inputs (numpy's
+    rules, as ``_out_shape``)."""
+    from .reduce import sum as sum_
+    x_shape = shapes[0]
+    nxt = iter(range(1, len(inputs)))
+    advanced = _is_advanced(spec)
+    out: list = []
+    adv: List[list] = []  # per advanced index: [(length, broadcastable)] per dimension
+    adv_positions: List[int] = []
+    dim = 0
+    for e in spec:
+        kind = e[0]
+        if kind == "x":
+            out.append(1)
+        elif kind == "i":
+            if e[1] == "$":
+                next(nxt)
+            if advanced:
+                adv_positions.append(len(out))
+                adv.append([])
+            dim += 1
+        elif kind == "s":
+            parts = [inputs[next(nxt)] if p == "$" else p for p in e[1:]]
+            out.append(_slice_length(x_shape[dim], *parts))
+            dim += 1
+        else:
+            k = next(nxt)
+            arr = inputs[k]
+            adv_positions.append(len(out))
+            if arr.dtype == "bool":
+                adv.append([(sum_(arr), False)])
+                dim += arr.ndim
+            else:
+                adv.append(list(zip(shapes[k], arr.type.broadcastable)))
+                dim += 1
+    out.extend(x_shape[dim:])
+    if adv:
+        ndim = max(len(a) for a in adv)
+        bshape = []
+        for d in range(ndim):
+            length = None
+            for a in adv:
+                j = d - ndim + len(a)
+                if j < 0 or a[j][1]:
+                    continue
+                length = a[j][0] if length is None else _broadcast_length(length, a[j][0])
+            bshape.append(1 if length is None else length)
+        adjacent = all(p == adv_positions[0] for p in adv_positions)
+        at = adv_positions[0] if adjacent else 0
+        out[at:at] = bshape
+    return out
+
+
+def _static(v):
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, Constant) and v.ndim == 0:
+        return int(v.data)
+    return None
+
+
+def _broadcast_length(a, b):
+    """The broadcast of two lengths that broadcast (equal, or one of them 1)."""
+    from .elemwise import ELEMWISE as E
+    if _static(a) == 1:
+        return b
+    if _static(b) == 1:
+        return a
+    return E["switch"](E["eq"](a, 1), b, a)
+
+
+def _slice_length(n, start, stop, step):
+    """len(range(n)[start:stop:step]) for symbolic or static parts (numpy's clamping)."""
+    from .elemwise import ELEMWISE as E
+    static = [None if p is None else _static(p) for p in (start, stop, step)]
+    if _static(n) is not None and all(s is not None or p is None
+                                      for s, p in zip(static, (start, stop, step))):
+        return len(range(*slice(*static).indices(_static(n))))
+    if start is None and stop is None and step is None:
+        return n
+    mx, mn, sw, lt = E["maximum"], E["minimum"], E["switch"], E["lt"]
+
+    def clamp(p, default, lo, hi):
+        if p is None:
+            return default
+        s = _static(p)
+        if s is not None:
+            return mx(n + s, lo) if s < 0 else mn(s, hi)
+        return sw(lt(p, 0), mx(p + n, lo), mn(p, hi))
+
+    def positive(st):
+        lo, hi = clamp(start, 0, 0, n), clamp(stop, n, 0, n)
+        return mx((hi - lo + st - 1) // st, 0)
+
+    def negative(st):  # st = -step > 0
+        lo, hi = clamp(start, n - 1, -1, n - 1), clamp(stop, -1, -1, n - 1)
+        return mx((lo - hi + st - 1) // st, 0)
+
+    s = 1 if step is None else _static(step)
+    if s is not None:
+        return positive(s) if s > 0 else negative(-s)
+    return sw(E["gt"](step, 0), positive(step), negative(-step))
+
+
 def _broadcast_shapes(shapes) -> tuple:
     ndim = max(len(s) for s in shapes)
     out = []
@@ -224,11 +329,11 @@ class Subtensor(Op):
         return lambda a, *vals: a[build(*vals)]
 
     def infer_shape(self, fgraph, node, shapes):
-        from .shape import shape as shape_of
         out_type = node.outputs[0].type
         if all(s is not None for s in out_type.shape):
             return [out_type.shape]
-        return [tuple(shape_of(node.outputs[0])[i] for i in range(out_type.ndim))]
+        inferred = _index_shape(self.spec, node.inputs, shapes)
+        return [tuple(s if s is not None else n for s, n in zip(out_type.shape, inferred))]
 
     def grad(self, inputs, grads):
         from .shape import zeros_like
