@@ -1,6 +1,8 @@
 """Linear algebra: dot (numpy.dot semantics), matmul, tensordot, batched_dot, outer."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..symbolic.graph import Apply
@@ -137,11 +139,17 @@ class MatMul(Op):
         return _run_checked("matmul", mm)
 
     def infer_shape(self, fgraph, node, shapes):
-        from .shape import shape
-        out = node.outputs[0]
-        if all(s is not None for s in out.type.shape):
-            return [out.type.shape]
-        return [tuple(shape(out)[i] for i in range(out.ndim))]
+        from .subtensor import _broadcast_length
+        a, b = node.inputs
+        sa, sb = list(shapes[0]), list(shapes[1])
+        rows = sa[-2:-1] if a.ndim >= 2 else []
+        cols = sb[-1:] if b.ndim >= 2 else []
+        ba, bb = sa[:-2], sb[:-2]
+        n = max(len(ba), len(bb))
+        ba, bb = [1] * (n - len(ba)) + ba, [1] * (n - len(bb)) + bb
+        batch = [_broadcast_length(x, y) for x, y in zip(ba, bb)]
+        return [tuple(s if s is not None else d
+                      for s, d in zip(node.outputs[0].type.shape, batch + rows + cols))]
 
     def grad(self, inputs, grads):
         from .reduce import sum as sum_
@@ -296,6 +304,15 @@ def batched_dot(a, b):
     return out
 
 
+def _broadcast_length(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    """The static length of a broadcast dimension: a length 1 takes the other's."""
+    if a == 1:
+        return b
+    if b == 1 or b is None:
+        return a
+    return b
+
+
 class DotAdd(Op):
     """dot(a, b) + c, adding ``c`` into the fresh product in place (the specialize phase
     makes these from dot-plus-bias; a gemm without the scaling factors)."""
@@ -309,8 +326,7 @@ class DotAdd(Op):
         if c.ndim < d.ndim:
             c = c.dimshuffle(["x"] * (d.ndim - c.ndim) + list(range(c.ndim)))
         dtype = upcast(d.dtype, c.dtype)
-        shape = tuple(x if x is not None else (y if y != 1 else None)
-                      for x, y in zip(d.type.shape, c.type.shape))
+        shape = tuple(_broadcast_length(x, y) for x, y in zip(d.type.shape, c.type.shape))
         return Apply(self, [d.owner.inputs[0], d.owner.inputs[1], c],
                      [TensorType(dtype, shape=shape)()])
 

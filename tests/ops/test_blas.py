@@ -316,3 +316,15 @@ def test_symbolic_shape_of_result(case):
     value, shp, *dims = f(*vals)
     assert tuple(shp) == value.shape
     assert tuple(int(d) for d in dims) == value.shape
+
+
+def test_dotadd_static_shape_takes_the_broadcast_addend_length():
+    from theon.ops.blas import DotAdd
+    a = T.tensor("float64", shape=(1, None))
+    c = T.tensor("float64", shape=(3, 4))
+    b = T.dmatrix()
+    out = DotAdd()(a, b, c)
+    assert out.type.shape == (3, 4)
+    f = theon.function([a, b, c], out)
+    np.testing.assert_allclose(f(np.ones((1, 2)), np.ones((2, 4)), np.ones((3, 4))),
+                               np.full((3, 4), 3.0))
