@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import gc
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from ..backends.numpy_backend import build_function
 from ..ops.base import as_tensor_variable

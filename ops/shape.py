@@ -86,7 +86,7 @@ class DimShuffle(Op):
         return [tuple(1 if d == "x" else shapes[0][d] for d in self.new_order)]
 
     def grad(self, inputs, grads):
-        (x,), (g,) = inputs, grads
+        g = grads[0]
         kept = [d for d in self.new_order if d != "x"]
         # Sum over inserted dims (length 1, unless the gradient was broadcast along them, as an
         # eval point of Lop may be), then drop them and undo the permutation.
@@ -581,7 +581,6 @@ class Split(Op):
         return out
 
     def grad(self, inputs, grads):
-        x = inputs[0]
         parts = [g if g is not None else zeros_like(o) for g, o in
                  zip(grads, self.make_node(*inputs).outputs)]
         return [join(self.axis, *parts), None]

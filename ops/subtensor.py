@@ -404,7 +404,7 @@ class IncSubtensor(Op):
     def grad(self, inputs, grads):
         from .reduce import sum as sum_
         from .shape import patternbroadcast
-        x, y, rest = inputs[0], inputs[1], inputs[2:]
+        y, rest = inputs[1], inputs[2:]
         g = grads[0]
         gx = IncSubtensor(self.spec, True)(g, 0, *rest) if self.set_instead_of_inc else g
         gy = Subtensor(self.spec)(g, *rest)

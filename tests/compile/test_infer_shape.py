@@ -14,7 +14,6 @@ a reason, in ``NO_CASE``.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Dict, List, NamedTuple
 
 import numpy as np
@@ -31,15 +30,9 @@ from theon.ops.nnet import crossentropy_categorical_1hot
 from theon.ops.shape import MakeVector, Reshape
 from theon.printing import Print
 from theon.symbolic.graph import Constant, ancestors
+from theon.ops.base import theon_op_classes
 
-# Import every module that defines ops, so OP_CLASSES is complete.
-for _mod in ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
-             "theon.grad.derived", "theon.ops.control", "theon.ops.gradient_ops", "theon.scan"):
-    try:
-        importlib.import_module(_mod)
-    except ImportError:  # pragma: no cover - optional parts
-        pass
-from theon.ops.base import OP_CLASSES  # noqa: E402
+OP_CLASSES = theon_op_classes()
 
 _rng = np.random.default_rng(42)
 FAST_COMPILE = theano.Mode(optimizer="fast_compile")

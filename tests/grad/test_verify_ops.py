@@ -8,7 +8,6 @@ not listed, with a reason, in ``NO_GRADIENT``.
 """
 from __future__ import annotations
 
-import importlib
 
 import numpy as np
 import pytest
@@ -20,15 +19,9 @@ from theon.ops import scalar as S
 from theon.ops.blas import DotAdd
 from theon.ops.elemwise import ELEMWISE as E
 from theon.symbolic.graph import toposort
+from theon.ops.base import theon_op_classes
 
-# Import every module that defines ops, so OP_CLASSES is complete.
-for _mod in ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
-             "theon.grad.derived", "theon.ops.control", "theon.ops.gradient_ops", "theon.scan"):
-    try:
-        importlib.import_module(_mod)
-    except ImportError:  # pragma: no cover - optional parts
-        pass
-from theon.ops.base import OP_CLASSES  # noqa: E402
+OP_CLASSES = theon_op_classes()
 
 _rng = np.random.default_rng(1234)
 

@@ -9,15 +9,6 @@ import theon.tensor as T
 RNG = np.random.default_rng(99)
 
 
-@pytest.fixture(autouse=True)
-def _floatx_float64():
-    """These tests build T.matrix() etc. and feed float64 data: pin floatX whatever the env."""
-    old = theon.config.floatX
-    theon.config.floatX = "float64"
-    yield
-    theon.config.floatX = old
-
-
 def rand(shape, dtype="float64"):
     if np.dtype(dtype).kind in "iu":
         return RNG.integers(-4, 5, size=shape).astype(dtype)

@@ -12,15 +12,6 @@ from theon.tensor import nnet
 RNG = np.random.default_rng(7)
 
 
-@pytest.fixture(autouse=True)
-def _floatx_float64():
-    """These tests build T.matrix() etc. and feed float64 data: pin floatX whatever the env."""
-    old = theon.config.floatX
-    theon.config.floatX = "float64"
-    yield
-    theon.config.floatX = old
-
-
 def rand(shape, dtype="float64", scale=1.0):
     return (RNG.standard_normal(shape) * scale).astype(dtype)
 

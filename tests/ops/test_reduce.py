@@ -10,14 +10,6 @@ import theon.tensor as T
 from theon.symbolic.types import TensorType
 
 
-@pytest.fixture(autouse=True)
-def _floatx_float64():
-    old = theon.config.floatX
-    theon.config.floatX = "float64"
-    yield
-    theon.config.floatX = old
-
-
 def _rng(*parts):
     return np.random.default_rng(zlib.crc32(repr(parts).encode()))
 

@@ -18,14 +18,6 @@ from theon.ops.elemwise import ELEMWISE
 from theon.symbolic.types import TensorType
 
 
-@pytest.fixture(autouse=True)
-def _floatx_float64():
-    old = theon.config.floatX
-    theon.config.floatX = "float64"
-    yield
-    theon.config.floatX = old
-
-
 # -- input domains ---------------------------------------------------------------------------
 
 class Dom:

@@ -11,13 +11,6 @@ import theon.tensor as T
 RNG = np.random.default_rng(4321)
 
 
-@pytest.fixture(autouse=True)
-def _floatx_float64():
-    """These tests build T.matrix() etc. and feed float64 data: pin floatX whatever the env."""
-    old = theon.config.floatX
-    theon.config.floatX = "float64"
-    yield
-    theon.config.floatX = old
 THIS_FILE = os.path.basename(__file__)
 
 

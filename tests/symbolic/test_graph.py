@@ -8,7 +8,7 @@ import pytest
 import theon as theano
 import theon.tensor as T
 from theon.compile.fgraph import FunctionGraph
-from theon.symbolic.graph import (Apply, Constant, Variable, ancestors, clone_replace,
+from theon.symbolic.graph import (Apply, Constant, ancestors, clone_replace,
                                   graph_inputs, toposort)
 
 HERE = os.path.basename(__file__)

@@ -1,0 +1,13 @@
+"""Shared by the op tests: they build T.matrix() and the like and feed float64 data, so floatX
+is pinned to float64 whatever THEON_FLAGS says."""
+import pytest
+
+import theon
+
+
+@pytest.fixture(autouse=True)
+def _floatx_float64():
+    old = theon.config.floatX
+    theon.config.floatX = "float64"
+    yield
+    theon.config.floatX = old
