@@ -126,6 +126,67 @@ def mul_constants_together(fgraph, node):
     return _combine_constants(node, "mul")
 
 
+def _signed_terms(fgraph, out):
+    """``out`` read as a sum of signed terms: [(+1 or -1, variable)], walking through the
+    add, sub and neg nodes of out's dtype that nothing else uses (their values are not needed
+    on their own, so regrouping them computes nothing twice)."""
+    terms, stack = [], [(1, out, True)]
+    while stack:
+        sign, v, root = stack.pop()
+        key = op_key(v)
+        if key in ("add", "sub", "neg") and v.dtype == out.dtype and \
+                (root or fgraph.n_clients(v) == 1):
+            ins = v.owner.inputs
+            if key == "add":
+                stack += [(sign, ins[1], False), (sign, ins[0], False)]
+            elif key == "sub":
+                stack += [(-sign, ins[1], False), (sign, ins[0], False)]
+            else:
+                stack.append((-sign, ins[0], False))
+        else:
+            terms.append((sign, v))
+    return terms
+
+
+@register("canonicalize", "add", "sub")
+def add_chain_cancel_and_collect(fgraph, node):
+    """a sum of signed terms, e.g. (x + 1) + (y - x) + 2 -> y + 3: a term and its negation
+    cancel (as x - x -> 0 does) and the constants are summed once, in the result's dtype"""
+    out = node.outputs[0]
+    for client, _ in fgraph.clients.get(out, ()):
+        if client != "output" and op_key(client.outputs[0]) in ("add", "sub", "neg") and \
+                client.outputs[0].dtype == out.dtype and fgraph.n_clients(out) == 1:
+            return None  # not the root of the chain: the root rewrites the whole of it
+    terms = _signed_terms(fgraph, out)
+    consts = [(sg, v) for sg, v in terms if isinstance(v, Constant)]
+    others = [(sg, v) for sg, v in terms if not isinstance(v, Constant)]
+    # Regrouping is exact only when every term is already in the result's dtype (a narrower
+    # int term would otherwise be added to another in its own dtype and wrap).
+    if any(v.dtype != out.dtype for _, v in others):
+        return None
+    net: dict = {}  # each variable's count, plus and minus netted (dicts keep first-seen order)
+    for sg, v in others:
+        net[v] = net.get(v, 0) + sg
+    kept = [(1 if n > 0 else -1, v) for v, n in net.items() for _ in range(abs(n))]
+    if len(kept) == len(others) and len(consts) < 2 or not kept:
+        return None
+    result = None
+    for sg, v in sorted(kept, key=lambda t: -t[0]):  # positive terms first: no neg needed
+        if result is None:
+            result = v if sg > 0 else E["neg"](v)
+        else:
+            result = E["add" if sg > 0 else "sub"](result, v)
+    if consts:
+        dtype = np.dtype(out.dtype)
+        with np.errstate(all="ignore"):
+            total = sum(np.asarray(sg, dtype) * c.data.astype(dtype) for sg, c in consts)
+        total = np.asarray(total, dtype=dtype)
+        if np.any(total) or total.ndim > 0:
+            result = E["add"](result, Constant(type(consts[0][1].type)(out.dtype, shape=tuple(
+                1 if n == 1 else None for n in total.shape)), total))
+    return _fits(result, out)
+
+
 @register("canonicalize", "true_div")
 def div_self_to_one(fgraph, node):
     """x / x -> 1, only where x is a finite non-zero constant (else 0/0, inf/inf give NaN)"""

@@ -166,6 +166,12 @@ CASES = [
          lambda x: np.exp(x), absent=("add",), sympy=True),
     Case("add_constants_together", "x_plus_2_plus_3", lambda dt: _x(dt, lambda x: (x + 2) + 3),
          lambda x: x + 5, count={"add": 1}, sympy=True),
+    Case("add_chain_cancel_and_collect", "x_plus_1_plus_y_minus_x_plus_2",
+         lambda dt: _xy(dt, lambda x, y: ((x + 1) + (y - x)) + 2), lambda x, y: y + 3,
+         count={"add": 1}, absent=("sub",), sympy=True),
+    Case("add_chain_cancel_and_collect", "neg_x_plus_y_plus_x",
+         lambda dt: _xy(dt, lambda x, y: T.exp(-x + y + x)), lambda x, y: np.exp(y),
+         absent=("add", "neg"), sympy=True),
     Case("mul_one_to_identity", "x_times_1", lambda dt: _x(dt, lambda x: T.exp(x * 1)),
          lambda x: np.exp(x), absent=("mul",), sympy=True),
     Case("mul_minus_one_to_neg", "x_times_minus_1", lambda dt: _x(dt, lambda x: x * -1),
@@ -398,6 +404,12 @@ NEGATIVE += [
              T.nnet.softmax(m, axis=0), y))),
     _neg("log_one_minus_to_log1p",  # the more specific softplus rule wins
          lambda: _x("float64", lambda x: T.log(1 - T.nnet.sigmoid(x)))),
+    _neg("add_chain_cancel_and_collect",  # m + r - m -> r would lose the broadcast to m's shape
+         lambda: ([m := mat("float64"), r := T.row("r", dtype="float64")], m + r - m)),
+    _neg("add_chain_cancel_and_collect",  # (int8 x + 100) wraps before the float add
+         lambda: ([b := T.bvector("b")], (b + np.int8(100)) + np.float32(0.5)), ints=(20, 40)),
+    _neg("add_chain_cancel_and_collect",  # a partial sum used elsewhere is not regrouped
+         lambda: _xy("float64", lambda x, y: [(x + y) - x, 2 * (x + y)])),
     _neg("add_constants_together",  # (int8 x + 100) wraps before the float add
          lambda: ([b := T.bvector("b")], (b + np.int8(100)) + np.float32(0.5)), ints=(20, 40)),
 ]
