@@ -72,9 +72,10 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
                         f"{type(inputs).__name__} (at {format_trace(where)})")
     ins = [_as_in(i, k, where) for k, i in enumerate(inputs)]
     in_vars = [i.variable for i in ins]
-    for k, v in enumerate(in_vars):
-        if in_vars.index(v) != k:
-            raise ValueError(f"function(): the input {describe(v)} is listed twice")
+    in_set = set(in_vars)
+    if len(in_set) != len(in_vars):
+        v = next(v for k, v in enumerate(in_vars) if v in in_vars[:k])
+        raise ValueError(f"function(): the input {describe(v)} is listed twice")
 
     single = outputs is not None and not isinstance(outputs, (list, tuple))
     out_list = [] if outputs is None else ([outputs] if single else list(outputs))
@@ -96,7 +97,7 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     _check_unused(ins, needed_set, on_unused_input, where)
     shared_inputs = []
     for v in needed:
-        if v in in_vars or v.owner is not None or isinstance(v, Constant):
+        if v in in_set or v.owner is not None or isinstance(v, Constant):
             continue
         if isinstance(v, SharedVariable):
             shared_inputs.append(v)
