@@ -11,14 +11,12 @@ The life of a call to ``function(inputs, outputs, updates, givens)``:
 """
 from __future__ import annotations
 
-import functools
-import gc
 import warnings
 from typing import Any, List, Optional, Sequence
 
 from ..backends.numpy_backend import build_function
 from ..ops.base import as_tensor_variable
-from ..symbolic.graph import Constant, Variable, ancestors, clone_replace
+from ..symbolic.graph import Constant, Variable, ancestors, clone_replace, gc_paused
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
@@ -36,23 +34,7 @@ class MissingInputError(ValueError):
     """The outputs depend on a variable that is neither an input nor shared nor constant."""
 
 
-def _without_gc(fn):
-    """Run ``fn`` with the cyclic garbage collector paused. Compiling allocates many small
-    objects that all stay alive, so each collection the allocations trigger scans a growing
-    heap for nothing; pausing it took a third off compiling a 10,000-node graph."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if not gc.isenabled():
-            return fn(*args, **kwargs)
-        gc.disable()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            gc.enable()
-    return wrapper
-
-
-@_without_gc
+@gc_paused
 def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=None,
              no_default_updates: bool = False, accept_inplace: bool = False,
              name: Optional[str] = None, rebuild_strict: bool = True,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Union
 
 from ..ops.base import as_tensor_variable
-from ..symbolic.graph import Apply, Variable, toposort
-from ..symbolic.trace import describe, format_trace, user_trace
+from ..symbolic.graph import Apply, Variable, gc_paused, toposort
+from ..symbolic.trace import describe, fixed, format_trace, user_trace
 from ..symbolic.types import DISCRETE_DTYPES
 
 
@@ -89,6 +89,7 @@ def _zeros_like(v: Variable):
     return zeros_like(v)
 
 
+@gc_paused
 def backprop(seeds: Dict[Variable, Variable], wrt: Sequence[Variable],
              consider_constant: Sequence[Variable] = ()) -> tuple:
     """Push ``seeds`` (variable -> its gradient) back to ``wrt``.
@@ -96,6 +97,11 @@ def backprop(seeds: Dict[Variable, Variable], wrt: Sequence[Variable],
     Returns ``(grads, connected)``: the accumulated gradient of every visited variable (None
     when nothing flowed), and the set of variables that the seeds depend on through ``wrt``.
     """
+    with fixed(user_trace()):
+        return _backprop(seeds, wrt, consider_constant)
+
+
+def _backprop(seeds, wrt, consider_constant) -> tuple:
     stop = set(consider_constant)
     relevant, reaches = _relevant_nodes(list(seeds), wrt, stop)
     grads: Dict[Variable, object] = {}

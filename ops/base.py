@@ -159,20 +159,23 @@ def _perform_thunk(op: Op, node: Apply) -> Callable:
 
 # -- converting Python values ------------------------------------------------------------------
 
+_INT_RANGES = tuple((dt, int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+                    for dt in ("int8", "int16", "int32", "int64"))
+
+
 def autocast_dtype(value: Any) -> Optional[str]:
     """Theano's dtype for a Python scalar: the smallest int, or a float32 when exact.
 
     numpy scalars keep their own dtype (None here), as in Theano: ``np.float64(0.5)`` is a
     float64 even though it subclasses ``float``."""
-    from ..config import config
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, (int,)) and not isinstance(value, np.integer):
-        for dt in ("int8", "int16", "int32", "int64"):
-            info = np.iinfo(dt)
-            if info.min <= value <= info.max:
+        for dt, lo, hi in _INT_RANGES:
+            if lo <= value <= hi:
                 return dt
         return "uint64" if value >= 0 else None
+    from ..config import config
     if type(value) is float:
         if config.floatX == "float32" or not np.isfinite(value) or float(np.float32(value)) == value:
             return "float32" if config.floatX != "float16" else "float16"

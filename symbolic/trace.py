@@ -29,25 +29,36 @@ def _is_internal(filename: str) -> bool:
     return known
 
 
-_SUSPENDED = [0]
+_FIXED: list = []  # a stack of traces that user_trace() returns without walking the stack
 
 
-class suspended:
+class fixed:
+    """Within ``with fixed(trace):`` new variables record ``trace`` without a stack walk.
+
+    ``T.grad`` uses it with the line that called it, the line a walk would find anyway, at a
+    fraction of the cost for the thousands of nodes a gradient makes."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+
+    def __enter__(self) -> None:
+        _FIXED.append(self.trace)
+
+    def __exit__(self, *exc) -> None:
+        _FIXED.pop()
+
+
+def suspended() -> fixed:
     """Within ``with suspended():`` new variables record no trace. The rewrite engine uses it:
     what it builds gets the trace of what it replaces, and walking the stack for each of
     thousands of new nodes would only find the line calling function()."""
-
-    def __enter__(self) -> None:
-        _SUSPENDED[0] += 1
-
-    def __exit__(self, *exc) -> None:
-        _SUSPENDED[0] -= 1
+    return fixed(())
 
 
 def user_trace() -> Trace:
     """Return (file, line, function) of the innermost caller outside theon itself."""
-    if _SUSPENDED[0]:
-        return ()
+    if _FIXED:
+        return _FIXED[-1]
     frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code

@@ -383,3 +383,17 @@ def test_shared_subexpression_visited_once():
     for _ in range(30):
         v, d = np.sin(v) + np.cos(v), d * (np.cos(v) - np.sin(v))
     np.testing.assert_allclose(theano.function([x], g)(xv), d)
+
+
+def test_gradient_nodes_carry_the_line_that_called_grad():
+    import inspect
+
+    from theon.symbolic.graph import ancestors
+    x = T.dvector("x")
+    cost = (T.exp(x) * 2).sum()
+    g = T.grad(cost, x)  # the line every node of the gradient graph records
+    line = inspect.currentframe().f_lineno - 1
+    forward = set(ancestors([cost]))
+    made_by_grad = [v for v in ancestors([g]) if v not in forward and v.owner is not None]
+    assert made_by_grad
+    assert all(v.trace[1] == line and v.trace[0] == __file__ for v in made_by_grad)
