@@ -12,7 +12,7 @@ from ..symbolic.graph import Apply
 from ..symbolic.types import FLOAT_DTYPES, INT_DTYPES, UINT_DTYPES, TensorType
 from .base import Op, as_tensor_variable, graph_error
 from .elemwise import ELEMWISE as E, cast
-from .reduce import normalize_axis, sum as sum_
+from .reduce import Reduce, normalize_axis, sum as sum_
 
 sigmoid = E["sigmoid"]
 softplus = E["softplus"]
@@ -134,15 +134,20 @@ def log_softmax(x, axis=-1):
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) computed stably."""
-    from .reduce import max as max_
+    """log(sum(exp(x))) computed stably: the max is subtracted before exp and added after
+    (0 where the max is infinite, and -inf for an empty reduction, as the formula gives)."""
     x = as_tensor_variable(x)
-    m = max_(x, axis=axis, keepdims=True)
+    dtype = E["exp"].scalar_op.output_dtype(x.dtype)
+    if x.dtype != dtype:
+        x = cast(x, dtype)
+    axes = normalize_axis(x, axis, "logsumexp")
+    kept = [d for d in range(x.ndim) if d not in axes]
+    m = Reduce("max", axes, dtype, initial=-np.inf)(x)
+    m = m.dimshuffle(["x" if d in axes else kept.index(d) for d in range(x.ndim)])
     m_safe = E["switch"](E["isinf"](m), 0, m)
-    out = E["log"](sum_(E["exp"](x - m_safe), axis=axis, keepdims=True)) + m_safe
+    out = E["log"](sum_(E["exp"](x - m_safe), axis=axes, keepdims=True)) + m_safe
     if not keepdims:
-        axes = normalize_axis(x, axis, "logsumexp")
-        out = out.dimshuffle([d for d in range(x.ndim) if d not in axes])
+        out = out.dimshuffle(kept)
     return out
 
 

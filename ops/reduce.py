@@ -55,20 +55,29 @@ def normalize_axis(x, axis, what: str) -> tuple:
 
 
 class Reduce(Op):
-    """Reduce ``x`` over ``axis`` with one of sum, prod, max, min, all, any."""
+    """Reduce ``x`` over ``axis`` with one of sum, prod, max, min, all, any.
 
-    __props__ = ("kind", "axis", "dtype")
+    ``initial`` (max and min of floats only) is the value of an empty reduction, which
+    otherwise is an error: rewrites use it where the graph they replace was defined on empty
+    inputs (logsumexp of an empty row is -inf)."""
 
-    def __init__(self, kind: str, axis: tuple, dtype: str):
-        self.kind, self.axis, self.dtype = kind, tuple(axis), dtype
+    __props__ = ("kind", "axis", "dtype", "initial")
+
+    def __init__(self, kind: str, axis: tuple, dtype: str, initial: Optional[float] = None):
+        self.kind, self.axis, self.dtype, self.initial = kind, tuple(axis), dtype, initial
 
     def __str__(self) -> str:
-        return f"{self.kind.capitalize()}{{axis={list(self.axis)}}}"
+        init = "" if self.initial is None else f", initial={self.initial}"
+        return f"{self.kind.capitalize()}{{axis={list(self.axis)}{init}}}"
 
     def make_node(self, x) -> Apply:
         x = as_tensor_variable(x)
         if self.kind in ("max", "min") and x.dtype in COMPLEX_DTYPES:
             raise graph_error(f"{self.kind} is not defined for complex {x.type}")
+        if self.initial is not None and (self.kind not in ("max", "min")
+                                         or x.dtype not in FLOAT_DTYPES):
+            raise graph_error(f"Reduce: an initial value is for max/min of floats, not "
+                              f"{self.kind} of {x.type}")
         shape = tuple(s for d, s in enumerate(x.type.shape) if d not in self.axis)
         return Apply(self, [x], [TensorType(self.dtype, shape=shape)()])
 
@@ -78,6 +87,9 @@ class Reduce(Op):
         name = self.kind
         if name in ("sum", "prod"):
             return lambda a: np.asarray(fn(a, axis=axis, dtype=dtype))
+        if name in ("max", "min") and self.initial is not None:
+            initial = self.initial
+            return lambda a: np.asarray(fn(a, axis=axis, initial=initial))
         if name in ("max", "min"):
             def run(a):
                 if a.size == 0 and builtins.any(a.shape[d] == 0 for d in axis):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...ops.elemwise import ELEMWISE as E
-from ...ops.nnet import Softmax
+from ...ops.nnet import Softmax, logsumexp
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
@@ -142,11 +142,7 @@ def log_sum_exp_to_logsumexp(fgraph, node):
     shifted = match(x, ("sub", None, ("switch", None, None, None)))
     if shifted is not None:  # already stabilized (this rule's own output)
         return None
-    from ...ops.reduce import max as max_, sum as sum_
-    axes = red.op.axis
-    m = max_(x, axis=axes, keepdims=True)
-    m = E["switch"](E["isinf"](m), 0, m)
-    total = sum_(E["exp"](x - m), axis=axes)
-    keep = [d for d in range(x.ndim) if d not in axes]
-    return _same(E["log"](total) + m.dimshuffle(keep), node.outputs[0])
+    if not x.dtype.startswith("float"):
+        return None
+    return _same(logsumexp(x, axis=red.op.axis), node.outputs[0])
 

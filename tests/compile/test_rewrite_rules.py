@@ -464,9 +464,6 @@ def test_log_one_minus_sigmoid_is_finite_for_large_x():
     np.testing.assert_allclose(f(np.array([40.0, -40.0])), [-40.0, -np.exp(-40.0)], rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="log_sum_exp_to_logsumexp takes a max over the reduced "
-                   "axes, which raises on an empty reduction where the original gives -inf; "
-                   "needs a max with an initial value (-inf) in ops/reduce.py")
 def test_logsumexp_of_empty_rows():
     m = T.dmatrix("m")
     f = theano.function([m], T.log(T.sum(T.exp(m), axis=1)))

@@ -334,3 +334,17 @@ def test_softmax_several_axes(axis):
     np_axis = axis
     run([x], nnet.softmax(x, axis=axis), [a], np_softmax(a, np_axis))
     run([x], nnet.log_softmax(x, axis=axis), [a], np_log_softmax(a, np_axis))
+
+
+def test_logsumexp_empty_rows_infinite_rows_and_ints():
+    m = T.dmatrix("m")
+    f = theon.function([m], T.nnet.logsumexp(m, axis=1))
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(f(np.zeros((3, 0))), [-np.inf] * 3)
+        got = f(np.array([[1000.0, 1000.0], [-np.inf, -np.inf], [np.inf, 0.0]]))
+    np.testing.assert_allclose(got, [1000 + np.log(2), -np.inf, np.inf])
+    i = T.ivector("i")
+    out = T.nnet.logsumexp(i)
+    assert out.dtype == "float64"  # exp of int32 is float64, as Theano promotes
+    np.testing.assert_allclose(theon.function([i], out)(np.array([1, 2], dtype="int32")),
+                               np.log(np.exp(1) + np.exp(2)))
