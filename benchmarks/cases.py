@@ -9,6 +9,7 @@ by default), compiling once.
 """
 from __future__ import annotations
 
+import importlib
 from functools import partial
 
 import numpy as np
@@ -163,6 +164,25 @@ def mlp_train_data():
     return d
 
 
+def _train_step(module: str, graph):
+    """A builder timing one call of ``module.function`` (theon's or PyTensor's, the same API)
+    on the training graph that ``graph(d)`` makes."""
+    def build(d):
+        inputs, loss, updates = graph(d)
+        fn = importlib.import_module(module).function(inputs, loss, updates=updates)
+        return Bench(fn, (d["x"], d["y"]))
+    return build
+
+
+def _train_compile(module: str, graph):
+    """A builder timing ``module.function`` itself on the training graph."""
+    def build(d):
+        inputs, loss, updates = graph(d)
+        return Bench(partial(importlib.import_module(module).function, inputs, loss,
+                             updates=updates))
+    return build
+
+
 def theon_mlp_train_graph(d):
     """(inputs, loss, updates) of one SGD step; the weights are copied into new shared
     variables, so each implementation starts from the same values."""
@@ -177,16 +197,8 @@ def theon_mlp_train_graph(d):
     return [x, y], loss, [(w, w - np.float32(MLP_LR) * g) for w, g in zip(params, grads)]
 
 
-def theon_mlp_train(d):
-    import theon as theano
-    inputs, loss, updates = theon_mlp_train_graph(d)
-    return Bench(theano.function(inputs, loss, updates=updates), (d["x"], d["y"]))
-
-
-def theon_mlp_train_compile(d):
-    import theon as theano
-    inputs, loss, updates = theon_mlp_train_graph(d)
-    return Bench(partial(theano.function, inputs, loss, updates=updates))
+theon_mlp_train = _train_step("theon", theon_mlp_train_graph)
+theon_mlp_train_compile = _train_compile("theon", theon_mlp_train_graph)
 
 
 def theon_mlp_train_build_and_compile(d):
@@ -242,16 +254,8 @@ def pytensor_mlp_train_graph(d):
     return [x, y], loss, [(w, w - np.float32(MLP_LR) * g) for w, g in zip(params, grads)]
 
 
-def pytensor_mlp_train(d):
-    import pytensor
-    inputs, loss, updates = pytensor_mlp_train_graph(d)
-    return Bench(pytensor.function(inputs, loss, updates=updates), (d["x"], d["y"]))
-
-
-def pytensor_mlp_train_compile(d):
-    import pytensor
-    inputs, loss, updates = pytensor_mlp_train_graph(d)
-    return Bench(partial(pytensor.function, inputs, loss, updates=updates))
+pytensor_mlp_train = _train_step("pytensor", pytensor_mlp_train_graph)
+pytensor_mlp_train_compile = _train_compile("pytensor", pytensor_mlp_train_graph)
 
 
 def _jax_loss(params, x, y):
