@@ -151,6 +151,44 @@ def logsumexp(x, axis=None, keepdims=False):
     return out
 
 
+def _check_labels(p: np.ndarray, y: np.ndarray) -> None:
+    """One label per row of ``p``, each a class index of it (negative ones are refused, not
+    counted from the end as numpy indexing would)."""
+    if p.shape[0] != y.shape[0]:
+        raise ValueError(f"categorical_crossentropy: the predictions have {p.shape[0]} "
+                         f"rows (shape {p.shape}) but there are {y.shape[0]} targets")
+    if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
+        bad = y[(y < 0) | (y >= p.shape[1])][0]
+        raise ValueError(f"categorical_crossentropy: target class {bad} is out of range "
+                         f"for predictions with {p.shape[1]} classes")
+
+
+class CheckedLabels(Op):
+    """``y`` itself, once checked as class labels for the rows of ``p``: the rewrites that
+    replace the crossentropy op by indexing (``logp[arange(n), y]``) keep its check with it."""
+
+    view_map = {0: [0]}
+
+    def make_node(self, y, p) -> Apply:
+        y, p = as_tensor_variable(y), as_tensor_variable(p)
+        return Apply(self, [y, p], [y.type()])
+
+    def impl(self, node):
+        def run(y, p):
+            _check_labels(p, y)
+            return y
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0]]
+
+    def grad(self, inputs, grads):
+        return [None, None]
+
+
+checked_labels = CheckedLabels()
+
+
 class CrossentropyCategorical1Hot(Op):
     """-log(p[i, y[i]]) for each row i: crossentropy against integer class labels."""
 
@@ -173,13 +211,7 @@ class CrossentropyCategorical1Hot(Op):
 
     def impl(self, node):
         def run(p, y):
-            if p.shape[0] != y.shape[0]:
-                raise ValueError(f"categorical_crossentropy: the predictions have {p.shape[0]} "
-                                 f"rows (shape {p.shape}) but there are {y.shape[0]} targets")
-            if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
-                bad = y[(y < 0) | (y >= p.shape[1])][0]
-                raise ValueError(f"categorical_crossentropy: target class {bad} is out of range "
-                                 f"for predictions with {p.shape[1]} classes")
+            _check_labels(p, y)
             return -np.log(p[np.arange(p.shape[0]), y])
         return run
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...ops.elemwise import ELEMWISE as E
-from ...ops.nnet import Softmax, logsumexp
+from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
@@ -91,7 +91,10 @@ def crossentropy_of_softmax_to_log_softmax(fgraph, node):
             or p.owner.op.axis != 1:
         return None
     logp = Softmax(1, log=True)(p.owner.inputs[0])
-    return _same(E["neg"](logp[arange(shape(logp)[0]), y]), node.outputs[0])
+    # the op refused out-of-range labels; indexing would not (checked against the logits, as
+    # the gradient rewrite below does, so merging keeps one check)
+    labels = checked_labels(y, p.owner.inputs[0])
+    return _same(E["neg"](logp[arange(shape(logp)[0]), labels]), node.outputs[0])
 
 
 @register("stabilize", "mul")
@@ -103,10 +106,11 @@ def softmax_grad_of_crossentropy(fgraph, node):
     if m is None:
         return None
     z, g = m["z"], m["g"]
-    if z.owner is None or not isinstance(z.owner.op, Softmax) or z.owner.op.log:
-        return None
+    if z.owner is None or not isinstance(z.owner.op, Softmax) or z.owner.op.log or \
+            z.owner.op.axis != 1 or z.ndim != 2:
+        return None  # the identity below is for a softmax over the classes of each row
     red = node.outputs[0].owner.inputs[1].owner.inputs[1].owner.inputs[0].owner
-    if not isinstance(red.op, Reduce) or red.op.kind != "sum":
+    if not isinstance(red.op, Reduce) or red.op.kind != "sum" or red.op.axis != (1,):
         return None
     inc = g.owner
     if inc is None or not isinstance(inc.op, IncSubtensor) or inc.op.set_instead_of_inc:
@@ -124,8 +128,15 @@ def softmax_grad_of_crossentropy(fgraph, node):
     gy = d["gy"]
     if gy.ndim != 1:
         return None
+    if len(idx) != 2:
+        return None
+    rows, labels = idx
     scaled = z * gy.dimshuffle(0, "x")
-    return _same(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), *idx), node.outputs[0])
+    # the forward crossentropy op refused out-of-range labels: keep that check here too, where
+    # the loss itself may not be computed
+    return _same(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), rows,
+                                                  checked_labels(labels, z.owner.inputs[0])),
+                 node.outputs[0])
 
 
 @register("stabilize", "log")

@@ -26,7 +26,7 @@ from theon.compile.rules.shapes import input_shapes
 from theon.ifelse import ifelse
 from theon.ops.base import call_infer_shape
 from theon.ops.blas import DotAdd, MatMul
-from theon.ops.nnet import crossentropy_categorical_1hot
+from theon.ops.nnet import checked_labels, crossentropy_categorical_1hot
 from theon.ops.shape import MakeVector, Reshape
 from theon.printing import Print
 from theon.symbolic.graph import Constant, ancestors
@@ -537,6 +537,13 @@ def _():
     p, y = T.dmatrix("p"), T.ivector("y")
     return Case([p, y], crossentropy_categorical_1hot(p, y), [
         (rnd(3, 4), ints(0, 3, 1)), (rnd(0, 4), ints()), (rnd(1, 1), ints(0))])
+
+
+@case("checked_labels")
+def _():
+    y, p = T.ivector("y"), T.dmatrix("p")
+    return Case([y, p], checked_labels(y, p), [
+        (ints(0, 3, 1), rnd(3, 4)), (ints(), rnd(0, 4)), (ints(0), rnd(1, 1))])
 
 
 @case("categorical_crossentropy_onehot")
