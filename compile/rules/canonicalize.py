@@ -53,7 +53,10 @@ def sub_self_to_zeros(fgraph, node):
 def sub_neg_to_add(fgraph, node):
     """x - (-y) -> x + y"""
     m = match(node.outputs[0], ("sub", "x", ("neg", "y")))
-    return _fits(E["add"](m["x"], m["y"]), node.outputs[0]) if m else None
+    # exact only when -y was computed in the result's dtype (a narrower -y wraps first)
+    if m is None or m["y"].dtype != node.outputs[0].dtype:
+        return None
+    return _fits(E["add"](m["x"], m["y"]), node.outputs[0])
 
 
 @register("canonicalize", "add")
@@ -61,7 +64,9 @@ def add_neg_to_sub(fgraph, node):
     """x + (-y) -> x - y, and (-y) + x -> x - y"""
     out = node.outputs[0]
     m = match(out, ("add", "x", ("neg", "y"))) or match(out, ("add", ("neg", "y"), "x"))
-    return _fits(E["sub"](m["x"], m["y"]), out) if m else None
+    if m is None or m["y"].dtype != out.dtype:  # a narrower -y wraps before the add
+        return None
+    return _fits(E["sub"](m["x"], m["y"]), out)
 
 
 def _drop_identity(node, identity: float):
@@ -178,9 +183,11 @@ def add_chain_cancel_and_collect(fgraph, node):
             result = E["add" if sg > 0 else "sub"](result, v)
     if consts:
         dtype = np.dtype(out.dtype)
-        with np.errstate(all="ignore"):
-            total = sum(np.asarray(sg, dtype) * c.data.astype(dtype) for sg, c in consts)
-        total = np.asarray(total, dtype=dtype)
+        total = np.zeros((), dtype)
+        with np.errstate(all="ignore"):  # ints wrap as the original chain would
+            for sg, c in consts:
+                total = (np.add if sg > 0 else np.subtract)(total, c.data.astype(dtype),
+                                                            dtype=dtype)
         if np.any(total) or total.ndim > 0:
             result = E["add"](result, Constant(type(consts[0][1].type)(out.dtype, shape=tuple(
                 1 if n == 1 else None for n in total.shape)), total))
