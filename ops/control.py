@@ -20,6 +20,9 @@ class IfElse(Op):
 
     def __init__(self, n_outs: int):
         self.n_outs = int(n_outs)
+        # an output is the chosen branch's value itself: function() copies it where that value
+        # is an input, a shared value or a constant
+        self.view_map = {k: [1 + k, 1 + self.n_outs + k] for k in range(self.n_outs)}
 
     def make_node(self, cond, *values) -> Apply:
         cond = as_tensor_variable(cond)
