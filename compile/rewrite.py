@@ -217,7 +217,9 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
                 if result is None:
                     continue
                 news = result if isinstance(result, (list, tuple)) else [result]
-                touched = []
+                # the node's inputs lose a client: a rule that needed them used only once (a
+                # chain walk) may fire on their other clients now
+                touched = list(node.inputs)
                 for old, new in zip(node.outputs, news):
                     if new is not None and new is not old:
                         fgraph.replace(old, new, rule.name)
