@@ -8,6 +8,7 @@ import numpy as np
 from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .base import Op, as_tensor_variable, graph_error
+from .elemwise import _check_runtime_broadcast
 from .scalar import upcast
 
 
@@ -332,18 +333,36 @@ class DotAdd(Op):
 
     def impl(self, node):
         dtype = np.dtype(node.outputs[0].dtype)
+        a, b, c = node.inputs
+        # Declared broadcasting is enforced as Elemwise's add enforces it: a dimension that is
+        # not broadcastable may not stretch at run time, on either side.
+        fixed = [(0, [d for d, bc in enumerate(self._product_broadcastable(a, b)) if not bc]),
+                 (2, [d for d, bc in enumerate(c.type.broadcastable) if not bc])]
 
         def run(a, b, c):
             out = np.dot(a, b)
-            if out.dtype == dtype and out.ndim and np.broadcast_shapes(c.shape, out.shape) == \
-                    out.shape:
+            shape = np.broadcast_shapes(c.shape, out.shape)
+            for i, dims in fixed:
+                given = out.shape if i == 0 else c.shape
+                if given != shape:
+                    _check_runtime_broadcast("DotAdd", node, i, given, shape, dims)
+            if out.dtype == dtype and out.ndim and shape == out.shape:
                 out += c
                 return out
             return np.asarray(out + c, dtype=dtype)
         return _run_checked3(run)
 
+    @staticmethod
+    def _product_broadcastable(a, b) -> tuple:
+        return Dot().make_node(a, b).outputs[0].type.broadcastable
+
     def infer_shape(self, fgraph, node, shapes):
-        return Dot().infer_shape(fgraph, node, shapes[:2])
+        a, b, c = node.inputs
+        (product,) = Dot().infer_shape(fgraph, node, shapes[:2])
+        pattern = self._product_broadcastable(a, b)
+        # like Elemwise: each length from a side that does not broadcast in that dimension
+        return [tuple(p if not pb or cb else cs for p, cs, pb, cb in
+                      zip(product, shapes[2], pattern, c.type.broadcastable))]
 
     def grad(self, inputs, grads):
         a, b, c = inputs
