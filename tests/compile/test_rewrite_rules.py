@@ -582,3 +582,65 @@ def test_together_gradients_match_finite_differences(model):
             lm = f_loss(*data)
             q.set_value(value)
             np.testing.assert_allclose(gq[idx], (lp - lm) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+# -- regressions found in review ----------------------------------------------------------------
+def test_softmax_grad_rewrite_only_for_softmax_over_rows():
+    x, y = T.dmatrix("x"), T.ivector("y")
+    cost = T.nnet.categorical_crossentropy(T.nnet.softmax(x, axis=0), y).sum()
+    g = T.grad(cost, x)
+    xv = np.random.default_rng(0).normal(size=(4, 4))
+    yv = np.array([0, 2, 1, 2], "int32")
+    np.testing.assert_allclose(theano.function([x, y], g)(xv, yv),
+                               theano.function([x, y], g, mode=NO_REWRITES)(xv, yv), atol=1e-12)
+
+
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_crossentropy_rewrites_keep_the_label_check(with_grad):
+    x, y = T.dmatrix("x"), T.ivector("y")
+    cost = T.nnet.categorical_crossentropy(T.nnet.softmax(x), y)
+    out = T.grad(cost.sum(), x) if with_grad else cost
+    f = theano.function([x, y], out)
+    assert "crossentropy_of_softmax_to_log_softmax" in fired(f) or \
+        "softmax_grad_of_crossentropy" in fired(f)
+    with pytest.raises(ValueError, match="target class -1 is out of range"):
+        f(np.zeros((2, 3)), np.array([-1, 0], "int32"))
+    with pytest.raises(ValueError, match="target class 3 is out of range"):
+        f(np.zeros((2, 3)), np.array([0, 3], "int32"))
+
+
+@pytest.mark.parametrize("expr, args, expected", [
+    (lambda s, u: s + (-u), (0, 1), 255),    # -u wraps in uint8 before the int16 add
+    (lambda s, u: s - (-u), (0, 1), -255),
+])
+def test_neg_rules_respect_a_narrower_negation(expr, args, expected):
+    s, u = T.scalar("s", dtype="int16"), T.scalar("u", dtype="uint8")
+    assert theano.function([s, u], expr(s, u))(*args) == expected
+
+
+def test_add_chain_with_unsigned_constants_wraps_like_the_original():
+    u = T.vector("u", dtype="uint8")
+    out = (u - np.uint8(3)) + np.uint8(1)
+    v = np.array([5, 1, 0], "uint8")
+    np.testing.assert_array_equal(theano.function([u], out)(v),
+                                  theano.function([u], out, mode=NO_REWRITES)(v))
+
+
+def test_rule_fires_after_a_sibling_use_disappears():
+    x, y = T.dvectors("x", "y")
+    s = x + y
+    f = theano.function([x, y], [s - x, s - s])  # s - s goes; then s - x is a chain of its own
+    assert op_keys(f.maker.fgraph)["add"] == 0
+
+
+def test_dotadd_enforces_declared_broadcasting():
+    a, b, c = T.dmatrices("a", "b", "c")
+    out = T.dot(a, b) + c
+    f = theano.function([a, b, c], [out, out.shape])
+    assert any(type(n.op).__name__ == "DotAdd" for n in f.maker.fgraph.toposort())
+    with pytest.raises(ValueError, match="not broadcastable"):
+        f(np.ones((1, 4)), np.ones((4, 5)), np.ones((3, 5)))
+    r = T.drow("r")
+    g = theano.function([r, b, c], [T.dot(r, b) + c, (T.dot(r, b) + c).shape])
+    value, shape = g(np.ones((1, 4)), np.ones((4, 5)), np.ones((3, 5)))
+    assert value.shape == (3, 5) and tuple(shape) == (3, 5)

@@ -92,3 +92,20 @@ def test_branch_types_are_checked():
         ifelse(T.bvector(), x, x)
     with pytest.raises(ValueError, match="values"):
         ifelse(T.bscalar(), [x, x], [x])
+
+
+def test_ifelse_output_never_aliases_a_shared_value_or_an_input():
+    c = T.iscalar("c")
+    sa, sb = theano.shared(np.zeros(3)), theano.shared(np.ones(3))
+    f = theano.function([c], ifelse(c, sa, sb))
+    r = f(1)
+    r[:] = 99
+    np.testing.assert_array_equal(sa.get_value(), np.zeros(3))
+    np.testing.assert_array_equal(f(1), np.zeros(3))
+    x = T.dvector("x")
+    g = theano.function([c, x], ifelse(c, x, sb))
+    xv = np.arange(3.0)
+    assert not np.shares_memory(g(1, xv), xv)
+    h = theano.function([c], [], updates={sb: ifelse(c, sa, sb)})
+    h(1)
+    assert not np.shares_memory(sb.get_value(borrow=True), sa.get_value(borrow=True))
