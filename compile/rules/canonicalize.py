@@ -1,7 +1,9 @@
 """Canonicalize: put the graph in a simpler normal form (to a fixed point).
 
-Rules here never change a result, except where noted for IEEE special values, where they
-follow Theano (``x - x`` is 0 even if x is inf or NaN).
+Rules here compute the same values, with two exceptions that follow Theano: ``x - x`` is 0
+even if x is inf or NaN, and regrouping a float sum (``(x + 1e8) - 1e8 -> x``) changes its
+rounding, usually for the better. A cancelled term also no longer raises the run-time error of
+a wrongly broadcast shape it would have met.
 """
 from __future__ import annotations
 
