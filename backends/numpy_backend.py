@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import linecache
 import weakref
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -72,7 +72,8 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
                    shared_containers: Sequence[list], n_outputs: int,
                    update_containers: Sequence[list], copy_outputs: Sequence[bool],
                    single_output: bool, name: str = "f",
-                   copy_updates: Sequence[bool] = ()) -> Callable:
+                   copy_updates: Sequence[bool] = (),
+                   output_keys: Optional[Sequence[Any]] = None) -> Callable:
     """Generate the Python function computing ``fgraph``.
 
     The first ``n_explicit`` graph inputs are arguments (each checked by the matching
@@ -207,6 +208,9 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
         results.append(expr)
     if single_output:
         emit(f"return {results[0]}")
+    elif output_keys is not None:  # function() was given a dict of outputs
+        emit(f"return dict(zip({ctx.bind(tuple(output_keys), 'keys')}, "
+             f"({', '.join(results)}{',' if len(results) == 1 else ''})))")
     else:
         emit(f"return [{', '.join(results)}]")
 

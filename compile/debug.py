@@ -37,6 +37,11 @@ class CheckedFunction:
         self.maker = fast.maker
         self.name = fast.name
 
+    @property
+    def source(self) -> str:
+        """The generated source of the rewritten function (the one whose results are returned)."""
+        return self.fast.source
+
     def __call__(self, *args, **kwargs):
         containers = [v.container for v in self.fgraph.inputs[len(self.explicit_inputs):]]
         before = [c[0] for c in containers]
@@ -73,6 +78,8 @@ class CheckedFunction:
 
 
 def _all_close(a, b, rtol, atol) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], rtol, atol) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(_close(x, y, rtol, atol) for x, y in zip(a, b))
     return _close(a, b, rtol, atol)

@@ -12,7 +12,7 @@ The life of a call to ``function(inputs, outputs, updates, givens)``:
 from __future__ import annotations
 
 import warnings
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..backends.numpy_backend import build_function
 from ..ops.base import as_tensor_variable
@@ -59,6 +59,9 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
         v = next(v for k, v in enumerate(in_vars) if v in in_vars[:k])
         raise ValueError(f"function(): the input {describe(v)} is listed twice")
 
+    output_keys, requested = None, outputs
+    if isinstance(outputs, dict):  # Theano's dict of outputs: the call returns a dict
+        output_keys, outputs = list(outputs), list(outputs.values())
     single = outputs is not None and not isinstance(outputs, (list, tuple))
     out_list = [] if outputs is None else ([outputs] if single else list(outputs))
     borrow_out = [isinstance(o, Out) and o.borrow for o in out_list]
@@ -68,7 +71,13 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     pairs = _update_pairs(updates, where)
     if not no_default_updates:
         pairs += _default_updates(out_vars + [u for _, u in pairs], pairs)
-    upd_vars = [u for _, u in pairs]
+    # Defaults live in containers (a one-item list each), which In(update=...) rewrites after
+    # every call, as Theano's mutable default values were.
+    defaults = [[i.value] if i.has_default else None for i in ins]
+    in_updates = [(defaults[k], _check_in_update(i, k, where)) for k, i in enumerate(ins)
+                  if i.update is not None]
+    upd_vars = [u for _, u in pairs] + [u for _, u in in_updates]
+    update_containers = [s.container for s, _ in pairs] + [c for c, _ in in_updates]
 
     if givens:
         out_vars, upd_vars = _apply_givens(givens, out_vars, upd_vars, where)
@@ -95,17 +104,21 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
 
     n_out = len(out_vars)
     copies, update_copies = _output_copies(fgraph, n_out, borrow_out, len(in_vars),
-                                           [s.container for s, _ in pairs])
+                                           update_containers)
     checks = [_input_check(i, allow_input_downcast) for i in ins]
+    for k, box in enumerate(defaults):  # a bad default fails here, not at the first call
+        if box is not None and box[0] is not None:
+            box[0] = checks[k](box[0])
     fn = build_function(
         fgraph, len(in_vars), checks, [v.container for v in shared_inputs], n_out,
-        [s.container for s, _ in pairs], copies, single, name=name or "f",
-        copy_updates=update_copies)
-    compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs, all_outputs)
+        update_containers, copies, single, name=name or "f",
+        copy_updates=update_copies, output_keys=output_keys)
+    compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs, all_outputs,
+                        defaults)
     if getattr(the_mode, "check", False):
         from .debug import CheckedFunction
         from .mode import Mode
-        reference = function(inputs, outputs, mode=Mode(optimizer=None), updates=updates,
+        reference = function(inputs, requested, mode=Mode(optimizer=None), updates=updates,
                              givens=givens, no_default_updates=no_default_updates, name=name,
                              allow_input_downcast=allow_input_downcast,
                              on_unused_input="ignore")
@@ -118,17 +131,21 @@ class Function:
 
     def __init__(self, fn, ins: List[In], fgraph: FunctionGraph, n_outputs: int,
                  single: bool, name: Optional[str], mode, updates,
-                 original_outputs: Sequence[Variable] = ()):
+                 original_outputs: Sequence[Variable] = (), defaults: Sequence = ()):
         self.fn = fn
         self.ins = ins
         self.n = len(ins)
+        self._defaults = list(defaults) or [[i.value] if i.has_default else None for i in ins]
         self.maker = _Maker(fgraph, ins, mode, original_outputs)
         self.n_outputs = n_outputs
         self.single = single
         self.name = name
         self.updates = updates
         self.trust_input = False
-        self._names = {i.name: k for k, i in enumerate(ins) if i.name}
+        self._names: Dict[str, Optional[int]] = {}
+        for k, i in enumerate(ins):
+            if i.name:  # a name two inputs share binds neither (None): f(x=...) is ambiguous
+                self._names[i.name] = None if i.name in self._names else k
 
     def __call__(self, *args, **kwargs):
         if not kwargs and len(args) == self.n:
@@ -145,6 +162,9 @@ class Function:
                 raise TypeError(f"function {self.name or ''} has no input named {key!r}; its "
                                 f"inputs are ({self._signature()})")
             k = self._names[key]
+            if k is None:
+                raise TypeError(f"function {self.name or ''}: more than one input is named "
+                                f"{key!r}; pass them by position")
             if values[k] is not _MISSING:
                 raise TypeError(f"input {key!r} was given twice (by position and by name)")
             values[k] = value
@@ -154,7 +174,7 @@ class Function:
                     raise TypeError(f"function {self.name or ''} is missing a value for input "
                                     f"{k} ({describe(self.ins[k].variable)}); it takes "
                                     f"({self._signature()})")
-                values[k] = self.ins[k].value
+                values[k] = self._defaults[k][0]
         return values
 
     def _signature(self) -> str:
@@ -204,11 +224,32 @@ def _as_in(i, k: int, where) -> In:
 
 
 def _as_output(o, k: int, where) -> Variable:
+    if isinstance(o, (list, tuple)):  # as_tensor_variable would stack it into a new tensor
+        raise TypeError(f"function(): output {k} is a {type(o).__name__}; outputs must be "
+                        f"symbolic variables, given one by one in a flat list "
+                        f"(at {format_trace(where)})")
     try:
         return as_tensor_variable(o)
     except TypeError:
         raise TypeError(f"function(): output {k} must be a symbolic variable, got "
                         f"{type(o).__name__} {o!r} (at {format_trace(where)})") from None
+
+
+def _check_in_update(inp: In, k: int, where) -> Variable:
+    """The update expression of ``In(x, value=..., update=...)``, of x's type."""
+    v = inp.variable
+    if not inp.has_default:
+        raise TypeError(f"function(): input {k}, {describe(v)}, has an update but no value; "
+                        f"In(x, value=..., update=...) updates the stored default value")
+    try:
+        upd = as_tensor_variable(inp.update)
+    except TypeError:
+        raise TypeError(f"function(): the update of input {k}, {describe(v)}, must be a "
+                        f"symbolic expression, got {inp.update!r}") from None
+    if upd.dtype != v.dtype or upd.ndim != v.ndim:
+        raise TypeError(f"function(): the update of input {k}, {describe(v)}, is {upd.type}; "
+                        f"it must have the input's type {v.type} (at {format_trace(where)})")
+    return upd
 
 
 def _update_pairs(updates, where) -> List[tuple]:
@@ -277,11 +318,22 @@ def _default_updates(outputs, pairs) -> list:
 
 
 def _apply_givens(givens, out_vars, upd_vars, where):
-    items = list(givens.items()) if isinstance(givens, dict) else [tuple(p) for p in givens]
+    try:
+        items = list(givens.items()) if isinstance(givens, dict) else [tuple(p) for p in givens]
+    except TypeError:
+        raise TypeError(f"givens must be a dict or a list of (variable, replacement) pairs, got "
+                        f"{type(givens).__name__} {givens!r} (at {format_trace(where)})") from None
     replace = {}
     for old, new in items:
         if not isinstance(old, Variable):
             raise TypeError(f"givens: keys must be symbolic variables, got {old!r}")
+        if not isinstance(new, Variable):  # a value: of the replaced variable's type
+            from ..ops.base import constant
+            try:
+                new = constant(old.type.filter(new, var=old))
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"givens: {describe(old)} cannot be replaced by the value "
+                                f"{new!r}: {err}") from None
         new = as_tensor_variable(new)
         if not old.type.is_super(new.type) and not (
                 old.type.dtype == new.type.dtype and old.type.ndim == new.type.ndim):

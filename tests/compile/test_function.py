@@ -595,3 +595,50 @@ def test_generated_source_leaves_linecache_with_its_function():
     del fs
     gc.collect()
     assert not added & set(linecache.cache)
+
+
+# -- review findings: In(update=), ambiguous names, dict and nested outputs, givens values ------
+def test_in_update_rewrites_the_default_after_each_call():
+    s = T.dscalar("s")
+    g = theano.function([theano.In(s, value=1.0, update=s + 1)], s * 2)
+    assert [float(g()) for _ in range(3)] == [2.0, 4.0, 6.0]
+    assert float(g(10.0)) == 20.0 and float(g()) == 22.0  # the update also follows a given value
+    with pytest.raises(TypeError, match="has an update but no value"):
+        theano.function([theano.In(s, update=s + 1)], s * 2)
+    with pytest.raises(TypeError, match="must have the input's type"):
+        theano.function([theano.In(s, value=1.0, update=T.dvector())], s * 2,
+                        on_unused_input="ignore")
+
+
+def test_bad_default_value_fails_at_compile_time():
+    s = T.dscalar("s")
+    with pytest.raises(TypeError, match="s"):
+        theano.function([theano.In(s, value="abc")], s * 2)
+
+
+def test_keyword_for_a_name_two_inputs_share_is_refused():
+    a, b = T.dscalar("x"), T.dscalar("x")
+    f = theano.function([a, b], a - b)
+    assert float(f(5.0, 1.0)) == 4.0
+    with pytest.raises(TypeError, match="more than one input is named 'x'"):
+        f(5.0, x=1.0)
+
+
+def test_dict_outputs_return_a_dict_and_nested_lists_are_refused():
+    x = T.dvector("x")
+    d = theano.function([x], {"a": x * 2, "b": x.sum()})(np.ones(2))
+    assert set(d) == {"a", "b"}
+    np.testing.assert_array_equal(d["a"], [2.0, 2.0])
+    assert float(d["b"]) == 2.0
+    with pytest.raises(TypeError, match="output 0 is a list"):
+        theano.function([x], [[x * 2]])
+
+
+def test_givens_accept_plain_values_of_the_replaced_type():
+    q, i, v = T.dscalar("q"), T.iscalar("i"), T.dvector("v")
+    assert float(theano.function([], q * 2, givens={q: 1.5})()) == 3.0
+    out = theano.function([], i * 2, givens={i: 3})()
+    assert out == 6 and out.dtype == np.int32
+    np.testing.assert_array_equal(theano.function([], v * 2, givens={v: [1, 2]})(), [2.0, 4.0])
+    with pytest.raises(TypeError, match="givens must be a dict"):
+        theano.function([], v * 2, givens=5)
