@@ -362,35 +362,57 @@ def _check_unused(ins: List[In], needed: set, on_unused_input, where) -> None:
 
 def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
                    n_explicit: int, update_containers: Sequence[list] = ()):
-    """Which outputs must be copied so a caller never holds an array theon keeps or was given:
-    inputs, shared values, constants, views of them, update values, repeated outputs.
+    """Which outputs must be copied so a caller never holds an array theon keeps or was given,
+    nor two results sharing memory: an output is copied when it is (a view of) an input, a
+    shared value or a constant, or when it shares its buffer with an update value or with an
+    output returned before it (``y`` and ``y.reshape(...)``; ``new[1:]`` and the update
+    ``s <- new``).
 
     Also which update values must be copied before they are stored, so that a shared variable
     never aliases an argument, a constant, another shared variable or another update: only a
     shared variable's own (unchanged) value is stored as it is."""
-    aliased = set(fgraph.inputs)
-    for node in fgraph.toposort():
-        for out_idx, in_idxs in node.op.view_map.items():
-            if any(node.inputs[i] in aliased or isinstance(node.inputs[i], Constant)
-                   for i in in_idxs):
-                aliased.add(node.outputs[out_idx])
-    updates = set(fgraph.outputs[n_out:])
-    copies, seen = [], set()
+    roots = _buffer_roots(fgraph)
+
+    def root(v):
+        return roots.get(v, frozenset((v,)))
+
+    def external(v):
+        return any(r in fgraph._input_set or isinstance(r, Constant) for r in root(v))
+    update_roots = set().union(*[root(v) for v in fgraph.outputs[n_out:]])
+    copies, taken = [], set()
     for k, var in enumerate(fgraph.outputs[:n_out]):
-        must = (var in aliased or isinstance(var, Constant) or var in updates or var in seen)
-        copies.append(bool(must and not (borrow and borrow[k])))
-        seen.add(var)
+        mine = root(var)
+        must = external(var) or bool(mine & update_roots) or bool(mine & taken)
+        copy = bool(must and not (borrow and borrow[k]))
+        copies.append(copy)
+        if not copy:
+            taken |= mine
     own = {var: id(var.container) for var in fgraph.inputs[n_explicit:]
            if getattr(var, "container", None) is not None}
-    update_copies, seen_updates = [], set()
+    update_copies, stored = [], set()
     for var, container in zip(fgraph.outputs[n_out:], update_containers):
         if own.get(var) == id(container):
             must = False  # the shared variable keeps its own value
         else:
-            must = var in aliased or isinstance(var, Constant) or var in seen_updates
+            must = external(var) or bool(root(var) & stored)
         update_copies.append(must)
-        seen_updates.add(var)
+        if not must:
+            stored |= root(var)
     return copies, update_copies
+
+
+def _buffer_roots(fgraph: FunctionGraph) -> Dict[Variable, frozenset]:
+    """For each variable computed as a view (an op's ``view_map``), the variables whose buffers
+    it may share; a variable absent from the map owns its buffer."""
+    roots: Dict[Variable, frozenset] = {}
+    for node in fgraph.toposort():
+        for out_idx, in_idxs in node.op.view_map.items():
+            shared: frozenset = frozenset()
+            for i in in_idxs:
+                inp = node.inputs[i]
+                shared = shared | roots.get(inp, frozenset((inp,)))
+            roots[node.outputs[out_idx]] = shared
+    return roots
 
 
 def _input_check(inp: In, allow_input_downcast: Optional[bool]):

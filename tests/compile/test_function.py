@@ -642,3 +642,16 @@ def test_givens_accept_plain_values_of_the_replaced_type():
     np.testing.assert_array_equal(theano.function([], v * 2, givens={v: [1, 2]})(), [2.0, 4.0])
     with pytest.raises(TypeError, match="givens must be a dict"):
         theano.function([], v * 2, givens=5)
+
+
+def test_results_never_share_memory_with_each_other_or_with_updated_shared_values():
+    s = theano.shared(np.arange(4.0))
+    new = s * 2
+    out = theano.function([], new[1:], updates=[(s, new)])()
+    out[...] = -1
+    np.testing.assert_array_equal(s.get_value(), [0.0, 2.0, 4.0, 6.0])
+    x = T.dvector("x")
+    y = x * 2
+    for outputs in ([y, y.reshape((2, 2))], [x * 2, (x * 2)[1:]], [y, y]):
+        a, b = theano.function([x], outputs)(np.arange(4.0))
+        assert not np.shares_memory(a, b)
