@@ -173,8 +173,15 @@ int_div = row("int_div", 2, np.floor_divide, "theon_floordiv({0}, {1})", real_on
               lambda x, y, z, g: [None, None])
 mod = row("mod", 2, np.mod, "theon_mod({0}, {1})", real_only(upcast_nobool),
           lambda x, y, z, g: [g, -g * T.int_div(x, y)])
+def _pow_grad_exponent(x, z, g):
+    """d/dy x**y = x**y log(x), taken as 0 where x == 0 (as Theano does): the limit for y > 0,
+    where the formula gives 0 * -inf = nan. log sees 1 there, so nothing warns."""
+    zero = T.eq(x, 0)
+    return T.switch(zero, 0, g * z * T.log(T.switch(zero, 1, x)))
+
+
 pow = row("pow", 2, np.power, "pow({0}, {1})", upcast_nobool,
-          lambda x, y, z, g: [g * y * T.pow(x, y - 1), g * z * T.log(x)])
+          lambda x, y, z, g: [g * y * T.pow(x, y - 1), _pow_grad_exponent(x, z, g)])
 neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda x, z, g: [-g])
 abs_ = row("abs", 1, np.abs, "theon_abs({0})", abs_rule, lambda x, z, g: [g * T.sgn(x)])
 sgn = row("sgn", 1, np.sign, "theon_sign({0})", real_only(upcast_nobool), _zero)

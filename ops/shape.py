@@ -883,8 +883,18 @@ class Tile(Op):
 
 
 def tile(x, reps, ndim=None):
+    """numpy.tile: ``reps`` an int or a sequence of ints known when the graph is built;
+    ``ndim`` (Theano's) the number of dimensions of the result, padding ``reps`` with ones."""
+    x = as_tensor_variable(x)
+    if isinstance(reps, (int, np.integer)) or getattr(reps, "ndim", None) == 0:
+        reps = [reps]
     try:
         reps = [int(get_scalar_constant_value(r)) for r in reps]
     except NotConstantError:
         raise graph_error("tile: reps must be known when the graph is built") from None
-    return Tile(reps)(as_tensor_variable(x))
+    if ndim is not None:
+        if ndim < max(len(reps), x.ndim):
+            raise graph_error(f"tile: ndim={ndim} is less than the {max(len(reps), x.ndim)} "
+                              f"dimensions that {x.type} tiled by {reps} has", ValueError)
+        reps = [1] * (ndim - len(reps)) + reps
+    return Tile(reps)(x)

@@ -397,3 +397,10 @@ def test_gradient_nodes_carry_the_line_that_called_grad():
     made_by_grad = [v for v in ancestors([g]) if v not in forward and v.owner is not None]
     assert made_by_grad
     assert all(v.trace[1] == line and v.trace[0] == __file__ for v in made_by_grad)
+
+
+def test_pow_gradient_wrt_exponent_is_zero_where_the_base_is_zero():
+    x, y = T.dvectors("x", "y")
+    g = theano.function([x, y], T.grad((x ** y).sum(), y))
+    np.testing.assert_allclose(g(np.array([0.0, 2.0]), np.array([2.0, 3.0])),
+                               [0.0, 8 * np.log(2.0)])

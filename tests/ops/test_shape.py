@@ -741,3 +741,13 @@ def test_symbolic_shape_of_result(case):
         s = inputs[0]
         out, vals = T.arange(0.0, s, 0.3), [1.0]
     check_shape_graph(inputs, out, vals)
+
+
+def test_tile_takes_an_int_and_theano_ndim():
+    v, m = T.dvector("v"), T.dmatrix("m")
+    np.testing.assert_array_equal(theon.function([v], T.tile(v, 2))(np.arange(3.0)),
+                                  np.tile(np.arange(3.0), 2))
+    out = theon.function([m], T.tile(m, (2,), ndim=3))(np.ones((2, 3)))
+    assert out.shape == (1, 2, 6)
+    with pytest.raises(ValueError, match="ndim=1"):
+        T.tile(m, (2, 2), ndim=1)
