@@ -175,14 +175,30 @@ def autocast_dtype(value: Any) -> Optional[str]:
             if lo <= value <= hi:
                 return dt
         return "uint64" if value >= 0 else None
-    from ..config import config
     if type(value) is float:
-        if config.floatX == "float32" or not np.isfinite(value) or float(np.float32(value)) == value:
-            return "float32" if config.floatX != "float16" else "float16"
-        return "float64"
+        return _autocast_float(value)
     if type(value) is complex:
         return "complex128"
     return None
+
+
+_FLOAT_WIDTHS = ("float16", "float32", "float64")
+
+
+def _autocast_float(value: float) -> str:
+    """floatX=float64: float32 when exact, else float64 (Theano). floatX=float32 or float16: the
+    floatX-sized float, rounded, unless the value overflows it; then the next wider float that
+    holds it (so ``x * 1e40`` is not ``x * inf``)."""
+    from ..config import config
+    if not np.isfinite(value):
+        return "float32" if config.floatX != "float16" else "float16"
+    with np.errstate(over="ignore"):
+        if config.floatX == "float64":
+            return "float32" if float(np.float32(value)) == value else "float64"
+        for dt in _FLOAT_WIDTHS[_FLOAT_WIDTHS.index(config.floatX):]:
+            if np.isfinite(np.asarray(value, dtype=dt)):
+                return dt
+    return "float64"
 
 
 def constant(value: Any, name: Optional[str] = None, ndim: Optional[int] = None,
