@@ -6,6 +6,7 @@ spelling ``TensorType(dtype, broadcastable)`` is accepted.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -20,6 +21,9 @@ DISCRETE_DTYPES = ("bool",) + INT_DTYPES + UINT_DTYPES
 ALL_DTYPES = DISCRETE_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
 
 _DTYPE_SET = frozenset(ALL_DTYPES)
+# numpy >= 1.25 has np.exceptions.ComplexWarning; numpy 2 removed np.ComplexWarning
+_ComplexWarning = getattr(getattr(np, "exceptions", np), "ComplexWarning", None) \
+    or getattr(np, "ComplexWarning")
 _NP_DTYPES = {d: np.dtype(d) for d in ALL_DTYPES}
 _TYPE_CACHE: dict = {}
 _NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
@@ -134,6 +138,10 @@ class TensorType(Type):
         ``var`` names the receiving variable in the message.
         """
         who = _Who(var, self)
+        if isinstance(data, np.ndarray) and type(data) is not np.ndarray:
+            # np.matrix, masked arrays, ...: their operators differ from ndarray's (a matrix
+            # stays 2-d after a reduction), so compute on a plain array.
+            data = _plain_array(data, who, self)
         if isinstance(data, np.ndarray) and data.dtype == self._np_dtype:
             arr = data
         elif (type(data) is float or type(data) is int) and self.ndim == 0 and not strict \
@@ -210,7 +218,9 @@ def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: "_Who
         return arr.astype(dtype, copy=False)
     is_python = not isinstance(data, (np.ndarray, np.generic))
     if allow_downcast is None and is_python:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            # complex -> real warns; the TypeError below already says the cast loses data
+            warnings.simplefilter("ignore", _ComplexWarning)
             converted = arr.astype(dtype)
         # Python floats may become floatX-sized floats (rounded, not overflowing to inf);
         # other values must survive the cast.
@@ -222,6 +232,16 @@ def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: "_Who
             f"to function()")
     raise TypeError(f"{who} expects {ttype}; got {_value_desc(data)}, and casting "
                     f"{arr.dtype} to {dtype} may lose precision. {hint}.")
+
+
+def _plain_array(data: np.ndarray, who: "_Who", ttype: TensorType) -> np.ndarray:
+    """An ndarray subclass as a plain ndarray; a masked array must have nothing masked."""
+    if isinstance(data, np.ma.MaskedArray):
+        if np.ma.getmaskarray(data).any():
+            raise TypeError(f"{who} expects {ttype}; got a masked array with masked entries, "
+                            f"which theon cannot honour. Pass data.filled(value) instead.")
+        data = data.data
+    return np.asarray(data)
 
 
 def _floatx() -> str:
