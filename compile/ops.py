@@ -39,13 +39,47 @@ class FromFunctionOp(Op):
         result = self.fn(*inputs)
         if len(self.otypes) == 1:
             result = [result]
-        for store, value, t in zip(output_storage, result, self.otypes):
-            store[0] = np.asarray(value, dtype=t.dtype)
+        elif not isinstance(result, (list, tuple)) or len(result) != len(self.otypes):
+            raise TypeError(f"as_op function {self.__name__!r} must return a list or tuple of "
+                            f"{len(self.otypes)} outputs, got {type(result).__name__}"
+                            + (f" of length {len(result)}" if isinstance(result, (list, tuple))
+                               else ""))
+        for i, (store, value, t) in enumerate(zip(output_storage, result, self.otypes)):
+            store[0] = self._check_output(i, value, t)
+
+    def _check_output(self, i: int, value, t: TensorType) -> np.ndarray:
+        """``value`` as an array of type ``t``: exact, or a cast that loses nothing (numpy
+        arrays that cast safely, such as float32 into float64; Python numbers and lists whose
+        values survive). Anything else is a bug in the function, not silently cast away."""
+        try:
+            return t.filter(value)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"as_op function {self.__name__!r} returned for output {i} "
+                            f"{_mismatch(value, t, err)}. Return the declared type (e.g. "
+                            f"np.asarray(result, dtype='{t.dtype}')) or fix otypes.") from None
 
     def infer_shape(self, fgraph, node, shapes):
         if self._infer_shape is None:
             raise NotImplementedError(f"{self.__name__} was made without infer_shape")
         return self._infer_shape(fgraph, node, shapes)
+
+
+def _mismatch(value, t: TensorType, err: Exception) -> str:
+    """What was returned, what was declared, and why the one is not the other."""
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - describing the value must not hide the error
+        return f"{type(value).__name__}, but declared {t} ({err})"
+    got = f"{type(value).__name__} of dtype {arr.dtype} and shape {arr.shape}"
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        why = "not numeric"
+    elif arr.ndim != t.ndim:
+        why = f"{arr.ndim} dimensions, not {t.ndim}"
+    elif arr.dtype != t.numpy_dtype:
+        why = f"{arr.dtype} does not cast to {t.dtype} without loss"
+    else:
+        why = str(err).splitlines()[0]
+    return f"{got}, but declared {t} ({why})"
 
 
 def as_op(itypes: Sequence[TensorType], otypes: Sequence[TensorType],
