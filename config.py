@@ -2,11 +2,17 @@
 
 ``THEON_FLAGS="floatX=float32,device=cpu"`` works as ``THEANO_FLAGS`` did. Attributes may also be
 assigned at run time (``theon.config.floatX = 'float32'``); values are validated either way.
+
+Theano flags that theon has no use for (it has no C linker or optimizer choices) are accepted and
+ignored, so old scripts and environments still run: ``config.optimizer`` reads back what was
+set, or Theano's default. A flag nobody knows in ``THEON_FLAGS`` is warned about, not fatal.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field, fields
 
 _CHOICES = {
@@ -14,6 +20,19 @@ _CHOICES = {
     "mode": ("FAST_RUN", "FAST_COMPILE", "DebugMode"),
     "on_unused_input": ("raise", "warn", "ignore"),
 }
+
+# Theano flags theon accepts and ignores, with Theano's defaults. ``a__b`` is Theano's ``a.b``
+# (``THEON_FLAGS=blas.ldflags=...`` and ``config.blas.ldflags`` both work).
+_THEANO_ONLY = {
+    "optimizer": "fast_run", "exception_verbosity": "low", "compute_test_value": "off",
+    "openmp": False, "force_device": False, "warn_float64": "ignore", "cxx": "",
+    "allow_gc": True, "linker": "cvm", "print_active_device": True, "deterministic": "default",
+    "optimizer_including": "", "optimizer_excluding": "", "optimizer_verbose": False,
+    "on_opt_error": "warn", "profile": False, "profile_memory": False, "nocleanup": False,
+    "blas__ldflags": "", "gcc__cxxflags": "", "nvcc__fastmath": False, "lib__cnmem": 0.0,
+    "gpuarray__preallocate": 0.0, "dnn__enabled": "auto", "traceback__limit": 8,
+}
+_SECTIONS = frozenset(k.split("__")[0] for k in _THEANO_ONLY if "__" in k)
 
 
 def _default_compiledir() -> str:
@@ -34,13 +53,70 @@ class Config:
     on_unused_input: str = "raise"
 
     def __setattr__(self, name: str, value) -> None:
-        if name not in {f.name for f in fields(Config)}:
-            raise AttributeError(f"theon.config has no setting {name!r}")
+        if name in _THEANO_ONLY:
+            object.__setattr__(self, name, value)
+            return
+        if name not in _SETTINGS:
+            raise AttributeError(_unknown(name))
         if name in _CHOICES and value not in _CHOICES[name]:
             raise ValueError(f"config.{name} must be one of {_CHOICES[name]}, got {value!r}")
         if name == "device" and not (value == "cpu" or str(value).startswith(("cuda", "gpu"))):
             raise ValueError(f"config.device must be 'cpu' or 'cuda[N]', got {value!r}")
         object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str):  # only called for names not set on the instance
+        if name in _THEANO_ONLY:
+            return _THEANO_ONLY[name]
+        if name in _SECTIONS:
+            return _Section(self, name)
+        raise AttributeError(_unknown(name))
+
+
+_SETTINGS = frozenset(f.name for f in fields(Config))
+
+
+class _Section:
+    """``config.blas`` for Theano's dotted flags: ``config.blas.ldflags`` is ``blas__ldflags``."""
+
+    def __init__(self, cfg: Config, prefix: str):
+        object.__setattr__(self, "_where", (cfg, prefix))
+
+    def __getattr__(self, name: str):
+        cfg, prefix = self._where
+        return getattr(cfg, f"{prefix}__{name}")
+
+    def __setattr__(self, name: str, value) -> None:
+        cfg, prefix = self._where
+        setattr(cfg, f"{prefix}__{name}", value)
+
+
+def _known() -> str:
+    ignored = ", ".join(sorted(k.replace("__", ".") for k in _THEANO_ONLY))
+    return (f"theon's settings are {', '.join(sorted(_SETTINGS))}; it also accepts, and "
+            f"ignores, the Theano flags {ignored}")
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(_SETTINGS | set(_THEANO_ONLY)), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"theon.config has no setting {name!r}.{hint} {_known()}."
+
+
+def _coerce(default, text: str):
+    """A THEON_FLAGS string as the type of the flag's default (Theano parsed them so)."""
+    if isinstance(default, bool):
+        low = text.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off", ""):
+            return False
+        return text
+    if isinstance(default, (int, float)):
+        try:
+            return type(default)(text)
+        except ValueError:
+            return text
+    return text
 
 
 def _parse_flags(text: str) -> dict[str, str]:
@@ -56,7 +132,14 @@ def _parse_flags(text: str) -> dict[str, str]:
 def _load() -> Config:
     cfg = Config()
     for key, value in _parse_flags(os.environ.get("THEON_FLAGS", "")).items():
-        setattr(cfg, key, value)
+        key = key.replace(".", "__")
+        if key in _THEANO_ONLY:
+            setattr(cfg, key, _coerce(_THEANO_ONLY[key], value))
+        elif key in _SETTINGS:
+            setattr(cfg, key, value)
+        else:
+            warnings.warn(f"THEON_FLAGS: unknown flag {key.replace('__', '.')!r} ignored "
+                          f"({_known()})", UserWarning, stacklevel=2)
     return cfg
 
 

@@ -242,8 +242,9 @@ def test_floatX_from_THEON_FLAGS_in_subprocess():
 def test_bad_THEON_FLAGS_are_reported():
     out = _run("import theon", 'floatX=float99')
     assert out.returncode != 0 and 'floatX' in out.stderr and 'float99' in out.stderr
+    # an unknown flag is warned about, not fatal (Theano accepted many flags theon ignores)
     out = _run("import theon", 'nonsense_setting=1')
-    assert out.returncode != 0 and 'nonsense_setting' in out.stderr
+    assert out.returncode == 0 and 'nonsense_setting' in out.stderr, out.stderr
 
 
 def test_config_assignment_is_validated():
