@@ -23,6 +23,12 @@ from .base import Op, as_tensor_variable, graph_error
 _INTS = INT_DTYPES + UINT_DTYPES
 
 
+class IndexingError(TypeError, IndexError):
+    """A bad index found while building the graph (a float index array, too many indices, ...).
+
+    Both a TypeError, as Theano raised for these, and an IndexError, as numpy does."""
+
+
 def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
     """Turn a Python index into (spec, symbolic inputs); see the module docstring."""
     if not isinstance(index, tuple):
@@ -33,7 +39,7 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
         if v is None:
             return None
         if isinstance(v, (bool, np.bool_)):
-            raise graph_error(f"{what} may not be a boolean", IndexError)
+            raise graph_error(f"{what} may not be a boolean", IndexingError)
         if isinstance(v, (int, np.integer)):
             return int(v)
         if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
@@ -42,13 +48,13 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
             return int(v.data)
         v = as_tensor_variable(v)
         if v.ndim != 0 or v.dtype not in _INTS:
-            raise graph_error(f"{what} must be an integer scalar, got {v.type}", TypeError)
+            raise graph_error(f"{what} must be an integer scalar, got {v.type}", IndexingError)
         inputs.append(v)
         return "$"
 
     n_ellipsis = sum(1 for i in index if i is Ellipsis)
     if n_ellipsis > 1:
-        raise graph_error("an index can only have a single ellipsis ('...')", IndexError)
+        raise graph_error("an index can only have a single ellipsis ('...')", IndexingError)
     consumed = sum(_dims_consumed(i) for i in index if i is not Ellipsis)
     for item in index:
         if item is Ellipsis:
@@ -62,14 +68,14 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
             arr = as_tensor_variable(item)
             if arr.dtype not in DISCRETE_DTYPES:
                 raise graph_error(f"index arrays must hold integers or booleans, got {arr.type}",
-                                  IndexError)
+                                  IndexingError)
             inputs.append(arr)
             spec.append(("a",))
         else:
             spec.append(("i", piece(item, "an index")))
     if consumed > x.ndim:
         raise graph_error(f"too many indices ({consumed}) for {x.type} with {x.ndim} "
-                          "dimensions", IndexError)
+                          "dimensions", IndexingError)
     return tuple(spec), inputs
 
 
@@ -291,7 +297,7 @@ def _broadcast_shapes(shapes) -> tuple:
         known = {n for n in lengths if n not in (None, 1)}
         if len(known) > 1:
             raise graph_error(f"index arrays with static shapes {shapes} do not broadcast",
-                              IndexError)
+                              IndexingError)
         out.append(known.pop() if known else (1 if lengths == {1} else None))
     return tuple(out)
 
