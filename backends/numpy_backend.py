@@ -42,10 +42,12 @@ def _wrapped_error_type(orig: type) -> type:
     if orig not in _ERROR_TYPES:
         bases = (orig, NodeError) if issubclass(orig, (ValueError, TypeError)) else (
             orig, ValueError, NodeError)
+        # the original's module, so a traceback reads "ValueError: ...", as the user expects
+        attrs = {"__module__": orig.__module__, "__qualname__": orig.__qualname__}
         try:
-            _ERROR_TYPES[orig] = type(orig.__name__, bases, {})
+            _ERROR_TYPES[orig] = type(orig.__name__, bases, attrs)
         except TypeError:  # layout conflict: fall back on a plain ValueError
-            _ERROR_TYPES[orig] = type(orig.__name__, (ValueError, NodeError), {})
+            _ERROR_TYPES[orig] = type(orig.__name__, (ValueError, NodeError), attrs)
     return _ERROR_TYPES[orig]
 
 
