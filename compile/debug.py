@@ -37,6 +37,10 @@ class CheckedFunction:
         self.maker = fast.maker
         self.name = fast.name
 
+    def __reduce__(self):
+        from .function import _rebuild_function
+        return (_rebuild_function, (self._spec,))
+
     @property
     def source(self) -> str:
         """The generated source of the rewritten function (the one whose results are returned)."""

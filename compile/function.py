@@ -69,6 +69,11 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
                 for k, o in enumerate(out_list)]
 
     pairs = _update_pairs(updates, where)
+    # what it takes to compile this function again: pickling stores it (as Theano did, the
+    # unpickled function is compiled anew, with its own copies of the shared variables)
+    spec = dict(inputs=list(inputs), outputs=requested, mode=mode, updates=list(pairs),
+                givens=givens, no_default_updates=no_default_updates, name=name,
+                allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input)
     if not no_default_updates:
         pairs += _default_updates(out_vars + [u for _, u in pairs], pairs)
     # Defaults live in containers (a one-item list each), which In(update=...) rewrites after
@@ -115,15 +120,20 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
         copy_updates=update_copies, output_keys=output_keys)
     compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs, all_outputs,
                         defaults)
+    compiled._spec = spec
     if getattr(the_mode, "check", False):
         from .debug import CheckedFunction
         from .mode import Mode
-        reference = function(inputs, requested, mode=Mode(optimizer=None), updates=updates,
-                             givens=givens, no_default_updates=no_default_updates, name=name,
-                             allow_input_downcast=allow_input_downcast,
-                             on_unused_input="ignore")
-        return CheckedFunction(compiled, reference, fgraph, in_vars)
+        reference = function(**dict(spec, mode=Mode(optimizer=None), on_unused_input="ignore"))
+        checked = CheckedFunction(compiled, reference, fgraph, in_vars)
+        checked._spec = spec
+        return checked
     return compiled
+
+
+def _rebuild_function(spec: dict):
+    """Unpickling a compiled function: compile it again from what built it."""
+    return function(**spec)
 
 
 class Function:
@@ -179,6 +189,9 @@ class Function:
 
     def _signature(self) -> str:
         return ", ".join(i.name or f"<{i.variable.type}>" for i in self.ins)
+
+    def __reduce__(self):
+        return (_rebuild_function, (self._spec,))
 
     @property
     def source(self) -> str:

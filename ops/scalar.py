@@ -144,6 +144,15 @@ class ScalarOp:
     def output_dtype(self, *dtypes: str) -> str:
         return self.out(*dtypes)
 
+    def __reduce__(self):
+        # pickled by name: the table's rows hold lambdas, which pickle cannot store
+        return (scalar_op_named, (self.name, self.params))
+
+
+def scalar_op_named(name: str, params: Tuple = ()) -> "ScalarOp":
+    """The table's op called ``name`` (a cast is named by its target dtype in ``params``)."""
+    return cast_op(params[0]) if name.startswith("cast_") and params else TABLE[name]
+
 
 TABLE: Dict[str, ScalarOp] = {}
 

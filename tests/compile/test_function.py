@@ -655,3 +655,22 @@ def test_results_never_share_memory_with_each_other_or_with_updated_shared_value
     for outputs in ([y, y.reshape((2, 2))], [x * 2, (x * 2)[1:]], [y, y]):
         a, b = theano.function([x], outputs)(np.arange(4.0))
         assert not np.shares_memory(a, b)
+
+
+def test_compiled_functions_and_graphs_pickle():
+    import pickle
+    x, y = T.dmatrix("x"), T.ivector("y")
+    W = theano.shared(np.zeros((3, 2)), name="W")
+    p = T.nnet.softmax(T.dot(x, W))
+    loss = T.nnet.categorical_crossentropy(p, y).mean()
+    train = theano.function([x, y], loss, updates=[(W, W - 0.5 * T.grad(loss, W))])
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    Y = np.array([0, 1, 0, 1, 1], "int32")
+    train(X, Y)
+    again = pickle.loads(pickle.dumps(train))  # compiled anew, with its own copy of W
+    assert float(again(X, Y)) == float(train(X, Y))
+    assert float(again(X, Y)) == float(train(X, Y))  # both took the same steps
+    checked = pickle.loads(pickle.dumps(theano.function([x], {"p": p}, mode="DebugMode")))
+    assert checked(X)["p"].shape == (5, 2)
+    expr = pickle.loads(pickle.dumps(T.cast(T.exp(x), "float32").sum()))
+    assert expr.dtype == "float32"
