@@ -3,8 +3,6 @@ as inputs, as_op output checking, unknown Theano flags, clone with values and st
 the build-time index error class, and the README's error example."""
 import os
 import pathlib
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -30,15 +28,6 @@ def floatx():
         theon.config.floatX = value
     yield set_
     theon.config.floatX = old
-
-
-def _run(code, flags=None):
-    env = dict(os.environ)
-    env.pop('THEON_FLAGS', None)
-    if flags is not None:
-        env['THEON_FLAGS'] = flags
-    return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
-                          text=True, timeout=60)
 
 
 # -- 1. float constants do not overflow floatX -------------------------------------------------
@@ -77,10 +66,10 @@ def test_floatx_float64_autocast_unchanged_and_quiet(floatx):
         assert autocast_dtype(float('nan')) == 'float32'
 
 
-def test_floatx_float32_overflow_in_subprocess():
+def test_floatx_float32_overflow_in_subprocess(run_python):
     code = ("import numpy as np, theon, theon.tensor as T; x = T.dvector(); "
             "print(theon.function([x], x * 1e40)(np.ones(1))[0])")
-    out = _run(code, 'floatX=float32')
+    out = run_python(code, 'floatX=float32')
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) == 1e40
     assert 'overflow' not in out.stderr
@@ -176,23 +165,23 @@ def test_as_op_wrong_number_of_outputs():
 
 # -- 4. Theano flags theon does not use --------------------------------------------------------
 
-def test_theano_only_flags_in_THEON_FLAGS_are_accepted():
+def test_theano_only_flags_in_THEON_FLAGS_are_accepted(run_python):
     code = ("import theon; c = theon.config; "
             "print(c.floatX, c.optimizer, c.allow_gc, c.blas.ldflags, c.exception_verbosity)")
-    out = _run(code, 'floatX=float32,optimizer=fast_run,allow_gc=False,blas.ldflags=-lblas')
+    out = run_python(code, 'floatX=float32,optimizer=fast_run,allow_gc=False,blas.ldflags=-lblas')
     assert out.returncode == 0, out.stderr
     assert out.stderr == ''
     assert out.stdout.split() == ['float32', 'fast_run', 'False', '-lblas', 'low']
 
 
-def test_unknown_flag_in_THEON_FLAGS_warns():
-    out = _run("import theon; print(theon.config.floatX)", 'floatX=float32,no_such_flag=3')
+def test_unknown_flag_in_THEON_FLAGS_warns(run_python):
+    out = run_python("import theon; print(theon.config.floatX)", 'floatX=float32,no_such_flag=3')
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'float32'
     assert 'UserWarning' in out.stderr and 'no_such_flag' in out.stderr
     assert 'THEON_FLAGS' in out.stderr
     # known settings are still validated
-    out = _run("import theon", 'floatX=float99')
+    out = run_python("import theon", 'floatX=float99')
     assert out.returncode != 0 and 'float99' in out.stderr
 
 

@@ -1,8 +1,5 @@
 """TensorType: identity, broadcastable vs static shape, filter casting rules, the T constructors,
 and floatX from THEON_FLAGS."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -219,31 +216,22 @@ def test_variable_attributes():
 
 # -- floatX -----------------------------------------------------------------------------------
 
-def _run(code, flags=None):
-    env = dict(os.environ)
-    env.pop('THEON_FLAGS', None)
-    if flags is not None:
-        env['THEON_FLAGS'] = flags
-    return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
-def test_floatX_from_THEON_FLAGS_in_subprocess():
+def test_floatX_from_THEON_FLAGS_in_subprocess(run_python):
     code = ("import theon, theon.tensor as T; "
             "print(theon.config.floatX, T.matrix().dtype, T.scalar().dtype, T.dmatrix().dtype)")
-    out = _run(code, 'floatX=float32')
+    out = run_python(code, 'floatX=float32')
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['float32', 'float32', 'float32', 'float64']
-    out = _run(code)
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['float64', 'float64', 'float64', 'float64']
 
 
-def test_bad_THEON_FLAGS_are_reported():
-    out = _run("import theon", 'floatX=float99')
+def test_bad_THEON_FLAGS_are_reported(run_python):
+    out = run_python("import theon", 'floatX=float99')
     assert out.returncode != 0 and 'floatX' in out.stderr and 'float99' in out.stderr
     # an unknown flag is warned about, not fatal (Theano accepted many flags theon ignores)
-    out = _run("import theon", 'nonsense_setting=1')
+    out = run_python("import theon", 'nonsense_setting=1')
     assert out.returncode == 0 and 'nonsense_setting' in out.stderr, out.stderr
 
 
