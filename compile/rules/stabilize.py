@@ -1,12 +1,14 @@
 """Stabilize: replace expressions that lose precision or overflow by exact equivalents."""
 from __future__ import annotations
 
+import numpy as np
+
 from ...ops.elemwise import ELEMWISE as E
 from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
-from ..rewrite import const_value, match, register
+from ..rewrite import const_value, match, op_key, register
 
 
 def _same(new, old):
@@ -157,3 +159,168 @@ def log_sum_exp_to_logsumexp(fgraph, node):
         return None
     return _same(logsumexp(x, axis=red.op.axis), node.outputs[0])
 
+
+
+# -- products and quotients of sigmoids ------------------------------------------------------------
+# Gradients of log(sigmoid(z)), log(1 - sigmoid(z)) and of a hand-written 1 / (1 + exp(-z)) are
+# products like g / s * s * (1 - s), which are 0 / 0 or inf / inf once s rounds to 0 or 1. Read
+# as a product of factors, every sigmoid-like factor is some sigmoid(+-a) > 0, so equal ones in
+# the numerator and the denominator cancel exactly: the limit the rounding lost.
+
+def _signed_arg(v):
+    """(a, sign) with v == sign * a, looking through negations."""
+    sign = 1
+    while op_key(v) == "neg":
+        v, sign = v.owner.inputs[0], -sign
+    return v, sign
+
+
+def _sigmoid_of(v):
+    """(a, sign) when v is sigmoid(sign * a) written in one of its forms, else None:
+    sigmoid(x), 1 - sigmoid(x) (= sigmoid(-x)), 1 / (1 + exp(y)) (= sigmoid(-y))."""
+    key = op_key(v)
+    if key == "sigmoid":
+        return _signed_arg(v.owner.inputs[0])
+    if key == "sub" and const_value(v.owner.inputs[0]) == 1 and \
+            op_key(v.owner.inputs[1]) == "sigmoid":
+        a, sign = _signed_arg(v.owner.inputs[1].owner.inputs[0])
+        return a, -sign
+    if key == "true_div" and const_value(v.owner.inputs[0]) == 1:
+        y = _one_plus_exp(v.owner.inputs[1])
+        if y is not None:
+            a, sign = _signed_arg(y)
+            return a, -sign
+    return None
+
+
+def _one_plus_exp(v):
+    """y when v is 1 + exp(y) (either order), else None."""
+    if op_key(v) != "add":
+        return None
+    x, y = v.owner.inputs
+    for one, e in ((x, y), (y, x)):
+        if const_value(one) == 1 and op_key(e) == "exp":
+            return e.owner.inputs[0]
+    return None
+
+
+def _factors(fgraph, out):
+    """``out`` as sign * prod(num) / prod(den), through the mul, true_div and neg nodes of its
+    dtype that nothing else uses."""
+    sign, num, den = 1, [], []
+    stack = [(out, True, True)]
+    while stack:
+        v, upper, root = stack.pop()
+        key = op_key(v)
+        inner = key in ("mul", "true_div", "neg") and v.dtype == out.dtype and \
+            (root or fgraph.n_clients(v) == 1) and _sigmoid_of(v) is None
+        if not inner:
+            (num if upper else den).append(v)
+        elif key == "neg":
+            sign = -sign
+            stack.append((v.owner.inputs[0], upper, False))
+        elif key == "mul":
+            stack += [(i, upper, False) for i in v.owner.inputs]
+        else:
+            a, b = v.owner.inputs
+            stack += [(a, upper, False), (b, not upper, False)]
+    return sign, num, den
+
+
+def _cancel(num, den):
+    """Rewrite the factor lists in place: exp(y) / (1 + exp(y)) -> sigmoid(y), then equal
+    sigmoids above and below the bar cancel. True when anything changed."""
+    changed = False
+    for d in list(den):
+        y = _one_plus_exp(d)
+        e = next((n for n in num if op_key(n) == "exp" and n.owner.inputs[0] is y), None) \
+            if y is not None else None
+        if e is not None:
+            num.remove(e)
+            den.remove(d)
+            num.append(E["sigmoid"](y))
+            changed = True
+    for d in list(den):
+        key = _sigmoid_of(d)
+        twin = None if key is None else next(
+            (n for n in num if _same_key(_sigmoid_of(n), key)), None)
+        if twin is not None:
+            num.remove(twin)
+            den.remove(d)
+            changed = True
+    return changed
+
+
+def _same_key(a, b) -> bool:
+    return a is not None and b is not None and a[0] is b[0] and a[1] == b[1]
+
+
+def _product(sign, num, den, dtype):
+    result = None
+    for v in num:
+        result = v if result is None else E["mul"](result, v)
+    for d in den:
+        result = E["true_div"](np.asarray(1, dtype) if result is None else result, d)
+    if result is None:
+        result = np.asarray(1, dtype)
+    return E["neg"](result) if sign < 0 else result
+
+
+def _distributed(fgraph, sign, num, den, dtype):
+    """sign * prod(num) / prod(den) with a sum among num multiplied out, when every term of
+    the sum then cancels a sigmoid against the other factors (s * (a / s - b / (1 - s)) *
+    (1 - s), the gradient of a logistic crossentropy), else None."""
+    from .canonicalize import _signed_terms
+    for k, leaf in enumerate(num):
+        if op_key(leaf) not in ("add", "sub") or leaf.dtype != dtype:
+            continue
+        others = num[:k] + num[k + 1:]
+        pieces = []
+        for t_sign, term in _signed_terms(fgraph, leaf):
+            s_t, n_t, d_t = _factors(fgraph, term)
+            n_all, d_all = others + n_t, den + d_t
+            if not _cancel(n_all, d_all):
+                break
+            pieces.append(_product(t_sign * s_t, n_all, d_all, dtype))
+        else:
+            total = pieces[0]
+            for p in pieces[1:]:
+                total = E["add"](total, p)
+            return E["neg"](total) if sign < 0 else total
+    return None
+
+
+@register("stabilize", "mul", "true_div", "neg")
+def cancel_sigmoid_factors(fgraph, node):
+    """a product of factors in which exp(y) / (1 + exp(y)) -> sigmoid(y),
+    1 / (1 + exp(y)) -> sigmoid(-y), 1 - sigmoid(x) -> sigmoid(-x), and a sigmoid in the
+    numerator cancels the same one in the denominator (both are > 0, so this is exact); a sum
+    among the factors is multiplied out when each of its terms then cancels"""
+    out = node.outputs[0]
+    if not out.dtype.startswith("float"):
+        return None
+    for client, _ in fgraph.clients.get(out, ()):
+        if client != "output" and op_key(client.outputs[0]) in ("mul", "true_div", "neg") and \
+                client.outputs[0].dtype == out.dtype and fgraph.n_clients(out) == 1:
+            return None  # not the root of the product: the root rewrites all of it
+    sign, num, den = _factors(fgraph, out)
+    if not any(_sigmoid_of(v) is not None or op_key(v) == "exp" for v in num + den):
+        return None  # nothing a sigmoid could cancel: leave the product alone
+    if _cancel(num, den):
+        return _same(_product(sign, num, den, out.dtype), out)
+    result = _distributed(fgraph, sign, num, den, out.dtype)
+    return None if result is None else _same(result, out)
+
+
+@register("stabilize", "true_div")
+def one_over_one_plus_exp_to_sigmoid(fgraph, node):
+    """1 / (1 + exp(y)) -> sigmoid(-y): the hand-written logistic function, which gives
+    inf / inf = nan in its gradient once exp(y) overflows"""
+    out = node.outputs[0]
+    if const_value(node.inputs[0]) != 1 or not out.dtype.startswith("float"):
+        return None
+    y = _one_plus_exp(node.inputs[1])
+    if y is None:
+        return None
+    a, sign = _signed_arg(y)
+    return _same(E["sigmoid"](a if sign < 0 else E["neg"](a)), out)

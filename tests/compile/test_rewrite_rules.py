@@ -249,6 +249,17 @@ CASES = [
          sympy=True),
     Case("exp_minus_one_to_expm1", "exp_minus_1", lambda dt: _x(dt, lambda x: T.exp(x) - 1),
          np.expm1, present=("expm1",), absent=("exp", "sub"), sympy=True),
+    Case("one_over_one_plus_exp_to_sigmoid", "hand_written_logistic",
+         lambda dt: _x(dt, lambda x: 1 / (1 + T.exp(-x))),
+         lambda x: 0.5 * (1 + np.tanh(x / 2)), present=("sigmoid",), absent=("exp",),
+         sympy=True),
+    Case("cancel_sigmoid_factors", "sigmoid_over_itself_times_one_minus",
+         lambda dt: _x(dt, lambda x: (x / T.nnet.sigmoid(x)) * T.nnet.sigmoid(x) * (1 - T.nnet.sigmoid(x))),
+         lambda x: x * 0.5 * (1 - np.tanh(x / 2)), absent=("true_div",), sympy=True),
+    Case("cancel_sigmoid_factors", "exp_over_one_plus_exp",
+         lambda dt: _x(dt, lambda x: x * T.exp(x) / (1 + T.exp(x))),
+         lambda x: x * 0.5 * (1 + np.tanh(x / 2)), present=("sigmoid",),
+         absent=("exp", "true_div"), sympy=True),
     Case("log_sigmoid_to_softplus", "log_sigmoid",
          lambda dt: _x(dt, lambda x: T.log(T.nnet.sigmoid(x))),
          lambda x: -np.logaddexp(0, -x), present=("softplus",), absent=("log", "sigmoid"),
@@ -644,3 +655,22 @@ def test_dotadd_enforces_declared_broadcasting():
     g = theano.function([r, b, c], [T.dot(r, b) + c, (T.dot(r, b) + c).shape])
     value, shape = g(np.ones((1, 4)), np.ones((4, 5)), np.ones((3, 5)))
     assert value.shape == (3, 5) and tuple(shape) == (3, 5)
+
+
+@pytest.mark.parametrize("written", ["sigmoid", "by_hand"])
+def test_logistic_regression_gradients_stay_finite_at_saturation(written):
+    # Theano's tutorial logistic regression: with |z| > 37 the sigmoid rounds to 0 or 1 and the
+    # gradient of its crossentropy was 0 / 0 until the sigmoid factors cancel
+    x, y = T.dmatrix("x"), T.dvector("y")
+    w = theano.shared(np.array([1.0, -1.0]), name="w")
+    z = T.dot(x, w)
+    p = T.nnet.sigmoid(z) if written == "sigmoid" else 1 / (1 + T.exp(-z))
+    cost = (-y * T.log(p) - (1 - y) * T.log(1 - p)).mean()
+    f = theano.function([x, y], [cost, T.grad(cost, w)])
+    X = np.array([[400.0, 0.0], [0.0, 400.0], [1.0, 0.5]])
+    Y = np.array([0.0, 1.0, 1.0])
+    c, g = f(X, Y)
+    zv = X @ np.array([1.0, -1.0])
+    pv = 0.5 * (1 + np.tanh(zv / 2))
+    np.testing.assert_allclose(c, np.mean(Y * np.logaddexp(0, -zv) + (1 - Y) * np.logaddexp(0, zv)))
+    np.testing.assert_allclose(g, X.T @ (pv - Y) / 3)
