@@ -101,8 +101,11 @@ class IfElse(Op):
         n = self.n_outs
         cond = inputs[0]
         then, other = inputs[1:1 + n], inputs[1 + n:]
-        g_then = [ifelse(cond, g, zeros_like(t)) for g, t in zip(grads, then)]
-        g_else = [ifelse(cond, zeros_like(o), g) for g, o in zip(grads, other)]
+        # an output with no gradient (an integer one, say) passes none to its branches
+        g_then = [None if g is None else ifelse(cond, g, zeros_like(t))
+                  for g, t in zip(grads, then)]
+        g_else = [None if g is None else ifelse(cond, zeros_like(o), g)
+                  for g, o in zip(grads, other)]
         return [None] + g_then + g_else
 
 

@@ -109,3 +109,12 @@ def test_ifelse_output_never_aliases_a_shared_value_or_an_input():
     h = theano.function([c], [], updates={sb: ifelse(c, sa, sb)})
     h(1)
     assert not np.shares_memory(sb.get_value(borrow=True), sa.get_value(borrow=True))
+
+
+def test_gradient_through_ifelse_with_an_integer_output():
+    x, i, c = T.dvector("x"), T.ivector("i"), T.dscalar("c")
+    o1, o2 = ifelse(T.gt(c, 0), [i, x * 2], [i * 2, x * 3])
+    f = theano.function([c, x, i], T.grad(o2.sum() + o1.sum(), x))
+    ones, ints = np.ones(2), np.ones(2, "int32")
+    np.testing.assert_array_equal(f(1.0, ones, ints), [2.0, 2.0])
+    np.testing.assert_array_equal(f(-1.0, ones, ints), [3.0, 3.0])
