@@ -52,12 +52,14 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
             key = node if node is not None else var
             if key not in names:
                 names[key] = next(gen)
+            if 0 <= depth <= level:  # Theano's depth: 1 prints the root alone
+                continue
             label = _label(var, print_type)
             prefix = " |" * level
             out_idx = f".{var.index}" if node is not None and len(node.outputs) > 1 else ""
             lines.append(f"{prefix}{label}{out_idx} [id {names[key]}]"
                          f"{' ' + repr(var.name) if node is not None and var.name else ''}")
-            if node is None or key in expanded or (0 <= depth <= level):
+            if node is None or key in expanded:
                 continue
             expanded.add(key)
             for inp in reversed(node.inputs):
@@ -105,7 +107,7 @@ def pp(var: Variable) -> str:
 class Print(Op):
     """Identity that prints ``message`` and the value (or ``attrs`` of it) when computed."""
 
-    __props__ = ("message", "attrs")
+    __props__ = ("message", "attrs", "global_fn")  # two callbacks are two ops: no merging
     view_map = {0: [0]}
     foldable = False
 

@@ -1,6 +1,7 @@
 """``as_op``: turn a Python function on numpy arrays into an Op (Theano's compile.ops.as_op)."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -61,6 +62,9 @@ class FromFunctionOp(Op):
     def infer_shape(self, fgraph, node, shapes):
         if self._infer_shape is None:
             raise NotImplementedError(f"{self.__name__} was made without infer_shape")
+        # Theano's as_op took infer_shape(node, shapes); PyTensor's takes (fgraph, node, shapes)
+        if len(inspect.signature(self._infer_shape).parameters) == 2:
+            return self._infer_shape(node, shapes)
         return self._infer_shape(fgraph, node, shapes)
 
 

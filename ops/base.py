@@ -101,7 +101,19 @@ class Op:
     def thunk(self, node: Apply) -> Callable:
         """What the executor calls for this node: ``impl`` if given, else a checked ``perform``."""
         fn = self.impl(node) if type(self).perform is Op.perform else None
-        return fn if fn is not None else _perform_thunk(self, node)
+        fn = fn if fn is not None else _perform_thunk(self, node)
+        destroyed = sorted({i for ins in self.destroy_map.values() for i in ins})
+        if not destroyed:
+            return fn
+
+        # theon does not schedule in-place work: an op that overwrites an input gets a copy,
+        # so no caller's array, shared value or other reader of that input sees the change
+        def on_copies(*args):
+            args = list(args)
+            for i in destroyed:
+                args[i] = np.array(args[i], copy=True)
+            return fn(*args)
+        return on_copies
 
     # -- shapes and gradients ---------------------------------------------------------------
     def infer_shape(self, fgraph, node: Apply, input_shapes):
@@ -147,10 +159,11 @@ def _perform_thunk(op: Op, node: Apply) -> Callable:
             if isinstance(t, TensorType):
                 if not isinstance(value, np.ndarray):
                     value = np.asarray(value)
-                if value.dtype != t.numpy_dtype or value.ndim != t.ndim:
+                if value.dtype != t.numpy_dtype or value.ndim != t.ndim or any(
+                        n is not None and n != m for n, m in zip(t.shape, value.shape)):
                     raise TypeError(
                         f"{op}.perform stored for output {i} an array of dtype {value.dtype} "
-                        f"with {value.ndim} dimensions, but make_node declared {t}")
+                        f"and shape {value.shape}, but make_node declared {t}")
             values.append(value)
         return values[0] if nout == 1 else tuple(values)
 

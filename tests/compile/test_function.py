@@ -674,3 +674,74 @@ def test_compiled_functions_and_graphs_pickle():
     assert checked(X)["p"].shape == (5, 2)
     expr = pickle.loads(pickle.dumps(T.cast(T.exp(x), "float32").sum()))
     assert expr.dtype == "float32"
+
+
+# -- user ops: destroy_map, declared static shapes, as_op infer_shape; Print; debugprint depth --
+class _AddOneInPlace(theano.Op):
+    __props__ = ()
+    destroy_map = {0: [0]}
+
+    def make_node(self, x):
+        x = T.as_tensor_variable(x)
+        return theano.Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, out):
+        inputs[0] += 1
+        out[0][0] = inputs[0]
+
+
+def test_an_op_that_overwrites_its_input_gets_a_copy():
+    x = T.dvector("x")
+    a = np.zeros(2)
+    np.testing.assert_array_equal(theano.function([x], _AddOneInPlace()(x))(a), [1.0, 1.0])
+    np.testing.assert_array_equal(a, [0.0, 0.0])
+    y = x * 2
+    total, bumped, top = theano.function([x], [y.sum(), _AddOneInPlace()(y), y.max()])(a)
+    assert float(total) == 0.0 and float(top) == 0.0
+    np.testing.assert_array_equal(bumped, [1.0, 1.0])
+
+
+def test_perform_must_match_the_declared_static_shape():
+    class Three(theano.Op):
+        __props__ = ()
+
+        def make_node(self, x):
+            x = T.as_tensor_variable(x)
+            return theano.Apply(self, [x], [T.TensorType("float64", shape=(3,))()])
+
+        def perform(self, node, inputs, out):
+            out[0][0] = inputs[0] * 2
+    x = T.dvector("x")
+    with pytest.raises(TypeError, match=r"shape \(2,\), but make_node declared"):
+        theano.function([x], Three()(x))(np.ones(2))
+
+
+def test_as_op_infer_shape_with_theanos_two_argument_signature():
+    from theon.compile.ops import as_op
+    calls = []
+
+    def double(a):
+        calls.append(1)
+        return a * 2
+    op = as_op(itypes=[T.dvector], otypes=[T.dvector],
+               infer_shape=lambda node, shapes: [shapes[0]])(double)
+    x = T.dvector("x")
+    f = theano.function([x], op(x).shape)
+    assert tuple(f(np.ones(3))) == (3,) and not calls  # the shape did not need the function
+
+
+def test_print_ops_with_different_callbacks_are_not_merged():
+    seen = []
+    x = T.dvector("x")
+    p1 = theano.printing.Print("", global_fn=lambda op, v: seen.append("f1"))(x)
+    p2 = theano.printing.Print("", global_fn=lambda op, v: seen.append("f2"))(x)
+    theano.function([x], [p1 * 2, p2 * 3])(np.ones(2))
+    assert sorted(seen) == ["f1", "f2"]
+
+
+def test_debugprint_depth_counts_the_root_as_one_level():
+    y = T.dvector("y")
+    one = theano.printing.debugprint(T.exp(y) + 1, file="str", depth=1)
+    two = theano.printing.debugprint(T.exp(y) + 1, file="str", depth=2)
+    assert one.strip().splitlines() == ["Elemwise{add} [id A]"]
+    assert "Elemwise{exp}" in two and "y" not in two.split("Elemwise{exp}")[1].splitlines()[0]
