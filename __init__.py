@@ -14,6 +14,8 @@ from .compile.mode import FAST_COMPILE, FAST_RUN, Mode
 from .config import config
 from .gradient import Lop, Rop, grad
 from .ops.base import Op, as_tensor_variable
+from .ops.blas import dot
+from .printing import pp
 from .symbolic.graph import Apply, Constant, Variable, clone_replace
 from .symbolic.shared import SharedVariable, shared
 from .symbolic.types import TensorType

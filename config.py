@@ -131,14 +131,18 @@ def _parse_flags(text: str) -> dict[str, str]:
 
 def _load() -> Config:
     cfg = Config()
-    for key, value in _parse_flags(os.environ.get("THEON_FLAGS", "")).items():
+    # a Theano program's THEANO_FLAGS count too; THEON_FLAGS, read last, wins where both set
+    flags = {}
+    for var in ("THEANO_FLAGS", "THEON_FLAGS"):
+        flags.update({k: (var, v) for k, v in _parse_flags(os.environ.get(var, "")).items()})
+    for key, (var, value) in flags.items():
         key = key.replace(".", "__")
         if key in _THEANO_ONLY:
             setattr(cfg, key, _coerce(_THEANO_ONLY[key], value))
         elif key in _SETTINGS:
             setattr(cfg, key, value)
         else:
-            warnings.warn(f"THEON_FLAGS: unknown flag {key.replace('__', '.')!r} ignored "
+            warnings.warn(f"{var}: unknown flag {key.replace('__', '.')!r} ignored "
                           f"({_known()})", UserWarning, stacklevel=2)
     return cfg
 

@@ -104,6 +104,9 @@ def pp(var: Variable) -> str:
     return rendered.get(var) or var.name or repr(var)
 
 
+pprint = pp  # Theano's name for the same printer
+
+
 class Print(Op):
     """Identity that prints ``message`` and the value (or ``attrs`` of it) when computed."""
 

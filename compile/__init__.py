@@ -3,3 +3,11 @@ from . import ops  # noqa: F401  (theano.compile.ops.as_op)
 from .function import function  # noqa: F401
 from .io import In, Out  # noqa: F401
 from .mode import Mode  # noqa: F401
+from .mode import FAST_COMPILE, FAST_RUN, get_mode  # noqa: F401
+from ..symbolic.shared import SharedVariable, shared  # noqa: F401
+from .fgraph import FunctionGraph  # noqa: F401
+
+
+def get_default_mode() -> Mode:
+    """The mode function() uses when given none (config.mode), as Theano's compile did."""
+    return get_mode(None)

@@ -193,6 +193,24 @@ class Function:
     def __reduce__(self):
         return (_rebuild_function, (self._spec,))
 
+    def copy(self, share_memory: bool = False, swap: Optional[dict] = None,
+             delete_updates: bool = False, name: Optional[str] = None) -> "Function":
+        """Theano's ``f.copy``: the same function compiled again, reading and updating the
+        shared variables in ``swap`` (old -> new) instead, or without its updates."""
+        spec = dict(self._spec, name=name or self.name)
+        if delete_updates:  # inputs that only fed the updates stay, unused, as in Theano
+            spec.update(updates=[], no_default_updates=True, on_unused_input="ignore")
+        if swap:
+            for old, new in swap.items():
+                if not isinstance(old, SharedVariable) or not isinstance(new, SharedVariable):
+                    raise TypeError(f"copy(swap=...) maps shared variables to shared variables; "
+                                    f"got {old!r} -> {new!r}")
+            givens = spec["givens"] or []
+            givens = list(givens.items()) if isinstance(givens, dict) else list(givens)
+            spec["givens"] = givens + list(swap.items())
+            spec["updates"] = [(swap.get(var, var), value) for var, value in spec["updates"]]
+        return function(**spec)
+
     @property
     def source(self) -> str:
         """The generated Python source of this function (for debugging)."""

@@ -31,6 +31,8 @@ class Elemwise(Op):
 
     def make_node(self, *inputs) -> Apply:
         sop = self.scalar_op
+        if len(inputs) > sop.nin == 2 and sop.associative:  # Theano's T.add(a, b, c, ...)
+            return self.make_node(self(*inputs[:-1]), inputs[-1])
         if len(inputs) != sop.nin:
             raise graph_error(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
         inputs = [as_tensor_variable(x) for x in inputs]

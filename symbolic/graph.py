@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import types
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -50,6 +51,15 @@ class Variable:
         self.index = index
         self.name = name
         self.trace = user_trace() if trace is None else trace
+
+    @property
+    def tag(self):
+        """Theano's scratchpad for annotations (``x.tag.test_value = ...``): made on first use,
+        kept, and otherwise ignored by theon."""
+        tag = self.__dict__.get("_tag")
+        if tag is None:
+            tag = self.__dict__["_tag"] = types.SimpleNamespace()
+        return tag
 
     def __repr__(self) -> str:
         if self.name:

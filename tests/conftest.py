@@ -26,11 +26,12 @@ def pytest_configure(config):
 def run_python():
     """Run Python code in a fresh process with the given THEON_FLAGS (none by default), as a
     user's script would start: for settings read at import time."""
-    def run(code: str, flags=None) -> subprocess.CompletedProcess:
+    def run(code: str, flags=None, var: str = "THEON_FLAGS") -> subprocess.CompletedProcess:
         env = dict(os.environ)
         env.pop("THEON_FLAGS", None)
+        env.pop("THEANO_FLAGS", None)
         if flags is not None:
-            env["THEON_FLAGS"] = flags
+            env[var] = flags
         return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                               text=True, timeout=60)
     return run

@@ -745,3 +745,29 @@ def test_debugprint_depth_counts_the_root_as_one_level():
     two = theano.printing.debugprint(T.exp(y) + 1, file="str", depth=2)
     assert one.strip().splitlines() == ["Elemwise{add} [id A]"]
     assert "Elemwise{exp}" in two and "y" not in two.split("Elemwise{exp}")[1].splitlines()[0]
+
+
+# -- Theano tutorial spellings -----------------------------------------------------------------
+def test_function_copy_swap_and_delete_updates():
+    state, inc = theano.shared(0), T.iscalar("inc")
+    accumulator = theano.function([inc], state, updates=[(state, state + inc)])
+    accumulator(10)
+    new_state = theano.shared(0)
+    accumulator.copy(swap={state: new_state})(100)
+    assert new_state.get_value() == 100 and state.get_value() == 10
+    accumulator.copy(delete_updates=True)(9000)
+    assert state.get_value() == 10
+
+
+def test_theano_tutorial_spellings(run_python):
+    v = T.dvector("v")
+    np.testing.assert_array_equal(T.add(v, v, v).eval({v: np.ones(2)}), [3.0, 3.0])
+    np.testing.assert_array_equal(T.mul(v, v, v).eval({v: np.full(2, 2.0)}), [8.0, 8.0])
+    v.tag.test_value = np.ones(2)
+    assert v.tag.test_value.shape == (2,)
+    assert "v" in theano.pp(v * 2) and theano.printing.pprint is theano.printing.pp
+    assert theano.dot is T.dot
+    assert theano.compile.get_default_mode().optimizer == "fast_run"
+    out = run_python("import theon; print(theon.config.floatX)", "floatX=float32",
+                     var="THEANO_FLAGS")  # a Theano program's environment works as it is
+    assert out.stdout.strip() == "float32"
