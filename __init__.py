@@ -65,5 +65,6 @@ def _replacement(old, new, strict: bool):
 
 
 __all__ = ["Apply", "Constant", "FAST_COMPILE", "FAST_RUN", "Function", "In", "MissingInputError",
-           "Mode", "Op", "Out", "Lop", "Rop", "grad", "gradient", "SharedVariable", "TensorType", "UnusedInputError", "Variable",
-           "as_tensor_variable", "clone", "config", "function", "printing", "shared", "tensor"]
+           "Mode", "Op", "Out", "Lop", "Rop", "grad", "gradient", "SharedVariable", "TensorType",
+           "UnusedInputError", "Variable", "as_tensor_variable", "clone", "config", "dot",
+           "function", "pp", "printing", "shared", "tensor"]

@@ -254,7 +254,8 @@ CASES = [
          lambda x: 0.5 * (1 + np.tanh(x / 2)), present=("sigmoid",), absent=("exp",),
          sympy=True),
     Case("cancel_sigmoid_factors", "sigmoid_over_itself_times_one_minus",
-         lambda dt: _x(dt, lambda x: (x / T.nnet.sigmoid(x)) * T.nnet.sigmoid(x) * (1 - T.nnet.sigmoid(x))),
+         lambda dt: _x(dt, lambda x: (x / T.nnet.sigmoid(x)) * T.nnet.sigmoid(x)
+                       * (1 - T.nnet.sigmoid(x))),
          lambda x: x * 0.5 * (1 - np.tanh(x / 2)), absent=("true_div",), sympy=True),
     Case("cancel_sigmoid_factors", "exp_over_one_plus_exp",
          lambda dt: _x(dt, lambda x: x * T.exp(x) / (1 + T.exp(x))),
