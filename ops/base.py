@@ -21,7 +21,7 @@ OP_CLASSES: List[type] = []  # every Op subclass, for completeness tests
 # The modules outside ops/ that define ops; importing theon does not import them all.
 _OP_MODULES = ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
                "theon.grad.derived", "theon.ops.control", "theon.ops.gradient_ops",
-               "theon.scan")
+               "theon.scan", "theon.ops.extra")
 
 
 def theon_op_classes() -> List[type]:

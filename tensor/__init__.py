@@ -10,6 +10,7 @@ from typing import List, Optional
 from ..config import config
 from ..ops.base import as_tensor_variable, constant, get_scalar_constant_value, NotConstantError
 from ..ops.blas import batched_dot, dot, matmul, outer, tensordot
+from ..ops.extra import argsort, diag, diagonal, roll, sort, trace, tril, triu
 from ..ops.elemwise import ELEMWISE as _E, Elemwise, cast
 from ..ops.reduce import (all, any, argmax, argmin, cumprod, cumsum, max, max_and_argmax, mean,
                           min, prod, std, sum, var)

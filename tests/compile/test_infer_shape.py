@@ -754,6 +754,56 @@ def _():
     return Case([x], jac, [(rnd(3),), (rnd(1),)])
 
 
+# Extra ops (ops/extra.py): sort, roll, diagonals, triangles.
+@case("sort_axis0")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.sort(x, axis=0), MATS)
+
+
+@case("argsort_flat")
+def _():
+    x = T.dtensor3("x")
+    return Case([x], T.argsort(x, axis=None), T3)
+
+
+@case("roll_symbolic_shift")
+def _():
+    x, s = T.dmatrix("x"), T.iscalar("s")
+    return Case([x, s], T.roll(x, s, axis=-1), [(rnd(3, 4), i32(2)), (rnd(0, 4), i32(-1)),
+                                                (rnd(1, 1), i32(5)), (rnd(3, 0), i32(1))])
+
+
+@case("diag_of_vector")
+def _():
+    v = T.dvector("v")
+    return Case([v], T.diag(v, -2), [(rnd(3),), (rnd(0),), (rnd(1),)])
+
+
+@case("diag_of_matrix")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.diag(x, 1), MATS + [(rnd(4, 2),)])
+
+
+@case("diagonal_3d")
+def _():
+    x = T.dtensor3("x")
+    return Case([x], T.diagonal(x, -1, 2, 0), T3 + [(rnd(5, 2, 3),)])
+
+
+@case("tril")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.tril(x, 1), MATS)
+
+
+@case("triu_3d")
+def _():
+    x = T.dtensor3("x")
+    return Case([x], T.triu(x, -1), T3)
+
+
 # -- exemptions -----------------------------------------------------------------------------------
 # Op classes without a case, with the reason.
 NO_CASE = {

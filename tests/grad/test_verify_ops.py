@@ -374,6 +374,19 @@ STRUCTURAL = {
                          [_r(3)]),
     "eye": (lambda x: x * T.eye(3), [_r(3, 3)]),
     "argmax_index": (lambda x: x[T.argmax(x)] * x, [_distinct(5)]),
+    # extra ops (ops/extra.py)
+    "sort_axis1": (lambda x: T.sort(x, axis=1), [_distinct(3, 4)]),
+    "sort_axis0_3d": (lambda x: T.sort(x, axis=0), [_distinct(3, 2, 4)]),
+    "sort_flat": (lambda x: T.sort(x, axis=None), [_distinct(3, 4)]),
+    "argsort_index": (lambda x: x[T.argsort(x)] * np.arange(5.0), [_distinct(5)]),
+    "roll_axis1": (lambda x: T.roll(x, 3, axis=1) * np.arange(12.0).reshape(3, 4), [_r(3, 4)]),
+    "roll_flat": (lambda x: T.roll(x, -5) * np.arange(12.0).reshape(3, 4), [_r(3, 4)]),
+    "diag_of_matrix": (lambda x: T.diag(x, 1), [_r(3, 4)]),
+    "diag_of_vector": (lambda x: T.diag(x, -1), [_r(3)]),
+    "diagonal_3d": (lambda x: T.diagonal(x, 1, 2, 0), [_r(3, 2, 4)]),
+    "trace": (T.trace, [_r(3, 3)]),
+    "tril": (lambda x: T.tril(x, -1), [_r(3, 4)]),
+    "triu_3d": (lambda x: T.triu(x, 1), [_r(2, 3, 4)]),
 }
 
 # Structural cases where second order is not checked, with the reason.
