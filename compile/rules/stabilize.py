@@ -262,7 +262,7 @@ def _product(sign, num, den, dtype):
     for d in den:
         result = E["true_div"](np.asarray(1, dtype) if result is None else result, d)
     if result is None:
-        result = np.asarray(1, dtype)
+        return None  # everything cancelled: leave the product (its shape) as it is
     return E["neg"](result) if sign < 0 else result
 
 
@@ -279,9 +279,11 @@ def _distributed(fgraph, sign, num, den, dtype):
         for t_sign, term in _signed_terms(fgraph, leaf):
             s_t, n_t, d_t = _factors(fgraph, term)
             n_all, d_all = others + n_t, den + d_t
-            if not _cancel(n_all, d_all):
+            piece = _product(t_sign * s_t, n_all, d_all, dtype) if _cancel(n_all, d_all) \
+                else None
+            if piece is None:
                 break
-            pieces.append(_product(t_sign * s_t, n_all, d_all, dtype))
+            pieces.append(piece)
         else:
             total = pieces[0]
             for p in pieces[1:]:
@@ -307,7 +309,8 @@ def cancel_sigmoid_factors(fgraph, node):
     if not any(_sigmoid_of(v) is not None or op_key(v) == "exp" for v in num + den):
         return None  # nothing a sigmoid could cancel: leave the product alone
     if _cancel(num, den):
-        return _same(_product(sign, num, den, out.dtype), out)
+        result = _product(sign, num, den, out.dtype)
+        return None if result is None else _same(result, out)
     result = _distributed(fgraph, sign, num, den, out.dtype)
     return None if result is None else _same(result, out)
 

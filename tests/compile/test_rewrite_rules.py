@@ -675,3 +675,12 @@ def test_logistic_regression_gradients_stay_finite_at_saturation(written):
     pv = 0.5 * (1 + np.tanh(zv / 2))
     np.testing.assert_allclose(c, np.mean(Y * np.logaddexp(0, -zv) + (1 - Y) * np.logaddexp(0, zv)))
     np.testing.assert_allclose(g, X.T @ (pv - Y) / 3)
+
+
+def test_sigmoid_factors_that_all_cancel_leave_the_product():
+    x = T.dvector("x")
+    s = T.nnet.sigmoid(x)
+    f = theano.function([x], [s / s, -(s * (1 / (1 + T.exp(-x)))) / (s * s)])
+    one, minus_one = f(np.array([-2.0, 0.0, 3.0]))
+    np.testing.assert_allclose(one, 1.0)
+    np.testing.assert_allclose(minus_one, -1.0)
