@@ -334,12 +334,22 @@ class CumOp(Op):
         from .subtensor import subtensor
         axis = 0 if self.axis is None else self.axis
         rev = (slice(None),) * axis + (slice(None, None, -1),)
+        def suffix_sum(v):  # sum over j >= i along the axis
+            return subtensor(cumsum(subtensor(v, rev), axis=axis), rev)
         if self.mode == "add":
-            gx = subtensor(cumsum(subtensor(g, rev), axis=axis), rev)
+            gx = suffix_sum(g)
         else:
-            # d/dx_i sum_j g_j z_j = sum_{j>=i} g_j z_j / x_i (Theano's rule, nan at zeros)
-            gx = subtensor(cumsum(subtensor(g * z, rev), axis=axis), rev) / (
-                x.flatten() if self.axis is None else x)
+            # d/dx_i sum_j g_j z_j = sum_{j>=i} g_j prod_{k<=j, k!=i} x_k. Before the first zero
+            # along the axis that is suffix_sum(g z)_i / x_i; at the first zero, the same sum
+            # with that zero taken as 1; after it every product holds the zero: 0.
+            xs = x.flatten() if self.axis is None else x
+            zero = E["eq"](xs, 0)
+            seen = cumsum(zero, axis=axis)
+            before, first = E["eq"](seen, 0), E["and_"](zero, E["eq"](seen, 1))
+            one = np.asarray(1, dtype=xs.dtype)
+            at_first = suffix_sum(g * CumOp("mul", axis)(E["switch"](first, one, xs)))
+            gx = E["switch"](before, suffix_sum(g * z) / E["switch"](before, xs, one),
+                             E["switch"](first, at_first, 0 * one))
         if self.axis is None:
             gx = reshape(gx, shape(x), ndim=x.ndim)
         return [gx]

@@ -404,3 +404,15 @@ def test_pow_gradient_wrt_exponent_is_zero_where_the_base_is_zero():
     g = theano.function([x, y], T.grad((x ** y).sum(), y))
     np.testing.assert_allclose(g(np.array([0.0, 2.0]), np.array([2.0, 3.0])),
                                [0.0, 8 * np.log(2.0)])
+
+
+@pytest.mark.parametrize("values", [[2.0, 3.0, 0.0, 4.0, 5.0], [0.0, 3.0, 0.0, 4.0, 5.0],
+                                    [1.0, 0.0, 0.0, 2.0, 3.0], [2.0, 3.0, 4.0, 5.0, 6.0]])
+def test_cumprod_gradient_is_exact_at_zeros(values):
+    x = T.dvector("x")
+    weights = np.arange(1.0, 6.0)
+    f = theano.function([x], T.grad((T.cumprod(x) * weights).sum(), x))
+    xv = np.array(values)
+    expected = [sum(weights[j] * np.prod(np.delete(xv[:j + 1], i)) for j in range(i, 5))
+                for i in range(5)]
+    np.testing.assert_allclose(f(xv), expected)
