@@ -407,6 +407,9 @@ class IncSubtensor(Op):
     def infer_shape(self, fgraph, node, shapes):
         return [shapes[0]]
 
+    def _last_writes(self, x, gy, rest):
+        return _last_writes_mask(self, x, gy, rest)
+
     def grad(self, inputs, grads):
         from .reduce import sum as sum_
         from .shape import patternbroadcast
@@ -414,6 +417,8 @@ class IncSubtensor(Op):
         g = grads[0]
         gx = IncSubtensor(self.spec, True)(g, 0, *rest) if self.set_instead_of_inc else g
         gy = Subtensor(self.spec)(g, *rest)
+        if self.set_instead_of_inc and _is_advanced(self.spec):
+            gy = gy * self._last_writes(inputs[0], gy, rest)
         lead = gy.ndim - y.ndim
         axes = list(range(lead)) + [lead + d for d, b in enumerate(y.broadcastable)
                                     if b and not gy.broadcastable[lead + d]]
@@ -422,6 +427,18 @@ class IncSubtensor(Op):
             if lead:
                 gy = gy.dimshuffle(list(range(lead, gy.ndim)))
         return [gx, patternbroadcast(gy, y.broadcastable)] + [None] * len(rest)
+
+
+def _last_writes_mask(op, x, gy, rest):
+    """1 where an element of the indexed region is the one a repeated index kept (the last
+    write, as numpy assigns), 0 where a later write overwrote it: only kept values have a
+    gradient. Found by writing a distinct id per element and reading the ids back."""
+    from .elemwise import ELEMWISE as E, cast
+    from .reduce import prod
+    from .shape import arange, reshape, shape, zeros_like
+    ids = reshape(arange(prod(shape(gy))), shape(gy), ndim=gy.ndim)
+    written = IncSubtensor(op.spec, True)(zeros_like(x, dtype="int64"), ids, *rest)
+    return cast(E["eq"](Subtensor(op.spec)(written, *rest), ids), gy.dtype)
 
 
 def _spec_str(spec) -> str:

@@ -416,3 +416,13 @@ def test_cumprod_gradient_is_exact_at_zeros(values):
     expected = [sum(weights[j] * np.prod(np.delete(xv[:j + 1], i)) for j in range(i, 5))
                 for i in range(5)]
     np.testing.assert_allclose(f(xv), expected)
+
+
+def test_set_subtensor_with_repeated_indices_gives_no_gradient_to_overwritten_values():
+    xv, vv, i = T.dvector("xv"), T.dvector("vv"), T.lvector("i")
+    g = T.grad((T.set_subtensor(xv[i], vv) * np.arange(5.0)).sum(), vv)
+    out = theano.function([xv, i, vv], g)(np.zeros(5), np.array([1, 3, 1]), np.ones(3))
+    np.testing.assert_array_equal(out, [0.0, 3.0, 1.0])  # vv[0] is overwritten by vv[2]
+    x = T.dmatrix("x")
+    theano.gradient.verify_grad(lambda x: T.set_subtensor(x[[0, 0, 2]], x[1:4] ** 2),
+                                [np.random.default_rng(0).normal(size=(4, 3))])
