@@ -423,6 +423,5 @@ def test_set_subtensor_with_repeated_indices_gives_no_gradient_to_overwritten_va
     g = T.grad((T.set_subtensor(xv[i], vv) * np.arange(5.0)).sum(), vv)
     out = theano.function([xv, i, vv], g)(np.zeros(5), np.array([1, 3, 1]), np.ones(3))
     np.testing.assert_array_equal(out, [0.0, 3.0, 1.0])  # vv[0] is overwritten by vv[2]
-    x = T.dmatrix("x")
     theano.gradient.verify_grad(lambda x: T.set_subtensor(x[[0, 0, 2]], x[1:4] ** 2),
                                 [np.random.default_rng(0).normal(size=(4, 3))])
