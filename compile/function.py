@@ -145,7 +145,7 @@ class Function:
         self.fn = fn
         self.ins = ins
         self.n = len(ins)
-        self._defaults = list(defaults) or [[i.value] if i.has_default else None for i in ins]
+        self._defaults = list(defaults)  # containers: In(update=) rewrites them per call
         self.maker = _Maker(fgraph, ins, mode, original_outputs)
         self.n_outputs = n_outputs
         self.single = single

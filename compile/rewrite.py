@@ -123,6 +123,18 @@ def match(var: Variable, pattern, bindings: Optional[dict] = None) -> Optional[d
     return b
 
 
+def chain_root(fgraph: FunctionGraph, out: Variable, keys: Sequence[str]) -> bool:
+    """Whether ``out`` ends a chain of ``keys`` nodes (add/sub/neg, or mul/true_div/neg) of its
+    dtype: false when its only user continues the chain. Rules that read a whole chain
+    rewrite it once, from this root, not from each of its links."""
+    users = fgraph.clients.get(out, ())
+    if len(users) != 1:
+        return True
+    client = next(iter(users))[0]
+    return client == "output" or op_key(client.outputs[0]) not in keys or \
+        client.outputs[0].dtype != out.dtype
+
+
 def same_type_as(new: Variable, old: Variable) -> Variable:
     """``new`` cast and broadcast to ``old``'s type, for replacements that change neither."""
     from ..ops.elemwise import cast

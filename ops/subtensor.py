@@ -407,9 +407,6 @@ class IncSubtensor(Op):
     def infer_shape(self, fgraph, node, shapes):
         return [shapes[0]]
 
-    def _last_writes(self, x, gy, rest):
-        return _last_writes_mask(self, x, gy, rest)
-
     def grad(self, inputs, grads):
         from .reduce import sum as sum_
         from .shape import patternbroadcast
@@ -418,7 +415,7 @@ class IncSubtensor(Op):
         gx = IncSubtensor(self.spec, True)(g, 0, *rest) if self.set_instead_of_inc else g
         gy = Subtensor(self.spec)(g, *rest)
         if self.set_instead_of_inc and _is_advanced(self.spec):
-            gy = gy * self._last_writes(inputs[0], gy, rest)
+            gy = gy * _last_writes_mask(self, inputs[0], gy, rest)
         lead = gy.ndim - y.ndim
         axes = list(range(lead)) + [lead + d for d, b in enumerate(y.broadcastable)
                                     if b and not gy.broadcastable[lead + d]]

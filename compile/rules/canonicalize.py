@@ -12,7 +12,7 @@ import numpy as np
 from ...ops.elemwise import ELEMWISE as E, cast
 from ...ops.shape import DimShuffle, Reshape
 from ...symbolic.graph import Constant
-from ..rewrite import const_value, fold_node, match, op_key, register
+from ..rewrite import chain_root, const_value, fold_node, match, op_key, register
 
 
 def _fits(new, old):
@@ -160,10 +160,8 @@ def add_chain_cancel_and_collect(fgraph, node):
     """a sum of signed terms, e.g. (x + 1) + (y - x) + 2 -> y + 3: a term and its negation
     cancel (as x - x -> 0 does) and the constants are summed once, in the result's dtype"""
     out = node.outputs[0]
-    for client, _ in fgraph.clients.get(out, ()):
-        if client != "output" and op_key(client.outputs[0]) in ("add", "sub", "neg") and \
-                client.outputs[0].dtype == out.dtype and fgraph.n_clients(out) == 1:
-            return None  # not the root of the chain: the root rewrites the whole of it
+    if not chain_root(fgraph, out, ("add", "sub", "neg")):
+        return None  # the root of the chain rewrites all of it
     terms = _signed_terms(fgraph, out)
     consts = [(sg, v) for sg, v in terms if isinstance(v, Constant)]
     others = [(sg, v) for sg, v in terms if not isinstance(v, Constant)]

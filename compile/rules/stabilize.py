@@ -8,7 +8,7 @@ from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
-from ..rewrite import const_value, match, op_key, register
+from ..rewrite import chain_root, const_value, match, op_key, register
 
 
 def _same(new, old):
@@ -301,10 +301,8 @@ def cancel_sigmoid_factors(fgraph, node):
     out = node.outputs[0]
     if not out.dtype.startswith("float"):
         return None
-    for client, _ in fgraph.clients.get(out, ()):
-        if client != "output" and op_key(client.outputs[0]) in ("mul", "true_div", "neg") and \
-                client.outputs[0].dtype == out.dtype and fgraph.n_clients(out) == 1:
-            return None  # not the root of the product: the root rewrites all of it
+    if not chain_root(fgraph, out, ("mul", "true_div", "neg")):
+        return None  # the root of the product rewrites all of it
     sign, num, den = _factors(fgraph, out)
     if not any(_sigmoid_of(v) is not None or op_key(v) == "exp" for v in num + den):
         return None  # nothing a sigmoid could cancel: leave the product alone
