@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops.base import Op, as_tensor_variable
 from ..ops.shape import concatenate, eye, reshape, shape
-from ..symbolic.graph import Apply, Constant, Variable, graph_inputs
+from ..symbolic.graph import Apply, Constant, Variable, clone_replace, graph_inputs
 from ..symbolic.shared import SharedVariable
 from ..symbolic.types import TensorType
 from .reverse import Lop, grad
@@ -80,9 +80,15 @@ def jacobian(expression, wrt, consider_constant=None, disconnected_inputs: str =
         if lop is None:
             results.append(None)
             continue
+        # Every non-constant leaf of the row graph, shared variables included, becomes an
+        # input of the node: givens, clone(replace=) and f.copy(swap=) then reach it like any
+        # other input, and the row graph holds no shared variable whose default update would
+        # run once per row.
         free = [v for v in graph_inputs([lop], stop=set(wrts) | {u})
-                if v is not u and not isinstance(v, (Constant, SharedVariable))]
-        stacked = MapRows(u, lop, free)(rows, *free)
+                if v is not u and not isinstance(v, Constant)]
+        stand_ins = {v: v.type(name=v.name) for v in free if isinstance(v, SharedVariable)}
+        row, = clone_replace([lop], stand_ins) if stand_ins else [lop]
+        stacked = MapRows(u, row, [stand_ins.get(v, v) for v in free])(rows, *free)
         full_shape = concatenate([shape(expr), shape(w)]) if w.ndim else shape(expr)
         results.append(reshape(stacked, full_shape, ndim=expr.ndim + w.ndim))
     return results[0] if single else results

@@ -126,6 +126,10 @@ class Op:
         return self.grad(inputs, output_grads)
 
     def R_op(self, inputs, eval_points):
+        """Forward mode: the tangents of the outputs given those of the inputs (None where an
+        input has none). Optional: without it, ``Rop`` transposes ``L_op``, which is right only
+        when ``L_op`` is linear in the output gradients; an op whose gradient rule is not (it
+        clips, or thresholds, the gradient) must define this."""
         raise NotImplementedError(f"{type(self).__name__} has no R_op")
 
 

@@ -21,9 +21,6 @@ class GradModifier(Op):
     def infer_shape(self, fgraph, node, shapes):
         return shapes
 
-    def R_op(self, inputs, eval_points):
-        return [self(eval_points[0]) if eval_points[0] is not None else None]
-
 
 class DisconnectedGrad(GradModifier):
     """The input is treated as a constant: the cost is not connected to it through here."""
@@ -56,6 +53,11 @@ class GradClip(GradModifier):
     def grad(self, inputs, grads):
         from .elemwise import ELEMWISE
         return [ELEMWISE["clip"](grads[0], self.lower, self.upper)]
+
+    def R_op(self, inputs, eval_points):
+        # The clipped gradient is not linear in the output gradient, so Rop cannot transpose
+        # it; forward, the op is the identity.
+        return [eval_points[0]]
 
 
 class GradScale(GradModifier):

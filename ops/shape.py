@@ -503,9 +503,11 @@ class Join(Op):
         return [patternbroadcast(p, t.broadcastable) for p, t in zip(parts, inputs)]
 
     def R_op(self, inputs, eval_points):
-        if any(e is None for e in eval_points):
+        if all(e is None for e in eval_points):
             return [None]
-        return [self(*eval_points)]
+        # an input without a tangent contributes zeros to its block
+        return [self(*[zeros_like(x) if e is None else e
+                       for x, e in zip(inputs, eval_points)])]
 
 
 def _sum(values):
