@@ -14,6 +14,8 @@ from __future__ import annotations
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
+
 from ..backends.numpy_backend import build_function
 from ..ops.base import as_tensor_variable
 from ..symbolic.graph import Constant, Variable, ancestors, clone_replace, gc_paused
@@ -36,7 +38,7 @@ class MissingInputError(ValueError):
 
 @gc_paused
 def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=None,
-             no_default_updates: bool = False, accept_inplace: bool = False,
+             no_default_updates=False, accept_inplace: bool = False,
              name: Optional[str] = None, rebuild_strict: bool = True,
              allow_input_downcast: Optional[bool] = None, profile=None,
              on_unused_input: Optional[str] = None, trust_input: bool = False) -> "Function":
@@ -74,18 +76,21 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     spec = dict(inputs=list(inputs), outputs=requested, mode=mode, updates=list(pairs),
                 givens=givens, no_default_updates=no_default_updates, name=name,
                 allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input)
-    if not no_default_updates:
-        pairs += _default_updates(out_vars + [u for _, u in pairs], pairs)
     # Defaults live in containers (a one-item list each), which In(update=...) rewrites after
     # every call, as Theano's mutable default values were.
     defaults = [[i.value] if i.has_default else None for i in ins]
     in_updates = [(defaults[k], _check_in_update(i, k, where)) for k, i in enumerate(ins)
                   if i.update is not None]
-    upd_vars = [u for _, u in pairs] + [u for _, u in in_updates]
+    replace = _givens_map(givens, where) if givens else {}
+    out_vars, pair_values, in_values = _replaced(
+        replace, out_vars, [u for _, u in pairs], [u for _, u in in_updates])
+    pairs = list(zip([var for var, _ in pairs], pair_values))
+    # Default updates of the shared variables the graph still reads once givens are applied
+    # (a replaced shared variable is not read, so it is not updated), as Theano collects them.
+    pairs += _default_updates(out_vars + pair_values + in_values, pairs, replace,
+                              _skipped_defaults(no_default_updates, where))
+    upd_vars = [u for _, u in pairs] + in_values
     update_containers = [s.container for s, _ in pairs] + [c for c, _ in in_updates]
-
-    if givens:
-        out_vars, upd_vars = _apply_givens(givens, out_vars, upd_vars, where)
 
     all_outputs = out_vars + upd_vars
     needed = ancestors(all_outputs, stop=in_vars)
@@ -337,18 +342,48 @@ def _check_update(var: SharedVariable, value, where) -> Variable:
     return value
 
 
-def _default_updates(outputs, pairs) -> list:
-    updated = {id(v.container) for v, _ in pairs}
+def _skipped_defaults(no_default_updates, where):
+    """The shared variables whose default updates are skipped: all (True), none (False), or
+    the listed ones, as Theano's ``no_default_updates`` takes either."""
+    if isinstance(no_default_updates, (bool, np.bool_)) or no_default_updates is None:
+        return bool(no_default_updates)
+    try:
+        listed = list(no_default_updates)
+    except TypeError:
+        raise TypeError(f"function(): no_default_updates must be True, False or a list of "
+                        f"shared variables, got {no_default_updates!r} "
+                        f"(at {format_trace(where)})") from None
+    for v in listed:
+        if not isinstance(v, SharedVariable):
+            raise TypeError(f"function(): no_default_updates lists {v!r}, which is not a "
+                            f"shared variable (at {format_trace(where)})")
+    return {id(v.container) for v in listed}
+
+
+def _default_updates(roots, pairs, replace, skipped) -> list:
+    """``(shared, default_update)`` for each shared variable the graph of ``roots`` reads that
+    has a default update and is neither updated explicitly nor skipped; a default update's own
+    graph is searched too (a counter read only by another counter's update)."""
+    if skipped is True:
+        return []
+    done = {id(v.container) for v, _ in pairs} | (skipped or set())
     extra = []
-    for v in ancestors(outputs):
-        if isinstance(v, SharedVariable) and v.default_update is not None \
-                and id(v.container) not in updated:
-            updated.add(id(v.container))
-            extra.append((v, _check_update(v, v.default_update, ())))
+    pending = list(roots)
+    while pending:
+        found = []
+        for v in ancestors(pending):
+            if isinstance(v, SharedVariable) and v.default_update is not None \
+                    and id(v.container) not in done:
+                done.add(id(v.container))
+                (value,), = _replaced(replace, [_check_update(v, v.default_update, ())])
+                extra.append((v, value))
+                found.append(value)
+        pending = found
     return extra
 
 
-def _apply_givens(givens, out_vars, upd_vars, where):
+def _givens_map(givens, where) -> Dict[Variable, Variable]:
+    """The givens as a dict old -> new, each replacement checked against what it replaces."""
     try:
         items = list(givens.items()) if isinstance(givens, dict) else [tuple(p) for p in givens]
     except TypeError:
@@ -371,8 +406,20 @@ def _apply_givens(givens, out_vars, upd_vars, where):
             raise TypeError(f"givens: {describe(old)} cannot be replaced by {new!r} of type "
                             f"{new.type} (the dtype and number of dimensions must match)")
         replace[old] = new
-    new_outs = clone_replace(out_vars + upd_vars, replace)
-    return new_outs[:len(out_vars)], new_outs[len(out_vars):]
+    return replace
+
+
+def _replaced(replace: Dict[Variable, Variable], *groups: List[Variable]) -> tuple:
+    """Each group of variables with the givens substituted (one clone for all groups, so
+    that what they share stays shared)."""
+    flat = [v for g in groups for v in g]
+    if replace and flat:
+        flat = clone_replace(flat, replace)
+    out, k = [], 0
+    for g in groups:
+        out.append(flat[k:k + len(g)])
+        k += len(g)
+    return tuple(out)
 
 
 def _check_unused(ins: List[In], needed: set, on_unused_input, where) -> None:
