@@ -198,3 +198,35 @@ def test_derived_gradients_follow_swapped_shared_variables(program):
     assert counter.get_value() == before + 1  # the default update ran once
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+# -- fuzz: the forward sweep (R_op rules and transposed L_ops) against the Jacobian -------------
+
+def _random_graphs_module():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "compile" / "test_random_graphs.py"
+    spec = importlib.util.spec_from_file_location("_random_graphs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_RG = _random_graphs_module()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_RG.graphs(), st.sampled_from(["A", "B", "v"]))
+def test_rop_equals_the_jacobian_times_the_eval_point(case, wrt_name):
+    env, out, _ = case
+    names = ["A", "B", "v"]
+    inputs = [env.sym[n] for n in names]
+    wrt = env.sym[wrt_name]
+    ev = wrt.type("ev")
+    r = T.Rop(out, wrt, ev)
+    j = T.jacobian(out, wrt, disconnected_inputs="ignore") if out.ndim else \
+        T.grad(out, wrt, disconnected_inputs="ignore")
+    f = theano.function(inputs + [ev], [r, j], on_unused_input="ignore")
+    evv = np.random.default_rng(5).normal(size=env.val[wrt_name].shape)
+    rv, jv = f(*[env.val[n] for n in names], evv)
+    np.testing.assert_allclose(rv, np.tensordot(jv, evv, axes=evv.ndim), rtol=1e-9, atol=1e-10)
