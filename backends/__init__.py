@@ -1,1 +1,42 @@
-"""Executors: the numpy backend (generated Python over numpy thunks)."""
+"""Backends: what turns a rewritten FunctionGraph into a callable, chosen by ``Mode.linker``.
+
+A backend is an object with ``build(fgraph, plan) -> callable`` (see ``numpy_backend.Plan`` for
+what the plan holds). Backends are registered by name; ``function()`` looks up the mode's linker
+here, so a new backend is one module that calls ``register`` and touches no op. What an op needs
+to run on a backend lives in that backend's own table keyed by op class, with the op's
+``impl``/``perform`` as the default.
+
+Theano's linker names (``cvm``, ``vm``, ``c|py``, ``py``, ...) are accepted as aliases: until the
+C backend exists they all mean the numpy backend.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+_REGISTRY: Dict[str, Any] = {}
+_ALIASES = {name: "py" for name in ("cvm", "vm", "c|py", "c|py_nogc", "cvm_nogc", "vm_nogc",
+                                    "c", "numpy")}
+
+
+def register(name: str, backend: Any) -> None:
+    """Make ``backend`` (an object with ``build(fgraph, plan)``) available as linker ``name``."""
+    if not callable(getattr(backend, "build", None)):
+        raise TypeError(f"backend {name!r} must have a build(fgraph, plan) method")
+    _REGISTRY[name] = backend
+
+
+def get(name: str) -> Any:
+    """The backend registered as ``name`` (or a Theano alias of it)."""
+    key = name if name in _REGISTRY else _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown linker {name!r}: the registered backends are "
+                         f"{sorted(_REGISTRY)} (Theano's names {sorted(_ALIASES)} mean 'py')")
+    return _REGISTRY[key]
+
+
+def available() -> list:
+    """The names of the registered backends."""
+    return sorted(_REGISTRY)
+
+
+from . import numpy_backend  # noqa: E402,F401  (registers 'py')

@@ -1,14 +1,17 @@
 """The numpy backend: turn a scheduled FunctionGraph into one generated Python function.
 
-Each node becomes one line ``v7 = f3(v2, v5)`` calling the node's thunk (``Op.thunk``: a numpy
-ufunc or a small closure), so a call costs a Python function call per node and nothing else:
-no per-node dispatch, storage lookups or bookkeeping. Values live in local variables and are
-dropped (``del``) right after their last use, so peak memory follows liveness. Input checks are
-generated too (a fast ``type/dtype/ndim`` test, the full ``filter`` only when it fails).
+Each node becomes one line ``v7 = f3(v2, v5)`` calling the node's thunk (a numpy ufunc or a
+small closure: the op's ``impl``, or its ``perform`` wrapped and checked), so a call costs a
+Python function call per node and nothing else: no per-node dispatch, storage lookups or
+bookkeeping. Values live in local variables and are dropped (``del``) right after their last
+use, so peak memory follows liveness. Input checks are generated too (a fast
+``type/dtype/ndim`` test, the full ``filter`` only when it fails).
 
-A node whose op defines ``emit_python(node, inputs, outputs, ctx)`` writes its own lines instead:
-that is how control flow (a lazy ``ifelse``) and ops holding inner graphs (scan) plug in, and how
-another backend can stand in one generated kernel for a group of fused nodes.
+What an op needs beyond its ``impl`` lives in this backend's tables keyed by op class, never in
+the op: ``THUNKS`` (a thunk of its own) and ``EMITTERS`` (lines of code of its own: a lazy
+``ifelse`` places the nodes only one branch needs inside an ``if``/``else`` block). Modules above
+this one register their ops' entries here; subclasses of ``NumpyBackend`` (a logging or
+profiling backend) override ``thunk``.
 
 When a node fails, the traceback's line number says which node it was; the error is re-raised
 with the node, its input shapes and the user's line that created it.
@@ -18,13 +21,17 @@ from __future__ import annotations
 import itertools
 import linecache
 import weakref
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..ops.base import Op
+from ..ops.control import IfElse
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace
 from ..symbolic.types import TensorType
+from . import register
 
 _counter = itertools.count()
 
@@ -70,20 +77,127 @@ class Ctx:
         return name
 
 
-def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
-                   shared_containers: Sequence[list], n_outputs: int,
-                   update_containers: Sequence[list], copy_outputs: Sequence[bool],
-                   single_output: bool, name: str = "f",
-                   copy_updates: Sequence[bool] = (),
-                   output_keys: Optional[Sequence[Any]] = None) -> Callable:
-    """Generate the Python function computing ``fgraph``.
+@dataclass
+class Plan:
+    """What ``function()`` decided about a graph, for a backend to build it.
 
     The first ``n_explicit`` graph inputs are arguments (each checked by the matching
-    ``input_checks`` entry); the rest are shared variables read from their containers. The
-    first ``n_outputs`` graph outputs are returned; the others are written into
-    ``update_containers`` after everything has been computed (copied where ``copy_updates``
-    says so, so that no shared value aliases an argument, a constant or another shared value).
-    """
+    ``input_checks`` entry); the rest are shared variables read from ``shared_containers``. The
+    first ``n_outputs`` graph outputs are returned (copied where ``copy_outputs`` says so; as a
+    dict when ``output_keys`` is given, alone when ``single_output``); the others are written
+    into ``update_containers`` after everything has been computed (copied where
+    ``copy_updates`` says so, so that no shared value aliases an argument, a constant or another
+    shared value). ``inner`` maps each node whose op holds inner graphs to their compiled
+    callables."""
+
+    n_explicit: int
+    input_checks: Sequence[Callable]
+    shared_containers: Sequence[list]
+    n_outputs: int
+    update_containers: Sequence[list]
+    copy_outputs: Sequence[bool]
+    single_output: bool
+    name: str = "f"
+    copy_updates: Sequence[bool] = ()
+    output_keys: Optional[Sequence[Any]] = None
+    inner: Dict[Apply, list] = field(default_factory=dict)
+
+
+# op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy
+THUNKS: Dict[type, Callable] = {}
+# op class -> (node, in_names, out_names, ctx, *branch_blocks) -> lines of code
+EMITTERS: Dict[type, Callable] = {}
+
+
+def _entry(table: Dict[type, Callable], op: Op) -> Optional[Callable]:
+    for cls in type(op).__mro__:
+        if cls in table:
+            return table[cls]
+    return None
+
+
+def _lazy(op: Op) -> bool:
+    """A lazy op this backend can run lazily (it has lines of its own); any other runs eagerly,
+    through its ``impl``, with every branch computed."""
+    return op.lazy and _entry(EMITTERS, op) is not None
+
+
+def thunk(node: Apply, inner: Sequence[Callable] = ()) -> Callable:
+    """The callable computing ``node`` on numpy arrays: its table entry, else the op's ``impl``
+    (with the compiled inner graphs, for an op that holds some), else its checked ``perform``.
+    An op that overwrites inputs (``destroy_map``) gets copies of them."""
+    op = node.op
+    entry = _entry(THUNKS, op)
+    if entry is not None:
+        fn = entry(node, inner)
+    elif type(op).perform is Op.perform:
+        fn = op.impl(node, inner) if inner else op.impl(node)
+    else:
+        fn = None
+    fn = fn if fn is not None else _perform_thunk(op, node)
+    destroyed = sorted({i for ins in op.destroy_map.values() for i in ins})
+    if not destroyed:
+        return fn
+
+    # theon does not schedule in-place work: an op that overwrites an input gets a copy,
+    # so no caller's array, shared value or other reader of that input sees the change
+    def on_copies(*args):
+        args = list(args)
+        for i in destroyed:
+            args[i] = np.array(args[i], copy=True)
+        return fn(*args)
+    return on_copies
+
+
+def _perform_thunk(op: Op, node: Apply) -> Callable:
+    """Wrap a user's ``perform`` and check what it stores against the declared output types."""
+    nout = len(node.outputs)
+    types = [o.type for o in node.outputs]
+
+    def run(*inputs):
+        storage = [[None] for _ in range(nout)]
+        op.perform(node, list(inputs), storage)
+        values = []
+        for i, (store, t) in enumerate(zip(storage, types)):
+            value = store[0]
+            if isinstance(t, TensorType):
+                if not isinstance(value, np.ndarray):
+                    value = np.asarray(value)
+                if value.dtype != t.numpy_dtype or value.ndim != t.ndim or any(
+                        n is not None and n != m for n, m in zip(t.shape, value.shape)):
+                    raise TypeError(
+                        f"{op}.perform stored for output {i} an array of dtype {value.dtype} "
+                        f"and shape {value.shape}, but make_node declared {t}")
+            values.append(value)
+        return values[0] if nout == 1 else tuple(values)
+
+    return run
+
+
+class NumpyBackend:
+    """Linker ``'py'``: the whole schedule as one generated Python function over numpy."""
+
+    name = "py"
+
+    def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
+        return thunk(node, inner)
+
+    def build(self, fgraph, plan: Plan) -> Callable:
+        """Generate the Python function computing ``fgraph`` as ``plan`` says."""
+        return _build(self, fgraph, plan)
+
+
+def build_function(fgraph, plan: Plan) -> Callable:
+    """``NumpyBackend().build``, for callers that want this backend whatever the mode says."""
+    return _BACKEND.build(fgraph, plan)
+
+
+def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
+    n_explicit, input_checks = plan.n_explicit, plan.input_checks
+    shared_containers, n_outputs = plan.shared_containers, plan.n_outputs
+    update_containers, copy_outputs = plan.update_containers, plan.copy_outputs
+    single_output, name, output_keys = plan.single_output, plan.name, plan.output_keys
+    copy_updates = plan.copy_updates
     ctx = Ctx()
     names: Dict[Variable, str] = {}
     lines: List[str] = []
@@ -156,8 +270,8 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
     def render(nodes: List[Apply], block) -> List[tuple]:
         out: List[tuple] = []
         for node in nodes:
-            branches = getattr(node.op, "branch_inputs", None)
-            hook = getattr(node.op, "emit_python", None)
+            branches = node.op.branch_inputs if _lazy(node.op) else None
+            hook = _entry(EMITTERS, node.op)
             blocks = [render(children.get((node, b), []), (node, b))
                       for b in range(len(branches(node)))] if branches is not None else []
             in_names = [ref(i) for i in node.inputs]
@@ -173,7 +287,7 @@ def build_function(fgraph, n_explicit: int, input_checks: Sequence[Callable],
             elif hook is not None:
                 out += [(text, owner) for text in hook(node, in_names, out_names, ctx)]
             else:
-                fn = ctx.bind(node.op.thunk(node), "f")
+                fn = ctx.bind(backend.thunk(node, plan.inner.get(node, ())), "f")
                 target = out_names[0] if len(out_names) == 1 else ", ".join(out_names)
                 out.append((f"{target} = {fn}({', '.join(in_names)})  # {_comment(node)}",
                             owner))
@@ -236,10 +350,9 @@ def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:
     """
     placement: Dict[Apply, tuple] = {}
     for lazy in order:
-        branches = getattr(lazy.op, "branch_inputs", None)
-        if branches is None:
+        if not _lazy(lazy.op):
             continue
-        for b, idxs in enumerate(branches(lazy)):
+        for b, idxs in enumerate(lazy.op.branch_inputs(lazy)):
             mine = set()
             feeders = [lazy.inputs[i] for i in idxs]
             candidates = [n for n in reversed(order[:order.index(lazy)])]
@@ -264,9 +377,8 @@ def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:
 def _flatten(nodes: List[Apply], children, flat: List[Apply]) -> None:
     """Nodes in the order their lines appear: a lazy node's branch nodes come before it."""
     for node in nodes:
-        branches = getattr(node.op, "branch_inputs", None)
-        if branches is not None:
-            for b in range(len(branches(node))):
+        if _lazy(node.op):
+            for b in range(len(node.op.branch_inputs(node))):
                 _flatten(children.get((node, b), []), children, flat)
         flat.append(node)
 
@@ -307,3 +419,24 @@ def node_error(err: BaseException, node: Apply, values: Sequence[Any]) -> BaseEx
         return _wrapped_error_type(type(err))(msg)
     except TypeError:
         return ValueError(msg)
+
+
+def _emit_ifelse(node: Apply, in_names: List[str], out_names: List[str], ctx: Ctx,
+                 then_block=(), else_block=()) -> list:
+    """``if cond:`` the then-branch's own nodes and outputs, ``else:`` the other's.
+
+    The blocks are the rendered lines of the nodes only that branch needs."""
+    n = node.op.n_outs
+    cond, then, other = in_names[0], in_names[1:1 + n], in_names[1 + n:]
+    lines: list = [f"if {cond}:"]
+    lines += [("    " + text, owner) for text, owner in then_block]
+    lines += [f"    {o} = {v}" for o, v in zip(out_names, then)]
+    lines += ["else:"]
+    lines += [("    " + text, owner) for text, owner in else_block]
+    lines += [f"    {o} = {v}" for o, v in zip(out_names, other)]
+    return lines
+
+
+EMITTERS[IfElse] = _emit_ifelse
+_BACKEND = NumpyBackend()
+register("py", _BACKEND)

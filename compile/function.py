@@ -16,7 +16,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..backends.numpy_backend import build_function
+from .. import backends
+from ..config import config
+from ..backends.numpy_backend import Plan
 from ..ops.base import as_tensor_variable
 from ..symbolic.graph import Constant, Variable, ancestors, clone_replace, gc_paused
 from ..symbolic.shared import SharedVariable
@@ -119,10 +121,11 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     for k, box in enumerate(defaults):  # a bad default fails here, not at the first call
         if box is not None and box[0] is not None:
             box[0] = checks[k](box[0])
-    fn = build_function(
-        fgraph, len(in_vars), checks, [v.container for v in shared_inputs], n_out,
-        update_containers, copies, single, name=name or "f",
-        copy_updates=update_copies, output_keys=output_keys)
+    plan = Plan(len(in_vars), checks, [v.container for v in shared_inputs], n_out,
+                update_containers, copies, single, name=name or "f",
+                copy_updates=update_copies, output_keys=output_keys,
+                inner=_compile_inner_graphs(fgraph, the_mode))
+    fn = backends.get(the_mode.linker or config.linker).build(fgraph, plan)
     compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs, all_outputs,
                         defaults)
     compiled._spec = spec
@@ -134,6 +137,18 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
         checked._spec = spec
         return checked
     return compiled
+
+
+def _compile_inner_graphs(fgraph: FunctionGraph, mode) -> Dict[Any, list]:
+    """For each node whose op holds inner graphs (a mapped row, a loop body), the graphs
+    compiled once, with the outer mode and so the outer backend."""
+    inner = {}
+    for node in fgraph.toposort():
+        graphs = node.op.inner_graphs(node)
+        if graphs:
+            inner[node] = [function(list(ins), outs, mode=mode, on_unused_input="ignore").fn
+                           for ins, outs in graphs]
+    return inner
 
 
 def _rebuild_function(spec: dict):
@@ -423,7 +438,6 @@ def _replaced(replace: Dict[Variable, Variable], *groups: List[Variable]) -> tup
 
 
 def _check_unused(ins: List[In], needed: set, on_unused_input, where) -> None:
-    from ..config import config
     policy = on_unused_input or config.on_unused_input
     if policy not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {policy!r}")

@@ -18,7 +18,8 @@ class Mode:
 
     def __init__(self, linker: Optional[str] = None, optimizer: Optional[str] = "fast_run",
                  check: bool = False):
-        self.linker = linker or "py"
+        # a backend name registered in backends/ (None: config.linker when compiling)
+        self.linker = linker
         self.check = check  # compare with the unrewritten graph at every call (DebugMode)
         if optimizer is None:
             optimizer = "None"

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..backends.numpy_backend import thunk
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import suspended
 from .fgraph import FunctionGraph
@@ -174,7 +175,7 @@ def fold_node(node: Apply) -> Optional[List[Constant]]:
         return None
     try:
         with np.errstate(all="ignore"):
-            result = node.op.thunk(node)(*[i.data for i in node.inputs])
+            result = thunk(node)(*[i.data for i in node.inputs])
     except Exception:  # noqa: BLE001 - leave the error to run time, where it is reported
         return None
     values = result if len(node.outputs) > 1 else (result,)

@@ -47,10 +47,8 @@ def grad_not_implemented(op, x_pos: int, x, comment: str = "") -> Undefined:
 
 
 def _connected(node: Apply, i: int, out: int) -> bool:
-    pattern = getattr(node.op, "connection_pattern", None)
-    if pattern is None:
-        return True
-    return bool(pattern(node)[i][out])
+    pattern = node.op.connection_pattern(node)
+    return True if pattern is None else bool(pattern[i][out])
 
 
 def _relevant_nodes(cost_vars: Sequence[Variable], wrt: Sequence[Variable],

@@ -20,7 +20,7 @@ OP_CLASSES: List[type] = []  # every Op subclass, for completeness tests
 
 # The modules outside ops/ that define ops; importing theon does not import them all.
 _OP_MODULES = ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
-               "theon.grad.derived", "theon.ops.control", "theon.ops.gradient_ops",
+               "theon.scan.jacobian", "theon.ops.control", "theon.ops.gradient_ops",
                "theon.scan", "theon.ops.extra")
 
 
@@ -39,15 +39,30 @@ def graph_error(message: str, cls: type = TypeError) -> Exception:
 
 
 class Op:
-    """Base class of operations. Subclasses set ``__props__`` and implement ``make_node`` and
-    ``perform`` (or ``impl``); ``infer_shape`` and ``grad`` are optional."""
+    """Base class of operations: the contract every op follows, one hook per concern.
+
+    An op is a value (``__props__`` make two ops equal, so equal ops on equal inputs merge) that
+    builds nodes (``make_node``) and says what they compute (``impl`` or ``perform``), their
+    shapes (``infer_shape``) and derivatives (``grad``/``L_op``, ``R_op``). How a node runs on a
+    particular backend is not the op's business: each backend keeps its own table keyed by op
+    class, with ``impl``/``perform`` as the default, so adding a backend touches no op.
+    """
 
     __props__: tuple = ()
-    view_map: Dict[int, List[int]] = {}  # output index -> inputs it may be a view of
+    #: output index -> the inputs it may be a view of (share memory with). ``function()`` copies
+    #: an output that would alias an input, a shared value or another output.
+    view_map: Dict[int, List[int]] = {}
+    #: output index -> the inputs the op overwrites. Backends give such an op copies unless they
+    #: prove nobody else reads the buffer.
     destroy_map: Dict[int, List[int]] = {}
+    #: which output ``op(*inputs)`` returns when there are several (None: all of them)
     default_output: Optional[int] = None
-    # Ops that must not be computed at compile time even with constant inputs (side effects).
+    #: False for ops that must not be computed at compile time even with constant inputs
+    #: (side effects: printing, random draws)
     foldable = True
+    #: True for ops whose inputs fall into branches of which only one is computed (``ifelse``);
+    #: ``branch_inputs`` says which. A backend with no lazy form of the op runs it eagerly.
+    lazy = False
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -83,7 +98,8 @@ class Op:
     # -- computing ------------------------------------------------------------------------
     def impl(self, node: Apply) -> Optional[Callable]:
         """A callable ``f(*input_values) -> output`` (a tuple when there are several outputs),
-        or None to fall back on ``perform``. Internal ops implement this: it is the fast path."""
+        or None to fall back on ``perform``. Internal ops implement this: it is the fast path.
+        An op with ``inner_graphs`` takes their compiled callables: ``impl(node, inner)``."""
         return None
 
     def perform(self, node: Apply, inputs: Sequence[Any], output_storage: List[List[Any]]):
@@ -98,31 +114,35 @@ class Op:
             for store, value in zip(output_storage, result):
                 store[0] = value
 
-    def thunk(self, node: Apply) -> Callable:
-        """What the executor calls for this node: ``impl`` if given, else a checked ``perform``."""
-        fn = self.impl(node) if type(self).perform is Op.perform else None
-        fn = fn if fn is not None else _perform_thunk(self, node)
-        destroyed = sorted({i for ins in self.destroy_map.values() for i in ins})
-        if not destroyed:
-            return fn
+    def branch_inputs(self, node: Apply) -> List[List[int]]:
+        """For a ``lazy`` op: the input positions of each branch (only one is computed)."""
+        raise NotImplementedError(f"{type(self).__name__} is not lazy")
 
-        # theon does not schedule in-place work: an op that overwrites an input gets a copy,
-        # so no caller's array, shared value or other reader of that input sees the change
-        def on_copies(*args):
-            args = list(args)
-            for i in destroyed:
-                args[i] = np.array(args[i], copy=True)
-            return fn(*args)
-        return on_copies
+    def inner_graphs(self, node: Apply) -> Sequence[tuple]:
+        """The graphs this op runs inside, as ``(inputs, outputs)`` pairs (a loop body, a
+        mapped row). ``function()`` compiles each once, with the outer mode and backend, and
+        hands the callables to ``impl(node, inner)``."""
+        return ()
 
     # -- shapes and gradients ---------------------------------------------------------------
     def infer_shape(self, fgraph, node: Apply, input_shapes):
+        """The output shapes (tuples of symbolic lengths) from the input shapes, so that
+        ``x.shape`` is answered without computing ``x``. Optional."""
         raise NotImplementedError(f"{type(self).__name__} has no infer_shape")
 
+    def connection_pattern(self, node: Apply) -> Optional[List[List[bool]]]:
+        """``[input][output]``: whether the output depends on the input in a differentiable
+        way. None (the default) means every output on every input."""
+        return None
+
     def grad(self, inputs, output_grads):
+        """Theano's reverse-mode rule: the gradients of the inputs from those of the outputs
+        (None where nothing flows; ``grad_undefined`` where there is no gradient). Raising
+        NotImplementedError makes the gradient undefined, an error only if it is used."""
         raise NotImplementedError(f"{type(self).__name__} has no gradient")
 
     def L_op(self, inputs, outputs, output_grads):
+        """``grad`` with the outputs at hand (softmax's gradient is written with its output)."""
         return self.grad(inputs, output_grads)
 
     def R_op(self, inputs, eval_points):
@@ -147,31 +167,6 @@ def call_infer_shape(op: Op, fgraph, node: Apply, shapes):
 
 
 _INFER_SHAPE_ARITY: dict = {}
-
-
-def _perform_thunk(op: Op, node: Apply) -> Callable:
-    """Wrap a user's ``perform`` and check what it stores against the declared output types."""
-    nout = len(node.outputs)
-    types = [o.type for o in node.outputs]
-
-    def run(*inputs):
-        storage = [[None] for _ in range(nout)]
-        op.perform(node, list(inputs), storage)
-        values = []
-        for i, (store, t) in enumerate(zip(storage, types)):
-            value = store[0]
-            if isinstance(t, TensorType):
-                if not isinstance(value, np.ndarray):
-                    value = np.asarray(value)
-                if value.dtype != t.numpy_dtype or value.ndim != t.ndim or any(
-                        n is not None and n != m for n, m in zip(t.shape, value.shape)):
-                    raise TypeError(
-                        f"{op}.perform stored for output {i} an array of dtype {value.dtype} "
-                        f"and shape {value.shape}, but make_node declared {t}")
-            values.append(value)
-        return values[0] if nout == 1 else tuple(values)
-
-    return run
 
 
 # -- converting Python values ------------------------------------------------------------------

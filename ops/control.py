@@ -2,7 +2,7 @@
 
 Unlike ``switch`` (elementwise, both sides computed), ``ifelse(cond, a, b)`` computes only the
 branch it takes: the numpy backend places the nodes that only one branch needs inside an
-``if``/``else`` block of the generated code (see ``IfElse.emit_python``).
+``if``/``else`` block of the generated code (its entry in ``backends/numpy_backend.py``).
 """
 from __future__ import annotations
 
@@ -57,21 +57,6 @@ class IfElse(Op):
         """Input positions of each branch: the backend computes only the branch taken."""
         n = self.n_outs
         return [list(range(1, 1 + n)), list(range(1 + n, 1 + 2 * n))]
-
-    def emit_python(self, node, in_names: List[str], out_names: List[str], ctx,
-                    then_block=(), else_block=()) -> list:
-        """``if cond:`` the then-branch's own nodes and outputs, ``else:`` the other's.
-
-        The blocks are the rendered lines of the nodes only that branch needs."""
-        n = self.n_outs
-        cond, then, other = in_names[0], in_names[1:1 + n], in_names[1 + n:]
-        lines: list = [f"if {cond}:"]
-        lines += [("    " + text, owner) for text, owner in then_block]
-        lines += [f"    {o} = {v}" for o, v in zip(out_names, then)]
-        lines += ["else:"]
-        lines += [("    " + text, owner) for text, owner in else_block]
-        lines += [f"    {o} = {v}" for o, v in zip(out_names, other)]
-        return lines
 
     def infer_shape(self, fgraph, node, shapes):
         """The shapes of the branch taken: an ifelse over the lengths that differ."""

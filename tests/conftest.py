@@ -20,6 +20,22 @@ def _floatx_float64():
 def pytest_configure(config):
     # before collection too: some test modules build their variables at import time
     theon.config.floatX = "float64"
+    if os.environ.get("THEON_TEST_BACKEND") == "logging":  # the suite on the toy backend
+        import importlib.util
+        path = os.path.join(os.path.dirname(__file__), "backends", "logging_backend.py")
+        spec = importlib.util.spec_from_file_location("logging_backend", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config._logging_backend = module.BACKEND
+        theon.config.linker = "logging"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    backend = getattr(config, "_logging_backend", None)
+    if backend is not None:
+        terminalreporter.write_line(
+            f"logging backend: {backend.built} functions built, "
+            f"{sum(backend.calls.values())} node calls over {len(backend.calls)} op classes")
 
 
 @pytest.fixture

@@ -1,39 +1,25 @@
-"""``verify_grad``: compare symbolic gradients with central finite differences.
+"""``verify_grad``: compare symbolic gradients with central finite differences
+(``grad/numeric.py``), compiling both with ``function()``.
 
 The output is projected on a random direction (``cost = sum(f(x) * proj)``), so one scalar
 gradient checks the whole Jacobian in expectation. Differences are taken in float64.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..grad.numeric import numeric_grad
+from ..grad.reverse import grad
+from ..ops.base import constant
+from ..ops.reduce import sum as sum_
 from ..symbolic.types import TensorType
+from .function import function
 
 
 class GradientError(ValueError):
     """Symbolic and numeric gradients disagree; the message names the input and the errors."""
-
-
-def numeric_grad(fn: Callable[..., float], pt: Sequence[np.ndarray], eps: float = 1e-6
-                 ) -> List[np.ndarray]:
-    """Central differences of the scalar function ``fn`` at ``pt`` (arrays), in float64."""
-    pt = [np.array(p, dtype=np.float64) for p in pt]
-    grads = []
-    for k, p in enumerate(pt):
-        g = np.zeros_like(p)
-        flat, gflat = p.reshape(-1), g.reshape(-1)
-        for i in range(flat.size):
-            orig = flat[i]
-            flat[i] = orig + eps
-            plus = float(fn(*pt))
-            flat[i] = orig - eps
-            minus = float(fn(*pt))
-            flat[i] = orig
-            gflat[i] = (plus - minus) / (2 * eps)
-        grads.append(g)
-    return grads
 
 
 def verify_grad(fun: Callable, pt: Sequence, n_tests: int = 2, rng=None,
@@ -45,11 +31,6 @@ def verify_grad(fun: Callable, pt: Sequence, n_tests: int = 2, rng=None,
     ``fun`` takes symbolic variables (one per array in ``pt``) and returns a symbolic output.
     Points are used in float64 (integer points are refused: they have no gradient).
     """
-    from ..compile.function import function
-    from .reverse import grad
-    from ..ops.base import constant
-    from ..ops.reduce import sum as sum_
-
     if rng is None:
         rng = np.random.default_rng(42)
     elif isinstance(rng, np.random.RandomState):

@@ -2,7 +2,9 @@
 
 The Lop graph ``u -> u . d expr / d wrt`` is built once; a ``MapRows`` node runs it for every
 row of the identity matrix and stacks the results. The graph stays O(size of the Lop graph)
-whatever the size of ``expr``; the loop runs at call time (scan will take this role later).
+whatever the size of ``expr``; the loop runs at call time. The row graph is the node's inner
+graph: ``function()`` compiles it once, with the outer mode and backend (scan will take this
+role later).
 """
 from __future__ import annotations
 
@@ -15,15 +17,17 @@ from ..ops.shape import concatenate, eye, reshape, shape
 from ..symbolic.graph import Apply, Constant, Variable, clone_replace, graph_inputs
 from ..symbolic.shared import SharedVariable
 from ..symbolic.types import TensorType
-from .reverse import Lop, grad
+from ..grad.reverse import Lop, grad
 
 
 class MapRows(Op):
-    """out[i] = inner(rows[i], *free): an inner graph mapped over the rows of a matrix."""
+    """out[i] = inner(rows[i], *free): an inner graph mapped over the rows of a matrix.
+
+    ``free`` are the row graph's other leaves; the node's inputs after ``rows`` are what they
+    stand for in the outer graph."""
 
     def __init__(self, row: Variable, output: Variable, free: Sequence[Variable]):
         self.row, self.output, self.free = row, output, list(free)
-        self._fn = None
 
     def __eq__(self, other) -> bool:  # each map holds its own inner graph
         return self is other
@@ -40,18 +44,18 @@ class MapRows(Op):
                               self.output.type.shape)
         return Apply(self, [rows] + [as_tensor_variable(f) for f in free], [out_type()])
 
-    def impl(self, node):
+    def inner_graphs(self, node) -> list:
+        return [([self.row] + self.free, self.output)]
+
+    def impl(self, node, inner=()):
         out_dtype = np.dtype(self.output.dtype)
+        fn, = inner
 
         def run(rows, *free):
-            if self._fn is None:
-                from ..compile.function import function
-                self._fn = function([self.row] + self.free, self.output,
-                                    on_unused_input="ignore")
             if rows.shape[0] == 0:
-                probe = self._fn(np.zeros(rows.shape[1:], dtype=rows.dtype), *free)
+                probe = fn(np.zeros(rows.shape[1:], dtype=rows.dtype), *free)
                 return np.zeros((0,) + probe.shape, dtype=out_dtype)
-            return np.stack([self._fn(r, *free) for r in rows]).astype(out_dtype, copy=False)
+            return np.stack([fn(r, *free) for r in rows]).astype(out_dtype, copy=False)
         return run
 
     def infer_shape(self, fgraph, node, shapes):
