@@ -196,20 +196,34 @@ def _count(x, axes):
     return n
 
 
+def _acc_float(dtype: str) -> str:
+    """Where a float16 mean or variance is computed: float32, as numpy and Theano do. A float16
+    sum overflows past 65504 (1000 values of 100), and so does the count (100000 values)."""
+    return "float32" if dtype == "float16" else dtype
+
+
 def mean(x, axis=None, dtype=None, keepdims=False, acc_dtype=None):
-    """Arithmetic mean; ints give float64 (Theano), floats keep their dtype."""
+    """Arithmetic mean; ints give float64 (Theano), floats keep their dtype. float16 is
+    summed and divided in float32, then rounded once to float16."""
     x = as_tensor_variable(x)
     axes = normalize_axis(x, axis, "mean")
     out_dtype = dtype or (x.dtype if x.dtype in FLOAT_DTYPES + COMPLEX_DTYPES else "float64")
-    total = sum(x, axis=axes, dtype=out_dtype)
-    out = total / cast(_count(x, axes), out_dtype)
+    work = _acc_float(out_dtype)
+    total = sum(x, axis=axes, dtype=work)
+    out = cast(total / cast(_count(x, axes), work), out_dtype)
     return _keepdims(out, x, axes) if keepdims else out
 
 
 def var(x, axis=None, ddof: int = 0, keepdims=False, corrected=False):
-    """Variance: mean of squared deviations, divided by ``n - ddof`` instead of ``n``."""
+    """Variance: mean of squared deviations, divided by ``n - ddof`` instead of ``n``.
+
+    float16 data is centred and squared in float32 too: squared deviations above 256 would
+    overflow float16 even where the variance itself fits."""
     x = as_tensor_variable(x)
     axes = normalize_axis(x, axis, "var")
+    out_dtype = x.dtype
+    if x.dtype == "float16":
+        x = cast(x, _acc_float(x.dtype))
     centered = x - mean(x, axis=axes, keepdims=True)
     sq = E["sqr"](centered)
     if ddof:
@@ -217,6 +231,8 @@ def var(x, axis=None, ddof: int = 0, keepdims=False, corrected=False):
         out = sum(sq, axis=axes) / (n - ddof)
     else:
         out = mean(sq, axis=axes)
+    if out_dtype == "float16":
+        out = cast(out, out_dtype)
     return _keepdims(out, x, axes) if keepdims else out
 
 
