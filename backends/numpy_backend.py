@@ -101,6 +101,11 @@ class Plan:
     copy_updates: Sequence[bool] = ()
     output_keys: Optional[Sequence[Any]] = None
     inner: Dict[Apply, list] = field(default_factory=dict)
+    # per argument: a Python number may be converted inline (not strict, downcasts allowed)
+    python_scalars: Sequence[bool] = ()
+    # (given positional args, keyword args) -> all positional args, for any call that is not
+    # the plain positional one (None: the function takes its arguments positionally only)
+    bind: Optional[Callable] = None
 
 
 # op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy
@@ -209,24 +214,26 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
             line_owner[len(lines) + 1] = owner  # +1: the 'def' line comes first
 
     # -- arguments and their checks -----------------------------------------------------------
-    args = []
+    # Every parameter defaults to a marker, so that a call by keyword, with defaults or with
+    # too few or too many arguments takes one slow path (plan.bind, which names what is wrong)
+    # and the common positional call pays a few identity tests.
+    args = [f"_i{k}" for k in range(n_explicit)]
+    if plan.bind is not None:
+        missing = " or ".join(["_rest", "_kw"] + [f"{a} is _M" for a in args])
+        emit(f"if {missing}:", "input")
+        given = ctx.bind(_given, "_given")
+        emit(f"return _self(*{ctx.bind(plan.bind, 'bind')}({given}(({', '.join(args)}"
+             f"{',' if len(args) == 1 else ''}), _rest), _kw))", "input", indent=2)
+    checks = []
     for k, var in enumerate(fgraph.inputs[:n_explicit]):
-        arg = f"i{k}"
+        arg = args[k]
         names[var] = arg
-        args.append(arg)
-        check = ctx.bind(input_checks[k], "check")
-        t = var.type
-        if isinstance(t, TensorType):
-            dt = ctx.bind(t.numpy_dtype, "dtype")
-            cond = f"{arg}.__class__ is not ndarray or {arg}.dtype is not {dt} or " \
-                   f"{arg}.ndim != {t.ndim}"
-            static = [(d, s) for d, s in enumerate(t.shape) if s is not None]
-            if static:
-                cond = f"{cond} or " + " or ".join(f"{arg}.shape[{d}] != {s}" for d, s in static)
-            emit(f"if {cond}:", "input")
-            emit(f"{arg} = {check}({arg})", "input", indent=2)
-        else:
-            emit(f"{arg} = {check}({arg})", "input")
+        checks += _check_lines(ctx, arg, var.type, ctx.bind(input_checks[k], "check"),
+                               plan.python_scalars[k] if plan.python_scalars else False)
+    if checks:
+        emit("if _check:", "input")
+        for text in checks:
+            emit(text, "input", indent=2)
     for k, (var, container) in enumerate(zip(fgraph.inputs[n_explicit:], shared_containers)):
         names[var] = f"s{k}"
         emit(f"s{k} = {ctx.bind(container, 'S')}[0]")
@@ -331,16 +338,64 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
         emit(f"return [{', '.join(results)}]")
 
     fname = f"theon_{_safe(name)}"
-    src = f"def {fname}({', '.join(args)}):\n" + "\n".join(lines) + "\n"
+    params = [f"{a}=_M" for a in args] + ["*_rest", "**_kw"] if plan.bind is not None else args
+    ctx.namespace.update(_M=_MISSING, _check=True)
+    src = f"def {fname}({', '.join(params)}):\n" + "\n".join(lines) + "\n"
     filename = f"<theon function {name} #{next(_counter)}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
     exec(compile(src, filename, "exec"), ctx.namespace)  # noqa: S102 - our own generated code
     fn = ctx.namespace[fname]
+    ctx.namespace["_self"] = fn
     fn.source = src
     # The source stays in linecache for tracebacks while the function lives, and no longer:
     # a loop compiling many functions must not keep every source.
     weakref.finalize(fn, linecache.cache.pop, filename, None)
     return fn
+
+
+_MISSING = object()
+
+
+def _given(args: tuple, rest: tuple) -> tuple:
+    """The positional arguments of a call: those before the first parameter left out."""
+    given = []
+    for a in args:
+        if a is _MISSING:
+            break
+        given.append(a)
+    return tuple(given) + rest
+
+
+def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> List[str]:
+    """Code that makes ``arg`` a value of type ``t``: a few attribute tests when it already
+    is one, an inline conversion for a Python number given for a numeric scalar (the common
+    case of a learning rate), and ``check`` (the type's full ``filter``) for anything else."""
+    if not isinstance(t, TensorType):
+        return [f"{arg} = {check}({arg})"]
+    dt = ctx.bind(t.numpy_dtype, "dtype")
+    cond = f"{arg}.__class__ is not ndarray or {arg}.dtype is not {dt} or {arg}.ndim != {t.ndim}"
+    static = [(d, s) for d, s in enumerate(t.shape) if s is not None]
+    if static:
+        cond = f"{cond} or " + " or ".join(f"{arg}.shape[{d}] != {s}" for d, s in static)
+    lines = []
+    kind = t.numpy_dtype.kind
+    if python_scalars and t.ndim == 0 and kind in "fiu":
+        array = ctx.bind(np.array, "_array")
+        if kind == "f":
+            # a float in range converts (NaN and inf fail the test and take the full check);
+            # an int converts when the float represents it exactly
+            big = float(np.finfo(t.numpy_dtype).max)
+            exact = 2 ** (np.finfo(t.numpy_dtype).nmant + 1)
+            fast = (f"{arg}.__class__ is float and -{big!r} <= {arg} <= {big!r} or "
+                    f"{arg}.__class__ is int and -{exact} <= {arg} <= {exact}")
+        else:
+            info = np.iinfo(t.numpy_dtype)
+            fast = f"{arg}.__class__ is int and {int(info.min)} <= {arg} <= {int(info.max)}"
+        lines += [f"if {fast}:", f"    {arg} = {array}({arg}, {dt})", f"elif {cond}:"]
+    else:
+        lines.append(f"if {cond}:")
+    lines.append(f"    {arg} = {check}({arg})")
+    return lines
 
 
 def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:

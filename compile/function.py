@@ -121,13 +121,18 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     for k, box in enumerate(defaults):  # a bad default fails here, not at the first call
         if box is not None and box[0] is not None:
             box[0] = checks[k](box[0])
+    signature = Signature(ins, defaults, name)
     plan = Plan(len(in_vars), checks, [v.container for v in shared_inputs], n_out,
                 update_containers, copies, single, name=name or "f",
                 copy_updates=update_copies, output_keys=output_keys,
-                inner=_compile_inner_graphs(fgraph, the_mode))
+                inner=_compile_inner_graphs(fgraph, the_mode),
+                python_scalars=[not i.strict and _allow(i, allow_input_downcast) is not False
+                                for i in ins],
+                bind=signature.bind)
     fn = backends.get(the_mode.linker or config.linker).build(fgraph, plan)
-    compiled = Function(fn, ins, fgraph, n_out, single, name, the_mode, pairs, all_outputs,
-                        defaults)
+    compiled = _function_class(fn)(fn, ins, fgraph, n_out, single, name, the_mode, pairs,
+                                   all_outputs, signature)
+    compiled.trust_input = trust_input
     compiled._spec = spec
     if getattr(the_mode, "check", False):
         from .debug import CheckedFunction
@@ -157,58 +162,37 @@ def _rebuild_function(spec: dict):
 
 
 class Function:
-    """A compiled function: call it with values for its inputs (positionally or by name)."""
+    """A compiled function: call it with values for its inputs (positionally or by name).
+
+    Each compiled function gets a class of its own whose ``__call__`` is the generated function
+    itself, so a call costs no Python frame besides the generated one; calls by keyword or with
+    defaults take the generated function's slow path (``Signature.bind``)."""
 
     def __init__(self, fn, ins: List[In], fgraph: FunctionGraph, n_outputs: int,
                  single: bool, name: Optional[str], mode, updates,
-                 original_outputs: Sequence[Variable] = (), defaults: Sequence = ()):
+                 original_outputs: Sequence[Variable] = (), signature=None):
         self.fn = fn
         self.ins = ins
         self.n = len(ins)
-        self._defaults = list(defaults)  # containers: In(update=) rewrites them per call
+        self._sig = signature
         self.maker = _Maker(fgraph, ins, mode, original_outputs)
         self.n_outputs = n_outputs
         self.single = single
         self.name = name
         self.updates = updates
-        self.trust_input = False
-        self._names: Dict[str, Optional[int]] = {}
-        for k, i in enumerate(ins):
-            if i.name:  # a name two inputs share binds neither (None): f(x=...) is ambiguous
-                self._names[i.name] = None if i.name in self._names else k
 
-    def __call__(self, *args, **kwargs):
-        if not kwargs and len(args) == self.n:
-            return self.fn(*args)
-        return self.fn(*self._bind(args, kwargs))
+    @property
+    def trust_input(self) -> bool:
+        """Theano's ``f.trust_input``: when True, arguments are used as given, unchecked (the
+        caller promises arrays of the right dtype, rank and static shape)."""
+        return not self.fn.__globals__["_check"]
 
-    def _bind(self, args, kwargs) -> list:
-        if len(args) > self.n:
-            raise TypeError(f"function {self.name or ''} takes {self.n} argument(s) "
-                            f"({self._signature()}), got {len(args)}")
-        values: List[Any] = list(args) + [_MISSING] * (self.n - len(args))
-        for key, value in kwargs.items():
-            if key not in self._names:
-                raise TypeError(f"function {self.name or ''} has no input named {key!r}; its "
-                                f"inputs are ({self._signature()})")
-            k = self._names[key]
-            if k is None:
-                raise TypeError(f"function {self.name or ''}: more than one input is named "
-                                f"{key!r}; pass them by position")
-            if values[k] is not _MISSING:
-                raise TypeError(f"input {key!r} was given twice (by position and by name)")
-            values[k] = value
-        for k, value in enumerate(values):
-            if value is _MISSING:
-                if not self.ins[k].has_default:
-                    raise TypeError(f"function {self.name or ''} is missing a value for input "
-                                    f"{k} ({describe(self.ins[k].variable)}); it takes "
-                                    f"({self._signature()})")
-                values[k] = self._defaults[k][0]
-        return values
+    @trust_input.setter
+    def trust_input(self, value: bool) -> None:
+        self.fn.__globals__["_check"] = not value
 
     def _signature(self) -> str:
-        return ", ".join(i.name or f"<{i.variable.type}>" for i in self.ins)
+        return self._sig.describe()
 
     def __reduce__(self):
         return (_rebuild_function, (self._spec,))
@@ -238,6 +222,55 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<theon.Function {self.name or ''} ({self._signature()})>"
+
+
+class Signature:
+    """How the arguments of a call map to the inputs: positions, names, stored defaults."""
+
+    def __init__(self, ins: List[In], defaults: Sequence, name: Optional[str]):
+        self.ins, self.name = ins, name or ""
+        self.defaults = list(defaults)  # containers: In(update=) rewrites them per call
+        self.names: Dict[str, Optional[int]] = {}
+        for k, i in enumerate(ins):
+            if i.name:  # a name two inputs share binds neither (None): f(x=...) is ambiguous
+                self.names[i.name] = None if i.name in self.names else k
+
+    def describe(self) -> str:
+        return ", ".join(i.name or f"<{i.variable.type}>" for i in self.ins)
+
+    def bind(self, args: tuple, kwargs: dict) -> list:
+        """The value of every input, from a call's positional and keyword arguments and the
+        defaults; a TypeError naming the input for what does not fit."""
+        n = len(self.ins)
+        if len(args) > n:
+            raise TypeError(f"function {self.name} takes {n} argument(s) "
+                            f"({self.describe()}), got {len(args)}")
+        values: List[Any] = list(args) + [_MISSING] * (n - len(args))
+        for key, value in kwargs.items():
+            if key not in self.names:
+                raise TypeError(f"function {self.name} has no input named {key!r}; its "
+                                f"inputs are ({self.describe()})")
+            k = self.names[key]
+            if k is None:
+                raise TypeError(f"function {self.name}: more than one input is named "
+                                f"{key!r}; pass them by position")
+            if values[k] is not _MISSING:
+                raise TypeError(f"input {key!r} was given twice (by position and by name)")
+            values[k] = value
+        for k, value in enumerate(values):
+            if value is _MISSING:
+                if not self.ins[k].has_default:
+                    raise TypeError(f"function {self.name} is missing a value for input "
+                                    f"{k} ({describe(self.ins[k].variable)}); it takes "
+                                    f"({self.describe()})")
+                values[k] = self.defaults[k][0]
+        return values
+
+
+def _function_class(fn) -> type:
+    """A subclass of Function whose instances are called straight through ``fn``."""
+    return type("Function", (Function,), {"__call__": staticmethod(fn),
+                                          "__module__": Function.__module__})
 
 
 class _Maker:
@@ -507,9 +540,13 @@ def _buffer_roots(fgraph: FunctionGraph) -> Dict[Variable, frozenset]:
     return roots
 
 
+def _allow(inp: In, allow_input_downcast: Optional[bool]) -> Optional[bool]:
+    return inp.allow_downcast if inp.allow_downcast is not None else allow_input_downcast
+
+
 def _input_check(inp: In, allow_input_downcast: Optional[bool]):
     var, t = inp.variable, inp.variable.type
-    allow = inp.allow_downcast if inp.allow_downcast is not None else allow_input_downcast
+    allow = _allow(inp, allow_input_downcast)
     strict = inp.strict
 
     def check(value):
