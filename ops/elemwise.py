@@ -128,11 +128,16 @@ def _numpy_kernel(sop: S.ScalarOp, in_dtypes: tuple, out_dtype: str) -> Callable
     want = np.dtype(out_dtype)
     probes = [np.ones((1,), dtype=d) for d in in_dtypes]
     if all(d in DISCRETE_DTYPES for d in in_dtypes) and want.kind in "fc":
-        # e.g. exp(int8) or sigmoid(uint16): convert the inputs to the float output dtype
-        # first (Theano's semantics). Computing on the integers would use numpy's float16 for
-        # small ints (then cast, losing precision), or wrap around (-abs(x) of a uint).
-        def cast_in(*args, _fn=fn, _t=want):
-            return _fn(*[np.asarray(a, dtype=_t) for a in args])
+        # e.g. exp(int8), sigmoid(uint16), int32 / int32: compute on floats (Theano's
+        # semantics). On the integers numpy would use float16 for small ints (then cast, losing
+        # precision), or wrap around (-abs(x) of a uint). The floats must hold every input value
+        # exactly: int32 / int32 with floatX=float32 is divided in float64, then rounded once.
+        exact = all(np.can_cast(d, want) for d in in_dtypes)
+        work = want if exact else np.result_type(want, np.float64)
+
+        def cast_in(*args, _fn=fn, _w=work, _t=want):
+            out = _fn(*[np.asarray(a, dtype=_w) for a in args])
+            return out if _w == _t else np.asarray(out).astype(_t, copy=False)
         if _probe(cast_in, probes) == want:
             return cast_in
     natural = _probe(fn, probes)

@@ -18,7 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..symbolic.types import COMPLEX_DTYPES, DISCRETE_DTYPES, FLOAT_DTYPES
+from ..symbolic.types import COMPLEX_DTYPES, DISCRETE_DTYPES
 
 
 class _LazyTensor:
@@ -46,12 +46,29 @@ def upcast_nobool(*dtypes: str) -> str:
     return "int8" if out == "bool" else out
 
 
+# The float each discrete dtype is moved to before a float-valued op: the narrowest float that
+# holds all its values (float32 is exact up to 16-bit ints; 32- and 64-bit ints need float64).
+_FLOAT_OF = {"bool": "float32", "int8": "float32", "uint8": "float32", "int16": "float32",
+             "uint16": "float32", "int32": "float64", "uint32": "float64", "int64": "float64",
+             "uint64": "float64"}
+
+
 def to_float(*dtypes: str) -> str:
-    """The upcast, moved to a float: small ints to float32, wide ints to float64 (Theano)."""
-    out = upcast(*dtypes)
-    if out in FLOAT_DTYPES or out in COMPLEX_DTYPES:
-        return out
-    return "float32" if out in ("bool", "int8", "uint8", "int16", "uint16") else "float64"
+    """Each input moved to a float first (``_FLOAT_OF``), then upcast (Theano's
+    ``upgrade_to_float``): arctan2(int16, uint16) is float32 and arctan2(int8, float16) float32,
+    where upcasting the ints first would give float64 and float16."""
+    return upcast(*[_FLOAT_OF.get(d, d) for d in dtypes])
+
+
+def true_div_rule(*dtypes: str) -> str:
+    """``/``: floatX when every input is discrete (Theano's TrueDiv), else the upcast.
+
+    With floatX=float32, int32 / int32 and arange(n) / 2 are float32, so an integer division does
+    not turn the rest of a float32 model into float64. Read when the node is built."""
+    if all(d in DISCRETE_DTYPES for d in dtypes):
+        from ..config import config
+        return config.floatX
+    return upcast(*dtypes)
 
 
 def to_bool(*dtypes: str) -> str:
@@ -63,12 +80,18 @@ def same_as_first(*dtypes: str) -> str:
 
 
 def discrete_only(rule: Callable) -> Callable:
-    """For bitwise ops: refuse floats with a clear message."""
+    """For bitwise ops: refuse floats, and pairs of ints with no common int dtype (int8 & uint64
+    upcasts to float64, on which no bitwise op is defined), with a clear message."""
     def check(*dtypes):
         for d in dtypes:
             if d not in DISCRETE_DTYPES:
                 raise TypeError(f"this operation needs integer or boolean inputs, not {d}")
-        return rule(*dtypes)
+        out = rule(*dtypes)
+        if out not in DISCRETE_DTYPES:
+            raise TypeError(f"{' and '.join(dtypes)} have no common integer dtype (numpy "
+                            f"promotes them to {out}); cast one input first, e.g. both to "
+                            f"int64")
+        return out
     check.__name__ = rule.__name__
     return check
 
@@ -176,7 +199,7 @@ sub = row("sub", 2, np.subtract, "({0} - {1})", upcast_nobool,
           lambda x, y, z, g: [g, -g])
 mul = row("mul", 2, np.multiply, "({0} * {1})", upcast_nobool,
           lambda x, y, z, g: [g * y, g * x], commutative=True, associative=True)
-true_div = row("true_div", 2, np.true_divide, "({0} / {1})", to_float,
+true_div = row("true_div", 2, np.true_divide, "({0} / {1})", true_div_rule,
                lambda x, y, z, g: [g / y, -g * z / y])
 int_div = row("int_div", 2, np.floor_divide, "theon_floordiv({0}, {1})", real_only(upcast_nobool),
               lambda x, y, z, g: [None, None])
@@ -237,15 +260,29 @@ trunc = row("trunc", 1, np.trunc, "trunc({0})", real_only(to_float), _zero)
 round_half_to_even = row("round_half_to_even", 1, np.rint, "rint({0})", real_only(to_float), _zero)
 round_half_away_from_zero = row("round_half_away_from_zero", 1, _round_half_away, "round({0})",
                                 real_only(to_float), _zero)
+def _extremum_grad(x, y, z, g):
+    """maximum/minimum: the gradient goes to the input the output equals, and at a tie to the
+    first one only (Theano's rule). Giving it to both counts it twice: maximum(x, x) would have
+    gradient 2, and minimum(x, 2x - 1) at x = 1 gradient 3, outside the subgradient [1, 2]."""
+    first = T.eq(z, x)
+    return [g * first, g * T.invert(first)]
+
+
+def _clip_grad(x, lo, hi, z, g):
+    """clip(x, lo, hi) = minimum(maximum(x, lo), hi) (numpy's order, so hi wins when lo > hi),
+    differentiated with the first-input rule at each tie: one input gets the gradient."""
+    inside = T.and_(T.ge(x, lo), T.le(x, hi))
+    below = T.and_(T.lt(x, lo), T.le(lo, hi))
+    above = T.gt(T.maximum(x, lo), hi)
+    return [g * inside, g * below, g * above]
+
+
 maximum = row("maximum", 2, np.maximum, "theon_max({0}, {1})", real_only(upcast),
-              lambda x, y, z, g: [g * T.eq(z, x), g * T.eq(z, y)], commutative=True,
-              associative=True)
+              _extremum_grad, commutative=True, associative=True)
 minimum = row("minimum", 2, np.minimum, "theon_min({0}, {1})", real_only(upcast),
-              lambda x, y, z, g: [g * T.eq(z, x), g * T.eq(z, y)], commutative=True,
-              associative=True)
+              _extremum_grad, commutative=True, associative=True)
 clip = row("clip", 3, np.clip, "theon_min(theon_max({0}, {1}), {2})", real_only(upcast),
-           lambda x, lo, hi, z, g: [g * T.ge(x, lo) * T.le(x, hi), g * T.lt(x, lo),
-                                    g * T.gt(x, hi)])
+           _clip_grad)
 eq = row("eq", 2, np.equal, "({0} == {1})", to_bool, _zero, commutative=True)
 neq = row("neq", 2, np.not_equal, "({0} != {1})", to_bool, _zero, commutative=True)
 lt = row("lt", 2, np.less, "({0} < {1})", real_only(to_bool), _zero)
