@@ -437,9 +437,11 @@ PROMOTIONS = [
     ("f32 + f64", lambda: T.fvector() + T.dvector(), "float64"),
     ("int8 + int32", lambda: T.bvector() + T.ivector(), "int32"),
     ("int8 + python int", lambda: T.bvector() + 1, "int8"),
+    # true division of ints gives floatX, as in Theano (the suite pins floatX to float64;
+    # tests/ops/test_audit_dtypes.py checks float32)
     ("int32 / int32", lambda: T.ivector() / T.ivector(), "float64"),
-    ("int8 / int8", lambda: T.bvector() / T.bvector(), "float32"),
-    ("int16 / int8", lambda: T.wvector() / T.bvector(), "float32"),
+    ("int8 / int8", lambda: T.bvector() / T.bvector(), "float64"),
+    ("int16 / int8", lambda: T.wvector() / T.bvector(), "float64"),
     ("int64 / int8", lambda: T.lvector() / T.bvector(), "float64"),
     ("int32 // int32", lambda: T.ivector() // T.ivector(), "int32"),
     ("int8 % int8", lambda: T.bvector() % T.bvector(), "int8"),
