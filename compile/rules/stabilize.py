@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.elemwise import ELEMWISE as E
+from ...ops.elemwise import cast
 from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, arange, shape
@@ -168,9 +169,10 @@ def log_sum_exp_to_logsumexp(fgraph, node):
 # the numerator and the denominator cancel exactly: the limit the rounding lost.
 
 def _signed_arg(v):
-    """(a, sign) with v == sign * a, looking through negations."""
+    """(a, sign) with v == sign * a, looking through negations of floats (an integer one
+    wraps: -uint8(1) is 255, -int8(-128) is -128)."""
     sign = 1
-    while op_key(v) == "neg":
+    while op_key(v) == "neg" and v.dtype.startswith("float"):
         v, sign = v.owner.inputs[0], -sign
     return v, sign
 
@@ -256,6 +258,11 @@ def _same_key(a, b) -> bool:
 
 
 def _product(sign, num, den, dtype):
+    """sign * prod(num) / prod(den) in ``dtype``. A factor of another dtype (an int8 weight
+    in a float64 product) is cast first: regrouped, two int8 factors would otherwise be
+    multiplied in int8 and wrap, where the original product had upcast each of them."""
+    num = [v if v.dtype == dtype else cast(v, dtype) for v in num]
+    den = [v if v.dtype == dtype else cast(v, dtype) for v in den]
     result = None
     for v in num:
         result = v if result is None else E["mul"](result, v)
@@ -324,4 +331,7 @@ def one_over_one_plus_exp_to_sigmoid(fgraph, node):
     if y is None:
         return None
     a, sign = _signed_arg(y)
-    return _same(E["sigmoid"](a if sign < 0 else E["neg"](a)), out)
+    if sign < 0:
+        return _same(E["sigmoid"](a), out)
+    # negated in the float output dtype: in y's own dtype an unsigned or INT_MIN value wraps
+    return _same(E["sigmoid"](E["neg"](a if a.dtype == out.dtype else cast(a, out.dtype))), out)
