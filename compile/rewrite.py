@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..backends.numpy_backend import thunk
-from ..symbolic.graph import Apply, Constant, Variable
+from ..symbolic.graph import Apply, Constant, Variable, toposort
 from ..symbolic.trace import suspended
 from .fgraph import FunctionGraph
 
@@ -170,8 +170,17 @@ def merge(fgraph: FunctionGraph) -> None:
 
 
 def fold_node(node: Apply) -> Optional[List[Constant]]:
-    """Constants for the outputs of ``node`` if its inputs are all constants, else None."""
+    """Constants for the outputs of ``node`` if its inputs are all constants, else None.
+
+    The size of the outputs is checked before the node is run, from the static types or
+    ``infer_shape``: running first would allocate what is then refused (``zeros((20000,
+    20000))`` took seconds and gigabytes to compile). A node whose output size cannot be known
+    beforehand is left to run time, where it is computed anyway."""
     if not node.op.foldable or not all(isinstance(i, Constant) for i in node.inputs):
+        return None
+    in_size = sum(i.data.size for i in node.inputs)
+    bound = folded_size(node)
+    if bound is None or bound > max(MAX_FOLDED_SIZE, in_size):
         return None
     try:
         with np.errstate(all="ignore"):
@@ -179,11 +188,79 @@ def fold_node(node: Apply) -> Optional[List[Constant]]:
     except Exception:  # noqa: BLE001 - leave the error to run time, where it is reported
         return None
     values = result if len(node.outputs) > 1 else (result,)
-    in_size = sum(i.data.size for i in node.inputs)
     if any(np.size(v) > max(MAX_FOLDED_SIZE, in_size) for v in values):
-        return None
+        return None  # infer_shape was wrong: still refuse what is too big to keep
     return [Constant(out.type, np.asarray(value), name=out.name, trace=out.trace)
             for out, value in zip(node.outputs, values)]
+
+
+def folded_size(node: Apply) -> Optional[int]:
+    """The total element count of the outputs of ``node`` (whose inputs are constants), known
+    without running it: from the static shapes, else from ``infer_shape`` evaluated on the
+    constant inputs' shapes. None when it cannot be known."""
+    total, pending = 0, []
+    for out in node.outputs:
+        dims = getattr(out.type, "shape", None)
+        if dims is None:
+            return None
+        if all(d is not None for d in dims):
+            total += int(np.prod(dims, dtype=np.float64))  # float: no int64 wrap-around
+        else:
+            pending.append(out)
+    if not pending:
+        return total
+    from ..ops.base import call_infer_shape, constant
+    shapes = [tuple(constant(np.int64(n)) for n in i.data.shape) for i in node.inputs]
+    try:
+        inferred = call_infer_shape(node.op, None, node, shapes)
+    except Exception:  # noqa: BLE001 - no usable shape rule: the size is unknown
+        return None
+    for out in pending:
+        size = 1.0
+        for entry in inferred[out.index]:
+            n = _small_value(entry, node)
+            if n is None or n < 0:
+                return None
+            size *= n
+        total += int(size)
+    return total
+
+
+def _small_value(expr: Any, node: Apply) -> Optional[int]:
+    """The value of an integer shape entry built from constants (an int, a Constant or a small
+    graph of scalar ops on constants), or None. Only nodes with static, tiny outputs are run,
+    so this evaluation cannot itself allocate much."""
+    if isinstance(expr, (int, np.integer)):
+        return int(expr)
+    if not isinstance(expr, Variable) or getattr(expr.type, "ndim", None) != 0:
+        return None
+    values: Dict[Variable, Any] = {}
+    for n in toposort([expr]):
+        if n is node or not n.op.foldable:
+            return None  # the entry reads the node's own output: not known beforehand
+        for out in n.outputs:
+            dims = getattr(out.type, "shape", None)
+            if dims is None or any(d is None for d in dims) or np.prod(dims) > 64:
+                return None
+        args = []
+        for i in n.inputs:
+            if i in values:
+                args.append(values[i])
+            elif isinstance(i, Constant):
+                args.append(i.data)
+            else:
+                return None
+        try:
+            with np.errstate(all="ignore"):
+                result = thunk(n)(*args)
+        except Exception:  # noqa: BLE001 - an entry that fails to evaluate is unknown
+            return None
+        outs = result if len(n.outputs) > 1 else (result,)
+        values.update(zip(n.outputs, outs))
+    value = values.get(expr, expr.data if isinstance(expr, Constant) else None)
+    if value is None or np.asarray(value).dtype.kind not in "iub":
+        return None
+    return int(value)
 
 
 def constant_fold(fgraph: FunctionGraph) -> None:
