@@ -1,11 +1,13 @@
 """Looking at graphs: ``debugprint`` (a tree with ids), ``pp``, and the ``Print`` op."""
 from __future__ import annotations
 
+import itertools
 import sys
+from collections import deque
 from typing import Any, Dict, List, Optional, Sequence
 
 from .ops.base import Op, as_tensor_variable
-from .symbolic.graph import Apply, Constant, Variable
+from .symbolic.graph import Apply, Constant, Variable, toposort
 
 
 def _ids():
@@ -22,13 +24,21 @@ def _ids():
         n += 1
 
 
+# A tree deeper than this is cut: the node at the cut is printed with a mark and its inputs
+# follow as a tree of their own, so the indentation (and the output) of a chain of n nodes is
+# linear in n, not quadratic.
+MAX_INDENT = 64
+
+
 def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int = -1,
                ids: str = "CHAR", rewritten: bool = True) -> Optional[str]:
     """Print the graph of a variable, a list of variables, or a compiled function as a tree.
 
-    Each node gets an id (``[id A]``); a node met again is shown by its id only. With
-    ``file='str'`` the text is returned instead of printed. For a compiled function the graph
-    shown is the one that runs; ``rewritten=False`` shows the graph as built, before rewriting.
+    Each node gets an id (``[id A]``); a node met again is shown by its id only, so a shared
+    subtree is printed once. A tree deeper than ``MAX_INDENT`` levels continues below as a
+    tree of its own, rooted at the node marked ``(continued below)``. With ``file='str'`` the
+    text is returned instead of printed. For a compiled function the graph shown is the one
+    that runs; ``rewritten=False`` shows the graph as built, before rewriting.
     """
     if hasattr(obj, "maker"):
         maker = obj.maker
@@ -45,25 +55,11 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
     lines: List[str] = []
     expanded = set()
     for out in outputs:
-        stack = [(out, 0)]
-        while stack:
-            var, level = stack.pop()
-            node = var.owner
-            key = node if node is not None else var
-            if key not in names:
-                names[key] = next(gen)
-            if 0 <= depth <= level:  # Theano's depth: 1 prints the root alone
-                continue
-            label = _label(var, print_type)
-            prefix = " |" * level
-            out_idx = f".{var.index}" if node is not None and len(node.outputs) > 1 else ""
-            lines.append(f"{prefix}{label}{out_idx} [id {names[key]}]"
-                         f"{' ' + repr(var.name) if node is not None and var.name else ''}")
-            if node is None or key in expanded:
-                continue
-            expanded.add(key)
-            for inp in reversed(node.inputs):
-                stack.append((inp, level + 1))
+        # (variable, level from the output, first level of its tree): a tree cut at
+        # MAX_INDENT continues here, after the part it was cut from, before the next output
+        trees = deque([(out, 0, 0)])
+        while trees:
+            _print_tree(trees, names, gen, lines, expanded, print_type, depth)
     text = "\n".join(lines) + "\n"
     if file == "str":
         return text
@@ -72,6 +68,38 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
 
 
 dprint = debugprint
+
+
+def _print_tree(trees: deque, names: Dict[Any, str], gen, lines: List[str], expanded: set,
+                print_type: bool, depth: int) -> None:
+    """Print the first tree of ``trees``, queueing the subtrees cut at ``MAX_INDENT``."""
+    stack = [trees.popleft()]
+    if stack[0][2] and stack[0][0].owner in expanded:
+        return  # a cut tree met again, shallower, before its turn: printed there
+    while stack:
+        var, level, base = stack.pop()
+        node = var.owner
+        key = node if node is not None else var
+        if key not in names:
+            names[key] = next(gen)
+        if 0 <= depth <= level:  # Theano's depth: 1 prints the root alone
+            continue
+        label = _label(var, print_type)
+        indent = level - base
+        out_idx = f".{var.index}" if node is not None and len(node.outputs) > 1 else ""
+        cut = (node is not None and key not in expanded and indent >= MAX_INDENT
+               and node.inputs and not 0 <= depth <= level + 1)
+        lines.append(f"{' |' * indent}{label}{out_idx} [id {names[key]}]"
+                     f"{' ' + repr(var.name) if node is not None and var.name else ''}"
+                     f"{' (continued below)' if cut else ''}")
+        if cut:
+            trees.append((var, level, level))
+            continue
+        if node is None or key in expanded:
+            continue
+        expanded.add(key)
+        for inp in reversed(node.inputs):
+            stack.append((inp, level + 1, base))
 
 
 def _label(var: Variable, print_type: bool) -> str:
@@ -84,24 +112,79 @@ def _label(var: Variable, print_type: bool) -> str:
     return f"{label} {var.type}" if print_type else label
 
 
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "true_div": "/", "int_div": "//", "pow": "**",
+          "mod": "%"}
+
+
 def pp(var: Variable) -> str:
-    """A one-line infix rendering of an expression (for reading, not for parsing)."""
-    infix = {"add": "+", "sub": "-", "mul": "*", "true_div": "/", "int_div": "//", "pow": "**",
-             "mod": "%"}
-    rendered: Dict[Variable, str] = {}
-    from .symbolic.graph import toposort
-    for node in toposort([var]):
-        args = [rendered.get(i) or (i.name or repr(i)) for i in node.inputs]
-        name = getattr(getattr(node.op, "scalar_op", None), "name", None)
-        if name in infix and len(args) == 2:
-            text = f"({args[0]} {infix[name]} {args[1]})"
-        elif name == "neg":
-            text = f"-{args[0]}"
+    """An infix rendering of an expression (for reading, not for parsing).
+
+    A subexpression used more than once is written once, as a temporary ``_1 = ...`` on a line
+    of its own before the expression, and referred to by that name: written out at each use,
+    a chain of shared steps (``y = y * 0.5 + sin(y)``) doubles the text at every level. Without
+    sharing the result is the single line it always was."""
+    nodes = toposort([var])
+    uses: Dict[Apply, int] = {}
+    taken = set()
+    for node in nodes:
+        for v in node.inputs:
+            taken.add(v.name)
+            if v.owner is not None:
+                uses[v.owner] = uses.get(v.owner, 0) + 1
+        taken.update(o.name for o in node.outputs)
+    temps = (f"_{k}" for k in itertools.count(1))
+    named: Dict[Apply, str] = {}
+    # A node's text as a list of strings and of the nodes written inline there (used once):
+    # expanded at the end with a stack, so no string is copied into its user's at every level.
+    parts: Dict[Apply, List[Any]] = {}
+    for node in nodes:
+        args: List[Any] = []
+        for i in node.inputs:
+            owner = i.owner
+            if owner is None:
+                args.append(i.name or repr(i))
+            elif owner in named:
+                multi = len(owner.outputs) > 1
+                args.append(f"{named[owner]}[{i.index}]" if multi else named[owner])
+            else:
+                args.append(owner)
+        parts[node] = _node_parts(node, args)
+        if uses.get(node, 0) > 1:
+            named[node] = next(t for t in temps if t not in taken)
+    lines = [f"{name} = {_expand(parts[node], parts)}" for node, name in named.items()]
+    if var.owner is None:
+        lines.append(var.name or repr(var))
+    else:
+        lines.append(_expand(parts[var.owner], parts))
+    return "\n".join(lines)
+
+
+def _node_parts(node: Apply, args: List[Any]) -> List[Any]:
+    name = getattr(getattr(node.op, "scalar_op", None), "name", None)
+    if name in _INFIX and len(args) == 2:
+        return ["(", args[0], f" {_INFIX[name]} ", args[1], ")"]
+    if name == "neg":
+        return ["-", args[0]]
+    out: List[Any] = [f"{name or node.op}("]
+    for k, a in enumerate(args):
+        out += [", ", a] if k else [a]
+    out.append(")")
+    return out
+
+
+def _expand(top: List[Any], parts: Dict[Apply, List[Any]]) -> str:
+    """Join ``top``, writing each node met in it out in full (iteratively: chains are deep)."""
+    out: List[str] = []
+    stack = [iter(top)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, str):
+            out.append(item)
         else:
-            text = f"{name or node.op}({', '.join(args)})"
-        for out in node.outputs:
-            rendered[out] = text
-    return rendered.get(var) or var.name or repr(var)
+            stack.append(iter(parts[item]))
+    return "".join(out)
 
 
 pprint = pp  # Theano's name for the same printer
