@@ -84,6 +84,16 @@ class Variable:
             cache[key] = function(list(key), self, on_unused_input="ignore")
         return cache[key](*inputs_to_values.values())
 
+    # -- pickling: iterative, in symbolic/serialize.py (a deep graph recursed past the limit)
+    def __reduce_ex__(self, protocol):
+        from .serialize import reduce_variable
+        return reduce_variable(self, protocol)
+
+    def __copy__(self) -> "Variable":
+        twin = object.__new__(type(self))  # copy.copy: the same attributes, as before
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     def __bool__(self) -> bool:
         raise TypeError(
             f"The truth value of the symbolic variable {describe(self)} is not known while the "
@@ -269,6 +279,17 @@ class Apply:
 
     def __repr__(self) -> str:
         return f"{self.op}({', '.join(map(repr, self.inputs))})"
+
+    # -- pickling: as the owner of its first output (see symbolic/serialize.py)
+    def __reduce_ex__(self, protocol):
+        from .serialize import reduce_apply
+        return reduce_apply(self, protocol)
+
+    def __copy__(self) -> "Apply":
+        twin = object.__new__(Apply)
+        for slot in Apply.__slots__:
+            object.__setattr__(twin, slot, getattr(self, slot))
+        return twin
 
     def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> "Apply":
         """The same op on new inputs, keeping output names and the user's creation lines."""
