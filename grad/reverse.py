@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Union
 
-from ..ops.base import as_tensor_variable
+from ..ops.base import (Undefined, as_tensor_variable, grad_not_implemented,  # noqa: F401
+                        grad_undefined)
 from ..symbolic.graph import Apply, Variable, gc_paused, toposort
 from ..symbolic.trace import describe, fixed, format_trace, user_trace
 from ..symbolic.types import DISCRETE_DTYPES
@@ -25,25 +26,6 @@ class DisconnectedInputError(ValueError):
 
 class NullTypeGradError(TypeError):
     """A gradient that an op cannot compute (undefined) was going to be used."""
-
-
-class Undefined:
-    """Marks an undefined gradient, remembering which op could not give it and why."""
-
-    def __init__(self, op, reason: str):
-        self.op, self.reason = op, reason
-
-    def __repr__(self) -> str:
-        return f"Undefined({self.op}: {self.reason})"
-
-
-def grad_undefined(op, x_pos: int, x, comment: str = "") -> Undefined:
-    """What an op's ``grad`` returns for an input it has no gradient for (Theano's name)."""
-    return Undefined(op, f"input {x_pos} has no defined gradient. {comment}".strip())
-
-
-def grad_not_implemented(op, x_pos: int, x, comment: str = "") -> Undefined:
-    return Undefined(op, f"the gradient for input {x_pos} is not implemented. {comment}".strip())
 
 
 def _connected(node: Apply, i: int, out: int) -> bool:

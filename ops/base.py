@@ -153,6 +153,29 @@ class Op:
         raise NotImplementedError(f"{type(self).__name__} has no R_op")
 
 
+# -- undefined gradients (part of the op contract) --------------------------------------------
+
+class Undefined:
+    """Marks an undefined gradient, remembering which op could not give it and why: what
+    ``grad`` returns for an input it has no gradient for. Using one in a gradient raises an
+    error naming the op; an unused one costs nothing."""
+
+    def __init__(self, op, reason: str):
+        self.op, self.reason = op, reason
+
+    def __repr__(self) -> str:
+        return f"Undefined({self.op}: {self.reason})"
+
+
+def grad_undefined(op, x_pos: int, x, comment: str = "") -> Undefined:
+    """What an op's ``grad`` returns for an input it has no gradient for (Theano's name)."""
+    return Undefined(op, f"input {x_pos} has no defined gradient. {comment}".strip())
+
+
+def grad_not_implemented(op, x_pos: int, x, comment: str = "") -> Undefined:
+    return Undefined(op, f"the gradient for input {x_pos} is not implemented. {comment}".strip())
+
+
 def call_infer_shape(op: Op, fgraph, node: Apply, shapes):
     """Call ``infer_shape`` with Theano's (node, shapes) or PyTensor's (fgraph, node, shapes)."""
     fn = op.infer_shape

@@ -1,11 +1,27 @@
-"""Gradient plumbing shared by ops: lifting a scalar row's rule to Elemwise, and unbroadcasting.
+"""Gradient plumbing shared by ops: lifting a scalar row's rule to Elemwise, the namespace the
+rules build with, and unbroadcasting.
 
 Broadcasting is undone here, once: a row's rule computes the gradient as if all shapes were
 equal, and ``unbroadcast_to`` sums it over the dimensions where the input was broadcast.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from ..symbolic.types import DISCRETE_DTYPES
+
+_NAMESPACE: list = []
+
+
+def rule_namespace() -> SimpleNamespace:
+    """``T`` for the scalar table's gradient rules: every row as a tensor operation by name
+    (``T.cos``, ``T.switch``...), plus ``cast`` and ``zeros_like``. Built once, from the ops
+    layer, and passed to each rule, so that the rules need no import of the Theano face."""
+    if not _NAMESPACE:
+        from .elemwise import ELEMWISE, cast
+        from .shape import zeros_like
+        _NAMESPACE.append(SimpleNamespace(**ELEMWISE, cast=cast, zeros_like=zeros_like))
+    return _NAMESPACE[0]
 
 
 def unbroadcast_to(g, x):
@@ -44,11 +60,9 @@ def elemwise_grad(op, inputs, outputs, output_grads):
     if z.dtype in DISCRETE_DTYPES or g is None:
         return [None] * n
     rule = op.scalar_op.grad
-    if rule is None:  # a row without a gradient rule: say so when the gradient is used
-        from ..grad.reverse import grad_not_implemented
-        return [grad_not_implemented(op, i, x, f"({op.scalar_op.name} has no gradient rule)")
-                for i, x in enumerate(inputs)]
-    grads = rule(*inputs, z, g)
+    if rule is None:  # undefined, an error only where the gradient is used
+        raise NotImplementedError(f"{op.scalar_op.name} has no gradient rule")
+    grads = rule(rule_namespace(), *inputs, z, g)
     if grads is None:  # piecewise-constant rows (``_zero``): nothing flows
         return [None] * n
     out = []

@@ -5,9 +5,12 @@ A row gives everything about one scalar op: its numpy function, a C expression t
 output dtype rule, and the gradient rule. ``Elemwise`` (ops/elemwise.py) lifts a row to tensors,
 so broadcasting, shapes and the unbroadcasting of gradients are written once, not per row.
 
-A gradient rule gets the inputs, the output and the output gradient as tensor variables and
-returns one gradient per input, built with the public API; it ignores broadcasting.
-``None`` in a gradient list means "no gradient flows" (a piecewise-constant function).
+A gradient rule gets ``T``, the namespace of tensor operations to build with (every row of this
+table by name, ``cast`` and ``zeros_like``: see ``ops/gradrules.py``), then the inputs, the
+output and the output gradient as tensor variables, and returns one gradient per input; it
+ignores broadcasting. ``None`` in a gradient list means "no gradient flows" (a
+piecewise-constant function); a row without a rule has no gradient (an undefined one, an error
+only when used).
 """
 from __future__ import annotations
 
@@ -19,17 +22,6 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..symbolic.types import COMPLEX_DTYPES, DISCRETE_DTYPES
-
-
-class _LazyTensor:
-    """``T`` for gradient rules: theon.tensor, imported when a rule first runs."""
-
-    def __getattr__(self, name):
-        from .. import tensor
-        return getattr(tensor, name)
-
-
-T = _LazyTensor()
 
 
 # -- output dtype rules ----------------------------------------------------------------------
@@ -191,21 +183,21 @@ def _zero(*_):
 
 
 # -- the table ------------------------------------------------------------------------------------
-# Gradient rules: (inputs..., z, gz) -> [grad per input].
+# Gradient rules: (T, inputs..., z, gz) -> [grad per input].
 
 add = row("add", 2, np.add, "({0} + {1})", upcast_nobool,
-          lambda x, y, z, g: [g, g], commutative=True, associative=True)
+          lambda T, x, y, z, g: [g, g], commutative=True, associative=True)
 sub = row("sub", 2, np.subtract, "({0} - {1})", upcast_nobool,
-          lambda x, y, z, g: [g, -g])
+          lambda T, x, y, z, g: [g, -g])
 mul = row("mul", 2, np.multiply, "({0} * {1})", upcast_nobool,
-          lambda x, y, z, g: [g * y, g * x], commutative=True, associative=True)
+          lambda T, x, y, z, g: [g * y, g * x], commutative=True, associative=True)
 true_div = row("true_div", 2, np.true_divide, "({0} / {1})", true_div_rule,
-               lambda x, y, z, g: [g / y, -g * z / y])
+               lambda T, x, y, z, g: [g / y, -g * z / y])
 int_div = row("int_div", 2, np.floor_divide, "theon_floordiv({0}, {1})", real_only(upcast_nobool),
-              lambda x, y, z, g: [None, None])
+              lambda T, x, y, z, g: [None, None])
 mod = row("mod", 2, np.mod, "theon_mod({0}, {1})", real_only(upcast_nobool),
-          lambda x, y, z, g: [g, -g * T.int_div(x, y)])
-def _pow_grad_exponent(x, z, g):
+          lambda T, x, y, z, g: [g, -g * T.int_div(x, y)])
+def _pow_grad_exponent(T, x, z, g):
     """d/dy x**y = x**y log(x), taken as 0 where x == 0 (as Theano does): the limit for y > 0,
     where the formula gives 0 * -inf = nan. log sees 1 there, so nothing warns."""
     zero = T.eq(x, 0)
@@ -213,54 +205,54 @@ def _pow_grad_exponent(x, z, g):
 
 
 pow = row("pow", 2, np.power, "pow({0}, {1})", upcast_nobool,
-          lambda x, y, z, g: [g * y * T.pow(x, y - 1), _pow_grad_exponent(x, z, g)])
-neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda x, z, g: [-g])
-abs_ = row("abs", 1, np.abs, "theon_abs({0})", abs_rule, lambda x, z, g: [g * T.sgn(x)])
+          lambda T, x, y, z, g: [g * y * T.pow(x, y - 1), _pow_grad_exponent(T, x, z, g)])
+neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda T, x, z, g: [-g])
+abs_ = row("abs", 1, np.abs, "theon_abs({0})", abs_rule, lambda T, x, z, g: [g * T.sgn(x)])
 sgn = row("sgn", 1, np.sign, "theon_sign({0})", real_only(upcast_nobool), _zero)
-exp = row("exp", 1, np.exp, "exp({0})", to_float, lambda x, z, g: [g * z])
-exp2 = row("exp2", 1, np.exp2, "exp2({0})", to_float, lambda x, z, g: [g * z * math.log(2.0)])
-log = row("log", 1, np.log, "log({0})", to_float, lambda x, z, g: [g / x])
+exp = row("exp", 1, np.exp, "exp({0})", to_float, lambda T, x, z, g: [g * z])
+exp2 = row("exp2", 1, np.exp2, "exp2({0})", to_float, lambda T, x, z, g: [g * z * math.log(2.0)])
+log = row("log", 1, np.log, "log({0})", to_float, lambda T, x, z, g: [g / x])
 log2 = row("log2", 1, np.log2, "log2({0})", to_float,
-           lambda x, z, g: [g / (x * math.log(2.0))])
+           lambda T, x, z, g: [g / (x * math.log(2.0))])
 log10 = row("log10", 1, np.log10, "log10({0})", to_float,
-            lambda x, z, g: [g / (x * math.log(10.0))])
-log1p = row("log1p", 1, np.log1p, "log1p({0})", to_float, lambda x, z, g: [g / (1 + x)])
-expm1 = row("expm1", 1, np.expm1, "expm1({0})", to_float, lambda x, z, g: [g * (z + 1)])
-sqrt = row("sqrt", 1, np.sqrt, "sqrt({0})", to_float, lambda x, z, g: [g * 0.5 / z])
-sqr = row("sqr", 1, np.square, "({0} * {0})", upcast_nobool, lambda x, z, g: [g * 2 * x])
-inv = row("inv", 1, np.reciprocal, "(1.0 / {0})", to_float, lambda x, z, g: [-g * z * z])
-sin = row("sin", 1, np.sin, "sin({0})", to_float, lambda x, z, g: [g * T.cos(x)])
-cos = row("cos", 1, np.cos, "cos({0})", to_float, lambda x, z, g: [-g * T.sin(x)])
-tan = row("tan", 1, np.tan, "tan({0})", to_float, lambda x, z, g: [g * (1 + z * z)])
+            lambda T, x, z, g: [g / (x * math.log(10.0))])
+log1p = row("log1p", 1, np.log1p, "log1p({0})", to_float, lambda T, x, z, g: [g / (1 + x)])
+expm1 = row("expm1", 1, np.expm1, "expm1({0})", to_float, lambda T, x, z, g: [g * (z + 1)])
+sqrt = row("sqrt", 1, np.sqrt, "sqrt({0})", to_float, lambda T, x, z, g: [g * 0.5 / z])
+sqr = row("sqr", 1, np.square, "({0} * {0})", upcast_nobool, lambda T, x, z, g: [g * 2 * x])
+inv = row("inv", 1, np.reciprocal, "(1.0 / {0})", to_float, lambda T, x, z, g: [-g * z * z])
+sin = row("sin", 1, np.sin, "sin({0})", to_float, lambda T, x, z, g: [g * T.cos(x)])
+cos = row("cos", 1, np.cos, "cos({0})", to_float, lambda T, x, z, g: [-g * T.sin(x)])
+tan = row("tan", 1, np.tan, "tan({0})", to_float, lambda T, x, z, g: [g * (1 + z * z)])
 arcsin = row("arcsin", 1, np.arcsin, "asin({0})", to_float,
-             lambda x, z, g: [g / T.sqrt(1 - x * x)])
+             lambda T, x, z, g: [g / T.sqrt(1 - x * x)])
 arccos = row("arccos", 1, np.arccos, "acos({0})", to_float,
-             lambda x, z, g: [-g / T.sqrt(1 - x * x)])
-arctan = row("arctan", 1, np.arctan, "atan({0})", to_float, lambda x, z, g: [g / (1 + x * x)])
+             lambda T, x, z, g: [-g / T.sqrt(1 - x * x)])
+arctan = row("arctan", 1, np.arctan, "atan({0})", to_float, lambda T, x, z, g: [g / (1 + x * x)])
 arctan2 = row("arctan2", 2, np.arctan2, "atan2({0}, {1})", real_only(to_float),
-              lambda y, x, z, g: [g * x / (x * x + y * y), -g * y / (x * x + y * y)])
-sinh = row("sinh", 1, np.sinh, "sinh({0})", to_float, lambda x, z, g: [g * T.cosh(x)])
-cosh = row("cosh", 1, np.cosh, "cosh({0})", to_float, lambda x, z, g: [g * T.sinh(x)])
-tanh = row("tanh", 1, np.tanh, "tanh({0})", to_float, lambda x, z, g: [g * (1 - z * z)])
+              lambda T, y, x, z, g: [g * x / (x * x + y * y), -g * y / (x * x + y * y)])
+sinh = row("sinh", 1, np.sinh, "sinh({0})", to_float, lambda T, x, z, g: [g * T.cosh(x)])
+cosh = row("cosh", 1, np.cosh, "cosh({0})", to_float, lambda T, x, z, g: [g * T.sinh(x)])
+tanh = row("tanh", 1, np.tanh, "tanh({0})", to_float, lambda T, x, z, g: [g * (1 - z * z)])
 arcsinh = row("arcsinh", 1, np.arcsinh, "asinh({0})", to_float,
-              lambda x, z, g: [g / T.sqrt(x * x + 1)])
+              lambda T, x, z, g: [g / T.sqrt(x * x + 1)])
 arccosh = row("arccosh", 1, np.arccosh, "acosh({0})", to_float,
-              lambda x, z, g: [g / T.sqrt(x * x - 1)])
+              lambda T, x, z, g: [g / T.sqrt(x * x - 1)])
 arctanh = row("arctanh", 1, np.arctanh, "atanh({0})", to_float,
-              lambda x, z, g: [g / (1 - x * x)])
+              lambda T, x, z, g: [g / (1 - x * x)])
 sigmoid = row("sigmoid", 1, _sigmoid, "theon_sigmoid({0})", real_only(to_float),
-              lambda x, z, g: [g * z * (1 - z)])
+              lambda T, x, z, g: [g * z * (1 - z)])
 softplus = row("softplus", 1, _softplus, "theon_softplus({0})", real_only(to_float),
-               lambda x, z, g: [g * T.sigmoid(x)])
+               lambda T, x, z, g: [g * T.sigmoid(x)])
 erf = row("erf", 1, _erf, "erf({0})", real_only(to_float),
-          lambda x, z, g: [g * (2.0 / math.sqrt(math.pi)) * T.exp(-x * x)])
+          lambda T, x, z, g: [g * (2.0 / math.sqrt(math.pi)) * T.exp(-x * x)])
 floor = row("floor", 1, np.floor, "floor({0})", real_only(to_float), _zero)
 ceil = row("ceil", 1, np.ceil, "ceil({0})", real_only(to_float), _zero)
 trunc = row("trunc", 1, np.trunc, "trunc({0})", real_only(to_float), _zero)
 round_half_to_even = row("round_half_to_even", 1, np.rint, "rint({0})", real_only(to_float), _zero)
 round_half_away_from_zero = row("round_half_away_from_zero", 1, _round_half_away, "round({0})",
                                 real_only(to_float), _zero)
-def _extremum_grad(x, y, z, g):
+def _extremum_grad(T, x, y, z, g):
     """maximum/minimum: the gradient goes to the input the output equals, and at a tie to the
     first one only (Theano's rule). Giving it to both counts it twice: maximum(x, x) would have
     gradient 2, and minimum(x, 2x - 1) at x = 1 gradient 3, outside the subgradient [1, 2]."""
@@ -268,7 +260,7 @@ def _extremum_grad(x, y, z, g):
     return [g * first, g * T.invert(first)]
 
 
-def _clip_grad(x, lo, hi, z, g):
+def _clip_grad(T, x, lo, hi, z, g):
     """clip(x, lo, hi) = minimum(maximum(x, lo), hi) (numpy's order, so hi wins when lo > hi),
     differentiated with the first-input rule at each tie: one input gets the gradient."""
     inside = T.and_(T.ge(x, lo), T.le(x, hi))
@@ -299,9 +291,9 @@ xor = row("xor", 2, np.bitwise_xor, "({0} ^ {1})", discrete_only(upcast), _zero,
           commutative=True, associative=True)
 invert = row("invert", 1, np.invert, "theon_invert({0})", discrete_only(upcast), _zero)
 switch = row("switch", 3, np.where, "({0} ? {1} : {2})", switch_rule,
-             lambda c, a, b, z, g: [None, T.switch(c, g, T.zeros_like(g)),
+             lambda T, c, a, b, z, g: [None, T.switch(c, g, T.zeros_like(g)),
                                     T.switch(c, T.zeros_like(g), g)])
-identity = row("identity", 1, np.copy, "{0}", same_as_first, lambda x, z, g: [g])
+identity = row("identity", 1, np.copy, "{0}", same_as_first, lambda T, x, z, g: [g])
 
 _CASTS: Dict[str, ScalarOp] = {}
 
@@ -314,7 +306,7 @@ def cast_op(dtype: str) -> ScalarOp:
         def convert(x, _t=np_dtype):
             return np.asarray(x).astype(_t)
 
-        def grad_rule(x, z, g):
+        def grad_rule(T, x, z, g):
             if x.dtype in DISCRETE_DTYPES:
                 return [None]
             return [T.cast(g, x.dtype)]
