@@ -168,6 +168,14 @@ def test_pickle_keeps_sharing_shared_variables_constants_names_and_traces():
     assert db.owner.inputs[0].owner.inputs[1] is da and da is not a
 
 
+def test_pickled_function_with_an_intermediate_input_keeps_it_one_variable():
+    x = T.dvector("x")
+    a = x * 3
+    f = theano.function([a], T.exp(a) + a)  # a is both an input and inside the output
+    g = pickle.loads(pickle.dumps(f))
+    np.testing.assert_allclose(g(np.array([0.5, 1.0])), np.exp([0.5, 1.0]) + [0.5, 1.0])
+
+
 def test_pickle_10000_deep_graph_and_function():
     limit = sys.getrecursionlimit()
     x = T.dvector("x")
