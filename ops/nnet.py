@@ -224,6 +224,8 @@ class CrossentropyCategorical1Hot(Op):
         p, y = inputs
         g = grads[0]
         rows = arange(shape(p)[0])
+        # the gradient refuses the labels the loss refuses (a graph may compute it alone)
+        y = checked_labels(y, p)
         picked = p[rows, y]
         gp = inc_subtensor(zeros_like(p)[rows, y], -g / picked)
         return [gp, None]

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops.base import call_infer_shape
 from ...ops.elemwise import ELEMWISE as E
 from ...ops.elemwise import cast
 from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
-from ...ops.shape import Alloc, arange, shape
+from ...ops.shape import Alloc, ARange, Shape, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
+from ...symbolic.graph import Constant, Variable
 from ..rewrite import chain_root, const_value, match, op_key, register
 
 
@@ -102,8 +104,9 @@ def crossentropy_of_softmax_to_log_softmax(fgraph, node):
 
 @register("stabilize", "mul")
 def softmax_grad_of_crossentropy(fgraph, node):
-    """softmax'(z) applied to the crossentropy gradient -gy/z[r, y] at (r, y) ->
-    gy * (z - onehot(y)): the textbook form, finite even when z[r, y] underflows to 0"""
+    """softmax'(z) applied to the crossentropy gradient G = inc(0[r, y], -gy / z[r, y]) ->
+    z * sum(Q, axis=1) - Q with Q = inc(0[r, y], gy): finite even when z[r, y] underflows
+    to 0; gy * (z - onehot(y)) when the rows r are arange(n) (one pick per row, in order)"""
     m = match(node.outputs[0], ("mul", "z", ("sub", "g", ("DimShuffle", ("Reduce", ("mul", "g",
                                                                                      "z"))))))
     if m is None:
@@ -112,34 +115,124 @@ def softmax_grad_of_crossentropy(fgraph, node):
     if z.owner is None or not isinstance(z.owner.op, Softmax) or z.owner.op.log or \
             z.owner.op.axis != 1 or z.ndim != 2:
         return None  # the identity below is for a softmax over the classes of each row
-    red = node.outputs[0].owner.inputs[1].owner.inputs[1].owner.inputs[0].owner
-    if not isinstance(red.op, Reduce) or red.op.kind != "sum" or red.op.axis != (1,):
+    bcast = node.outputs[0].owner.inputs[1].owner.inputs[1].owner
+    red = bcast.inputs[0].owner
+    if not isinstance(red.op, Reduce) or red.op.kind != "sum" or red.op.axis != (1,) or \
+            bcast.op.new_order != (0, "x"):
         return None
     inc = g.owner
     if inc is None or not isinstance(inc.op, IncSubtensor) or inc.op.set_instead_of_inc:
         return None
     zeros, delta, *idx = inc.inputs
-    if zeros.owner is None or not isinstance(zeros.owner.op, Alloc) or \
-            const_value(zeros.owner.inputs[0]) != 0:
-        return None
-    d = match(delta, ("true_div", ("neg", "gy"), "picked"))
+    if not (isinstance(zeros, Constant) and const_value(zeros) == 0) and (
+            zeros.owner is None or not isinstance(zeros.owner.op, Alloc) or
+            const_value(zeros.owner.inputs[0]) != 0):
+        return None  # an Alloc of zeros, or the constant it folded to
+    d = match(delta, ("true_div", "num", "picked"))
     if d is None or d["picked"].owner is None or not isinstance(d["picked"].owner.op, Subtensor):
         return None
     picked = d["picked"].owner
     if picked.inputs[0] is not z or picked.op.spec != inc.op.spec or picked.inputs[1:] != idx:
         return None
-    gy = d["gy"]
-    if gy.ndim != 1:
+    gy = _negated(d["num"])
+    if gy is None:
         return None
-    if len(idx) != 2:
+    if gy.ndim != 1 or len(idx) != 2 or any(i.ndim != 1 for i in idx):
         return None
     rows, labels = idx
-    scaled = z * gy.dimshuffle(0, "x")
-    # the forward crossentropy op refused out-of-range labels: keep that check here too, where
-    # the loss itself may not be computed
-    return _same(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), rows,
-                                                  checked_labels(labels, z.owner.inputs[0])),
-                 node.outputs[0])
+    x = z.owner.inputs[0]
+    if op_key(labels) == "CheckedLabels" and labels.owner.inputs[1] is z:
+        # the crossentropy's own check, made against its predictions: checked against the
+        # logits instead, it merges with the check of the rewritten loss
+        labels = checked_labels(labels.owner.inputs[0], x)
+    if _is_arange_of_rows(fgraph, rows, z):
+        scaled = z * gy.dimshuffle(0, "x")
+        return _same(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), rows, labels),
+                     node.outputs[0])
+    # Any other rows (a permutation, repeats, a subset): row i of G holds -gy[k] / z[i, y[k]]
+    # for each pick k of that row, so z * G is Q negated and sum(G * z, axis=1) is -sum(Q).
+    picks = IncSubtensor(inc.op.spec, False)(zeros, gy, rows, labels)
+    per_row = Reduce("sum", (1,), picks.dtype)(picks).dimshuffle(0, "x")
+    return _same(z * per_row - picks, node.outputs[0])
+
+
+def _negated(v):
+    """``a`` when ``v`` is ``-a``: a neg node, or a float constant (-gy folded)."""
+    if op_key(v) == "neg":
+        return v.owner.inputs[0]
+    if isinstance(v, Constant) and v.dtype.startswith("float"):
+        return Constant(v.type, -v.data)
+    return None
+
+
+def _is_arange_of_rows(fgraph, rows, z) -> bool:
+    """Whether ``rows`` is provably ``arange(z.shape[0])``: the ARange (or the constant it
+    folded to) from 0 by 1 up to a length that infer_shape says z.shape[0] equals."""
+    if isinstance(rows, Constant):
+        data = rows.data
+        return data.ndim == 1 and np.array_equal(data, np.arange(data.size)) and \
+            data.size in _row_lengths(fgraph, z)[1]
+    if rows.owner is None or not isinstance(rows.owner.op, ARange):
+        return False
+    start, stop, step = rows.owner.inputs
+    if const_value(start) != 0 or const_value(step) != 1 or stop.ndim != 0:
+        return False
+    pairs, static, exprs = _row_lengths(fgraph, z)
+    if isinstance(stop, Constant):
+        return int(stop.data) in static
+    return _shape_entry(stop) in pairs or any(stop is e for e in exprs)
+
+
+def _shape_entry(v):
+    """(x, d) when ``v`` is ``x.shape[d]`` (d normalised), else None."""
+    if v.owner is None or not isinstance(v.owner.op, Subtensor) or len(v.owner.inputs) != 1:
+        return None
+    spec = v.owner.op.spec
+    if len(spec) != 1 or spec[0][0] != "i" or not isinstance(spec[0][1], int):
+        return None
+    src = v.owner.inputs[0]
+    if src.owner is None or not isinstance(src.owner.op, Shape):
+        return None
+    x = src.owner.inputs[0]
+    d = spec[0][1]
+    return (x, d % x.ndim) if -x.ndim <= d < x.ndim else None
+
+
+def _row_lengths(fgraph, z, depth: int = 64):
+    """What ``z.shape[0]`` is known to equal, following infer_shape up the graph as the shape
+    rules do: ``(x, d)`` pairs whose x.shape[d] it is, static lengths, and other length
+    variables infer_shape gave."""
+    pairs, static, exprs = set(), set(), []
+    var, d = z, 0
+    for _ in range(depth):
+        if (var, d) in pairs:
+            break
+        pairs.add((var, d))
+        if var.type.shape[d] is not None:
+            static.add(int(var.type.shape[d]))
+        if var.owner is None:
+            break
+        node = var.owner
+        in_shapes = [tuple(Subtensor((("i", k),))(shape(i)) for k in range(i.ndim))
+                     if hasattr(i.type, "shape") else None for i in node.inputs]
+        try:
+            entry = call_infer_shape(node.op, fgraph, node, in_shapes)[var.index][d]
+        except (NotImplementedError, TypeError, ValueError, IndexError, AttributeError):
+            break
+        if isinstance(entry, (int, np.integer)):
+            static.add(int(entry))
+            break
+        if isinstance(entry, Constant):
+            if entry.ndim == 0:
+                static.add(int(entry.data))
+            break
+        nxt = _shape_entry(entry) if isinstance(entry, Variable) else None
+        if nxt is None:
+            if isinstance(entry, Variable):
+                exprs.append(entry)
+            break
+        var, d = nxt
+    return pairs, static, exprs
 
 
 @register("stabilize", "log")
