@@ -169,6 +169,57 @@ def shape(x):
     return _shape(as_tensor_variable(x))
 
 
+class ShapeCheck(Op):
+    """``value`` passed through once run-time lengths pass ``checks``: what a shape-only graph
+    keeps of the errors the value it stands for would raise (see compile/rules/shapes.py).
+
+    The inputs after ``value`` are int scalars; each check is ``(kind, positions, reason)``
+    over them: ``"eq"``, the lengths must be equal; ``"ge0"``, each must be >= 0. ``labels``
+    names each length for the message, ``what`` the computation whose shape this is."""
+
+    __props__ = ("checks", "labels", "what")
+    view_map = {0: [0]}
+
+    def __init__(self, checks, labels, what: str):
+        self.checks = tuple((k, tuple(int(p) for p in pos), str(r)) for k, pos, r in checks)
+        self.labels = tuple(str(lb) for lb in labels)
+        self.what = str(what)
+        if any(k not in ("eq", "ge0") for k, _, _ in self.checks):
+            raise ValueError(f"ShapeCheck: unknown check kind in {self.checks}")
+
+    def __str__(self) -> str:
+        return f"ShapeCheck{{{self.what.split('(')[0]}}}"
+
+    def make_node(self, value, *lengths) -> Apply:
+        value = as_tensor_variable(value)
+        lengths = [_as_int_scalar(n, "ShapeCheck: a length") for n in lengths]
+        if len(lengths) != len(self.labels):
+            raise graph_error(f"ShapeCheck: {len(self.labels)} lengths expected, got "
+                              f"{len(lengths)}")
+        return Apply(self, [value] + lengths, [value.type()])
+
+    def impl(self, node):
+        checks, labels, what = self.checks, self.labels, self.what
+
+        def run(value, *lengths):
+            for kind, pos, reason in checks:
+                vals = [int(lengths[p]) for p in pos]
+                if kind == "eq" and any(v != vals[0] for v in vals):
+                    got = ", ".join(f"{labels[p]} is {v}" for p, v in zip(pos, vals))
+                    raise ValueError(f"{what}: {got}; {reason}")
+                if kind == "ge0" and any(v < 0 for v in vals):
+                    got = ", ".join(f"{labels[p]} is {v}" for p, v in zip(pos, vals) if v < 0)
+                    raise ValueError(f"{what}: {got}; {reason}")
+            return value
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0]]
+
+    def grad(self, inputs, grads):
+        return [None] * len(inputs)
+
+
 class Rebroadcast(Op):
     """Declare dimensions broadcastable (or not); checks the lengths at run time."""
 
@@ -275,6 +326,10 @@ class Reshape(Op):
         if static is not None and sum(1 for s in static if s == -1) > 1:
             raise graph_error(f"reshape to {tuple(static)}: only one dimension may be -1",
                               ValueError)
+        if static is not None and any(s is not None and s < -1 for s in static):
+            # numpy takes any negative entry for the one to infer; Theano only -1
+            raise graph_error(f"reshape to {tuple(static)}: a length may not be negative (-1 "
+                              "alone asks for the length to be inferred)", ValueError)
         if static is not None and all(s is not None for s in static):
             known_in = x.type.shape
             if all(s is not None for s in known_in) and -1 not in static:
@@ -287,6 +342,10 @@ class Reshape(Op):
 
     def impl(self, node):
         def run(a, shp):
+            if (shp < -1).any():
+                raise ValueError(f"reshape: the new shape {tuple(int(s) for s in shp)} has a "
+                                 "negative length (-1 alone asks for the length to be "
+                                 "inferred)")
             try:
                 return a.reshape(shp)
             except ValueError:
@@ -699,7 +758,8 @@ class ARange(Op):
         if values[2] is not None and values[2] == 0:
             raise graph_error("arange: step must not be zero", ValueError)
         if None not in values:
-            length = len(np.arange(*values))
+            length = _arange_length(*[np.asarray(v, dtype=a.dtype) for v, a in
+                                      zip(values, args)])
         return Apply(self, args, [TensorType(self.dtype, shape=(length,))()])
 
     def impl(self, node):
@@ -720,6 +780,19 @@ class ARange(Op):
 
     def grad(self, inputs, grads):
         return [None, None, None]
+
+
+def _arange_length(start, stop, step) -> Optional[int]:
+    """``len(numpy.arange(start, stop, step))`` without building the array (a constant
+    ``arange(10**9)`` would take 8 GB at graph-build time). numpy's own rule: the quotient
+    ``(stop - start) / step`` in the arguments' arithmetic, rounded up, at least 0. None when
+    numpy would refuse it at run time (a NaN or infinite length)."""
+    with np.errstate(all="ignore"):
+        q = np.true_divide(np.subtract(stop, start), step)
+    q = float(q.real if np.iscomplexobj(q) else q)
+    if not np.isfinite(q):
+        return None
+    return max(int(np.ceil(q)), 0)
 
 
 def _static_value(v):

@@ -6,7 +6,9 @@ which become node inputs after ``x``. Entries:
 - ``("x",)``: a new axis (None);
 - ``("i", k)``: an integer, ``k`` a Python int or ``"$"`` for the next symbolic input;
 - ``("s", start, stop, step)``: a slice, each part None, a Python int or ``"$"``;
-- ``("a",)``: the next input is an integer or boolean index array (advanced indexing).
+- ``("a",)``: the next input is an integer or boolean index array (advanced indexing);
+- ``("e",)``: an Ellipsis that covers no dimension, kept only where it separates advanced
+  indices: numpy then puts the advanced dimensions first, as for any non-adjacent ones.
 
 Constant parts stay in the spec, so ``x[0, 1:3]`` has no inputs besides ``x`` and a static shape.
 """
@@ -56,9 +58,12 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
     if n_ellipsis > 1:
         raise graph_error("an index can only have a single ellipsis ('...')", IndexingError)
     consumed = sum(_dims_consumed(i) for i in index if i is not Ellipsis)
-    for item in index:
+    for pos, item in enumerate(index):
         if item is Ellipsis:
-            spec.extend([("s", None, None, None)] * max(x.ndim - consumed, 0))
+            covered = max(x.ndim - consumed, 0)
+            spec.extend([("s", None, None, None)] * covered)
+            if not covered and _separates_advanced(index, pos):
+                spec.append(("e",))
         elif item is None:
             spec.append(("x",))
         elif isinstance(item, slice):
@@ -77,6 +82,18 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
         raise graph_error(f"too many indices ({consumed}) for {x.type} with {x.ndim} "
                           "dimensions", IndexingError)
     return tuple(spec), inputs
+
+
+def _separates_advanced(index: tuple, pos: int) -> bool:
+    """True when index[pos] has an advanced index on each side (integers count once an array
+    is present, as in numpy)."""
+    if not any(_is_array_index(i) for i in index):
+        return False
+
+    def advanced(i) -> bool:
+        return _is_array_index(i) or (i is not None and i is not Ellipsis
+                                      and not isinstance(i, slice))
+    return any(advanced(i) for i in index[:pos]) and any(advanced(i) for i in index[pos + 1:])
 
 
 def _is_array_index(item) -> bool:
@@ -112,6 +129,8 @@ def _index_builder(spec):
     for e in spec:
         if e[0] == "x":
             static.append(None)
+        elif e[0] == "e":
+            static.append(Ellipsis)
         elif e[0] == "i":
             dynamic |= e[1] == "$"
             static.append(e[1])
@@ -132,6 +151,8 @@ def _index_builder(spec):
             kind = e[0]
             if kind == "x":
                 out.append(None)
+            elif kind == "e":
+                out.append(Ellipsis)
             elif kind == "i":
                 out.append(int(next(it)) if e[1] == "$" else e[1])
             elif kind == "s":
@@ -147,14 +168,14 @@ def _out_shape(x, spec, inputs) -> tuple:
     arrays = iter([v for v in inputs if v.ndim > 0 or v.dtype == "bool"])
     shape, dim = [], 0
     adv_dims: List[tuple] = []  # static shapes of advanced indices (broadcast together)
-    adv_pos, adv_positions = None, []
-    for e in spec:
+    adv_pos, adv_entries = None, []
+    for k, e in enumerate(spec):
         kind = e[0]
         if kind == "x":
             shape.append(1)
         elif kind == "i":
             if _is_advanced(spec):
-                adv_positions.append(len(shape))
+                adv_entries.append(k)
                 adv_pos = len(shape) if adv_pos is None else adv_pos
                 adv_dims.append(())
             dim += 1
@@ -165,9 +186,9 @@ def _out_shape(x, spec, inputs) -> tuple:
             else:
                 shape.append(None)
             dim += 1
-        else:
+        elif kind == "a":
             arr = next(arrays)
-            adv_positions.append(len(shape))
+            adv_entries.append(k)
             adv_pos = len(shape) if adv_pos is None else adv_pos
             if arr.dtype == "bool":
                 adv_dims.append((None,))
@@ -178,8 +199,7 @@ def _out_shape(x, spec, inputs) -> tuple:
     shape.extend(x.type.shape[dim:])
     if adv_dims:
         bshape = _broadcast_shapes(adv_dims)
-        adjacent = all(p == adv_positions[0] for p in adv_positions)
-        at = adv_pos if adjacent else 0
+        at = adv_pos if _adjacent(adv_entries) else 0
         shape[at:at] = bshape
     return tuple(shape)
 
@@ -193,9 +213,10 @@ def _index_shape(spec, inputs, shapes) -> list:
     advanced = _is_advanced(spec)
     out: list = []
     adv: List[list] = []  # per advanced index: [(length, broadcastable)] per dimension
-    adv_positions: List[int] = []
+    adv_entries: List[int] = []
+    adv_pos = 0
     dim = 0
-    for e in spec:
+    for k, e in enumerate(spec):
         kind = e[0]
         if kind == "x":
             out.append(1)
@@ -203,22 +224,24 @@ def _index_shape(spec, inputs, shapes) -> list:
             if e[1] == "$":
                 next(nxt)
             if advanced:
-                adv_positions.append(len(out))
+                adv_pos = len(out) if not adv_entries else adv_pos
+                adv_entries.append(k)
                 adv.append([])
             dim += 1
         elif kind == "s":
             parts = [inputs[next(nxt)] if p == "$" else p for p in e[1:]]
             out.append(_slice_length(x_shape[dim], *parts))
             dim += 1
-        else:
-            k = next(nxt)
-            arr = inputs[k]
-            adv_positions.append(len(out))
+        elif kind == "a":
+            j = next(nxt)
+            arr = inputs[j]
+            adv_pos = len(out) if not adv_entries else adv_pos
+            adv_entries.append(k)
             if arr.dtype == "bool":
                 adv.append([(sum_(arr), False)])
                 dim += arr.ndim
             else:
-                adv.append(list(zip(shapes[k], arr.type.broadcastable)))
+                adv.append(list(zip(shapes[j], arr.type.broadcastable)))
                 dim += 1
     out.extend(x_shape[dim:])
     if adv:
@@ -232,10 +255,16 @@ def _index_shape(spec, inputs, shapes) -> list:
                     continue
                 length = a[j][0] if length is None else _broadcast_length(length, a[j][0])
             bshape.append(1 if length is None else length)
-        adjacent = all(p == adv_positions[0] for p in adv_positions)
-        at = adv_positions[0] if adjacent else 0
+        at = adv_pos if _adjacent(adv_entries) else 0
         out[at:at] = bshape
     return out
+
+
+def _adjacent(entries: List[int]) -> bool:
+    """numpy keeps the advanced dimensions in place only when the advanced indices are
+    consecutive items of the index (a newaxis or an Ellipsis between them separates them,
+    even an Ellipsis that covers no dimension); otherwise they go first."""
+    return entries[-1] - entries[0] == len(entries) - 1
 
 
 def _static(v):
@@ -342,8 +371,10 @@ class Subtensor(Op):
         return [tuple(s if s is not None else n for s, n in zip(out_type.shape, inferred))]
 
     def grad(self, inputs, grads):
-        from .shape import zeros_like
+        from .shape import patternbroadcast, zeros_like
         x, g = inputs[0], grads[0]
+        if _is_whole(self.spec, x):  # x[:] or x[...]: no zeros to add the gradient into
+            return [patternbroadcast(g, x.broadcastable)]
         gx = IncSubtensor(self.spec, False)(zeros_like(x), g, *inputs[1:])
         return [gx] + [None] * (len(inputs) - 1)
 
@@ -438,6 +469,11 @@ def _last_writes_mask(op, x, gy, rest):
     return cast(E["eq"](Subtensor(op.spec)(written, *rest), ids), gy.dtype)
 
 
+def _is_whole(spec, x) -> bool:
+    """True when ``x[spec]`` is ``x`` itself (full slices only)."""
+    return len(spec) <= x.ndim and all(e == ("s", None, None, None) for e in spec)
+
+
 def _spec_str(spec) -> str:
     parts = []
     for e in spec:
@@ -445,6 +481,8 @@ def _spec_str(spec) -> str:
             parts.append("newaxis")
         elif e[0] == "i":
             parts.append("int" if e[1] == "$" else str(e[1]))
+        elif e[0] == "e":
+            parts.append("...")
         elif e[0] == "s":
             parts.append(":".join("" if p is None else ("int" if p == "$" else str(p))
                                   for p in e[1:]).rstrip(":") or ":")
@@ -454,11 +492,12 @@ def _spec_str(spec) -> str:
 
 
 def subtensor(x, index):
-    """``x[index]`` as a graph node (what ``TensorVariable.__getitem__`` calls)."""
+    """``x[index]`` as a graph node (what ``TensorVariable.__getitem__`` calls).
+
+    ``x[:]`` and ``x[...]`` are nodes too (views, as in Theano), so that set_subtensor and
+    inc_subtensor can read the index back; the rewrite ``useless_slice`` removes them."""
     x = as_tensor_variable(x)
     spec, inputs = parse_index(x, index)
-    if all(e == ("s", None, None, None) for e in spec) and len(spec) <= x.ndim:
-        return x
     return Subtensor(spec)(x, *inputs)
 
 

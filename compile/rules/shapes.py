@@ -4,6 +4,23 @@
 lengths that ``infer_shape`` of x's op gives in terms of its inputs' shapes; ``x.shape[i]``
 becomes the i-th of those lengths. The node that computed x can then disappear when only its
 shape was needed. Each rewrite looks one op up; the next sweep continues from the inputs.
+
+Which errors of the value a shape-only graph keeps. Where the computation needs several lengths
+to agree, ``infer_shape`` picks one of them: asking only for the shape would answer for inputs
+the value cannot be computed from, and the answer would depend on which length was picked.
+Those checks are kept (Theano and PyTensor raise for elementwise broadcasting), as is a negative
+length, which no shape may hold. A ``ShapeCheck`` node raises the value's error, naming the
+inputs, their lengths and the line that built the value:
+
+- elementwise ops: in each dimension, the inputs that are not broadcastable have one length;
+- join: every dimension but the axis has one length;
+- reshape: no entry given at run time is negative other than -1.
+
+Errors about lengths the result's shape does not contain are dropped, as in Theano: dot's
+inner dimension, reshape's element count, an index out of range, a set_subtensor value that
+does not fit x[index], split sizes. No check is added where the graph computes the value
+anyway (its computation raises), and one whose lengths are one variable (``exp(x) * x``) is
+removed, so graphs that compute their values, gradients among them, pay nothing.
 """
 from __future__ import annotations
 
@@ -12,9 +29,20 @@ from typing import List, Optional
 import numpy as np
 
 from ...ops.base import call_infer_shape, constant
-from ...ops.shape import MakeVector, Shape, shape
+from ...ops.elemwise import Elemwise
+from ...ops.shape import (
+    DimShuffle,
+    Join,
+    MakeVector,
+    Reshape,
+    Shape,
+    ShapeCheck,
+    _static_vector,
+    shape,
+)
 from ...ops.subtensor import Subtensor
 from ...symbolic.graph import Constant, Variable, ancestors
+from ...symbolic.trace import format_trace
 from ..rewrite import register
 
 ALL_PHASES = ("canonicalize", "stabilize", "specialize")
@@ -82,13 +110,151 @@ def _inferred_shape(fgraph, x: Variable) -> Optional[tuple]:
         return None
 
 
+def _label(var: Variable, i: int) -> str:
+    if var.name:
+        return var.name
+    o = var.owner
+    if o is not None and isinstance(o.op, DimShuffle) and o.inputs[0].name:
+        return f"{o.inputs[0].name}.dimshuffle{o.op.new_order}"
+    return f"input {i}"
+
+
+class _Checks:
+    """The run-time checks on lengths that one node's value makes (see the module docstring),
+    gathered as ShapeCheck's arguments."""
+
+    def __init__(self) -> None:
+        self.checks: list = []
+        self.lengths: list = []
+        self.labels: list = []
+
+    def _pos(self, var: Variable, label: str) -> int:
+        for k, v in enumerate(self.lengths):
+            if v is var:
+                return k
+        self.lengths.append(var)
+        self.labels.append(label)
+        return len(self.lengths) - 1
+
+    def equal(self, members, reason: str) -> None:
+        """``members``: (length, label) pairs that must be equal; lengths known to be equal
+        when the graph is built (one variable, or equal constants) need no check."""
+        keys = {("c", int(v.data)) if isinstance(v, Constant) else id(v) for v, _ in members}
+        if len(keys) > 1:
+            self.checks.append(("eq", tuple(self._pos(v, lb) for v, lb in members), reason))
+
+    def nonneg(self, members, reason: str) -> None:
+        todo = [(v, lb) for v, lb in members if not isinstance(v, Constant)]
+        if todo:
+            self.checks.append(("ge0", tuple(self._pos(v, lb) for v, lb in todo), reason))
+
+
+def _length_checks(fgraph, node, entries) -> Optional[_Checks]:
+    """The checks on lengths that computing ``node`` makes, or None when there are none."""
+    op = node.op
+    if not isinstance(op, (Elemwise, Join, Reshape)):
+        return None
+    shapes = input_shapes(node, fgraph)
+    names = [_label(v, i) for i, v in enumerate(node.inputs)]
+    c = _Checks()
+    if isinstance(op, Elemwise):
+        for d in range(node.outputs[0].ndim):
+            c.equal([(shapes[i][d], f"{names[i]}.shape[{d}]")
+                     for i, v in enumerate(node.inputs) if not v.type.broadcastable[d]],
+                    "the inputs do not broadcast: a dimension that is not broadcastable must "
+                    "have the same length in every input")
+    elif isinstance(op, Join):
+        for d in range(node.outputs[0].ndim):
+            if d != op.axis:
+                c.equal([(s[d], f"{n}.shape[{d}]") for s, n in zip(shapes, names)],
+                        f"join along axis {op.axis} needs the same length in every other "
+                        "dimension")
+    else:
+        # Only the entries given at run time can be negative (make_node refuses static ones);
+        # the one a -1 asks for is negative only when another entry is.
+        static = _static_vector(node.inputs[1], op.ndim)
+        todo = [d for d in range(op.ndim) if static is None or static[d] is None]
+        out = [_as_length(entries[d], node) for d in todo]
+        if any(e is None for e in out):
+            return None
+        c.nonneg([(e, f"length {d} of the result") for d, e in zip(todo, out)],
+                 "a new shape may not hold a negative length (-1 alone asks for the length "
+                 "to be inferred)")
+    return c if c.checks else None
+
+
+def _value_is_computed(fgraph, x: Variable, via=None) -> bool:
+    """True when the graph computes ``x`` itself (an output, or read by an op other than
+    Shape and than ``via``, the node whose shape is being answered): that computation raises,
+    and a second check would only cost nodes (a gradient graph reads most values' shapes)."""
+    return any(c == "output" or not isinstance(c.op, Shape) and c is not via
+               for c, _ in fgraph.clients.get(x, ()))
+
+
+def _checked(fgraph, x: Variable, result: Variable, entries=None, via=None,
+             seen=None) -> Variable:
+    """``result`` (x's shape, or one of its lengths) behind the run-time checks that computing
+    ``x`` would make, so that asking for the shape raises where the value would.
+
+    An input whose shape is static gives constant lengths, so no later rewrite of its Shape
+    will add its own checks: they are added here, down to inputs of unknown shape."""
+    if x.owner is None or _value_is_computed(fgraph, x, via):
+        return result
+    seen = set() if seen is None else seen
+    if x.owner in seen:
+        return result
+    seen.add(x.owner)
+    if entries is None and isinstance(x.owner.op, Reshape):
+        entries = _inferred_shape(fgraph, x)
+    c = None if entries is None and isinstance(x.owner.op, Reshape) else \
+        _length_checks(fgraph, x.owner, entries)
+    if c is not None:
+        what = (f"{x.owner.op}({', '.join(_label(v, i) for i, v in enumerate(x.owner.inputs))})"
+                f" (created at {format_trace(x.trace)}; only its shape was asked for)")
+        result = ShapeCheck(c.checks, c.labels, what)(result, *c.lengths)
+    for inp in x.owner.inputs:
+        if all(n is not None for n in getattr(inp.type, "shape", (None,))):
+            result = _checked(fgraph, inp, result, via=x.owner, seen=seen)
+    return result
+
+
 @register(ALL_PHASES, "Shape")
 def shape_to_constant(fgraph, node):
-    """x.shape -> constant vector when x's static shape is fully known"""
+    """x.shape -> constant vector when x's static shape is fully known (behind the run-time
+    length checks that computing x makes)"""
     x = node.inputs[0]
     if all(s is not None for s in x.type.shape):
-        return constant(np.array(x.type.shape, dtype=np.int64))
+        return _checked(fgraph, x, constant(np.array(x.type.shape, dtype=np.int64)))
     return None
+
+
+def _same(a: Variable, b: Variable, depth: int = 4) -> bool:
+    """True when ``a`` and ``b`` surely hold the same value: one variable, equal constants, or
+    equal ops on the same inputs (the merge pass has not made them one node yet)."""
+    if a is b:
+        return True
+    if isinstance(a, Constant) and isinstance(b, Constant):
+        return a.signature() == b.signature()
+    oa, ob = a.owner, b.owner
+    if depth == 0 or oa is None or ob is None or a.index != b.index or oa.op != ob.op \
+            or len(oa.inputs) != len(ob.inputs):
+        return False
+    return all(_same(i, j, depth - 1) for i, j in zip(oa.inputs, ob.inputs))
+
+
+@register(ALL_PHASES, "ShapeCheck")
+def useless_shape_check(fgraph, node):
+    """ShapeCheck(v, ...) -> v when each check holds whatever the inputs: the lengths that
+    must agree are one variable, the ones that must not be negative are constants >= 0"""
+    lengths = node.inputs[1:]
+    for kind, pos, _ in node.op.checks:
+        vals = [lengths[p] for p in pos]
+        if kind == "eq":
+            if not all(_same(v, vals[0]) for v in vals[1:]):
+                return None
+        elif not all(isinstance(v, Constant) and int(v.data) >= 0 for v in vals):
+            return None
+    return node.inputs[0]
 
 
 @register(ALL_PHASES, "Shape")
@@ -108,7 +274,8 @@ def shape_from_infer_shape(fgraph, node):
     # An elementwise op and the like have their input's shape: say so with one Shape node
     # rather than a vector of its entries, so a chain of them costs one node per step.
     whole = _whole_shape(lengths)
-    return whole if whole is not None else MakeVector("int64")(*lengths)
+    result = whole if whole is not None else MakeVector("int64")(*lengths)
+    return _checked(fgraph, x, result, entries)
 
 
 def _whole_shape(lengths) -> Optional[Variable]:
@@ -156,11 +323,12 @@ def shape_i_from_infer_shape(fgraph, node):
     x = src.owner.inputs[0]
     d = spec[0][1] % max(x.ndim, 1)
     if x.type.shape[d] is not None:
-        return constant(np.int64(x.type.shape[d]))
+        return _checked(fgraph, x, constant(np.int64(x.type.shape[d])))
     entries = _inferred_shape(fgraph, x)
     if entries is None or len(entries) != x.ndim:
         return None
-    return _as_length(entries[d], x.owner)
+    length = _as_length(entries[d], x.owner)
+    return None if length is None else _checked(fgraph, x, length, entries)
 
 
 @register(ALL_PHASES, "Subtensor")
