@@ -8,10 +8,10 @@ from ...ops.elemwise import ELEMWISE as E
 from ...ops.elemwise import cast
 from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
-from ...ops.shape import Alloc, ARange, Shape, arange, shape
+from ...ops.shape import Alloc, ARange, DimShuffle, Shape, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
 from ...symbolic.graph import Constant, Variable
-from ..rewrite import chain_root, const_value, match, op_key, register
+from ..rewrite import chain_root, const_value, match, node_key, op_key, register
 
 
 def _same(new, old):
@@ -235,10 +235,19 @@ def _row_lengths(fgraph, z, depth: int = 64):
     return pairs, static, exprs
 
 
-@register("stabilize", "log")
+@register("stabilize", "log", "mul")
 def log_sum_exp_to_logsumexp(fgraph, node):
-    """log(sum(exp(x), axis)) -> max(x) + log(sum(exp(x - max(x)), axis)), finite for large x"""
-    red = node.inputs[0].owner
+    """log(sum(exp(x), axis)) -> max(x) + log(sum(exp(x - max(x)), axis)), finite for large x;
+    and its gradient exp(x) * broadcast(g / sum(exp(x), axis)) -> broadcast(g) *
+    softmax(x, axis), finite too (one rule: the loss and its gradient are rewritten together)"""
+    if node_key(node) == "mul":
+        return _grad_of_logsumexp(node)
+    s = node.inputs[0]
+    keep = None
+    if op_key(s) == "DimShuffle" and [d for d in s.owner.op.new_order if d != "x"] == \
+            list(range(s.owner.inputs[0].ndim)):
+        keep, s = s.owner.op, s.owner.inputs[0]  # keepdims=True: log(pad(s)) = pad(log(s))
+    red = s.owner
     if red is None or not isinstance(red.op, Reduce) or red.op.kind != "sum":
         return None
     e = red.inputs[0]
@@ -251,8 +260,82 @@ def log_sum_exp_to_logsumexp(fgraph, node):
         return None
     if not x.dtype.startswith("float"):
         return None
-    return _same(logsumexp(x, axis=red.op.axis), node.outputs[0])
+    out = logsumexp(x, axis=red.op.axis)
+    return _same(out if keep is None else keep(out), node.outputs[0])
 
+
+# -- the gradient of log(sum(exp(x))) ---------------------------------------------------------
+# log(sum(exp(x))) is rewritten to the stable logsumexp, but its gradient, built before that,
+# holds exp(x) * (g / sum(exp(x))): inf / inf once exp overflows. Read as g * softmax(x) it is
+# finite.
+
+def _lands_on(v, where):
+    """Follow ``v`` down through broadcasts (DimShuffle, the value of an Alloc) from the
+    variable whose dims ``where`` names: (the variable reached, where each of its dims lands
+    there; None for a dropped broadcastable dim) and the wrapper nodes passed."""
+    chain = []
+    while v.owner is not None and isinstance(v.owner.op, (DimShuffle, Alloc)):
+        node = v.owner
+        inner = node.inputs[0]
+        if isinstance(node.op, DimShuffle):
+            order = node.op.new_order
+            where = [where[order.index(k)] if k in order else None for k in range(inner.ndim)]
+        else:
+            lead = v.ndim - inner.ndim
+            where = [where[lead + k] for k in range(inner.ndim)]
+        chain.append(node)
+        v = inner
+    return v, where, chain
+
+
+def _sum_of_exp(d, e, where):
+    """The reduced axes when ``d`` broadcasts ``sum(e, axes)`` back along those axes only
+    (each varying dim of the sum lands on the dim of ``e`` it was kept from), else None."""
+    s, where, _ = _lands_on(d, where)
+    if s.owner is None or not isinstance(s.owner.op, Reduce) or s.owner.op.kind != "sum" or \
+            s.owner.inputs[0] is not e:
+        return None
+    axes = s.owner.op.axis
+    kept = [k for k in range(e.ndim) if k not in axes]
+    for k, lands in enumerate(where):
+        if lands != kept[k] and s.type.shape[k] != 1:
+            return None
+    return axes
+
+
+def _softmax_of(e, axes):
+    x = e.owner.inputs[0]
+    if not x.dtype.startswith("float") or not axes:
+        return None
+    return Softmax(axes[0] if len(axes) == 1 else tuple(axes))(x)
+
+
+def _grad_of_logsumexp(node):
+    """exp(x) * broadcast(g / sum(exp(x), axes)) -> broadcast(g) * softmax(x, axes), or None"""
+    out = node.outputs[0]
+    ins = node.inputs
+    for i, e in enumerate(ins):
+        if op_key(e) != "exp" or e.ndim != out.ndim:
+            continue
+        for j, b in enumerate(ins):
+            if j == i or b.ndim != out.ndim:
+                continue
+            q, where, chain = _lands_on(b, list(range(out.ndim)))
+            if op_key(q) != "true_div":
+                continue
+            g, d = q.owner.inputs
+            axes = _sum_of_exp(d, e, list(where)) if d.ndim == q.ndim else None
+            soft = _softmax_of(e, axes) if axes is not None else None
+            if soft is None or (g.dtype, g.broadcastable) != (q.dtype, q.broadcastable):
+                continue
+            for wrap in reversed(chain):  # the same broadcasts, of g instead of g / sum
+                g = wrap.op(g, *wrap.inputs[1:])
+            result = soft * g
+            for k, other in enumerate(ins):
+                if k not in (i, j):
+                    result = result * other
+            return _same(result, out)
+    return None
 
 
 # -- products and quotients of sigmoids ------------------------------------------------------------
