@@ -20,7 +20,8 @@ from .. import backends
 from ..config import config
 from ..backends.numpy_backend import Plan
 from ..ops.base import as_tensor_variable
-from ..symbolic.graph import Constant, Variable, ancestors, clone_replace, gc_paused
+from ..symbolic.graph import (Constant, Variable, ancestors, clone_replace, gc_paused,
+                               set_eval_hook)
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
@@ -154,6 +155,9 @@ def _compile_inner_graphs(fgraph: FunctionGraph, mode) -> Dict[Any, list]:
             inner[node] = [function(list(ins), outs, mode=mode, on_unused_input="ignore").fn
                            for ins, outs in graphs]
     return inner
+
+
+set_eval_hook(function)  # Variable.eval compiles through function()
 
 
 def _rebuild_function(spec: dict):

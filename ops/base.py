@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..symbolic.graph import Apply, Constant, TensorVariable, Variable
+from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace, user_trace
 from ..symbolic.types import TensorType
 
@@ -257,10 +257,10 @@ def constant(value: Any, name: Optional[str] = None, ndim: Optional[int] = None,
 
 
 def as_tensor_variable(x: Any, name: Optional[str] = None, ndim: Optional[int] = None
-                       ) -> TensorVariable:
+                       ) -> Variable:
     """Return ``x`` as a tensor variable: variables pass through, values become constants,
     and tuples or lists holding variables are stacked."""
-    if isinstance(x, TensorVariable):
+    if isinstance(x, Variable) and isinstance(x.type, TensorType):
         if ndim is not None and x.ndim != ndim:
             if x.ndim < ndim:
                 from .shape import shape_padleft

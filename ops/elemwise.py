@@ -189,3 +189,22 @@ def cast(x, dtype: str):
 def _floatx():
     from ..config import config
     return config.floatX
+
+
+def round_mode(a, mode: Optional[str] = None):
+    """Round to the nearest integer; ties to even by default, as numpy does (Theano's
+    ``T.round``)."""
+    mode = mode or "half_to_even"
+    if mode == "half_to_even":
+        return ELEMWISE["round_half_to_even"](a)
+    if mode == "half_away_from_zero":
+        return ELEMWISE["round_half_away_from_zero"](a)
+    raise graph_error(f"round: mode must be 'half_to_even' or 'half_away_from_zero', got "
+                      f"{mode!r}", ValueError)
+
+
+def tensor_copy(x, name: Optional[str] = None):
+    """A copy of ``x`` (a node of its own, so the copy can be named)."""
+    out = ELEMWISE["identity"](x)
+    out.name = name
+    return out

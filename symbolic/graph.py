@@ -34,9 +34,13 @@ def gc_paused(fn: Callable) -> Callable:
     return wrapper
 
 
-def _tensor_module():
-    from .. import tensor  # the facade; imported late because it depends on this module
-    return tensor
+_EVAL_HOOK: list = []
+
+
+def set_eval_hook(fn: Callable) -> None:
+    """Install what ``Variable.eval`` compiles with: ``compile/`` calls this when imported, so
+    this layer never imports the compiler."""
+    _EVAL_HOOK[:] = [fn]
 
 
 class Variable:
@@ -76,7 +80,10 @@ class Variable:
 
     def eval(self, inputs_to_values: Optional[Dict["Variable", Any]] = None):
         """Compile (once, cached) and evaluate this variable given values for its inputs."""
-        from ..compile.function import function
+        if not _EVAL_HOOK:
+            raise RuntimeError("Variable.eval needs the compiler: import theon (or theon.compile) "
+                               "first")
+        function, = _EVAL_HOOK
         inputs_to_values = dict(inputs_to_values or {})
         key = tuple(inputs_to_values)
         cache = self.__dict__.setdefault("_eval_cache", {})
@@ -101,132 +108,16 @@ class Variable:
             f"at run time.\n  (at {format_trace(user_trace())})")
 
 
-class TensorVariable(Variable):
-    """A Variable of TensorType, with numpy-like operators and methods that build graph."""
+class Constant(Variable):
+    """A root variable with a fixed value (folded into generated code).
 
-    # -- attributes -----------------------------------------------------------------------
-    ndim = property(lambda self: self.type.ndim)
-    dtype = property(lambda self: self.type.dtype)
-    broadcastable = property(lambda self: self.type.broadcastable)
-    shape = property(lambda self: _tensor_module().shape(self))
-    size = property(lambda self: _tensor_module().prod(self.shape))
-    T = property(lambda self: _tensor_module().transpose(self))
+    ``Constant(type, data)`` makes the type's own constant class when it has one
+    (``TensorType.constant_type``: a tensor constant has the tensor operators)."""
 
-    def __len__(self):
-        raise TypeError(f"len() of the symbolic {describe(self)} is not known while the graph is "
-                        "built; use x.shape[0]")
-
-    def __iter__(self):
-        if self.ndim == 0 or self.type.shape[0] is None:
-            raise TypeError(f"cannot iterate over {describe(self)}: its first dimension has no "
-                            "static length. Index it (x[i]) or use scan.")
-        return (self[i] for i in range(self.type.shape[0]))
-
-    # -- arithmetic -----------------------------------------------------------------------
-    def __add__(self, o): return _tensor_module().add(self, o)
-    def __radd__(self, o): return _tensor_module().add(o, self)
-    def __sub__(self, o): return _tensor_module().sub(self, o)
-    def __rsub__(self, o): return _tensor_module().sub(o, self)
-    def __mul__(self, o): return _tensor_module().mul(self, o)
-    def __rmul__(self, o): return _tensor_module().mul(o, self)
-    def __truediv__(self, o): return _tensor_module().true_div(self, o)
-    def __rtruediv__(self, o): return _tensor_module().true_div(o, self)
-    def __floordiv__(self, o): return _tensor_module().int_div(self, o)
-    def __rfloordiv__(self, o): return _tensor_module().int_div(o, self)
-    def __mod__(self, o): return _tensor_module().mod(self, o)
-    def __rmod__(self, o): return _tensor_module().mod(o, self)
-    def __pow__(self, o): return _tensor_module().pow(self, o)
-    def __rpow__(self, o): return _tensor_module().pow(o, self)
-    def __matmul__(self, o): return _tensor_module().matmul(self, o)
-    def __rmatmul__(self, o): return _tensor_module().matmul(o, self)
-    def __neg__(self): return _tensor_module().neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return _tensor_module().abs(self)
-    def __lt__(self, o): return _tensor_module().lt(self, o)
-    def __le__(self, o): return _tensor_module().le(self, o)
-    def __gt__(self, o): return _tensor_module().gt(self, o)
-    def __ge__(self, o): return _tensor_module().ge(self, o)
-    def __and__(self, o): return _tensor_module().and_(self, o)
-    def __rand__(self, o): return _tensor_module().and_(o, self)
-    def __or__(self, o): return _tensor_module().or_(self, o)
-    def __ror__(self, o): return _tensor_module().or_(o, self)
-    def __xor__(self, o): return _tensor_module().xor(self, o)
-    def __rxor__(self, o): return _tensor_module().xor(o, self)
-    def __invert__(self): return _tensor_module().invert(self)
-    __hash__ = Variable.__hash__  # identity, as in Theano: use T.eq for elementwise equality
-
-    def __getitem__(self, index): return _tensor_module().subtensor(self, index)
-
-    # -- methods --------------------------------------------------------------------------
-    def sum(self, axis=None, dtype=None, keepdims=False):
-        return _tensor_module().sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
-
-    def prod(self, axis=None, dtype=None, keepdims=False):
-        return _tensor_module().prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
-
-    def mean(self, axis=None, dtype=None, keepdims=False):
-        return _tensor_module().mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
-
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return _tensor_module().var(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return _tensor_module().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _tensor_module().max(self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _tensor_module().min(self, axis=axis, keepdims=keepdims)
-
-    def argmax(self, axis=None, keepdims=False):
-        return _tensor_module().argmax(self, axis=axis, keepdims=keepdims)
-
-    def argmin(self, axis=None, keepdims=False):
-        return _tensor_module().argmin(self, axis=axis, keepdims=keepdims)
-
-    def all(self, axis=None, keepdims=False):
-        return _tensor_module().all(self, axis=axis, keepdims=keepdims)
-
-    def any(self, axis=None, keepdims=False):
-        return _tensor_module().any(self, axis=axis, keepdims=keepdims)
-
-    def cumsum(self, axis=None): return _tensor_module().cumsum(self, axis=axis)
-    def cumprod(self, axis=None): return _tensor_module().cumprod(self, axis=axis)
-
-    def reshape(self, *shape, ndim=None):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list, Variable)):
-            shape = shape[0]
-        return _tensor_module().reshape(self, shape, ndim=ndim)
-
-    def dimshuffle(self, *pattern):
-        if len(pattern) == 1 and isinstance(pattern[0], (tuple, list)):
-            pattern = pattern[0]
-        return _tensor_module().dimshuffle(self, pattern)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = axes[0]
-        return _tensor_module().transpose(self, axes or None)
-
-    def flatten(self, ndim=1): return _tensor_module().flatten(self, ndim)
-    def astype(self, dtype): return _tensor_module().cast(self, dtype)
-    def dot(self, other): return _tensor_module().dot(self, other)
-    def clip(self, a_min, a_max): return _tensor_module().clip(self, a_min, a_max)
-    def round(self, mode=None): return _tensor_module().round(self, mode)
-    def repeat(self, repeats, axis=None): return _tensor_module().repeat(self, repeats, axis)
-    def squeeze(self): return _tensor_module().squeeze(self)
-    def copy(self, name=None): return _tensor_module().tensor_copy(self, name=name)
-    def nonzero_values(self): return self.flatten()[_tensor_module().neq(self.flatten(), 0)]
-    def norm(self, L, axis=None):
-        t = _tensor_module()
-        if L == 1:
-            return t.sum(t.abs(self), axis=axis)
-        return t.pow(t.sum(t.pow(t.abs(self), L), axis=axis), 1.0 / L)
-
-
-class Constant(TensorVariable):
-    """A root variable with a fixed value (folded into generated code)."""
+    def __new__(cls, type=None, *args, **kwargs):
+        if cls is Constant:
+            cls = getattr(type, "constant_type", None) or cls
+        return object.__new__(cls)
 
     def __init__(self, type: TensorType, data: Any, name: Optional[str] = None,
                  trace: Optional[Trace] = None):

@@ -9,13 +9,21 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .graph import TensorVariable
+from .graph import Variable
 from .trace import Trace
 from .types import TensorType
 
 
-class SharedVariable(TensorVariable):
-    """A root variable whose value is stored with it (Theano's ``shared``)."""
+class SharedVariable(Variable):
+    """A root variable whose value is stored with it (Theano's ``shared``).
+
+    ``SharedVariable(type, value)`` makes the type's own shared class when it has one
+    (``TensorType.shared_type``: a shared tensor has the tensor operators)."""
+
+    def __new__(cls, type=None, *args, **kwargs):
+        if cls is SharedVariable:
+            cls = getattr(type, "shared_type", None) or cls
+        return object.__new__(cls)
 
     def __init__(self, type: TensorType, value: Any, name: Optional[str] = None,
                  borrow: bool = False, trace: Optional[Trace] = None):
@@ -42,8 +50,8 @@ class SharedVariable(TensorVariable):
 
     def clone(self) -> "SharedVariable":
         # A clone of a shared variable is the same storage under a new node, as in Theano.
-        twin = SharedVariable.__new__(SharedVariable)
-        TensorVariable.__init__(twin, self.type, name=self.name, trace=self.trace)
+        twin = object.__new__(type(self))
+        Variable.__init__(twin, self.type, name=self.name, trace=self.trace)
         twin.container = self.container
         twin.default_update = self.default_update
         return twin

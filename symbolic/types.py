@@ -30,20 +30,22 @@ _NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"
 
 
 class Type:
-    """Base class of variable types; a type can make variables and check values."""
+    """Base class of variable types; a type can make variables and check values.
+
+    The classes of the variables a type makes are slots that the layer defining their
+    operators fills (``ops/variable.py`` for tensors): this layer knows no operators. Until
+    then a type makes plain graph variables."""
+
+    variable_type: Optional[type] = None  # made by type(name); None: symbolic.graph.Variable
+    constant_type: Optional[type] = None  # made by Constant(type, data)
+    shared_type: Optional[type] = None    # made by SharedVariable(type, value)
 
     def __call__(self, name: Optional[str] = None):
-        return _variable_class()(self, name=name)
-
-
-_VARIABLE_CLASS: list = []
-
-
-def _variable_class():
-    if not _VARIABLE_CLASS:
-        from .graph import TensorVariable  # late: graph imports types
-        _VARIABLE_CLASS.append(TensorVariable)
-    return _VARIABLE_CLASS[0]
+        cls = self.variable_type
+        if cls is None:
+            from .graph import Variable  # same layer; graph imports this module
+            cls = Variable
+        return cls(self, name=name)
 
 
 class TensorType(Type):

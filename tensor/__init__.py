@@ -11,7 +11,8 @@ from ..config import config
 from ..ops.base import as_tensor_variable, constant, get_scalar_constant_value, NotConstantError
 from ..ops.blas import batched_dot, dot, matmul, outer, tensordot
 from ..ops.extra import argsort, diag, diagonal, roll, sort, trace, tril, triu
-from ..ops.elemwise import ELEMWISE as _E, Elemwise, cast
+from ..ops.elemwise import ELEMWISE as _E, Elemwise, cast, tensor_copy
+from ..ops.elemwise import round_mode as round  # noqa: A004 - Theano's T.round
 from ..ops.reduce import (all, any, argmax, argmin, cumprod, cumsum, max, max_and_argmax, mean,
                           min, prod, std, sum, var)
 from ..ops.shape import (addbroadcast, alloc, arange, concatenate, dimshuffle, eye, fill,
@@ -19,8 +20,8 @@ from ..ops.shape import (addbroadcast, alloc, arange, concatenate, dimshuffle, e
                          reshape, shape, shape_padaxis, shape_padleft, shape_padright, split,
                          squeeze, stack, tile, transpose, unbroadcast, zeros, zeros_like)
 from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
-from ..symbolic.graph import Constant as TensorConstant, TensorVariable, Variable
-from ..symbolic.shared import SharedVariable as TensorSharedVariable
+from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
+from ..symbolic.graph import Variable
 from ..symbolic.types import TensorType
 from . import nnet
 from ..gradient import (Lop, Rop, consider_constant, disconnected_grad, grad,  # noqa: F401
@@ -58,22 +59,6 @@ reciprocal = inv
 def where(condition, x, y):
     """``switch``: pick from ``x`` where ``condition`` holds, else from ``y`` (both computed)."""
     return switch(condition, x, y)
-
-
-def round(a, mode: Optional[str] = None):  # noqa: A001
-    """Round to the nearest integer; ties to even by default, as numpy does."""
-    mode = mode or "half_to_even"
-    if mode == "half_to_even":
-        return round_half_to_even(a)
-    if mode == "half_away_from_zero":
-        return round_half_away_from_zero(a)
-    raise ValueError(f"round: mode must be 'half_to_even' or 'half_away_from_zero', got {mode!r}")
-
-
-def tensor_copy(x, name=None):
-    out = tensor_copy_op(x)
-    out.name = name
-    return out
 
 
 def square(x):
