@@ -774,7 +774,10 @@ class ARange(Op):
     def infer_shape(self, fgraph, node, shapes):
         from .elemwise import ELEMWISE as E, cast
         start, stop, step = node.inputs
-        n = E["ceil"](E["true_div"](stop - start, step))
+        diff = stop - start
+        if diff.dtype in INT_DTYPES + UINT_DTYPES:  # exact, not floatX: as numpy counts
+            diff = cast(diff, "float64")
+        n = E["ceil"](E["true_div"](diff, step))
         n = E["maximum"](cast(n, "int64"), 0)
         return [(n,)]
 

@@ -809,6 +809,7 @@ def _():
 NO_CASE = {
     "GradModifier": "abstract base of DisconnectedGrad, ZeroGrad, GradClip and GradScale",
     "MapRows": "covered by jacobian_map_rows, whose output is a Reshape of the MapRows",
+    "ShapeCheck": "made only by the shape rewrites; tested in tests/ops/test_audit_indexing.py",
 }
 # Ops whose output shape cannot be known without computing them: the shape graph may keep them.
 NEEDS_OUTPUT = {
@@ -988,8 +989,11 @@ def test_shape_through_a_chain_of_ops():
         out = T.tanh(out) * y if k % 2 else T.exp(out).T + 1
     f = theano.function([x, y], out.shape)
     ops = set(_ops(f))
-    assert ops <= {"Shape", "Subtensor", "MakeVector"}, ops
+    # ShapeCheck: x and y must broadcast, which only their run-time lengths can tell
+    assert ops <= {"Shape", "Subtensor", "MakeVector", "ShapeCheck"}, ops
     assert tuple(f(np.zeros((3, 3)), np.zeros((3, 3)))) == (3, 3)
+    with pytest.raises(ValueError):
+        f(np.zeros((3, 3)), np.zeros((4, 3)))
 
 
 def test_shape_of_a_shape_computation_is_static():

@@ -440,6 +440,8 @@ NO_GRADIENT = {
     "DisconnectedGrad": "gradient modifier: tested in test_grad.py (consider_constant)",
     "ZeroGrad": "gradient modifier: tested in test_grad.py and test_verify_grad_detects...",
     "MapRows": "jacobian's row loop; hessian differentiates the gradient graph before mapping",
+    "ShapeCheck": "passes an integer shape through after checking lengths: nothing to "
+                  "differentiate",
     "CheckedLabels": "returns its integer labels unchanged: nothing to differentiate",
     "FromFunctionOp": "as_op wraps an arbitrary Python function: no gradient unless given; "
                       "test_grad.py checks the NullTypeGradError",

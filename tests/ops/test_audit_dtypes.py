@@ -171,8 +171,6 @@ def test_int_true_div_with_floatx_from_theon_flags(run_python):
     assert out.stdout.split() == ["float32"] * 3
 
 
-@pytest.mark.xfail(strict=True, reason="ops/shape.py ARange.infer_shape divides the int64 "
-                   "bounds with true_div, which is now floatX; Theano casts to float64 first")
 def test_symbolic_arange_length_is_exact_with_floatx_float32():
     with floatx("float32"):
         n = T.lscalar("n")
