@@ -256,12 +256,13 @@ def test_one_over_one_plus_exp_of_integers_negates_in_float(dtype, values):
 def test_integer_negation_is_not_a_sigmoid_sign():
     """-u wraps for unsigned u: sigmoid(-u) is neither sigmoid(u)'s mirror nor cancels
     1 - sigmoid(u)."""
-    u = T.vector("u", dtype="uint8")
-    f = theano.function([u], [1 / (1 + T.exp(-u)), T.nnet.sigmoid(-u) / (1 - T.nnet.sigmoid(u))])
+    u, x = T.vector("u", dtype="uint8"), T.vector("x", dtype="float32")
+    s = T.nnet.sigmoid
+    f = theano.function([u, x], [1 / (1 + T.exp(-u)), x * s(-u) / (1 - s(u))])
     v = np.array([0, 1, 3], "uint8")
     wrapped = (-v).astype("float64")  # 0, 255, 253
     sig = lambda a: 0.5 * (1 + np.tanh(a / 2))
-    got = f(v)
+    got = f(v, np.ones(3, "float32"))
     np.testing.assert_allclose(got[0], sig(-wrapped), rtol=1e-6, atol=1e-30)
     np.testing.assert_allclose(got[1], sig(wrapped) / (1 - sig(v.astype("float64"))), rtol=1e-5)
 
