@@ -30,7 +30,7 @@ _S = {  # scalar op name -> sympy builder
 }
 # Ops that pass their first input through unchanged, element for element.
 _PASS_THROUGH = ("Rebroadcast", "Alloc", "DisconnectedGrad", "ZeroGrad", "GradClip",
-                 "GradScale")
+                 "GradScale", "ShapeCheck")
 
 
 def _number(var: Constant) -> sp.Expr:

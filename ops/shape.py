@@ -214,10 +214,12 @@ class ShapeCheck(Op):
         return run
 
     def infer_shape(self, fgraph, node, shapes):
-        return [shapes[0]]
+        # whatever part of the value's shape is asked for keeps the checks
+        lengths = node.inputs[1:]
+        return [tuple(self(n, *lengths) for n in shapes[0])]
 
     def grad(self, inputs, grads):
-        return [None] * len(inputs)
+        return [grads[0]] + [None] * (len(inputs) - 1)  # the value passes through
 
 
 class Rebroadcast(Op):

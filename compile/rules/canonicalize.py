@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.elemwise import ELEMWISE as E, cast
-from ...ops.shape import DimShuffle, Reshape
+from ...ops.shape import DimShuffle, Reshape, ShapeCheck, shape
 from ...symbolic.graph import Constant
+from ...symbolic.trace import format_trace
 from ..rewrite import chain_root, const_value, fold_node, match, op_key, register
 
 
@@ -175,6 +176,9 @@ def add_chain_cancel_and_collect(fgraph, node):
     kept = [(1 if n > 0 else -1, v) for v, n in net.items() for _ in range(abs(n))]
     if len(kept) == len(others) and len(consts) < 2 or not kept:
         return None
+    checks = _broadcast_checks([v for v, n in net.items() if n == 0], [v for _, v in kept])
+    if checks is None:
+        return None
     result = None
     for sg, v in sorted(kept, key=lambda t: -t[0]):  # positive terms first: no neg needed
         if result is None:
@@ -191,7 +195,35 @@ def add_chain_cancel_and_collect(fgraph, node):
         if np.any(total) or total.ndim > 0:
             result = E["add"](result, Constant(type(consts[0][1].type)(out.dtype, shape=tuple(
                 1 if n == 1 else None for n in total.shape)), total))
+    if checks:
+        lengths, labels = zip(*checks)
+        pairs = [("eq", (2 * k, 2 * k + 1), "the terms of the sum do not broadcast together")
+                 for k in range(len(checks))]
+        what = f"the sum created at {format_trace(out.trace)}"
+        result = ShapeCheck(pairs, [lb for pair in labels for lb in pair], what)(
+            result, *[n for pair in lengths for n in pair])
     return _fits(result, out)
+
+
+def _broadcast_checks(cancelled, kept):
+    """What cancelling terms from a sum must still check at run time: each non-broadcastable
+    length of a cancelled term equals that of a kept term, as the sum's broadcasting did
+    ((a + b) - b -> a keeps the error a + b raises when a and b do not broadcast). Pairs
+    ``((length, length), (label, label))``; statically equal lengths need none. None when a
+    cancelled term alone fixed a dimension's length (the result would be smaller)."""
+    out = []
+    for v in cancelled:
+        for d, (vb, vn) in enumerate(zip(v.broadcastable, v.type.shape)):
+            if vb:
+                continue
+            ref = next((k for k in kept if not k.broadcastable[d]), None)
+            if ref is None:
+                return None
+            if vn is not None and ref.type.shape[d] == vn:
+                continue
+            out.append(((shape(ref)[d], shape(v)[d]),
+                        (f"{ref!r}.shape[{d}]", f"{v!r}.shape[{d}]")))
+    return out
 
 
 @register("canonicalize", "true_div")

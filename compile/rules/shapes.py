@@ -204,6 +204,8 @@ def _checked(fgraph, x: Variable, result: Variable, entries=None, via=None,
     if x.owner in seen:
         return result
     seen.add(x.owner)
+    if isinstance(x.owner.op, ShapeCheck):  # a value's own checks hold for its shape too
+        result = x.owner.op(result, *x.owner.inputs[1:])
     if entries is None and isinstance(x.owner.op, Reshape):
         entries = _inferred_shape(fgraph, x)
     c = None if entries is None and isinstance(x.owner.op, Reshape) else \

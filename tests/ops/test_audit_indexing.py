@@ -368,9 +368,9 @@ def shape_cases(draw):
         # declare a dimension broadcastable only where the length is 1, sometimes static
         types.append(tuple(1 if (L == 1 and draw(st.booleans())) else
                            (L if draw(st.integers(0, 3)) == 0 else None) for L in s))
-    # No subtraction: canonicalize's (a + b) - b -> a drops the broadcast error of a + b (and
-    # its value then contradicts its static shape): a rewrite bug reported apart.
-    ops = draw(st.lists(st.sampled_from(["add", "mul", "exp", "T", "join0", "joinlast"]),
+    # subtraction: (a + b) - a -> b must keep the broadcast error of a + b
+    ops = draw(st.lists(st.sampled_from(["add", "sub", "mul", "exp", "T", "join0",
+                                         "joinlast"]),
                         min_size=1, max_size=4))
     return shapes, types, ops
 
@@ -392,18 +392,23 @@ def test_fuzz_shape_only_graph_raises_like_the_value(case):
         value = f_val(*vals)
     except ValueError:
         value = None
+    # and the value with every rewrite (cancelling terms must not drop the error either)
+    f_fast = theon.function(xs, out, on_unused_input="ignore")
     if value is None:
         with pytest.raises(ValueError):
             f_shape(*vals)
+        with pytest.raises(ValueError):
+            f_fast(*vals)
     else:
         np.testing.assert_array_equal(f_shape(*vals), value.shape)
+        np.testing.assert_array_equal(f_fast(*vals), value)
 
 
 def _shape_case_graph(xs, ops):
     out = xs[0]
     for k, op in enumerate(ops):
         other = xs[(k + 1) % len(xs)]
-        if op in ("add", "mul"):
+        if op in ("add", "sub", "mul"):
             out = getattr(T, op)(out, other)
         elif op == "exp":
             out = T.exp(out)
