@@ -83,8 +83,8 @@ class FunctionGraph:
     def _rebuild(self) -> None:
         self.clients: Dict[Variable, Clients] = {}
         self.nodes = set()
-        self._order: Optional[List[Apply]] = None
-        for node in toposort(self.outputs, stop=self.inputs):
+        self._order: Optional[List[Apply]] = toposort(self.outputs, stop=self.inputs)
+        for node in self._order:
             self.nodes.add(node)
             for i, inp in enumerate(node.inputs):
                 self.clients.setdefault(inp, Clients()).append((node, i))

@@ -106,6 +106,11 @@ def mul_minus_one_to_neg(fgraph, node):
 
 def _combine_constants(node, name):
     out = node.outputs[0]
+    # cheap refusals first: this runs on every add and mul, and most have no constant operand
+    a, b = node.inputs
+    inner = b if isinstance(a, Constant) else a if isinstance(b, Constant) else None
+    if inner is None or op_key(inner) != name:
+        return None
     m = (match(out, (name, (name, "x", "c1"), "c2")) or match(out, (name, "c2", (name, "x", "c1")))
          or match(out, (name, (name, "c1", "x"), "c2")) or match(out, (name, "c2",
                                                                           (name, "c1", "x"))))
