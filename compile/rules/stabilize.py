@@ -11,6 +11,7 @@ from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, ARange, DimShuffle, Shape, arange, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
 from ...symbolic.graph import Constant, Variable
+from ...symbolic.types import DISCRETE_DTYPES
 from ..rewrite import chain_root, const_value, match, node_key, op_key, register
 
 
@@ -391,7 +392,10 @@ def _factors(fgraph, out):
         v, upper, root = stack.pop()
         key = op_key(v)
         inner = key in ("mul", "true_div", "neg") and v.dtype == out.dtype and \
-            (root or fgraph.n_clients(v) == 1) and _sigmoid_of(v) is None
+            (root or fgraph.n_clients(v) == 1) and _sigmoid_of(v) is None and not (
+                key == "true_div" and any(i.dtype in DISCRETE_DTYPES for i in v.owner.inputs))
+        # (a true division of ints is computed in float64 and rounded once: split into
+        # factors cast to a float32 output, it would round twice)
         if not inner:
             (num if upper else den).append(v)
         elif key == "neg":
