@@ -174,7 +174,7 @@ class FunctionGraph:
                 raise TypeError(f"rewrite {reason or ''}: cannot replace {old!r} ({ot}) by "
                                 f"{new!r} ({nt})")
             if not ot.is_super(nt):  # the new one is less specific: keep the old promise
-                from ..ops.shape import patternbroadcast
+                from ..ops.dimshuffle import patternbroadcast
                 new = patternbroadcast(new, ot.broadcastable)
         _copy_trace(old, new, self)
         self.history.append((reason, old, new))

@@ -389,7 +389,7 @@ def _check_update(var: SharedVariable, value, where) -> Variable:
             f"become {vt} through the update expression {value!r} created at "
             f"{format_trace(value.trace)}.{hint}")
     if not st.is_super(vt):
-        from ..ops.shape import patternbroadcast
+        from ..ops.dimshuffle import patternbroadcast
         value = patternbroadcast(value, st.broadcastable)
     return value
 

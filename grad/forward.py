@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from ..ops.alloc import zeros_like
 from ..ops.base import as_tensor_variable
 from ..ops.gradrules import fit_gradient
 from ..ops.reduce import sum as sum_
-from ..ops.shape import zeros_like
 from ..symbolic.graph import Apply, Variable, clone_replace
 from ..symbolic.trace import describe
 from ..symbolic.types import DISCRETE_DTYPES

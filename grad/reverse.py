@@ -65,7 +65,7 @@ def _accumulate(store: Dict[Variable, object], var: Variable, g) -> None:
 
 
 def _zeros_like(v: Variable):
-    from ..ops.shape import zeros_like
+    from ..ops.alloc import zeros_like
     return zeros_like(v)
 
 
@@ -153,7 +153,7 @@ def grad(cost: Optional[Variable], wrt: Union[Variable, Sequence[Variable]],
                             f"{cost.ndim} dimensions. Sum or average it first, or use "
                             "jacobian/Lop for non-scalar outputs.")
         if cost.dtype not in DISCRETE_DTYPES:
-            from ..ops.shape import ones_like
+            from ..ops.alloc import ones_like
             seeds[cost] = ones_like(cost)
         else:
             seeds[cost] = None

@@ -263,7 +263,7 @@ def as_tensor_variable(x: Any, name: Optional[str] = None, ndim: Optional[int] =
     if isinstance(x, Variable) and isinstance(x.type, TensorType):
         if ndim is not None and x.ndim != ndim:
             if x.ndim < ndim:
-                from .shape import shape_padleft
+                from .dimshuffle import shape_padleft
                 return shape_padleft(x, ndim - x.ndim)
             raise graph_error(f"{x!r} has {x.ndim} dimensions where {ndim} were expected")
         return x
@@ -274,7 +274,7 @@ def as_tensor_variable(x: Any, name: Optional[str] = None, ndim: Optional[int] =
             raise graph_error(f"the node {x!r} has several outputs; pick one")
         return x.outputs[0]
     if isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in _flat(x)):
-        from .shape import stack
+        from .join import stack
         return stack([as_tensor_variable(e) for e in x])
     if hasattr(x, "owner") or callable(x) and not isinstance(x, np.ndarray):
         raise graph_error(f"expected a tensor variable or a number/array, got "

@@ -178,8 +178,8 @@ class MatMul(Op):
 
 def _sum_to(g, x):
     """Sum ``g`` over the batch dimensions that ``x`` broadcast."""
+    from .dimshuffle import patternbroadcast
     from .reduce import sum as sum_
-    from .shape import patternbroadcast
     lead = g.ndim - x.ndim
     axes = list(range(lead)) + [lead + d for d, b in enumerate(x.broadcastable[:-2])
                                 if b and not g.broadcastable[lead + d]]
@@ -382,7 +382,8 @@ def _run_checked3(fn):
 
 def _batched_dot_nd(a, b):
     """batched_dot for ranks above 3: flatten to (batch, rows, k) @ (batch, k, cols)."""
-    from .shape import reshape, shape, stack
+    from .join import stack
+    from .shape import reshape, shape
     db = max(1, b.ndim - 2)
     _check_inner("batched_dot", a, b, a.ndim - 1, db)
     sa, sb = shape(a), shape(b)

@@ -82,7 +82,7 @@ class IfElse(Op):
         return [tuple(o) for o in out]
 
     def grad(self, inputs, grads):
-        from .shape import zeros_like
+        from .alloc import zeros_like
         n = self.n_outs
         cond = inputs[0]
         then, other = inputs[1:1 + n], inputs[1 + n:]

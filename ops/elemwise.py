@@ -42,7 +42,7 @@ class Elemwise(Op):
             types = ", ".join(str(x.type) for x in inputs)
             raise graph_error(f"{sop.name}({types}): {err}") from None
         ndim = max(x.ndim for x in inputs)
-        from .shape import shape_padleft
+        from .dimshuffle import shape_padleft
         inputs = [shape_padleft(x, ndim - x.ndim) if x.ndim < ndim else x for x in inputs]
         shape = _broadcast_static_shapes(sop.name, inputs)
         return Apply(self, inputs, [TensorType(dtype, shape=shape)()])

@@ -32,7 +32,8 @@ def _norm_axis(x, axis, what: str) -> int:
 def _take_along_axis(a, indices, axis: int):
     """``numpy.take_along_axis(a, indices, axis)`` with ``indices`` the shape of ``a``, built
     from advanced indexing (an arange on every other axis, broadcast against ``indices``)."""
-    from .shape import arange, shape
+    from .alloc import arange
+    from .shape import shape
     idx = []
     for d in range(a.ndim):
         if d == axis:
@@ -235,7 +236,8 @@ class ExtractDiag(Op):
     def grad(self, inputs, grads):
         # Move axis1, axis2 last; there the diagonal is xt[..., rows, cols] (adjacent advanced
         # indices keep their place, after the other axes, as numpy.diagonal puts it).
-        from .shape import arange, shape, zeros_like
+        from .alloc import arange, zeros_like
+        from .shape import shape
         from .subtensor import inc_subtensor
         x, g = inputs[0], grads[0]
         others = [d for d in range(x.ndim) if d not in (self.axis1, self.axis2)]

@@ -18,16 +18,16 @@ def rule_namespace() -> SimpleNamespace:
     (``T.cos``, ``T.switch``...), plus ``cast`` and ``zeros_like``. Built once, from the ops
     layer, and passed to each rule, so that the rules need no import of the Theano face."""
     if not _NAMESPACE:
+        from .alloc import zeros_like
         from .elemwise import ELEMWISE, cast
-        from .shape import zeros_like
         _NAMESPACE.append(SimpleNamespace(**ELEMWISE, cast=cast, zeros_like=zeros_like))
     return _NAMESPACE[0]
 
 
 def unbroadcast_to(g, x):
     """Sum ``g`` over the dimensions where ``x`` is broadcastable (and leading extra ones)."""
+    from .dimshuffle import patternbroadcast
     from .reduce import sum as sum_
-    from .shape import patternbroadcast
     lead = g.ndim - x.ndim
     axes = list(range(lead)) + [lead + d for d, b in enumerate(x.broadcastable)
                                 if b and not g.broadcastable[lead + d]]

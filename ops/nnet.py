@@ -219,7 +219,8 @@ class CrossentropyCategorical1Hot(Op):
         return [(shapes[0][0],)]
 
     def grad(self, inputs, grads):
-        from .shape import arange, shape, zeros_like
+        from .alloc import arange, zeros_like
+        from .shape import shape
         from .subtensor import inc_subtensor
         p, y = inputs
         g = grads[0]

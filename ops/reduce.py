@@ -133,7 +133,8 @@ class Reduce(Op):
 
 
 def _broadcast_like(g, x):
-    from .shape import alloc, shape
+    from .alloc import alloc
+    from .shape import shape
     sh = shape(x)
     return alloc(g, *[sh[i] for i in range(x.ndim)])
 

@@ -371,7 +371,8 @@ class Subtensor(Op):
         return [tuple(s if s is not None else n for s, n in zip(out_type.shape, inferred))]
 
     def grad(self, inputs, grads):
-        from .shape import patternbroadcast, zeros_like
+        from .alloc import zeros_like
+        from .dimshuffle import patternbroadcast
         x, g = inputs[0], grads[0]
         if _is_whole(self.spec, x):  # x[:] or x[...]: no zeros to add the gradient into
             return [patternbroadcast(g, x.broadcastable)]
@@ -439,8 +440,8 @@ class IncSubtensor(Op):
         return [shapes[0]]
 
     def grad(self, inputs, grads):
+        from .dimshuffle import patternbroadcast
         from .reduce import sum as sum_
-        from .shape import patternbroadcast
         y, rest = inputs[1], inputs[2:]
         g = grads[0]
         gx = IncSubtensor(self.spec, True)(g, 0, *rest) if self.set_instead_of_inc else g
@@ -461,9 +462,10 @@ def _last_writes_mask(op, x, gy, rest):
     """1 where an element of the indexed region is the one a repeated index kept (the last
     write, as numpy assigns), 0 where a later write overwrote it: only kept values have a
     gradient. Found by writing a distinct id per element and reading the ids back."""
+    from .alloc import arange, zeros_like
     from .elemwise import ELEMWISE as E, cast
     from .reduce import prod
-    from .shape import arange, reshape, shape, zeros_like
+    from .shape import reshape, shape
     ids = reshape(arange(prod(shape(gy))), shape(gy), ndim=gy.ndim)
     written = IncSubtensor(op.spec, True)(zeros_like(x, dtype="int64"), ids, *rest)
     return cast(E["eq"](Subtensor(op.spec)(written, *rest), ids), gy.dtype)

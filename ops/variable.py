@@ -15,7 +15,7 @@ from ..symbolic.graph import Constant, Variable
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe
 from ..symbolic.types import TensorType
-from . import blas, elemwise, reduce, shape, subtensor
+from . import blas, dimshuffle, elemwise, reduce, repeat, shape, subtensor
 
 
 class _Namespace(SimpleNamespace):
@@ -29,8 +29,9 @@ class _Namespace(SimpleNamespace):
         table.update({n: getattr(reduce, n) for n in (
             "sum", "prod", "mean", "var", "std", "max", "min", "argmax", "argmin", "all", "any",
             "cumsum", "cumprod")})
-        table.update({n: getattr(shape, n) for n in (
-            "shape", "reshape", "dimshuffle", "transpose", "flatten", "repeat", "squeeze")})
+        table.update(shape=shape.shape, reshape=shape.reshape, flatten=shape.flatten,
+                     dimshuffle=dimshuffle.dimshuffle, transpose=dimshuffle.transpose,
+                     squeeze=dimshuffle.squeeze, repeat=repeat.repeat)
         if name not in table:
             raise AttributeError(name)
         self.__dict__.update(table)

@@ -13,7 +13,9 @@ from typing import List, Sequence
 import numpy as np
 
 from ..ops.base import Op, as_tensor_variable
-from ..ops.shape import concatenate, eye, reshape, shape
+from ..ops.alloc import eye
+from ..ops.join import concatenate
+from ..ops.shape import reshape, shape
 from ..symbolic.graph import Apply, Constant, Variable, clone_replace, graph_inputs
 from ..symbolic.shared import SharedVariable
 from ..symbolic.types import TensorType

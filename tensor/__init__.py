@@ -15,10 +15,12 @@ from ..ops.elemwise import ELEMWISE as _E, Elemwise, cast, tensor_copy
 from ..ops.elemwise import round_mode as round  # noqa: A004 - Theano's T.round
 from ..ops.reduce import (all, any, argmax, argmin, cumprod, cumsum, max, max_and_argmax, mean,
                           min, prod, std, sum, var)
-from ..ops.shape import (addbroadcast, alloc, arange, concatenate, dimshuffle, eye, fill,
-                         flatten, identity_like, join, ones, ones_like, patternbroadcast, repeat,
-                         reshape, shape, shape_padaxis, shape_padleft, shape_padright, split,
-                         squeeze, stack, tile, transpose, unbroadcast, zeros, zeros_like)
+from ..ops.alloc import alloc, arange, eye, fill, identity_like, ones, ones_like, zeros, zeros_like
+from ..ops.dimshuffle import (addbroadcast, dimshuffle, patternbroadcast, shape_padaxis,
+                              shape_padleft, shape_padright, squeeze, transpose, unbroadcast)
+from ..ops.join import concatenate, join, split, stack
+from ..ops.repeat import repeat, tile
+from ..ops.shape import flatten, reshape, shape
 from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
 from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
 from ..symbolic.graph import Variable

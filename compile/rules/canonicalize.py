@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops.dimshuffle import DimShuffle
 from ...ops.elemwise import ELEMWISE as E, cast
-from ...ops.shape import DimShuffle, Reshape, ShapeCheck, shape
+from ...ops.shape import Reshape, ShapeCheck, shape
 from ...symbolic.graph import Constant
 from ...symbolic.trace import format_trace
 from ..rewrite import chain_root, const_value, fold_node, match, op_key, register
@@ -47,7 +48,7 @@ def sub_self_to_zeros(fgraph, node):
     """x - x -> 0 (as Theano does; differs only when x is inf or NaN)"""
     x, y = node.inputs
     if x is y:
-        from ...ops.shape import zeros_like
+        from ...ops.alloc import zeros_like
         return zeros_like(x, dtype=node.outputs[0].dtype)
     return None
 
@@ -236,7 +237,7 @@ def div_self_to_one(fgraph, node):
     """x / x -> 1, only where x is a finite non-zero constant (else 0/0, inf/inf give NaN)"""
     x, y = node.inputs
     if x is y and isinstance(x, Constant) and np.all(np.isfinite(x.data)) and np.all(x.data):
-        from ...ops.shape import ones_like
+        from ...ops.alloc import ones_like
         return ones_like(x, dtype=node.outputs[0].dtype)
     return None
 

@@ -29,10 +29,10 @@ from typing import List, Optional
 import numpy as np
 
 from ...ops.base import call_infer_shape, constant
+from ...ops.dimshuffle import DimShuffle
 from ...ops.elemwise import Elemwise
+from ...ops.join import Join
 from ...ops.shape import (
-    DimShuffle,
-    Join,
     MakeVector,
     Reshape,
     Shape,

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops.alloc import Alloc, ARange, arange
 from ...ops.base import call_infer_shape
+from ...ops.dimshuffle import DimShuffle
 from ...ops.elemwise import ELEMWISE as E
 from ...ops.elemwise import cast
 from ...ops.nnet import Softmax, checked_labels, logsumexp
 from ...ops.reduce import Reduce
-from ...ops.shape import Alloc, ARange, DimShuffle, Shape, arange, shape
+from ...ops.shape import Shape, shape
 from ...ops.subtensor import IncSubtensor, Subtensor
 from ...symbolic.graph import Constant, Variable
 from ...symbolic.types import DISCRETE_DTYPES

@@ -22,7 +22,7 @@ from theon.compile import rules  # noqa: F401  (registers the rules)
 from theon.compile.rewrite import all_rules
 from theon.compile.sympy_bridge import equivalent, to_sympy
 from theon.ops.control import ifelse
-from theon.ops.shape import Rebroadcast
+from theon.ops.dimshuffle import Rebroadcast
 from theon.symbolic.graph import Constant, ancestors
 
 NO_REWRITES = theano.Mode(optimizer=None)
