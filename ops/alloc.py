@@ -7,11 +7,12 @@ from typing import Optional
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant
-from ..symbolic.types import INT_DTYPES, UINT_DTYPES, TensorType
-from .base import NotConstantError, Op, as_tensor_variable, get_scalar_constant_value, graph_error
-from .dimshuffle import patternbroadcast
+from ..symbolic.types import TensorType
+from .base import (INTEGER_DTYPES, Op, as_int_scalar, as_tensor_variable, graph_error,
+                   static_int, static_value)
+from .gradrules import unbroadcast_to
 from .scalar import upcast
-from .shape import _INTS, _as_int_scalar, _static_int, shape
+from .shape import shape
 
 
 class Alloc(Op):
@@ -19,11 +20,11 @@ class Alloc(Op):
 
     def make_node(self, value, *shape) -> Apply:
         value = as_tensor_variable(value)
-        shape = [_as_int_scalar(s, "alloc: each dimension") for s in shape]
+        shape = [as_int_scalar(s, "alloc: each dimension") for s in shape]
         if len(shape) < value.ndim:
             raise graph_error(f"alloc: value {value.type} has more dimensions than the shape "
                               f"({len(shape)})")
-        static = [_static_int(s) for s in shape]
+        static = [static_int(s) for s in shape]
         return Apply(self, [value] + shape, [TensorType(value.dtype, shape=static)()])
 
     def impl(self, node):
@@ -37,15 +38,7 @@ class Alloc(Op):
         return [tuple(node.inputs[1:])]
 
     def grad(self, inputs, grads):
-        from .reduce import sum as sum_
-        value, g = inputs[0], grads[0]
-        lead = g.ndim - value.ndim
-        axes = list(range(lead)) + [lead + d for d, b in enumerate(value.broadcastable)
-                                    if b and not g.broadcastable[lead + d]]
-        gv = sum_(g, axis=axes, keepdims=True) if axes else g
-        if lead:
-            gv = gv.dimshuffle(list(range(lead, g.ndim)))
-        return [patternbroadcast(gv, value.broadcastable)] + [None] * (len(inputs) - 1)
+        return [unbroadcast_to(grads[0], inputs[0])] + [None] * (len(inputs) - 1)
 
 
 _alloc = Alloc()
@@ -113,7 +106,7 @@ class ARange(Op):
             if a.ndim != 0:
                 raise graph_error(f"arange: start, stop and step must be scalars, got {a.type}")
         length = None
-        values = [_static_value(a) for a in args]
+        values = [static_value(a) for a in args]
         if values[2] is not None and values[2] == 0:
             raise graph_error("arange: step must not be zero", ValueError)
         if None not in values:
@@ -134,7 +127,7 @@ class ARange(Op):
         from .elemwise import ELEMWISE as E, cast
         start, stop, step = node.inputs
         diff = stop - start
-        if diff.dtype in INT_DTYPES + UINT_DTYPES:  # exact, not floatX: as numpy counts
+        if diff.dtype in INTEGER_DTYPES:  # exact, not floatX: as numpy counts
             diff = cast(diff, "float64")
         n = E["ceil"](E["true_div"](diff, step))
         n = E["maximum"](cast(n, "int64"), 0)
@@ -157,13 +150,6 @@ def _arange_length(start, stop, step) -> Optional[int]:
     return max(int(np.ceil(q)), 0)
 
 
-def _static_value(v):
-    try:
-        return get_scalar_constant_value(v)
-    except NotConstantError:
-        return None
-
-
 def arange(start, stop=None, step=1, dtype: Optional[str] = None):
     """Theano's ``arange``: int arguments give int64, float ones their float dtype."""
     if stop is None:
@@ -171,7 +157,7 @@ def arange(start, stop=None, step=1, dtype: Optional[str] = None):
     args = [as_tensor_variable(a) for a in (start, stop, step)]
     if dtype is None:
         dtype = upcast(*[a.dtype for a in args])
-        if dtype in _INTS or dtype == "bool":
+        if dtype in INTEGER_DTYPES or dtype == "bool":
             dtype = "int64"
     return ARange(dtype)(*args)
 
@@ -185,9 +171,9 @@ class Eye(Op):
         self.dtype = dtype
 
     def make_node(self, n, m, k) -> Apply:
-        n, m, k = (_as_int_scalar(a, "eye: n, m and k") for a in (n, m, k))
-        return Apply(self, [n, m, k], [TensorType(self.dtype, shape=(_static_int(n),
-                                                                      _static_int(m)))()])
+        n, m, k = (as_int_scalar(a, "eye: n, m and k") for a in (n, m, k))
+        return Apply(self, [n, m, k], [TensorType(self.dtype, shape=(static_int(n),
+                                                                      static_int(m)))()])
 
     def impl(self, node):
         dtype = np.dtype(self.dtype)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace, user_trace
-from ..symbolic.types import TensorType
+from ..symbolic.types import INT_DTYPES, UINT_DTYPES, TensorType
 
 OP_CLASSES: List[type] = []  # every Op subclass, for completeness tests
 
@@ -305,3 +305,41 @@ def get_scalar_constant_value(v: Any) -> Any:
 
 class NotConstantError(ValueError):
     """A value needed at graph-build time is only known at run time."""
+
+
+def static_value(v: Any) -> Any:
+    """The value of the scalar ``v`` when it is known while the graph is built, else None."""
+    try:
+        return get_scalar_constant_value(v)
+    except NotConstantError:
+        return None
+
+
+def static_int(v: Any) -> Optional[int]:
+    """``static_value`` as an int: a length or an index known at build time, else None."""
+    value = static_value(v)
+    return None if value is None else int(value)
+
+
+# -- small checks shared by the ops ------------------------------------------------------------
+
+#: the dtypes that count and index: signed and unsigned ints (bool is not one)
+INTEGER_DTYPES = INT_DTYPES + UINT_DTYPES
+
+
+def as_int_scalar(v: Any, what: str, cls: type = TypeError) -> Variable:
+    """``v`` as an integer scalar variable; else a graph error of class ``cls`` saying that
+    ``what`` must be one."""
+    v = as_tensor_variable(v)
+    if v.ndim != 0 or v.dtype not in INTEGER_DTYPES:
+        raise graph_error(f"{what} must be an integer scalar, got {v.type}", cls)
+    return v
+
+
+def same_type(new: Optional[Variable], old: Variable) -> Optional[Variable]:
+    """``new`` if it has exactly ``old``'s dtype and broadcast pattern, else None: a shortcut
+    (a rewrite's replacement, a gradient rule's simpler form) that changed either would change
+    the result's values or shape."""
+    if new is None or (new.dtype, new.broadcastable) != (old.dtype, old.broadcastable):
+        return None
+    return new

@@ -383,23 +383,16 @@ def _run_checked3(fn):
 def _batched_dot_nd(a, b):
     """batched_dot for ranks above 3: flatten to (batch, rows, k) @ (batch, k, cols)."""
     from .join import stack
-    from .shape import reshape, shape
+    from .shape import reshape, shape, shape_product
     db = max(1, b.ndim - 2)
     _check_inner("batched_dot", a, b, a.ndim - 1, db)
     sa, sb = shape(a), shape(b)
     a_mid = [sa[d] for d in range(1, a.ndim - 1)]
     b_rest = [d for d in range(1, b.ndim) if d != db]
     k = sa[a.ndim - 1]
-    a3 = reshape(a, stack([sa[0], _prod(a_mid), k]), ndim=3)
+    a3 = reshape(a, stack([sa[0], shape_product(a_mid), k]), ndim=3)
     bt = b.dimshuffle([0, db] + b_rest)
-    b3 = reshape(bt, stack([sb[0], k, _prod([sb[d] for d in b_rest])]), ndim=3)
+    b3 = reshape(bt, stack([sb[0], k, shape_product([sb[d] for d in b_rest])]), ndim=3)
     out = matmul(a3, b3)
     full = [sa[0]] + a_mid + [sb[d] for d in b_rest]
     return reshape(out, stack(full), ndim=len(full))
-
-
-def _prod(dims):
-    out = 1
-    for d in dims:
-        out = out * d
-    return out

@@ -11,10 +11,9 @@ from typing import Optional
 import numpy as np
 
 from ..symbolic.graph import Apply
-from ..symbolic.types import INT_DTYPES, UINT_DTYPES, TensorType
-from .base import Op, as_tensor_variable, graph_error
+from ..symbolic.types import UINT_DTYPES, TensorType
+from .base import Op, as_int_scalar, as_tensor_variable, graph_error
 
-_INTS = INT_DTYPES + UINT_DTYPES
 _SORT_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
 
 
@@ -144,9 +143,7 @@ class Roll(Op):
 
     def make_node(self, x, shift) -> Apply:
         x = as_tensor_variable(x)
-        shift = as_tensor_variable(shift)
-        if shift.ndim != 0 or shift.dtype not in _INTS:
-            raise graph_error(f"roll: shift must be an integer scalar, got {shift.type}")
+        shift = as_int_scalar(shift, "roll: shift")
         if shift.dtype in UINT_DTYPES:
             from .elemwise import cast
             shift = cast(shift, "int64")

@@ -7,10 +7,10 @@ import numpy as np
 from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .alloc import zeros_like
-from .base import Op, as_tensor_variable, get_scalar_constant_value, graph_error
+from .base import INTEGER_DTYPES, Op, as_tensor_variable, get_scalar_constant_value, graph_error
 from .dimshuffle import patternbroadcast, shape_padaxis
 from .scalar import upcast
-from .shape import _INTS, MakeVector, shape
+from .shape import MakeVector, shape
 
 
 class Join(Op):
@@ -128,7 +128,7 @@ class Split(Op):
     def make_node(self, x, sizes) -> Apply:
         x = as_tensor_variable(x)
         sizes = as_tensor_variable(sizes)
-        if sizes.ndim != 1 or sizes.dtype not in _INTS:
+        if sizes.ndim != 1 or sizes.dtype not in INTEGER_DTYPES:
             raise graph_error(f"split: sizes must be an integer vector, got {sizes.type}")
         if not 0 <= self.axis < x.ndim:
             raise graph_error(f"split: axis {self.axis} is out of range for {x.type}", ValueError)

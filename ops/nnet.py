@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..symbolic.graph import Apply
-from ..symbolic.types import FLOAT_DTYPES, INT_DTYPES, UINT_DTYPES, TensorType
-from .base import Op, as_tensor_variable, graph_error
+from ..symbolic.types import FLOAT_DTYPES, TensorType
+from .base import INTEGER_DTYPES, Op, as_tensor_variable, graph_error, same_type
 from .elemwise import ELEMWISE as E, cast
 from .reduce import Reduce, normalize_axis, sum as sum_
 
@@ -113,7 +113,7 @@ def _numerator_over(g, z):
     if node.op.scalar_op.name != "true_div" or node.inputs[1] is not z:
         return None
     a = node.inputs[0]
-    return a if a.dtype == g.dtype and a.broadcastable == g.broadcastable else None
+    return same_type(a, g)
 
 
 def _softmax_axis(x, axis, what):
@@ -199,7 +199,7 @@ class CrossentropyCategorical1Hot(Op):
         if p.ndim != 2:
             raise graph_error(f"categorical_crossentropy: the predictions must be a matrix "
                               f"(rows of class probabilities), got {p.type}")
-        if y.ndim != 1 or y.dtype not in INT_DTYPES + UINT_DTYPES:
+        if y.ndim != 1 or y.dtype not in INTEGER_DTYPES:
             raise graph_error(f"categorical_crossentropy: integer targets must be an int vector "
                               f"with one class index per row, got {y.type}")
         n_p, n_y = p.type.shape[0], y.type.shape[0]

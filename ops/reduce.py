@@ -14,6 +14,7 @@ from ..symbolic.graph import Apply
 from ..symbolic.types import COMPLEX_DTYPES, FLOAT_DTYPES, TensorType
 from .base import Op, as_tensor_variable, graph_error
 from .elemwise import ELEMWISE as E, cast
+from .shape import shape_product
 
 _REDUCERS = {
     "sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min, "all": np.all, "any": np.any,
@@ -190,11 +191,8 @@ def any(x, axis=None, keepdims=False):
 
 def _count(x, axes):
     from .shape import shape
-    n = 1
     sh = shape(x)
-    for a in axes:
-        n = n * (x.type.shape[a] if x.type.shape[a] is not None else sh[a])
-    return n
+    return shape_product(x.type.shape[a] if x.type.shape[a] is not None else sh[a] for a in axes)
 
 
 def _acc_float(dtype: str) -> str:
@@ -340,7 +338,7 @@ class CumOp(Op):
 
     def infer_shape(self, fgraph, node, shapes):
         if self.axis is None:
-            return [(_prod_shape(shapes[0]),)]
+            return [(shape_product(shapes[0]),)]
         return [shapes[0]]
 
     def L_op(self, inputs, outputs, grads):
@@ -370,13 +368,6 @@ class CumOp(Op):
         if self.axis is None:
             gx = reshape(gx, shape(x), ndim=x.ndim)
         return [gx]
-
-
-def _prod_shape(dims):
-    out = 1
-    for d in dims:
-        out = out * d
-    return out
 
 
 def cumsum(x, axis=None):

@@ -9,10 +9,11 @@ import numpy as np
 from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .alloc import arange, zeros_like
-from .base import NotConstantError, Op, as_tensor_variable, get_scalar_constant_value, graph_error
+from .base import (INTEGER_DTYPES, NotConstantError, Op, as_tensor_variable,
+                   get_scalar_constant_value, graph_error)
 from .dimshuffle import shape_padleft
 from .join import stack
-from .shape import _INTS, _prod, reshape, shape
+from .shape import reshape, shape, shape_product
 
 
 class Repeat(Op):
@@ -26,7 +27,7 @@ class Repeat(Op):
     def make_node(self, x, repeats) -> Apply:
         x = as_tensor_variable(x)
         repeats = as_tensor_variable(repeats)
-        if repeats.dtype not in _INTS or repeats.ndim > 1:
+        if repeats.dtype not in INTEGER_DTYPES or repeats.ndim > 1:
             raise graph_error(f"repeat: repeats must be an int scalar or vector, got "
                               f"{repeats.type}")
         if self.axis is None:
@@ -46,7 +47,7 @@ class Repeat(Op):
         from .reduce import sum as sum_
         x, r = node.inputs
         if self.axis is None:
-            total = _prod(shapes[0])
+            total = shape_product(shapes[0])
             return [((total * r) if r.ndim == 0 else sum_(r),)]
         out = list(shapes[0])
         out[self.axis] = out[self.axis] * r if r.ndim == 0 else sum_(r)
@@ -70,8 +71,8 @@ class Repeat(Op):
         axis = 0 if self.axis is None else self.axis
         xs = shape(x)
         if self.axis is None:
-            gx = sum_(reshape(g, stack([_prod([xs[i] for i in range(x.ndim)]), r]), ndim=2),
-                      axis=1)
+            size = shape_product([xs[i] for i in range(x.ndim)])
+            gx = sum_(reshape(g, stack([size, r]), ndim=2), axis=1)
             return [reshape(gx, xs, ndim=x.ndim), None]
         parts = [xs[i] for i in range(x.ndim)]
         new = parts[:axis] + [parts[axis], r] + parts[axis + 1:]

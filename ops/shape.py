@@ -3,31 +3,23 @@
 a tensor a new shape (``Reshape``, ``Flatten``)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant
-from ..symbolic.types import INT_DTYPES, UINT_DTYPES, TensorType
-from .base import (NotConstantError, Op, as_tensor_variable, constant, get_scalar_constant_value,
-                   graph_error)
+from ..symbolic.types import TensorType
+from .base import (INTEGER_DTYPES, Op, as_int_scalar, as_tensor_variable, constant, graph_error,
+                   static_int)
 
 
-_INTS = INT_DTYPES + UINT_DTYPES
-
-
-def _as_int_scalar(v, what: str):
-    v = as_tensor_variable(v)
-    if v.ndim != 0 or v.dtype not in _INTS:
-        raise graph_error(f"{what} must be an integer scalar, got {v.type}")
-    return v
-
-
-def _static_int(v) -> Optional[int]:
-    try:
-        return int(get_scalar_constant_value(v))
-    except NotConstantError:
-        return None
+def shape_product(lengths) -> Any:
+    """The product of ``lengths``, Python ints and symbolic int scalars alike, built with ``*``
+    (1 for none): the size of a shape, or of some of its dimensions."""
+    out = 1
+    for d in lengths:
+        out = out * d
+    return out
 
 
 class Shape(Op):
@@ -77,7 +69,7 @@ class ShapeCheck(Op):
 
     def make_node(self, value, *lengths) -> Apply:
         value = as_tensor_variable(value)
-        lengths = [_as_int_scalar(n, "ShapeCheck: a length") for n in lengths]
+        lengths = [as_int_scalar(n, "ShapeCheck: a length") for n in lengths]
         if len(lengths) != len(self.labels):
             raise graph_error(f"ShapeCheck: {len(self.labels)} lengths expected, got "
                               f"{len(lengths)}")
@@ -123,7 +115,7 @@ class Reshape(Op):
             shp = as_tensor_variable([int(s) if isinstance(s, (int, np.integer)) else s
                                       for s in shp]) if shp else constant(
                 np.zeros(0, dtype="int64"))
-        if shp.ndim != 1 or shp.dtype not in _INTS:
+        if shp.ndim != 1 or shp.dtype not in INTEGER_DTYPES:
             raise graph_error(f"reshape: the shape must be a vector of integers, got {shp.type}")
         if shp.dtype != "int64":
             from .elemwise import cast
@@ -174,8 +166,8 @@ class Reshape(Op):
             s = None if static is None else static[i]
             if s == -1:
                 if total is None:
-                    total = _prod(shapes[0])
-                known = _prod([subtensor(shp, j) for j in range(self.ndim) if j != i])
+                    total = shape_product(shapes[0])
+                known = shape_product([subtensor(shp, j) for j in range(self.ndim) if j != i])
                 out.append(total // known)
             elif s is not None:
                 out.append(s)
@@ -185,9 +177,10 @@ class Reshape(Op):
                 # A run-time entry may be -1: then its length is total / -prod(entries).
                 from .elemwise import ELEMWISE as E
                 if total is None:
-                    total = _prod(shapes[0])
+                    total = shape_product(shapes[0])
                 entry = subtensor(shp, i)
-                rest = E["maximum"](-_prod([subtensor(shp, j) for j in range(self.ndim)]), 1)
+                entries = [subtensor(shp, j) for j in range(self.ndim)]
+                rest = E["maximum"](-shape_product(entries), 1)
                 out.append(E["switch"](E["eq"](entry, -1), total // rest, entry))
         return [tuple(out)]
 
@@ -198,13 +191,6 @@ class Reshape(Op):
         return [None if eval_points[0] is None else self(eval_points[0], inputs[1])]
 
 
-def _prod(dims):
-    out = 1
-    for d in dims:
-        out = out * d
-    return out
-
-
 def _static_vector(v, n, through_casts: bool = False):
     """The entries of a shape vector known at build time (None where unknown), or None.
 
@@ -213,9 +199,9 @@ def _static_vector(v, n, through_casts: bool = False):
     if isinstance(v, Constant):
         return [int(s) for s in v.data]
     if v.owner is not None and isinstance(v.owner.op, MakeVector):
-        static = [_static_int(e) for e in v.owner.inputs]
+        static = [static_int(e) for e in v.owner.inputs]
         if through_casts:
-            static = [_static_int(e.owner.inputs[0]) if s is None and e.owner is not None and
+            static = [static_int(e.owner.inputs[0]) if s is None and e.owner is not None and
                       getattr(getattr(e.owner.op, "scalar_op", None), "name", "").startswith(
                           "cast_") else s for s, e in zip(static, v.owner.inputs)]
         return static
@@ -271,7 +257,7 @@ class Flatten(Op):
         return lambda a: a.reshape(a.shape[:keep] + (int(np.prod(a.shape[keep:])),))
 
     def infer_shape(self, fgraph, node, shapes):
-        return [tuple(shapes[0][:self.ndim - 1]) + (_prod(shapes[0][self.ndim - 1:]),)]
+        return [tuple(shapes[0][:self.ndim - 1]) + (shape_product(shapes[0][self.ndim - 1:]),)]
 
     def grad(self, inputs, grads):
         return [reshape(grads[0], shape(inputs[0]), ndim=inputs[0].ndim)]

@@ -19,10 +19,8 @@ from typing import List, Tuple
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant, Variable
-from ..symbolic.types import DISCRETE_DTYPES, INT_DTYPES, UINT_DTYPES, TensorType
-from .base import Op, as_tensor_variable, graph_error
-
-_INTS = INT_DTYPES + UINT_DTYPES
+from ..symbolic.types import DISCRETE_DTYPES, TensorType
+from .base import INTEGER_DTYPES, Op, as_int_scalar, as_tensor_variable, graph_error
 
 
 class IndexingError(TypeError, IndexError):
@@ -46,12 +44,9 @@ def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
             return int(v)
         if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
             return int(v)
-        if isinstance(v, Constant) and v.ndim == 0 and v.dtype in _INTS:
+        if isinstance(v, Constant) and v.ndim == 0 and v.dtype in INTEGER_DTYPES:
             return int(v.data)
-        v = as_tensor_variable(v)
-        if v.ndim != 0 or v.dtype not in _INTS:
-            raise graph_error(f"{what} must be an integer scalar, got {v.type}", IndexingError)
-        inputs.append(v)
+        inputs.append(as_int_scalar(v, what, IndexingError))
         return "$"
 
     n_ellipsis = sum(1 for i in index if i is Ellipsis)
@@ -440,22 +435,14 @@ class IncSubtensor(Op):
         return [shapes[0]]
 
     def grad(self, inputs, grads):
-        from .dimshuffle import patternbroadcast
-        from .reduce import sum as sum_
+        from .gradrules import unbroadcast_to
         y, rest = inputs[1], inputs[2:]
         g = grads[0]
         gx = IncSubtensor(self.spec, True)(g, 0, *rest) if self.set_instead_of_inc else g
         gy = Subtensor(self.spec)(g, *rest)
         if self.set_instead_of_inc and _is_advanced(self.spec):
             gy = gy * _last_writes_mask(self, inputs[0], gy, rest)
-        lead = gy.ndim - y.ndim
-        axes = list(range(lead)) + [lead + d for d, b in enumerate(y.broadcastable)
-                                    if b and not gy.broadcastable[lead + d]]
-        if axes:
-            gy = sum_(gy, axis=axes, keepdims=True)
-            if lead:
-                gy = gy.dimshuffle(list(range(lead, gy.ndim)))
-        return [gx, patternbroadcast(gy, y.broadcastable)] + [None] * len(rest)
+        return [gx, unbroadcast_to(gy, y)] + [None] * len(rest)
 
 
 def _last_writes_mask(op, x, gy, rest):
