@@ -3,31 +3,17 @@
 ``to_sympy`` refuses graphs of more than ``max_nodes`` nodes: sympy is far too slow for the hot
 path of compilation, and is meant for the few nodes a rule's before and after graphs hold.
 Shapes are ignored: a formula describes one element (broadcasting is the identity on it).
+The formula of an elementwise op is the ``sympy`` column of its row in ops/scalar.py.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import sympy as sp
 
 from ..symbolic.graph import Constant, Variable
 
-_S = {  # scalar op name -> sympy builder
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "true_div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "neg": lambda a: -a,
-    "abs": sp.Abs, "sgn": sp.sign, "exp": sp.exp, "exp2": lambda a: 2 ** a, "log": sp.log,
-    "log2": lambda a: sp.log(a, 2), "log10": lambda a: sp.log(a, 10),
-    "log1p": lambda a: sp.log(1 + a), "expm1": lambda a: sp.exp(a) - 1, "sqrt": sp.sqrt,
-    "sqr": lambda a: a ** 2, "inv": lambda a: 1 / a, "sin": sp.sin, "cos": sp.cos,
-    "tan": sp.tan, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
-    "arctan2": sp.atan2, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
-    "arcsinh": sp.asinh, "arccosh": sp.acosh, "arctanh": sp.atanh,
-    "sigmoid": lambda a: 1 / (1 + sp.exp(-a)), "softplus": lambda a: sp.log(1 + sp.exp(a)),
-    "erf": sp.erf, "floor": sp.floor, "ceil": sp.ceiling, "maximum": sp.Max,
-    "minimum": sp.Min, "clip": lambda a, lo, hi: sp.Min(sp.Max(a, lo), hi),
-    "identity": lambda a: a,
-}
 # Ops that pass their first input through unchanged, element for element.
 _PASS_THROUGH = ("Rebroadcast", "Alloc", "DisconnectedGrad", "ZeroGrad", "GradClip",
                  "GradScale", "ShapeCheck")
@@ -44,15 +30,13 @@ def _number(var: Constant) -> sp.Expr:
     return sp.nsimplify(v)
 
 
-def _translate(node, args: List[sp.Expr]) -> sp.Expr:
+def _translate(node, args: list[sp.Expr]) -> sp.Expr:
     op = node.op
     sop = getattr(op, "scalar_op", None)
     name = type(op).__name__
     if sop is not None:
-        if sop.name in _S:
-            return _S[sop.name](*args)
-        if sop.name.startswith("cast_float") or sop.name.startswith("cast_complex"):
-            return args[0]
+        if sop.sympy is not None:  # the row's formula (ops/scalar.py), given the sympy module
+            return sop.sympy(sp, *args)
         raise ValueError(f"to_sympy: no sympy formula for the elementwise op {sop.name!r}")
     if name == "DimShuffle":
         kept = [d for d in op.new_order if d != "x"]
@@ -64,15 +48,15 @@ def _translate(node, args: List[sp.Expr]) -> sp.Expr:
     raise ValueError(f"to_sympy: cannot translate the op {op} ({name}) to sympy")
 
 
-def to_sympy(outputs: Union[Variable, Sequence[Variable]],
-             inputs: Optional[Sequence[Variable]] = None, max_nodes: int = 200) -> List[sp.Expr]:
+def to_sympy(outputs: Variable | Sequence[Variable],
+             inputs: Sequence[Variable] | None = None, max_nodes: int = 200) -> list[sp.Expr]:
     """sympy expressions for ``outputs``; ``inputs`` (default: the graph's roots) become real
     Symbols named after the variables. Raises ValueError for an op with no formula or a graph
     of more than ``max_nodes`` nodes."""
     outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
     stop = set(inputs or ())
-    memo: Dict[Variable, sp.Expr] = {}
-    names: Dict[str, int] = {}
+    memo: dict[Variable, sp.Expr] = {}
+    names: dict[str, int] = {}
 
     def symbol(v: Variable) -> sp.Symbol:
         base = v.name or "v"
@@ -111,14 +95,14 @@ def to_sympy(outputs: Union[Variable, Sequence[Variable]],
     return [memo[o] for o in outs]
 
 
-def equivalent(a: sp.Expr, b: sp.Expr, inputs: Optional[Sequence[sp.Symbol]] = None,
+def equivalent(a: sp.Expr, b: sp.Expr, inputs: Sequence[sp.Symbol] | None = None,
                n_points: int = 8, seed: int = 0) -> bool:
     """True when ``a`` and ``b`` are the same formula: ``simplify(a - b) == 0``, or, when
     sympy cannot tell, equal (to 1e-9) at random points where both are finite and real."""
     try:
         if sp.simplify(a - b) == 0:
             return True
-    except Exception:  # noqa: BLE001 - simplify gives up on some formulas: go numeric
+    except Exception:  # noqa: BLE001, S110 - simplify gives up on some formulas: go numeric
         pass
     syms = list(inputs) if inputs is not None else sorted(
         (a.free_symbols | b.free_symbols), key=str)

@@ -1,9 +1,25 @@
 """THE scalar table: one row per elementwise operation.
 
-A row gives everything about one scalar op: its numpy function, a C expression template (``{0}``,
-``{1}``... are the operands; the kernel renderers of the C and CUDA backends fill them), the
-output dtype rule, and the gradient rule. ``Elemwise`` (ops/elemwise.py) lifts a row to tensors,
-so broadcasting, shapes and the unbroadcasting of gradients are written once, not per row.
+A row gives everything about one scalar op, and nothing about a target language:
+
+* ``np_fn``: its numpy function (how the numpy backend computes it, and the reference);
+* ``c``: a C expression template. Python format fields only: ``{0}``, ``{1}``... are the
+  operands, already converted by the renderer to the dtype the row computes in (``c_in``; by
+  default the output dtype); ``{out}`` is the C type of the output. Calls name C99 math
+  functions by their double-precision name (``exp``, ``atan2``, ``fabs``...) or the helpers
+  ``theon_*`` (``HELPERS``), and are written ``name(`` with no space; there are no float
+  literals (``1 / {0}``: a float operand promotes the int). The dialect of a backend
+  (backends/dialect.py) picks the function for each dtype (``expf`` for float32...), defines the
+  helpers in its prelude and supplies the C types;
+* ``out``: the output dtype rule; ``grad``: the gradient rule; ``sympy``: the formula, built
+  with the sympy module it is given (so that this module does not import sympy);
+* flags: ``commutative``, ``associative``; ``modular`` (integer results wrap modulo 2**bits as
+  in numpy: a renderer computes them where overflow is defined); ``comparison`` (compares its
+  operands exactly, as numpy does even for int64 against uint64).
+
+``Elemwise`` (ops/elemwise.py) lifts a row to tensors, so broadcasting, shapes and the
+unbroadcasting of gradients are written once, not per row; theon.tensor exports every row by
+its name. A new elementwise op is one row here plus its test spec.
 
 A gradient rule gets ``T``, the namespace of tensor operations to build with (every row of this
 table by name, ``cast`` and ``zeros_like``: see ``ops/gradrules.py``), then the inputs, the
@@ -15,18 +31,19 @@ only when used).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+import re
+import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from functools import cache
 
 import numpy as np
 
 from ..symbolic.types import COMPLEX_DTYPES, DISCRETE_DTYPES
 
-
 # -- output dtype rules ----------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def upcast(*dtypes: str) -> str:
     """numpy's array promotion (float32 with int8/int16 stays float32; with int32/64 -> float64)."""
     return str(np.result_type(*[np.dtype(d) for d in dtypes]))
@@ -107,6 +124,13 @@ def switch_rule(cond: str, a: str, b: str) -> str:
     return upcast(a, b)
 
 
+def switch_operands(cond: str, a: str, b: str) -> tuple[str, str, str]:
+    """switch's template takes its condition as a truth value and both branches in the output
+    dtype (converting the condition to the output dtype would send 0.5 to 0, false)."""
+    out = upcast(a, b)
+    return ("bool", out, out)
+
+
 # -- numpy implementations numpy does not provide directly ---------------------------------------
 
 def _sigmoid(x, dtype=None):
@@ -130,6 +154,53 @@ def _round_half_away(x):
     return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0).astype(t.dtype)
 
 
+# -- the vocabulary of the C templates -----------------------------------------------------------
+
+# C99 <math.h> functions a template may call, by their double-precision name; a dialect maps each
+# to its variant for the dtype computed in (``expf`` for float32 in C...). ``fabs`` and ``pow``
+# also take integers: the dialect has exact helpers for those.
+C_MATH: frozenset[str] = frozenset((
+    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "copysign", "cos",
+    "cosh", "erf", "exp", "exp2", "expm1", "fabs", "floor", "fmod", "isinf", "isnan", "log",
+    "log10", "log1p", "log2", "pow", "rint", "round", "sin", "sinh", "sqrt", "tan", "tanh",
+    "trunc"))
+
+# Helpers with numpy's semantics where C has no such function or a different one (C's ``/``
+# and ``%`` truncate, ``fmax`` ignores NaN, ``abs(INT_MIN)`` is undefined...). Every dialect
+# defines them in its prelude for the dtypes they apply to.
+HELPERS: dict[str, str] = {
+    "theon_floordiv": "floor division (numpy's floor_divide: x // 0 == 0 for ints)",
+    "theon_mod": "remainder with the sign of the divisor (numpy's mod: x % 0 == 0 for ints)",
+    "theon_sign": "-1, 0 or 1 (NaN for NaN)",
+    "theon_sigmoid": "1 / (1 + exp(-x)), without overflow",
+    "theon_softplus": "log(1 + exp(x)), without overflow",
+    "theon_max": "the larger operand; NaN if either is NaN (numpy's maximum)",
+    "theon_min": "the smaller operand; NaN if either is NaN (numpy's minimum)",
+    "theon_invert": "bitwise not; logical not for bool",
+}
+
+_CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
+_FLOAT_LITERAL = re.compile(r"(?<![\w{])(\d+\.\d*|\.\d+|\d+[eE][-+]?\d+)")
+
+
+def check_template(name: str, nin: int, c: str) -> None:
+    """Refuse a C template a dialect could not render: a format field other than the operands
+    and ``{out}``, a call outside ``C_MATH`` and ``HELPERS``, or a float literal (which would
+    make float32 arithmetic run in double)."""
+    fields = {f for _, f, _, _ in string.Formatter().parse(c) if f is not None}
+    allowed = {str(i) for i in range(nin)} | {"out"}
+    if not fields <= allowed:
+        raise ValueError(f"row {name}: template {c!r} uses the fields {sorted(fields - allowed)}"
+                         f"; only {sorted(allowed)} exist")
+    unknown = set(_CALL.findall(c)) - C_MATH - set(HELPERS)
+    if unknown:
+        raise ValueError(f"row {name}: template {c!r} calls {sorted(unknown)}, which are neither "
+                         "C99 math functions (C_MATH) nor helpers (HELPERS)")
+    if _FLOAT_LITERAL.search(c.replace("{", " ").replace("}", " ")):
+        raise ValueError(f"row {name}: template {c!r} has a float literal; write integers, "
+                         "which the float operand promotes")
+
+
 # -- the row type --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -141,10 +212,14 @@ class ScalarOp:
     np_fn: Callable
     c: str
     out: Callable[..., str]
-    grad: Optional[Callable] = None
+    grad: Callable | None = None
+    sympy: Callable | None = None
+    c_in: Callable | None = None  # operand dtype(s) in the template (default: out)
     commutative: bool = False
     associative: bool = False
-    params: Tuple = field(default=())  # extra identity (the target dtype of a cast)
+    modular: bool = False
+    comparison: bool = False
+    params: tuple = field(default=())  # extra identity (the target dtype of a cast)
 
     def __str__(self) -> str:
         return self.name
@@ -164,16 +239,20 @@ class ScalarOp:
         return (scalar_op_named, (self.name, self.params))
 
 
-def scalar_op_named(name: str, params: Tuple = ()) -> "ScalarOp":
+def scalar_op_named(name: str, params: tuple = ()) -> ScalarOp:
     """The table's op called ``name`` (a cast is named by its target dtype in ``params``)."""
     return cast_op(params[0]) if name.startswith("cast_") and params else TABLE[name]
 
 
-TABLE: Dict[str, ScalarOp] = {}
+TABLE: dict[str, ScalarOp] = {}
 
 
-def row(name, nin, np_fn, c, out, grad=None, **flags) -> ScalarOp:
-    op = ScalarOp(name, nin, np_fn, c, out, grad, **flags)
+def row(name: str, nin: int, np_fn: Callable, c: str, out: Callable[..., str],
+        grad: Callable | None = None, sympy: Callable | None = None,
+        **flags) -> ScalarOp:
+    """Add a row to ``TABLE`` (checking its C template) and return it."""
+    check_template(name, nin, c)
+    op = ScalarOp(name, nin, np_fn, c, out, grad, sympy, **flags)
     TABLE[name] = op
     return op
 
@@ -183,20 +262,24 @@ def _zero(*_):
 
 
 # -- the table ------------------------------------------------------------------------------------
-# Gradient rules: (T, inputs..., z, gz) -> [grad per input].
+# Gradient rules: (T, inputs..., z, gz) -> [grad per input]. sympy: (sp, inputs...) -> formula.
 
 add = row("add", 2, np.add, "({0} + {1})", upcast_nobool,
-          lambda T, x, y, z, g: [g, g], commutative=True, associative=True)
+          lambda T, x, y, z, g: [g, g], lambda sp, a, b: a + b,
+          commutative=True, associative=True, modular=True)
 sub = row("sub", 2, np.subtract, "({0} - {1})", upcast_nobool,
-          lambda T, x, y, z, g: [g, -g])
+          lambda T, x, y, z, g: [g, -g], lambda sp, a, b: a - b, modular=True)
 mul = row("mul", 2, np.multiply, "({0} * {1})", upcast_nobool,
-          lambda T, x, y, z, g: [g * y, g * x], commutative=True, associative=True)
+          lambda T, x, y, z, g: [g * y, g * x], lambda sp, a, b: a * b,
+          commutative=True, associative=True, modular=True)
 true_div = row("true_div", 2, np.true_divide, "({0} / {1})", true_div_rule,
-               lambda T, x, y, z, g: [g / y, -g * z / y])
-int_div = row("int_div", 2, np.floor_divide, "theon_floordiv({0}, {1})", real_only(upcast_nobool),
-              lambda T, x, y, z, g: [None, None])
+               lambda T, x, y, z, g: [g / y, -g * z / y], lambda sp, a, b: a / b)
+int_div = row("int_div", 2, np.floor_divide, "theon_floordiv({0}, {1})",
+              real_only(upcast_nobool), lambda T, x, y, z, g: [None, None])
 mod = row("mod", 2, np.mod, "theon_mod({0}, {1})", real_only(upcast_nobool),
           lambda T, x, y, z, g: [g, -g * T.int_div(x, y)])
+
+
 def _pow_grad_exponent(T, x, z, g):
     """d/dy x**y = x**y log(x), taken as 0 where x == 0 (as Theano does): the limit for y > 0,
     where the formula gives 0 * -inf = nan. log sees 1 there, so nothing warns."""
@@ -205,53 +288,81 @@ def _pow_grad_exponent(T, x, z, g):
 
 
 pow = row("pow", 2, np.power, "pow({0}, {1})", upcast_nobool,
-          lambda T, x, y, z, g: [g * y * T.pow(x, y - 1), _pow_grad_exponent(T, x, z, g)])
-neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda T, x, z, g: [-g])
-abs_ = row("abs", 1, np.abs, "theon_abs({0})", abs_rule, lambda T, x, z, g: [g * T.sgn(x)])
-sgn = row("sgn", 1, np.sign, "theon_sign({0})", real_only(upcast_nobool), _zero)
-exp = row("exp", 1, np.exp, "exp({0})", to_float, lambda T, x, z, g: [g * z])
-exp2 = row("exp2", 1, np.exp2, "exp2({0})", to_float, lambda T, x, z, g: [g * z * math.log(2.0)])
-log = row("log", 1, np.log, "log({0})", to_float, lambda T, x, z, g: [g / x])
+          lambda T, x, y, z, g: [g * y * T.pow(x, y - 1), _pow_grad_exponent(T, x, z, g)],
+          lambda sp, a, b: a ** b)
+neg = row("neg", 1, np.negative, "(-{0})", upcast_nobool, lambda T, x, z, g: [-g],
+          lambda sp, a: -a, modular=True)
+abs_ = row("abs", 1, np.abs, "fabs({0})", abs_rule, lambda T, x, z, g: [g * T.sgn(x)],
+           lambda sp, a: sp.Abs(a))
+sgn = row("sgn", 1, np.sign, "theon_sign({0})", real_only(upcast_nobool), _zero,
+          lambda sp, a: sp.sign(a))
+exp = row("exp", 1, np.exp, "exp({0})", to_float, lambda T, x, z, g: [g * z],
+          lambda sp, a: sp.exp(a))
+exp2 = row("exp2", 1, np.exp2, "exp2({0})", to_float, lambda T, x, z, g: [g * z * math.log(2.0)],
+           lambda sp, a: 2 ** a)
+log = row("log", 1, np.log, "log({0})", to_float, lambda T, x, z, g: [g / x],
+          lambda sp, a: sp.log(a))
 log2 = row("log2", 1, np.log2, "log2({0})", to_float,
-           lambda T, x, z, g: [g / (x * math.log(2.0))])
+           lambda T, x, z, g: [g / (x * math.log(2.0))], lambda sp, a: sp.log(a, 2))
 log10 = row("log10", 1, np.log10, "log10({0})", to_float,
-            lambda T, x, z, g: [g / (x * math.log(10.0))])
-log1p = row("log1p", 1, np.log1p, "log1p({0})", to_float, lambda T, x, z, g: [g / (1 + x)])
-expm1 = row("expm1", 1, np.expm1, "expm1({0})", to_float, lambda T, x, z, g: [g * (z + 1)])
-sqrt = row("sqrt", 1, np.sqrt, "sqrt({0})", to_float, lambda T, x, z, g: [g * 0.5 / z])
-sqr = row("sqr", 1, np.square, "({0} * {0})", upcast_nobool, lambda T, x, z, g: [g * 2 * x])
-inv = row("inv", 1, np.reciprocal, "(1.0 / {0})", to_float, lambda T, x, z, g: [-g * z * z])
-sin = row("sin", 1, np.sin, "sin({0})", to_float, lambda T, x, z, g: [g * T.cos(x)])
-cos = row("cos", 1, np.cos, "cos({0})", to_float, lambda T, x, z, g: [-g * T.sin(x)])
-tan = row("tan", 1, np.tan, "tan({0})", to_float, lambda T, x, z, g: [g * (1 + z * z)])
+            lambda T, x, z, g: [g / (x * math.log(10.0))], lambda sp, a: sp.log(a, 10))
+log1p = row("log1p", 1, np.log1p, "log1p({0})", to_float, lambda T, x, z, g: [g / (1 + x)],
+            lambda sp, a: sp.log(1 + a))
+expm1 = row("expm1", 1, np.expm1, "expm1({0})", to_float, lambda T, x, z, g: [g * (z + 1)],
+            lambda sp, a: sp.exp(a) - 1)
+sqrt = row("sqrt", 1, np.sqrt, "sqrt({0})", to_float, lambda T, x, z, g: [g * 0.5 / z],
+           lambda sp, a: sp.sqrt(a))
+sqr = row("sqr", 1, np.square, "({0} * {0})", upcast_nobool, lambda T, x, z, g: [g * 2 * x],
+          lambda sp, a: a ** 2, modular=True)
+inv = row("inv", 1, np.reciprocal, "(1 / {0})", to_float, lambda T, x, z, g: [-g * z * z],
+          lambda sp, a: 1 / a)
+sin = row("sin", 1, np.sin, "sin({0})", to_float, lambda T, x, z, g: [g * T.cos(x)],
+          lambda sp, a: sp.sin(a))
+cos = row("cos", 1, np.cos, "cos({0})", to_float, lambda T, x, z, g: [-g * T.sin(x)],
+          lambda sp, a: sp.cos(a))
+tan = row("tan", 1, np.tan, "tan({0})", to_float, lambda T, x, z, g: [g * (1 + z * z)],
+          lambda sp, a: sp.tan(a))
 arcsin = row("arcsin", 1, np.arcsin, "asin({0})", to_float,
-             lambda T, x, z, g: [g / T.sqrt(1 - x * x)])
+             lambda T, x, z, g: [g / T.sqrt(1 - x * x)], lambda sp, a: sp.asin(a))
 arccos = row("arccos", 1, np.arccos, "acos({0})", to_float,
-             lambda T, x, z, g: [-g / T.sqrt(1 - x * x)])
-arctan = row("arctan", 1, np.arctan, "atan({0})", to_float, lambda T, x, z, g: [g / (1 + x * x)])
+             lambda T, x, z, g: [-g / T.sqrt(1 - x * x)], lambda sp, a: sp.acos(a))
+arctan = row("arctan", 1, np.arctan, "atan({0})", to_float, lambda T, x, z, g: [g / (1 + x * x)],
+             lambda sp, a: sp.atan(a))
 arctan2 = row("arctan2", 2, np.arctan2, "atan2({0}, {1})", real_only(to_float),
-              lambda T, y, x, z, g: [g * x / (x * x + y * y), -g * y / (x * x + y * y)])
-sinh = row("sinh", 1, np.sinh, "sinh({0})", to_float, lambda T, x, z, g: [g * T.cosh(x)])
-cosh = row("cosh", 1, np.cosh, "cosh({0})", to_float, lambda T, x, z, g: [g * T.sinh(x)])
-tanh = row("tanh", 1, np.tanh, "tanh({0})", to_float, lambda T, x, z, g: [g * (1 - z * z)])
+              lambda T, y, x, z, g: [g * x / (x * x + y * y), -g * y / (x * x + y * y)],
+              lambda sp, a, b: sp.atan2(a, b))
+sinh = row("sinh", 1, np.sinh, "sinh({0})", to_float, lambda T, x, z, g: [g * T.cosh(x)],
+           lambda sp, a: sp.sinh(a))
+cosh = row("cosh", 1, np.cosh, "cosh({0})", to_float, lambda T, x, z, g: [g * T.sinh(x)],
+           lambda sp, a: sp.cosh(a))
+tanh = row("tanh", 1, np.tanh, "tanh({0})", to_float, lambda T, x, z, g: [g * (1 - z * z)],
+           lambda sp, a: sp.tanh(a))
 arcsinh = row("arcsinh", 1, np.arcsinh, "asinh({0})", to_float,
-              lambda T, x, z, g: [g / T.sqrt(x * x + 1)])
+              lambda T, x, z, g: [g / T.sqrt(x * x + 1)], lambda sp, a: sp.asinh(a))
 arccosh = row("arccosh", 1, np.arccosh, "acosh({0})", to_float,
-              lambda T, x, z, g: [g / T.sqrt(x * x - 1)])
+              lambda T, x, z, g: [g / T.sqrt(x * x - 1)], lambda sp, a: sp.acosh(a))
 arctanh = row("arctanh", 1, np.arctanh, "atanh({0})", to_float,
-              lambda T, x, z, g: [g / (1 - x * x)])
+              lambda T, x, z, g: [g / (1 - x * x)], lambda sp, a: sp.atanh(a))
 sigmoid = row("sigmoid", 1, _sigmoid, "theon_sigmoid({0})", real_only(to_float),
-              lambda T, x, z, g: [g * z * (1 - z)])
+              lambda T, x, z, g: [g * z * (1 - z)], lambda sp, a: 1 / (1 + sp.exp(-a)))
 softplus = row("softplus", 1, _softplus, "theon_softplus({0})", real_only(to_float),
-               lambda T, x, z, g: [g * T.sigmoid(x)])
+               lambda T, x, z, g: [g * T.sigmoid(x)], lambda sp, a: sp.log(1 + sp.exp(a)))
 erf = row("erf", 1, _erf, "erf({0})", real_only(to_float),
-          lambda T, x, z, g: [g * (2.0 / math.sqrt(math.pi)) * T.exp(-x * x)])
-floor = row("floor", 1, np.floor, "floor({0})", real_only(to_float), _zero)
-ceil = row("ceil", 1, np.ceil, "ceil({0})", real_only(to_float), _zero)
+          lambda T, x, z, g: [g * (2.0 / math.sqrt(math.pi)) * T.exp(-x * x)],
+          lambda sp, a: sp.erf(a))
+floor = row("floor", 1, np.floor, "floor({0})", real_only(to_float), _zero,
+            lambda sp, a: sp.floor(a))
+ceil = row("ceil", 1, np.ceil, "ceil({0})", real_only(to_float), _zero,
+           lambda sp, a: sp.ceiling(a))
 trunc = row("trunc", 1, np.trunc, "trunc({0})", real_only(to_float), _zero)
-round_half_to_even = row("round_half_to_even", 1, np.rint, "rint({0})", real_only(to_float), _zero)
+# C's rint rounds in the current rounding mode (to nearest, ties to even, unless a program
+# changes it), round rounds ties away from zero.
+round_half_to_even = row("round_half_to_even", 1, np.rint, "rint({0})", real_only(to_float),
+                         _zero)
 round_half_away_from_zero = row("round_half_away_from_zero", 1, _round_half_away, "round({0})",
                                 real_only(to_float), _zero)
+
+
 def _extremum_grad(T, x, y, z, g):
     """maximum/minimum: the gradient goes to the input the output equals, and at a tie to the
     first one only (Theano's rule). Giving it to both counts it twice: maximum(x, x) would have
@@ -270,19 +381,29 @@ def _clip_grad(T, x, lo, hi, z, g):
 
 
 maximum = row("maximum", 2, np.maximum, "theon_max({0}, {1})", real_only(upcast),
-              _extremum_grad, commutative=True, associative=True)
+              _extremum_grad, lambda sp, a, b: sp.Max(a, b), commutative=True, associative=True)
 minimum = row("minimum", 2, np.minimum, "theon_min({0}, {1})", real_only(upcast),
-              _extremum_grad, commutative=True, associative=True)
+              _extremum_grad, lambda sp, a, b: sp.Min(a, b), commutative=True, associative=True)
 clip = row("clip", 3, np.clip, "theon_min(theon_max({0}, {1}), {2})", real_only(upcast),
-           _clip_grad)
-eq = row("eq", 2, np.equal, "({0} == {1})", to_bool, _zero, commutative=True)
-neq = row("neq", 2, np.not_equal, "({0} != {1})", to_bool, _zero, commutative=True)
-lt = row("lt", 2, np.less, "({0} < {1})", real_only(to_bool), _zero)
-le = row("le", 2, np.less_equal, "({0} <= {1})", real_only(to_bool), _zero)
-gt = row("gt", 2, np.greater, "({0} > {1})", real_only(to_bool), _zero)
-ge = row("ge", 2, np.greater_equal, "({0} >= {1})", real_only(to_bool), _zero)
-isnan = row("isnan", 1, np.isnan, "isnan({0})", to_bool, _zero)
-isinf = row("isinf", 1, np.isinf, "isinf({0})", to_bool, _zero)
+           _clip_grad, lambda sp, a, lo, hi: sp.Min(sp.Max(a, lo), hi))
+# Comparisons compute in the operands' common dtype (upcast), exactly: numpy compares int64
+# with uint64 without going through float64, and so must a renderer (``comparison``).
+eq = row("eq", 2, np.equal, "({0} == {1})", to_bool, _zero, c_in=upcast, comparison=True,
+         commutative=True)
+neq = row("neq", 2, np.not_equal, "({0} != {1})", to_bool, _zero, c_in=upcast, comparison=True,
+          commutative=True)
+lt = row("lt", 2, np.less, "({0} < {1})", real_only(to_bool), _zero, c_in=upcast,
+         comparison=True)
+le = row("le", 2, np.less_equal, "({0} <= {1})", real_only(to_bool), _zero, c_in=upcast,
+         comparison=True)
+gt = row("gt", 2, np.greater, "({0} > {1})", real_only(to_bool), _zero, c_in=upcast,
+         comparison=True)
+ge = row("ge", 2, np.greater_equal, "({0} >= {1})", real_only(to_bool), _zero, c_in=upcast,
+         comparison=True)
+# An integer is never nan or inf: computed on the integer moved to a float (C's isnan takes
+# floats only).
+isnan = row("isnan", 1, np.isnan, "isnan({0})", to_bool, _zero, c_in=to_float)
+isinf = row("isinf", 1, np.isinf, "isinf({0})", to_bool, _zero, c_in=to_float)
 and_ = row("and_", 2, np.bitwise_and, "({0} & {1})", discrete_only(upcast), _zero,
            commutative=True, associative=True)
 or_ = row("or_", 2, np.bitwise_or, "({0} | {1})", discrete_only(upcast), _zero,
@@ -292,25 +413,36 @@ xor = row("xor", 2, np.bitwise_xor, "({0} ^ {1})", discrete_only(upcast), _zero,
 invert = row("invert", 1, np.invert, "theon_invert({0})", discrete_only(upcast), _zero)
 switch = row("switch", 3, np.where, "({0} ? {1} : {2})", switch_rule,
              lambda T, c, a, b, z, g: [None, T.switch(c, g, T.zeros_like(g)),
-                                    T.switch(c, T.zeros_like(g), g)])
-identity = row("identity", 1, np.copy, "{0}", same_as_first, lambda T, x, z, g: [g])
+                                       T.switch(c, T.zeros_like(g), g)],
+             c_in=switch_operands)
+identity = row("identity", 1, np.copy, "{0}", same_as_first, lambda T, x, z, g: [g],
+               lambda sp, a: a)
 
-_CASTS: Dict[str, ScalarOp] = {}
+_CASTS: dict[str, ScalarOp] = {}
+
+
+def _cast_grad(T, x, z, g):
+    if x.dtype in DISCRETE_DTYPES:
+        return [None]
+    return [T.cast(g, x.dtype)]
+
+
+def _same(sp, a):
+    return a
 
 
 def cast_op(dtype: str) -> ScalarOp:
-    """The scalar op converting to ``dtype`` (one per target dtype, made on demand)."""
+    """The scalar op converting to ``dtype`` (one per target dtype, made on demand). Its C
+    template converts the operand as it comes (``c_in``: the input dtype); as a formula, a
+    cast to a float or complex dtype is the identity, one to an integer has none."""
     if dtype not in _CASTS:
         np_dtype = np.dtype(dtype)
 
         def convert(x, _t=np_dtype):
             return np.asarray(x).astype(_t)
 
-        def grad_rule(T, x, z, g):
-            if x.dtype in DISCRETE_DTYPES:
-                return [None]
-            return [T.cast(g, x.dtype)]
-
-        _CASTS[dtype] = ScalarOp(f"cast_{dtype}", 1, convert, f"(({{ctype:{dtype}}}){{0}})",
-                                 lambda *_: dtype, grad_rule, params=(dtype,))
+        _CASTS[dtype] = ScalarOp(f"cast_{dtype}", 1, convert, "(({out}){0})",
+                                 lambda *_: dtype, _cast_grad,
+                                 _same if np_dtype.kind in "fc" else None,
+                                 c_in=same_as_first, params=(dtype,))
     return _CASTS[dtype]
