@@ -32,39 +32,36 @@ from ..gradient import (Lop, Rop, consider_constant, disconnected_grad, grad,  #
 as_tensor = as_tensor_variable
 second = fill
 
-# -- elementwise functions: one per row of ops/scalar.py ------------------------------------------
-add, sub, mul, true_div, int_div, mod, pow = (_E[n] for n in (
-    "add", "sub", "mul", "true_div", "int_div", "mod", "pow"))
-neg, abs_, sgn, exp, exp2, log, log2, log10, log1p, expm1 = (_E[n] for n in (
-    "neg", "abs", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1"))
-sqrt, sqr, inv, sin, cos, tan, arcsin, arccos, arctan, arctan2 = (_E[n] for n in (
-    "sqrt", "sqr", "inv", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2"))
-sinh, cosh, tanh, arcsinh, arccosh, arctanh = (_E[n] for n in (
-    "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh"))
-sigmoid, softplus, erf, floor, ceil, trunc = (_E[n] for n in (
-    "sigmoid", "softplus", "erf", "floor", "ceil", "trunc"))
-round_half_to_even, round_half_away_from_zero = (_E[n] for n in (
-    "round_half_to_even", "round_half_away_from_zero"))
-maximum, minimum, clip = _E["maximum"], _E["minimum"], _E["clip"]
-eq, neq, lt, le, gt, ge, isnan, isinf = (_E[n] for n in (
-    "eq", "neq", "lt", "le", "gt", "ge", "isnan", "isinf"))
-and_, or_, xor, invert = _E["and_"], _E["or_"], _E["xor"], _E["invert"]
-bitwise_and, bitwise_or, bitwise_xor, bitwise_not = and_, or_, xor, invert
-switch = _E["switch"]
+# -- elementwise functions: every row of ops/scalar.py, by its name (T.exp, T.and_...) -----------
+
+def _export_rows() -> None:
+    """Bind each row of the scalar table to its name in this module, so that a new row needs no
+    edit here. A row may not take a name already bound to something else."""
+    space = globals()
+    for name, op in _E.items():
+        if space.get(name, op) is not op:
+            raise ImportError(f"theon.tensor: the scalar row {name!r} would hide {space[name]!r}")
+        space[name] = op
+
+
+_export_rows()
+# Theano's other spellings of some rows
+abs_ = _E["abs"]
+bitwise_and, bitwise_or, bitwise_xor, bitwise_not = (_E[n] for n in (
+    "and_", "or_", "xor", "invert"))
 tensor_copy_op = _E["identity"]
-abs = abs_  # noqa: A001 - Theano's spelling T.abs
-floor_div = int_div
-div = true_div
-reciprocal = inv
+floor_div = _E["int_div"]
+div = _E["true_div"]
+reciprocal = _E["inv"]
 
 
 def where(condition, x, y):
     """``switch``: pick from ``x`` where ``condition`` holds, else from ``y`` (both computed)."""
-    return switch(condition, x, y)
+    return _E["switch"](condition, x, y)
 
 
 def square(x):
-    return sqr(x)
+    return _E["sqr"](x)
 
 
 # -- constructors -----------------------------------------------------------------------------------
