@@ -1,5 +1,10 @@
 """Shared by all tests: they build T.matrix() and the like and feed float64 data, so floatX is
-pinned to float64 whatever THEON_FLAGS says (tests about float32 set it themselves)."""
+pinned to float64 whatever THEON_FLAGS says (tests about float32 set it themselves).
+
+The op tests compile on the ``backend`` fixture's linker: the configured one, or each of
+``THEON_TEST_BACKENDS=py,logging`` in turn; ``THEON_TEST_BACKEND=logging`` runs the whole suite
+on the toy backend of backends/logging_backend.py."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -7,6 +12,26 @@ import sys
 import pytest
 
 import theon
+from theon import backends
+
+_HERE = os.path.dirname(__file__)
+
+
+def _load(name: str, path: str):
+    """A module of this folder by its path: test files and their neighbours are not importable
+    by name under --import-mode=importlib."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(_HERE, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load("theon_test_helpers", "helpers.py")
+
+
+def _backends_to_run() -> list:
+    """THEON_TEST_BACKENDS as a list of linker names (empty: only the configured linker)."""
+    return [n.strip() for n in os.environ.get("THEON_TEST_BACKENDS", "").split(",") if n.strip()]
 
 
 @pytest.fixture(autouse=True)
@@ -20,14 +45,44 @@ def _floatx_float64():
 def pytest_configure(config):
     # before collection too: some test modules build their variables at import time
     theon.config.floatX = "float64"
-    if os.environ.get("THEON_TEST_BACKEND") == "logging":  # the suite on the toy backend
-        import importlib.util
-        path = os.path.join(os.path.dirname(__file__), "backends", "logging_backend.py")
-        spec = importlib.util.spec_from_file_location("logging_backend", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        config._logging_backend = module.BACKEND
+    on_logging = os.environ.get("THEON_TEST_BACKEND") == "logging"  # the suite on the toy one
+    if on_logging or "logging" in _backends_to_run():
+        config._logging_backend = _load("logging_backend",
+                                        os.path.join("backends", "logging_backend.py")).BACKEND
+    if on_logging:
         theon.config.linker = "logging"
+
+
+def pytest_generate_tests(metafunc):
+    # THEON_TEST_BACKENDS=a,b: each test that uses the backend fixture runs once per backend
+    names = _backends_to_run()
+    if not names or "backend" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        if "backend" in str(mark.args[0]):
+            return  # the test names its backends itself
+    metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The linker the test compiles for: ``config.linker`` unless parametrized with names
+    (``@pytest.mark.parametrize("backend", ["py", "logging"], indirect=True)``, or
+    THEON_TEST_BACKENDS for the whole run). It is ``config.linker`` while the test runs, so
+    plain ``theon.function`` calls and ``eval`` use it too."""
+    name = getattr(request, "param", theon.config.linker)
+    backends.get(name)  # an unknown name fails here, saying which are registered
+    old = theon.config.linker
+    theon.config.linker = name
+    yield name
+    theon.config.linker = old
+
+
+@pytest.fixture
+def run(backend):
+    """``run(inputs, out, values, expect)``: compile on the backend, call, check the value and
+    its declared type (tests/helpers.py); ``run.check(got, out, expect)`` checks alone."""
+    return helpers.Runner()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -19,27 +19,10 @@ def var(shape, dtype="float64", name=None, static=False):
     return T.TensorType(dtype, shape=shape if static else (None,) * len(shape))(name)
 
 
-def check_value(got, out, expect, rtol=None):
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == np.dtype(out.dtype), (got.dtype, out.dtype)
-    assert got.ndim == out.ndim, (got.shape, out.type)
-    for d, s in enumerate(out.type.shape):
-        if s is not None:
-            assert got.shape[d] == s, (got.shape, out.type.shape)
-    expect = np.asarray(expect)
-    assert got.shape == expect.shape, (got.shape, expect.shape)
-    if rtol is None:
-        rtol = 1e-5 if got.dtype == np.float32 else 1e-10
-    if got.dtype.kind in "iub":
-        np.testing.assert_array_equal(got, expect)
-    else:
-        np.testing.assert_allclose(got, expect, rtol=rtol, atol=rtol)
-
-
-def run(inputs, out, vals, expect, **kw):
-    got = theon.function(inputs, out)(*vals)
-    check_value(got, out, expect, **kw)
-    return got
+@pytest.fixture
+def run(run):
+    """This file's tolerance: float32 results to 1e-5, float64 to 1e-10, ints exactly."""
+    return run.with_defaults(rtol={"float32": 1e-5, "default": 1e-10})
 
 
 # -- dot ----------------------------------------------------------------------------------------
@@ -53,7 +36,7 @@ DOT_SHAPES = [
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
 @pytest.mark.parametrize("sa,sb", DOT_SHAPES, ids=[f"{a}.{b}" for a, b in DOT_SHAPES])
-def test_dot(dtype, sa, sb):
+def test_dot(run, dtype, sa, sb):
     a, b = var(sa, dtype, "a"), var(sb, dtype, "b")
     va, vb = rand(sa, dtype), rand(sb, dtype)
     out = T.dot(a, b)
@@ -63,7 +46,7 @@ def test_dot(dtype, sa, sb):
 
 
 @pytest.mark.parametrize("sa,sb", DOT_SHAPES, ids=[f"{a}.{b}" for a, b in DOT_SHAPES])
-def test_dot_static_shape(sa, sb):
+def test_dot_static_shape(run, sa, sb):
     a, b = var(sa, "float64", "a", static=True), var(sb, "float64", "b", static=True)
     out = T.dot(a, b)
     assert out.type.shape == np.dot(np.zeros(sa), np.zeros(sb)).shape
@@ -75,7 +58,7 @@ def test_dot_static_shape(sa, sb):
                                    ("float32", "float32"), ("int32", "float32"),
                                    ("int64", "float64"), ("int8", "float32"),
                                    ("int16", "int32")])
-def test_dot_mixed_dtypes(da, db):
+def test_dot_mixed_dtypes(run, da, db):
     a, b = var((3, 4), da, "a"), var((4,), db, "b")
     out = T.dot(a, b)
     assert out.dtype == np.result_type(da, db).name
@@ -85,7 +68,7 @@ def test_dot_mixed_dtypes(da, db):
     assert T.dot(T.fmatrix(), T.dmatrix()).dtype == "float64"
 
 
-def test_dot_with_scalar_multiplies():
+def test_dot_with_scalar_multiplies(run):
     a = T.matrix("a")
     s = T.scalar("s")
     va = rand((2, 3))
@@ -129,7 +112,7 @@ def test_dot_result_does_not_alias():
     assert isinstance(r, np.ndarray) and r.shape == ()
 
 
-def test_vector_dot_vector_inside_graph_is_an_array():
+def test_vector_dot_vector_inside_graph_is_an_array(run):
     a, b = T.vectors("a", "b")
     d = T.dot(a, b)
     va, vb = rand((3,)), rand((3,))
@@ -148,7 +131,7 @@ MATMUL_SHAPES = [
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES, ids=[f"{a}@{b}" for a, b in MATMUL_SHAPES])
-def test_matmul(dtype, sa, sb):
+def test_matmul(run, dtype, sa, sb):
     a, b = var(sa, dtype, "a"), var(sb, dtype, "b")
     va, vb = rand(sa, dtype), rand(sb, dtype)
     out = a @ b
@@ -157,7 +140,7 @@ def test_matmul(dtype, sa, sb):
 
 
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES, ids=[f"{a}@{b}" for a, b in MATMUL_SHAPES])
-def test_matmul_static_shape(sa, sb):
+def test_matmul_static_shape(run, sa, sb):
     a, b = var(sa, "float32", "a", static=True), var(sb, "float64", "b", static=True)
     out = a @ b
     assert out.dtype == "float64"
@@ -166,7 +149,7 @@ def test_matmul_static_shape(sa, sb):
     run([a, b], out, [va, vb], va @ vb, rtol=1e-6)
 
 
-def test_matmul_with_numpy_operand_and_errors():
+def test_matmul_with_numpy_operand_and_errors(run):
     a = T.matrix("a")
     m = rand((3, 2))
     va = rand((4, 3))
@@ -196,7 +179,7 @@ TENSORDOT = [
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("sa,sb,axes", TENSORDOT, ids=[str(t) for t in TENSORDOT])
-def test_tensordot(dtype, sa, sb, axes):
+def test_tensordot(run, dtype, sa, sb, axes):
     a, b = var(sa, dtype, "a"), var(sb, dtype, "b")
     va, vb = rand(sa, dtype), rand(sb, dtype)
     out = T.tensordot(a, b, axes=axes)
@@ -207,7 +190,7 @@ def test_tensordot(dtype, sa, sb, axes):
     run([s_a, s_b], out, [va, vb], np.tensordot(va, vb, axes=axes))
 
 
-def test_tensordot_mixed_dtype_and_runtime_error():
+def test_tensordot_mixed_dtype_and_runtime_error(run):
     a, b = var((2, 3), "float32", "a"), var((3, 4), "float64", "b")
     out = T.tensordot(a, b, 1)
     assert out.dtype == "float64"
@@ -241,14 +224,14 @@ BATCHED = [
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("sa,sb,spec", BATCHED, ids=[t[2] for t in BATCHED])
-def test_batched_dot(dtype, sa, sb, spec):
+def test_batched_dot(run, dtype, sa, sb, spec):
     a, b = var(sa, dtype, "a"), var(sb, dtype, "b")
     va, vb = rand(sa, dtype), rand(sb, dtype)
     out = T.batched_dot(a, b)
     run([a, b], out, [va, vb], np.einsum(spec, va, vb))
 
 
-def test_batched_dot_static_and_mixed():
+def test_batched_dot_static_and_mixed(run):
     a = var((5, 3, 4), "float32", "a", static=True)
     b = var((5, 4, 2), "float64", "b", static=True)
     out = T.batched_dot(a, b)
@@ -268,7 +251,7 @@ def test_batched_dot_static_and_mixed():
 
 @pytest.mark.parametrize("da,db", [("float64", "float64"), ("float32", "float32"),
                                    ("float32", "float64"), ("int32", "int32")])
-def test_outer(da, db):
+def test_outer(run, da, db):
     x, y = var((3,), da, "x"), var((4,), db, "y")
     vx, vy = rand((3,), da), rand((4,), db)
     out = T.outer(x, y)
@@ -277,7 +260,7 @@ def test_outer(da, db):
     run([x, y], out, [rand((0,), da), vy], np.outer(rand((0,), da), vy))
 
 
-def test_outer_flattens_and_static_shape():
+def test_outer_flattens_and_static_shape(run):
     x = var((2, 3), static=True)
     y = var((4,), static=True)
     out = T.outer(x, y)

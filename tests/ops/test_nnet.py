@@ -1,7 +1,5 @@
 """T.nnet: activations, softmax / log_softmax and the crossentropies against numpy, with the
 declared output types checked against the run-time values."""
-import warnings
-
 import numpy as np
 import pytest
 
@@ -20,26 +18,11 @@ def var(ndim, dtype="float64", name=None):
     return T.TensorType(dtype, shape=(None,) * ndim)(name)
 
 
-def check_value(got, out, expect, rtol=None):
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == np.dtype(out.dtype), (got.dtype, out.dtype)
-    assert got.ndim == out.ndim, (got.shape, out.type)
-    for d, s in enumerate(out.type.shape):
-        if s is not None:
-            assert got.shape[d] == s, (got.shape, out.type.shape)
-    expect = np.asarray(expect)
-    assert got.shape == expect.shape, (got.shape, expect.shape)
-    if rtol is None:
-        rtol = 1e-5 if got.dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(got, expect, rtol=rtol, atol=rtol)
-
-
-def run(inputs, out, vals, expect, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # no overflow / divide warnings
-        got = theon.function(inputs, out)(*vals)
-    check_value(got, out, expect, **kw)
-    return got
+@pytest.fixture
+def run(run):
+    """This file's tolerance (float32 results to 1e-5, the rest to 1e-12); no overflow or
+    divide warning may arise while compiling or running."""
+    return run.with_defaults(rtol={"float32": 1e-5, "default": 1e-12}, strict_warnings=True)
 
 
 def np_softmax(a, axis=-1):
@@ -55,7 +38,7 @@ def np_log_softmax(a, axis=-1):
 # -- activations --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_sigmoid_softplus(dtype):
+def test_sigmoid_softplus(run, dtype):
     x = var(2, dtype, "x")
     a = rand((3, 4), dtype, scale=3)
     a64 = a.astype("float64")
@@ -66,7 +49,7 @@ def test_sigmoid_softplus(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_sigmoid_softplus_extremes(dtype):
+def test_sigmoid_softplus_extremes(run, dtype):
     x = var(1, dtype, "x")
     a = np.array([-1000, -100, -30, 0, 30, 100, 1000], dtype=dtype)
     s = run([x], nnet.sigmoid(x), [a], _np_sigmoid(a))
@@ -82,7 +65,7 @@ def _np_sigmoid(a):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
-def test_relu(dtype):
+def test_relu(run, dtype):
     x = var(2, dtype, "x")
     a = (rand((3, 4), "float64", scale=3)).astype(dtype)
     out = nnet.relu(x)
@@ -92,7 +75,7 @@ def test_relu(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("alpha", [0.1, 0.5, -1.0, 2])
-def test_relu_alpha(dtype, alpha):
+def test_relu_alpha(run, dtype, alpha):
     x = var(2, dtype, "x")
     a = rand((3, 4), dtype)
     out = nnet.relu(x, alpha)
@@ -100,14 +83,14 @@ def test_relu_alpha(dtype, alpha):
     run([x], out, [a], np.where(a > 0, a, (np.asarray(alpha, dtype) * a)).astype(dtype))
 
 
-def test_relu_symbolic_alpha():
+def test_relu_symbolic_alpha(run):
     x = T.vector("x")
     al = T.scalar("al")
     a = rand((5,))
     run([x, al], nnet.relu(x, al), [a, 0.3], np.where(a > 0, a, 0.3 * a))
 
 
-def test_other_activations():
+def test_other_activations(run):
     x = T.vector("x")
     a = rand((6,), scale=3)
     run([x], nnet.elu(x), [a], np.where(a > 0, a, np.expm1(a)))
@@ -118,7 +101,7 @@ def test_other_activations():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(3, 5), (1, 4), (4, 1), (0, 5), (3, 0)])
-def test_softmax_matrix(dtype, shape):
+def test_softmax_matrix(run, dtype, shape):
     x = var(2, dtype, "x")
     a = rand(shape, dtype, scale=3)
     out = nnet.softmax(x)
@@ -132,14 +115,14 @@ def test_softmax_matrix(dtype, shape):
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1, -2])
-def test_softmax_axis(axis):
+def test_softmax_axis(run, axis):
     x = T.tensor3("x")
     a = rand((2, 3, 4))
     run([x], nnet.softmax(x, axis=axis), [a], np_softmax(a, axis))
     run([x], nnet.log_softmax(x, axis=axis), [a], np_log_softmax(a, axis))
 
 
-def test_softmax_vector_and_int_input():
+def test_softmax_vector_and_int_input(run):
     v = T.vector("v")
     a = rand((5,))
     run([v], nnet.softmax(v), [a], np_softmax(a))
@@ -153,7 +136,7 @@ def test_softmax_vector_and_int_input():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_softmax_stable_at_large_magnitude(dtype):
+def test_softmax_stable_at_large_magnitude(run, dtype):
     x = var(2, dtype, "x")
     a = np.array([[1000, 999, -1000], [-1000, -1000, -1000], [1000, 1000, 0]], dtype=dtype)
     s = run([x], nnet.softmax(x), [a], np_softmax(a.astype("float64")).astype(dtype))
@@ -165,7 +148,7 @@ def test_softmax_stable_at_large_magnitude(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_logsumexp(dtype):
+def test_logsumexp(run, dtype):
     x = var(2, dtype, "x")
     a = rand((3, 4), dtype, scale=300)
     a64 = a.astype("float64")
@@ -179,7 +162,7 @@ def test_logsumexp(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("ydtype", ["int32", "int64", "uint8"])
-def test_categorical_crossentropy_int_labels(dtype, ydtype):
+def test_categorical_crossentropy_int_labels(run, dtype, ydtype):
     p = var(2, dtype, "p")
     y = T.TensorType(ydtype, shape=(None,))("y")
     probs = np_softmax(rand((4, 3))).astype(dtype)
@@ -190,7 +173,7 @@ def test_categorical_crossentropy_int_labels(dtype, ydtype):
     run([p, y], out, [np.zeros((0, 3), dtype), np.zeros(0, ydtype)], np.zeros(0, dtype))
 
 
-def test_categorical_crossentropy_of_softmax():
+def test_categorical_crossentropy_of_softmax(run):
     x = T.matrix("x")
     y = T.lvector("y")
     a = rand((5, 4), scale=2)
@@ -201,7 +184,7 @@ def test_categorical_crossentropy_of_softmax():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_categorical_crossentropy_one_hot_and_soft_targets(dtype):
+def test_categorical_crossentropy_one_hot_and_soft_targets(run, dtype):
     p = var(2, dtype, "p")
     t = var(2, dtype, "t")
     probs = np_softmax(rand((4, 3))).astype(dtype)
@@ -217,7 +200,7 @@ def test_categorical_crossentropy_one_hot_and_soft_targets(dtype):
     run([p, ti], out, [probs, onehot.astype("int32")], -(onehot * np.log(probs)).sum(axis=1))
 
 
-def test_categorical_crossentropy_int_predictions_are_floats():
+def test_categorical_crossentropy_int_predictions_are_floats(run):
     p = T.imatrix("p")
     y = T.ivector("y")
     out = nnet.categorical_crossentropy(p, y)
@@ -274,7 +257,7 @@ def test_categorical_crossentropy_wrong_target_ndim():
 # -- binary crossentropies ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_binary_crossentropy(dtype):
+def test_binary_crossentropy(run, dtype):
     o = var(2, dtype, "o")
     t = var(2, dtype, "t")
     out_v = _np_sigmoid(rand((3, 4), dtype))
@@ -291,7 +274,7 @@ def test_binary_crossentropy(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_sigmoid_binary_crossentropy(dtype):
+def test_sigmoid_binary_crossentropy(run, dtype):
     z = var(1, dtype, "z")
     t = var(1, dtype, "t")
     logits = np.array([-1000, -20, -1, 0, 1, 20, 1000], dtype=dtype)
@@ -328,7 +311,7 @@ def test_symbolic_shape_of_result(case):
 
 
 @pytest.mark.parametrize("axis", [None, (0, 1), (1, 2), (0, -1)])
-def test_softmax_several_axes(axis):
+def test_softmax_several_axes(run, axis):
     x = T.tensor3("x")
     a = rand((2, 3, 4), scale=2)
     np_axis = axis

@@ -73,8 +73,10 @@ def test_every_reduction_has_dtypes():
     assert set(REDUCTIONS) == set(DTYPES)
 
 
-def _tol(dtype):
-    return dict(rtol=3e-5, atol=3e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+@pytest.fixture
+def run(run):
+    """This file's tolerance: float32 results to 3e-5, the rest to 1e-12, ints exactly."""
+    return run.with_defaults(rtol={"float32": 3e-5, "default": 1e-12})
 
 
 def _reference(name, a, axis, keepdims):
@@ -94,26 +96,13 @@ def _reference(name, a, axis, keepdims):
         return np.asarray(ref(a, axis=axis, keepdims=keepdims))
 
 
-def check(name, out, got, expect):
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == np.dtype(out.dtype), (name, got.dtype, out.dtype)
-    assert got.ndim == out.ndim, (name, got.shape, out.type)
-    for d, s in enumerate(out.type.shape):
-        assert s is None or got.shape[d] == s, (name, got.shape, out.type)
-    assert got.shape == expect.shape, (name, got.shape, expect.shape)
-    if got.dtype.kind in "fc":
-        np.testing.assert_allclose(got, expect, equal_nan=True, err_msg=name, **_tol(out.dtype))
-    else:
-        np.testing.assert_array_equal(got, expect, err_msg=name)
-
-
 CASES = [(n, dt, ax, kd) for n in REDUCTIONS for dt in DTYPES[n]
          for ax in (ARG_AXES if n.startswith("arg") else AXES) for kd in (False, True)]
 
 
 @pytest.mark.parametrize("name,dtype,axis,keepdims", CASES,
                          ids=[f"{n}-{d}-{a}-{'keep' if k else 'drop'}" for n, d, a, k in CASES])
-def test_reduction(name, dtype, axis, keepdims):
+def test_reduction(run, name, dtype, axis, keepdims):
     fn, _, rule = REDUCTIONS[name]
     x = TensorType(dtype, shape=(None, None, None))("x")
     out = fn(x, axis=axis, keepdims=keepdims)
@@ -122,14 +111,14 @@ def test_reduction(name, dtype, axis, keepdims):
     rng = _rng(name, dtype, axis, keepdims)
     for shape in ((2, 3, 4), (1, 3, 1)):
         a = rand(rng, shape, dtype)
-        check(name, out, f(a), _reference(name, a, axis, keepdims))
+        run.check(f(a), out, _reference(name, a, axis, keepdims), err_msg=name)
 
 
 METHODS = ["sum", "prod", "mean", "var", "std", "max", "min", "all", "any", "argmax", "argmin"]
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_method_spelling(name):
+def test_method_spelling(run, name):
     x = T.matrix("x")
     a = _rng(name).uniform(-1, 1, (3, 4))
     for kwargs in ({}, {"axis": 0}, {"axis": -1, "keepdims": True}):
@@ -137,8 +126,8 @@ def test_method_spelling(name):
         same = REDUCTIONS[name][0](x, **kwargs)
         assert out.type == same.type
         got = theon.function([x], out)(a)
-        check(name, out, got, _reference(name, a, kwargs.get("axis"),
-                                         kwargs.get("keepdims", False)))
+        run.check(got, out, _reference(name, a, kwargs.get("axis"),
+                                       kwargs.get("keepdims", False)), err_msg=name)
 
 
 # -- empty inputs -------------------------------------------------------------------------------
@@ -150,7 +139,7 @@ EMPTY_OK = [(n, ax) for n in ("sum", "prod", "all", "any") for ax in (None, 0, 1
 
 @pytest.mark.parametrize("name,axis", EMPTY_OK, ids=[f"{n}-{a}" for n, a in EMPTY_OK])
 @pytest.mark.parametrize("dtype", ["float64", "int32"])
-def test_empty_input_where_numpy_defines_a_result(name, axis, dtype):
+def test_empty_input_where_numpy_defines_a_result(run, name, axis, dtype):
     """(0, 3) inputs: sum/prod/all/any have identities; max/min/argmax/argmin over the
     non-empty axis give an empty result."""
     x = T.matrix("x", dtype=dtype)
@@ -158,7 +147,7 @@ def test_empty_input_where_numpy_defines_a_result(name, axis, dtype):
     for keepdims in (False, True):
         out = REDUCTIONS[name][0](x, axis=axis, keepdims=keepdims)
         got = theon.function([x], out)(a)
-        check(name, out, got, _reference(name, a, axis, keepdims))
+        run.check(got, out, _reference(name, a, axis, keepdims), err_msg=name)
 
 
 @pytest.mark.parametrize("name", ["mean", "var", "std"])
@@ -260,12 +249,12 @@ def test_max_min_nan_and_ties_like_numpy():
     assert flat == np.argmax(a)
 
 
-def test_scalar_input():
+def test_scalar_input(run):
     x = T.scalar()
     for name in ("sum", "prod", "max", "mean", "all", "argmax"):
         out = REDUCTIONS[name][0](x)
         got = theon.function([x], out)(3.0)
-        check(name, out, got, _reference(name, np.array(3.0), None, False))
+        run.check(got, out, _reference(name, np.array(3.0), None, False), err_msg=name)
 
 
 @pytest.mark.parametrize("name", list(REDUCTIONS) + ["cumsum", "cumprod"])
@@ -302,7 +291,7 @@ CUM = [(n, dt, ax) for n in ("cumsum", "cumprod") for dt in ("float32", "float64
 
 
 @pytest.mark.parametrize("name,dtype,axis", CUM, ids=[f"{n}-{d}-{a}" for n, d, a in CUM])
-def test_cumulative(name, dtype, axis):
+def test_cumulative(run, name, dtype, axis):
     x = T.matrix("x", dtype=dtype)
     out = getattr(T, name)(x, axis=axis)
     meth = getattr(x, name)(axis=axis)
@@ -313,19 +302,19 @@ def test_cumulative(name, dtype, axis):
     for shape in ((3, 4), (0, 3), (1, 1)):
         a = rand(rng, shape, dtype)
         ref = getattr(np, name)(a, axis=axis, dtype=np.dtype(out.dtype))
-        check(name, out, f(a), ref)
+        run.check(f(a), out, ref, err_msg=name)
 
 
 @pytest.mark.parametrize("name", ["cumsum", "cumprod"])
-def test_cumulative_vector_and_scalar(name):
+def test_cumulative_vector_and_scalar(run, name):
     v = TensorType("float64", shape=(5,))()
     out = getattr(T, name)(v)
     assert out.type.shape == (5,)
     a = np.arange(1.0, 6.0)
-    check(name, out, theon.function([v], out)(a), getattr(np, name)(a))
+    run.check(theon.function([v], out)(a), out, getattr(np, name)(a), err_msg=name)
     s = T.scalar()
     out = getattr(T, name)(s)
-    check(name, out, theon.function([s], out)(2.0), getattr(np, name)(np.array(2.0)))
+    run.check(theon.function([s], out)(2.0), out, getattr(np, name)(np.array(2.0)), err_msg=name)
 
 
 # -- rewrites keep reductions right ----------------------------------------------------------------

@@ -20,26 +20,6 @@ def rand(shape, dtype):
     return RNG.standard_normal(shape).astype(dtype)
 
 
-def check_value(got, out, expect):
-    """``got`` equals ``expect`` and agrees with the symbolic type of ``out``."""
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == np.dtype(out.dtype), (got.dtype, out.dtype)
-    assert got.ndim == out.ndim, (got.shape, out.type)
-    for d, s in enumerate(out.type.shape):
-        if s is not None:
-            assert got.shape[d] == s, (got.shape, out.type.shape)
-    expect = np.asarray(expect)
-    assert got.shape == expect.shape, (got.shape, expect.shape)
-    np.testing.assert_array_equal(got, expect)
-
-
-def run(inputs, out, vals, expect):
-    f = theon.function(inputs, out)
-    got = f(*vals)
-    check_value(got, out, expect)
-    return got
-
-
 # -- reshape ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
@@ -48,14 +28,14 @@ def run(inputs, out, vals, expect):
     ((2, 3, 4), (2, 3, 2, 2)), ((6,), (1, 6)), ((6,), (6, 1)), ((0, 3), (3, 0)),
     ((0, 3), (-1, 3)), ((1,), ()),
 ])
-def test_reshape_constant_shapes(dtype, shape, new):
+def test_reshape_constant_shapes(run, dtype, shape, new):
     x = T.TensorType(dtype, shape=(None,) * len(shape))("x")
     out = x.reshape(new)
     a = rand(shape, dtype)
     run([x], out, [a], a.reshape(new))
 
 
-def test_reshape_static_shape_declared():
+def test_reshape_static_shape_declared(run):
     x = T.matrix("x")
     out = x.reshape((3, -1))
     assert out.type.shape == (3, None)
@@ -65,7 +45,7 @@ def test_reshape_static_shape_declared():
     run([x], out2, [a], a.reshape(2, 6))
 
 
-def test_reshape_symbolic_shape():
+def test_reshape_symbolic_shape(run):
     x = T.tensor3("x")
     out = x.reshape((x.shape[0], -1))
     a = rand((3, 4, 5), "float64")
@@ -77,7 +57,7 @@ def test_reshape_symbolic_shape():
     run([x], out2, [z], z.reshape(0, 5))
 
 
-def test_reshape_symbolic_vector_and_scalar():
+def test_reshape_symbolic_vector_and_scalar(run):
     x = T.vector("x")
     s = T.lvector("s")
     out = T.reshape(x, s, ndim=2)
@@ -131,7 +111,7 @@ def test_reshape_output_does_not_alias_input():
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 @pytest.mark.parametrize("shape", [(2, 3, 4), (0, 3, 2), (3, 0, 2)])
-def test_flatten(ndim, shape):
+def test_flatten(run, ndim, shape):
     x = T.tensor3("x")
     out = T.flatten(x, ndim)
     a = rand(shape, "float64")
@@ -139,7 +119,7 @@ def test_flatten(ndim, shape):
     run([x], out, [a], expect)
 
 
-def test_flatten_method_and_static_shape():
+def test_flatten_method_and_static_shape(run):
     x = T.TensorType("int32", shape=(2, 3, 4))("x")
     out = x.flatten(2)
     assert out.type.shape == (2, 12)
@@ -160,7 +140,7 @@ def test_flatten_invalid_ndim():
 # -- dimshuffle / transpose -------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "int64"])
-def test_dimshuffle_patterns(dtype):
+def test_dimshuffle_patterns(run, dtype):
     x = T.TensorType(dtype, shape=(None, None, None))("x")
     a = rand((2, 3, 4), dtype)
     cases = [
@@ -174,7 +154,7 @@ def test_dimshuffle_patterns(dtype):
         run([x], x.dimshuffle(pattern), [a], expect)
 
 
-def test_dimshuffle_static_shape_and_drop_broadcastable():
+def test_dimshuffle_static_shape_and_drop_broadcastable(run):
     x = T.TensorType("float64", shape=(3, 1, None))("x")
     out = x.dimshuffle(2, "x", 0)
     assert out.type.shape == (None, 1, 3)
@@ -202,7 +182,7 @@ def test_dimshuffle_drop_non_broadcastable_error():
 
 
 @pytest.mark.parametrize("shape", [(2, 3), (0, 3), (2, 3, 4)])
-def test_transpose(shape):
+def test_transpose(run, shape):
     x = T.TensorType("float32", shape=(None,) * len(shape))("x")
     a = rand(shape, "float32")
     run([x], x.T, [a], a.T)
@@ -218,7 +198,7 @@ def test_transpose_static_shape():
     assert x.T.type.shape == (5, None, 2)
 
 
-def test_transpose_vector_and_scalar():
+def test_transpose_vector_and_scalar(run):
     v = T.vector("v")
     a = rand((4,), "float64")
     run([v], v.T, [a], a)
@@ -238,7 +218,7 @@ def test_dimshuffle_output_does_not_alias_input():
 # -- join / concatenate / stack ----------------------------------------------------------------
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
-def test_concatenate_matrices(axis):
+def test_concatenate_matrices(run, axis):
     x, y = T.matrices("x", "y")
     a = rand((2, 3), "float64")
     b = rand((4, 3), "float64") if axis == 0 else rand((2, 5), "float64")
@@ -247,7 +227,7 @@ def test_concatenate_matrices(axis):
     run([x, y], T.join(axis, [x, y, x]), [a, b], np.concatenate([a, b, a], axis=axis))
 
 
-def test_concatenate_mixed_dtypes_and_static_shape():
+def test_concatenate_mixed_dtypes_and_static_shape(run):
     x = T.TensorType("float32", shape=(2, 3))("x")
     y = T.TensorType("float64", shape=(4, 3))("y")
     out = T.concatenate([x, y])
@@ -263,7 +243,7 @@ def test_concatenate_mixed_dtypes_and_static_shape():
     run([i, v], out, [ai, av], np.concatenate([ai, av]))
 
 
-def test_concatenate_static_shape_partial():
+def test_concatenate_static_shape_partial(run):
     x = T.TensorType("float64", shape=(2, 3))("x")
     y = T.TensorType("float64", shape=(None, 3))("y")
     out = T.concatenate([x, y], axis=0)
@@ -272,7 +252,7 @@ def test_concatenate_static_shape_partial():
     run([x, y], out, [a, b], np.concatenate([a, b]))
 
 
-def test_concatenate_size_zero():
+def test_concatenate_size_zero(run):
     x, y = T.vectors("x", "y")
     a, b = np.zeros(0), rand((3,), "float64")
     run([x, y], T.concatenate([x, y]), [a, b], np.concatenate([a, b]))
@@ -300,21 +280,21 @@ def test_join_static_errors():
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
-def test_stack_vectors(axis):
+def test_stack_vectors(run, axis):
     x, y = T.vectors("x", "y")
     a, b = rand((3,), "float64"), rand((3,), "float64")
     out = T.stack([x, y, x], axis=axis)
     run([x, y], out, [a, b], np.stack([a, b, a], axis=axis))
 
 
-def test_stack_matrices_axes():
+def test_stack_matrices_axes(run):
     x, y = T.fmatrices("x", "y")
     a, b = rand((2, 3), "float32"), rand((2, 3), "float32")
     for axis in (0, 1, 2, -1, -3):
         run([x, y], T.stack([x, y], axis=axis), [a, b], np.stack([a, b], axis=axis))
 
 
-def test_stack_scalars_into_vector():
+def test_stack_scalars_into_vector(run):
     a, b = T.scalars("a", "b")
     out = T.stack([a, b, a])
     assert out.ndim == 1 and out.type.shape == (3,)
@@ -327,7 +307,7 @@ def test_stack_scalars_into_vector():
     run([f, i], out3, [np.float32(0.5), 2], np.array([0.5, 2], dtype=out3.dtype))
 
 
-def test_as_tensor_list_of_variables_stacks():
+def test_as_tensor_list_of_variables_stacks(run):
     a, b = T.scalars("a", "b")
     out = T.as_tensor_variable([a, b])
     run([a, b], out, [1.0, 2.0], np.array([1.0, 2.0]))
@@ -335,18 +315,18 @@ def test_as_tensor_list_of_variables_stacks():
 
 # -- split ------------------------------------------------------------------------------------
 
-def test_split():
+def test_split(run):
     x = T.matrix("x")
     a = rand((6, 4), "float64")
     outs = T.split(x, [1, 2, 3], 3, axis=0)
     f = theon.function([x], outs)
     got = f(a)
     for g, o, e in zip(got, outs, np.split(a, [1, 3], axis=0)):
-        check_value(g, o, e)
+        run.check(g, o, e)
     outs = T.split(x, [3, 0, 1], 3, axis=-1)
     got = theon.function([x], outs)(a)
     for g, o, e in zip(got, outs, np.split(a, [3, 3], axis=1)):
-        check_value(g, o, e)
+        run.check(g, o, e)
 
 
 def test_split_symbolic_sizes_and_errors():
@@ -378,7 +358,7 @@ def test_split_does_not_alias_input():
 # -- repeat / tile ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("axis", [None, 0, 1, -1])
-def test_repeat_scalar(axis):
+def test_repeat_scalar(run, axis):
     x = T.matrix("x")
     a = rand((2, 3), "float64")
     run([x], T.repeat(x, 3, axis=axis), [a], np.repeat(a, 3, axis=axis))
@@ -386,7 +366,7 @@ def test_repeat_scalar(axis):
     run([x], T.repeat(x, 0, axis=axis), [a], np.repeat(a, 0, axis=axis))
 
 
-def test_repeat_per_element_and_symbolic():
+def test_repeat_per_element_and_symbolic(run):
     x = T.imatrix("x")
     a = rand((2, 3), "int32")
     r = np.array([1, 0, 2])
@@ -400,7 +380,7 @@ def test_repeat_per_element_and_symbolic():
         np.repeat([1.0, 2.0], [2, 3]))
 
 
-def test_repeat_static_shape_keeps_other_dims():
+def test_repeat_static_shape_keeps_other_dims(run):
     x = T.TensorType("float64", shape=(2, 3))("x")
     out = T.repeat(x, 2, axis=1)
     assert out.type.shape[0] == 2
@@ -414,7 +394,7 @@ def test_repeat_float_repeats_rejected():
 
 
 @pytest.mark.parametrize("reps", [(2,), (2, 3), (1, 1), (2, 1, 3), (0, 2)])
-def test_tile(reps):
+def test_tile(run, reps):
     x = T.TensorType("float32", shape=(None, None))("x")
     a = rand((2, 3), "float32")
     run([x], T.tile(x, reps), [a], np.tile(a, reps))
@@ -435,7 +415,7 @@ def test_tile_does_not_alias_input():
 
 # -- shape / alloc / zeros / ones -------------------------------------------------------------
 
-def test_shape_and_shape_index():
+def test_shape_and_shape_index(run):
     x = T.tensor3("x")
     a = rand((2, 0, 4), "float64")
     out = x.shape
@@ -448,7 +428,7 @@ def test_shape_and_shape_index():
     run([x], x.size, [a], np.int64(0))
 
 
-def test_alloc():
+def test_alloc(run):
     v = T.vector("v")
     n, m = T.lscalars("n", "m")
     a = rand((3,), "float64")
@@ -460,10 +440,10 @@ def test_alloc():
     out3 = T.alloc(np.float32(1.0), 2, 3)
     assert out3.type.shape == (2, 3)
     f = theon.function([], out3)
-    check_value(f(), out3, np.ones((2, 3), dtype="float32"))
+    run.check(f(), out3, np.ones((2, 3), dtype="float32"))
 
 
-def test_alloc_shape_tuple_and_errors():
+def test_alloc_shape_tuple_and_errors(run):
     s = T.scalar("s")
     out = T.alloc(s, (2, 2))
     run([s], out, [3.0], np.full((2, 2), 3.0))
@@ -474,25 +454,25 @@ def test_alloc_shape_tuple_and_errors():
 
 
 @pytest.mark.parametrize("dtype", [None, "float32", "int64", "int8"])
-def test_zeros_ones(dtype):
+def test_zeros_ones(run, dtype):
     n = T.lscalar("n")
     z = T.zeros((n, 3), dtype=dtype)
     o = T.ones((2, n), dtype=dtype)
     want = np.dtype(dtype or theon.config.floatX)
     f = theon.function([n], [z, o])
     gz, go = f(4)
-    check_value(gz, z, np.zeros((4, 3), dtype=want))
-    check_value(go, o, np.ones((2, 4), dtype=want))
+    run.check(gz, z, np.zeros((4, 3), dtype=want))
+    run.check(go, o, np.ones((2, 4), dtype=want))
     gz, go = f(0)
-    check_value(gz, z, np.zeros((0, 3), dtype=want))
+    run.check(gz, z, np.zeros((0, 3), dtype=want))
     z2 = T.zeros(5, dtype=dtype)
     assert z2.type.shape == (5,)
-    check_value(theon.function([], z2)(), z2, np.zeros(5, dtype=want))
+    run.check(theon.function([], z2)(), z2, np.zeros(5, dtype=want))
     z3 = T.zeros(T.as_tensor_variable(np.array([2, 3])), dtype=dtype)
-    check_value(theon.function([], z3)(), z3, np.zeros((2, 3), dtype=want))
+    run.check(theon.function([], z3)(), z3, np.zeros((2, 3), dtype=want))
 
 
-def test_zeros_ones_like():
+def test_zeros_ones_like(run):
     x = T.imatrix("x")
     a = rand((2, 5), "int32")
     run([x], T.zeros_like(x), [a], np.zeros_like(a))
@@ -503,10 +483,10 @@ def test_zeros_ones_like():
     s = T.scalar("s")
     out = T.zeros_like(s)
     f = theon.function([s], out, on_unused_input="ignore")
-    check_value(f(3.0), out, np.float64(0.0))
+    run.check(f(3.0), out, np.float64(0.0))
 
 
-def test_fill():
+def test_fill(run):
     x = T.matrix("x")
     a = rand((2, 3), "float64")
     run([x], T.fill(x, 5.0), [a], np.full((2, 3), 5.0, dtype=T.fill(x, 5.0).dtype))
@@ -515,14 +495,14 @@ def test_fill():
 # -- arange / eye -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [(5,), (2, 7), (7, 2, -2), (0,), (3, 3), (-3, 10, 4)])
-def test_arange_ints(args):
+def test_arange_ints(run, args):
     out = T.arange(*args)
     assert out.dtype == "int64"
     f = theon.function([], out)
-    check_value(f(), out, np.arange(*args))
+    run.check(f(), out, np.arange(*args))
 
 
-def test_arange_symbolic_ints():
+def test_arange_symbolic_ints(run):
     n = T.iscalar("n")
     out = T.arange(n)
     assert out.dtype == "int64"
@@ -536,7 +516,7 @@ def test_arange_symbolic_ints():
     run([bs], T.arange(bs), [3], np.arange(3))
 
 
-def test_arange_floats():
+def test_arange_floats(run):
     x = T.scalar("x")
     out = T.arange(x)
     assert out.dtype == "float64"
@@ -546,11 +526,11 @@ def test_arange_floats():
     assert out2.dtype == "float32"
     run([f32], out2, [np.float32(2.0)], np.arange(0, 2.0, 0.5, dtype="float32"))
     out3 = T.arange(0.0, 1.0, 0.25)
-    check_value(theon.function([], out3)(), out3,
-                np.arange(0.0, 1.0, 0.25, dtype=out3.dtype))
+    run.check(theon.function([], out3)(), out3,
+              np.arange(0.0, 1.0, 0.25, dtype=out3.dtype))
 
 
-def test_arange_dtype_argument_and_zero_step():
+def test_arange_dtype_argument_and_zero_step(run):
     n = T.lscalar("n")
     out = T.arange(n, dtype="float32")
     run([n], out, [3], np.arange(3, dtype="float32"))
@@ -568,16 +548,16 @@ def test_arange_static_length():
 
 @pytest.mark.parametrize("n,m,k", [(3, None, 0), (3, 5, 0), (4, 2, 1), (3, 4, -1), (0, 3, 0),
                                    (3, 3, 5)])
-def test_eye(n, m, k):
+def test_eye(run, n, m, k):
     out = T.eye(n, m, k)
     assert out.dtype == theon.config.floatX
-    check_value(theon.function([], out)(), out, np.eye(n, m, k, dtype=out.dtype))
+    run.check(theon.function([], out)(), out, np.eye(n, m, k, dtype=out.dtype))
     nn = T.lscalar("n")
     out2 = T.eye(nn, m, k, dtype="int32")
     run([nn], out2, [n], np.eye(n, m, k, dtype="int32"))
 
 
-def test_eye_symbolic_k_and_identity_like():
+def test_eye_symbolic_k_and_identity_like(run):
     n, k = T.iscalars("n", "k")
     out = T.eye(n, n, k)
     run([n, k], out, [4, 2], np.eye(4, 4, 2))
@@ -588,7 +568,7 @@ def test_eye_symbolic_k_and_identity_like():
 
 # -- padding / broadcasting / squeeze -----------------------------------------------------------
 
-def test_shape_padleft_right_axis():
+def test_shape_padleft_right_axis(run):
     x = T.matrix("x")
     a = rand((2, 3), "float64")
     out = T.shape_padleft(x)
@@ -605,7 +585,7 @@ def test_shape_padleft_right_axis():
         T.shape_padaxis(x, 4)
 
 
-def test_addbroadcast():
+def test_addbroadcast(run):
     x = T.matrix("x")
     out = T.addbroadcast(x, 0)
     assert out.broadcastable == (True, False)
@@ -623,7 +603,7 @@ def test_addbroadcast():
     run([x, y], T.addbroadcast(x, 0) + y, [a, b], a + b)
 
 
-def test_addbroadcast_static_error_and_unbroadcast():
+def test_addbroadcast_static_error_and_unbroadcast(run):
     x = T.TensorType("float64", shape=(2, None))("x")
     with pytest.raises(ValueError):
         T.addbroadcast(x, 0)
@@ -636,7 +616,7 @@ def test_addbroadcast_static_error_and_unbroadcast():
     assert p.broadcastable == (True, False)
 
 
-def test_squeeze():
+def test_squeeze(run):
     x = T.TensorType("float64", shape=(1, None, 1, None))("x")
     out = T.squeeze(x)
     assert out.ndim == 2
@@ -652,7 +632,7 @@ def test_squeeze():
 
 # -- regressions ---------------------------------------------------------------------------------
 
-def test_reshape_symbolic_scalar_and_constant_array_shape():
+def test_reshape_symbolic_scalar_and_constant_array_shape(run):
     x = T.vector("x")
     n = T.lscalar("n")
     a = rand((3,), "float64")
@@ -665,15 +645,15 @@ def test_reshape_symbolic_scalar_and_constant_array_shape():
         T.reshape(x, (3, 1), ndim=3)
 
 
-def test_reshape_scalar_to_and_from():
+def test_reshape_scalar_to_and_from(run):
     s = T.scalar("s")
     run([s], s.reshape((1, 1)), [2.0], np.full((1, 1), 2.0))
     run([s], T.flatten(s), [2.0], np.array([2.0]))
 
 
-def test_zeros_from_constant_shape_vector_and_unknown_length_error():
+def test_zeros_from_constant_shape_vector_and_unknown_length_error(run):
     z = T.zeros(np.array([2, 0], dtype="int64"), dtype="int32")
-    check_value(theon.function([], z)(), z, np.zeros((2, 0), dtype="int32"))
+    run.check(theon.function([], z)(), z, np.zeros((2, 0), dtype="int32"))
     with pytest.raises(TypeError):
         T.zeros(T.lvector("s"))
 

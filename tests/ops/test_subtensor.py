@@ -20,24 +20,6 @@ def rand(shape, dtype="float64"):
     return RNG.standard_normal(shape).astype(dtype)
 
 
-def check_value(got, out, expect):
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == np.dtype(out.dtype), (got.dtype, out.dtype)
-    assert got.ndim == out.ndim, (got.shape, out.type)
-    for d, s in enumerate(out.type.shape):
-        if s is not None:
-            assert got.shape[d] == s, (got.shape, out.type.shape)
-    expect = np.asarray(expect)
-    assert got.shape == expect.shape, (got.shape, expect.shape)
-    np.testing.assert_array_equal(got, expect)
-
-
-def run(inputs, out, vals, expect):
-    got = theon.function(inputs, out)(*vals)
-    check_value(got, out, expect)
-    return got
-
-
 def tensor(dtype, ndim, name="x", shape=None):
     return T.TensorType(dtype, shape=shape or (None,) * ndim)(name)
 
@@ -55,14 +37,14 @@ BASIC = [
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int8"])
 @pytest.mark.parametrize("index", BASIC, ids=[str(i) for i in BASIC])
-def test_basic_constant_index(dtype, index):
+def test_basic_constant_index(run, dtype, index):
     x = tensor(dtype, 3)
     a = rand((4, 5, 6), dtype)
     run([x], x[index], [a], a[index])
 
 
 @pytest.mark.parametrize("index", BASIC, ids=[str(i) for i in BASIC])
-def test_basic_static_shape(index):
+def test_basic_static_shape(run, index):
     x = tensor("float64", 3, shape=(4, 5, 6))
     out = x[index]
     assert all(s is not None for s in out.type.shape), out.type
@@ -70,7 +52,7 @@ def test_basic_static_shape(index):
     run([x], out, [a], a[index])
 
 
-def test_single_int_gives_0d_array():
+def test_single_int_gives_0d_array(run):
     x = T.vector("x")
     a = rand((3,))
     got = run([x], x[1], [a], a[1])
@@ -82,22 +64,22 @@ def test_single_int_gives_0d_array():
     run([m], m[1, 2] * 2 + m[0, 0], [b], b[1, 2] * 2 + b[0, 0])
 
 
-def test_symbolic_scalar_indices_and_slice_bounds():
+def test_symbolic_scalar_indices_and_slice_bounds(run):
     x = T.matrix("x")
     i, j, k = T.lscalars("i", "j", "k")
     a = rand((5, 6))
     f = theon.function([x, i], x[i])
     for v in (0, 3, -1, -5):
-        check_value(f(a, v), x[i], a[v])
+        run.check(f(a, v), x[i], a[v])
     run([x, i, j], x[i, j], [a, 2, -3], a[2, -3])
     out = x[i:j]
     f = theon.function([x, i, j], out)
     for lo, hi in ((1, 4), (-4, -1), (4, 1), (0, 10)):
-        check_value(f(a, lo, hi), out, a[lo:hi])
+        run.check(f(a, lo, hi), out, a[lo:hi])
     out = x[i:j:k, ::k]
     f = theon.function([x, i, j, k], out)
     for lo, hi, st in ((0, 5, 2), (4, 0, -1), (4, -6, -2), (1, 1, 1)):
-        check_value(f(a, lo, hi, st), out, a[lo:hi:st, ::st])
+        run.check(f(a, lo, hi, st), out, a[lo:hi:st, ::st])
     out = x[:, i:]
     run([x, i], out, [a, 2], a[:, 2:])
     ii = T.iscalar("ii")
@@ -106,7 +88,7 @@ def test_symbolic_scalar_indices_and_slice_bounds():
     run([x, b8], x[b8], [a, 1], a[1])
 
 
-def test_symbolic_slice_static_shape():
+def test_symbolic_slice_static_shape(run):
     x = tensor("float64", 2, shape=(5, 6))
     i = T.lscalar("i")
     out = x[i:, 1:3]
@@ -123,7 +105,7 @@ def test_zero_step_slice_error():
         f(rand((3,)), 0)
 
 
-def test_index_size_zero():
+def test_index_size_zero(run):
     x = T.matrix("x")
     a = np.zeros((0, 3))
     run([x], x[:, 1], [a], a[:, 1])
@@ -217,7 +199,7 @@ def test_index_of_view_of_input_does_not_alias():
 
 # -- advanced indexing --------------------------------------------------------------------------
 
-def test_arange_pairs_indexing():
+def test_arange_pairs_indexing(run):
     x = T.matrix("x")
     y = T.lvector("y")
     out = x[T.arange(x.shape[0]), y]
@@ -228,7 +210,7 @@ def test_arange_pairs_indexing():
 
 
 @pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "int8"])
-def test_vector_index(dtype):
+def test_vector_index(run, dtype):
     x = T.matrix("x")
     y = T.TensorType(dtype, shape=(None,))("y")
     a = rand((4, 3))
@@ -240,7 +222,7 @@ def test_vector_index(dtype):
         run([x, y], x[y], [a, neg], a[neg])
 
 
-def test_advanced_mixed_with_slices_and_newaxis():
+def test_advanced_mixed_with_slices_and_newaxis(run):
     x = T.tensor3("x")
     y = T.lvector("y")
     z = T.lmatrix("z")
@@ -266,10 +248,10 @@ def test_advanced_mixed_with_slices_and_newaxis():
     for case in cases:
         out = case(x, y, z)
         f = theon.function([x, y, z], out, on_unused_input="ignore")
-        check_value(f(a, iy, iz), out, case(a, iy, iz))
+        run.check(f(a, iy, iz), out, case(a, iy, iz))
 
 
-def test_constant_index_arrays():
+def test_constant_index_arrays(run):
     x = T.matrix("x")
     a = rand((4, 3))
     run([x], x[[0, 0, 2]], [a], a[[0, 0, 2]])
@@ -278,7 +260,7 @@ def test_constant_index_arrays():
     run([x], x[np.array([], dtype="int64")], [a], a[np.array([], dtype="int64")])
 
 
-def test_advanced_static_shapes():
+def test_advanced_static_shapes(run):
     x = tensor("float64", 3, shape=(4, 5, 6))
     y = T.TensorType("int64", shape=(3,))("y")
     out = x[:, y]
@@ -291,7 +273,7 @@ def test_advanced_static_shapes():
     run([x, y], out2, [a, iy], a[iy, :, iy])
 
 
-def test_index_arrays_broadcast():
+def test_index_arrays_broadcast(run):
     x = T.matrix("x")
     r = T.lcol("r")
     c = T.lrow("c")
@@ -317,7 +299,7 @@ def test_advanced_index_result_is_not_a_view():
 # -- boolean masks ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
-def test_boolean_mask(dtype):
+def test_boolean_mask(run, dtype):
     x = tensor(dtype, 2)
     a = rand((4, 5), dtype)
     run([x], x[x > 0], [a], a[a > 0])
@@ -330,7 +312,7 @@ def test_boolean_mask(dtype):
     run([x], x[:, cm], [a], a[:, cm])
 
 
-def test_boolean_mask_3d_partial():
+def test_boolean_mask_3d_partial(run):
     x = T.tensor3("x")
     a = rand((2, 3, 4))
     m = x[:, :, 0] > 0
@@ -345,7 +327,7 @@ def test_boolean_mask_wrong_shape_error():
         f(rand((3,)), np.array([True, False]))
 
 
-def test_nonzero_values():
+def test_nonzero_values(run):
     x = T.matrix("x")
     a = rand((3, 3))
     a[0] = 0
@@ -358,7 +340,7 @@ def test_nonzero_values():
 @pytest.mark.parametrize("index", [(0,), (-1,), (slice(1, 3),), (slice(None, None, -2),),
                                    (slice(None), 1), (Ellipsis, slice(0, 1)), (1, 2)],
                          ids=str)
-def test_set_inc_basic(dtype, index):
+def test_set_inc_basic(run, dtype, index):
     x = tensor(dtype, 2)
     a = rand((4, 5), dtype)
     target_shape = a[index].shape
@@ -377,7 +359,7 @@ def test_set_inc_basic(dtype, index):
     np.testing.assert_array_equal(a, a0)
 
 
-def test_set_inc_broadcast_scalar_value():
+def test_set_inc_broadcast_scalar_value(run):
     x = T.matrix("x")
     a = rand((3, 4))
     e = a.copy()
@@ -393,7 +375,7 @@ def test_set_inc_broadcast_scalar_value():
     run([x, r], T.inc_subtensor(x[:2], r), [a, b], e)
 
 
-def test_set_inc_symbolic_indices():
+def test_set_inc_symbolic_indices(run):
     x = T.matrix("x")
     i, j = T.lscalars("i", "j")
     v = T.vector("v")
@@ -407,7 +389,7 @@ def test_set_inc_symbolic_indices():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
-def test_inc_advanced_accumulates(dtype):
+def test_inc_advanced_accumulates(run, dtype):
     x = tensor(dtype, 2)
     y = T.lvector("y")
     v = tensor(dtype, 2, "v")
@@ -423,7 +405,7 @@ def test_inc_advanced_accumulates(dtype):
     run([x, y, v], T.set_subtensor(x[y], v), [a, idx, b], e)
 
 
-def test_inc_advanced_pairs_and_slices():
+def test_inc_advanced_pairs_and_slices(run):
     x = T.matrix("x")
     r, c = T.lvectors("r", "c")
     w = T.vector("w")
@@ -436,7 +418,7 @@ def test_inc_advanced_pairs_and_slices():
     e = a.copy()
     np.add.at(e, (slice(None), ic), 1.0)
     f = theon.function([x, c], T.inc_subtensor(x[:, c], 1.0))
-    check_value(f(a, ic), T.inc_subtensor(x[:, c], 1.0), e)
+    run.check(f(a, ic), T.inc_subtensor(x[:, c], 1.0), e)
     # the crossentropy-gradient pattern: zeros_like(x)[arange, y] += g
     y = T.lvector("y")
     g = T.vector("g")
@@ -447,7 +429,7 @@ def test_inc_advanced_pairs_and_slices():
     run([x, y, g], out, [a, labels, gv], e)
 
 
-def test_set_inc_boolean_mask():
+def test_set_inc_boolean_mask(run):
     x = T.matrix("x")
     a = rand((3, 4))
     e = a.copy()
@@ -458,7 +440,7 @@ def test_set_inc_boolean_mask():
     run([x], T.inc_subtensor(x[x < 0], 10), [a], e)
 
 
-def test_set_inc_dtype_rules():
+def test_set_inc_dtype_rules(run):
     x = T.fmatrix("x")
     a = rand((2, 3), "float32")
     i = T.ivector("i")
@@ -505,7 +487,7 @@ def test_set_subtensor_result_does_not_alias_value():
     assert (a == 0).all() and (b == 1).all()
 
 
-def test_take():
+def test_take(run):
     x = T.matrix("x")
     i = T.lvector("i")
     a = rand((3, 4))
@@ -517,7 +499,7 @@ def test_take():
 
 # -- regressions ---------------------------------------------------------------------------------
 
-def test_zero_d_numpy_array_index_is_an_int():
+def test_zero_d_numpy_array_index_is_an_int(run):
     x = T.matrix("x")
     a = rand((2, 3))
     out = x[np.array(1)]
@@ -527,7 +509,7 @@ def test_zero_d_numpy_array_index_is_an_int():
 
 
 @pytest.mark.parametrize("flag", [True, False])
-def test_zero_d_boolean_index(flag):
+def test_zero_d_boolean_index(run, flag):
     x = T.matrix("x")
     b = T.TensorType("bool", shape=())("b")
     a = rand((2, 3))
@@ -535,7 +517,7 @@ def test_zero_d_boolean_index(flag):
     run([x], x[0, np.array(flag)], [a], a[0, np.array(flag)])
 
 
-def test_integer_index_result_is_an_array_inside_the_graph():
+def test_integer_index_result_is_an_array_inside_the_graph(run):
     v = T.vector("v")
     s = v[0]
     a = rand((3,))
