@@ -377,7 +377,6 @@ def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> Lis
     static = [(d, s) for d, s in enumerate(t.shape) if s is not None]
     if static:
         cond = f"{cond} or " + " or ".join(f"{arg}.shape[{d}] != {s}" for d, s in static)
-    lines = []
     kind = t.numpy_dtype.kind
     if python_scalars and t.ndim == 0 and kind in "fiu":
         array = ctx.bind(np.array, "_array")
@@ -391,11 +390,10 @@ def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> Lis
         else:
             info = np.iinfo(t.numpy_dtype)
             fast = f"{arg}.__class__ is int and {int(info.min)} <= {arg} <= {int(info.max)}"
-        lines += [f"if {fast}:", f"    {arg} = {array}({arg}, {dt})", f"elif {cond}:"]
-    else:
-        lines.append(f"if {cond}:")
-    lines.append(f"    {arg} = {check}({arg})")
-    return lines
+        # an array of the right type passes the first test alone
+        return [f"if {cond}:", f"    if {fast}:", f"        {arg} = {array}({arg}, {dt})",
+                "    else:", f"        {arg} = {check}({arg})"]
+    return [f"if {cond}:", f"    {arg} = {check}({arg})"]
 
 
 def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:
