@@ -4,7 +4,8 @@ from __future__ import annotations
 import itertools
 import sys
 from collections import deque
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .ops.base import Op, as_tensor_variable
 from .symbolic.graph import Apply, Constant, Variable, toposort
@@ -31,7 +32,7 @@ MAX_INDENT = 64
 
 
 def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int = -1,
-               ids: str = "CHAR", rewritten: bool = True) -> Optional[str]:
+               ids: str = "CHAR", rewritten: bool = True) -> str | None:
     """Print the graph of a variable, a list of variables, or a compiled function as a tree.
 
     Each node gets an id (``[id A]``); a node met again is shown by its id only, so a shared
@@ -50,9 +51,9 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
         outputs = obj.outputs
     else:
         outputs = [obj]
-    names: Dict[Any, str] = {}
+    names: dict[Any, str] = {}
     gen = _ids()
-    lines: List[str] = []
+    lines: list[str] = []
     expanded = set()
     for out in outputs:
         # (variable, level from the output, first level of its tree): a tree cut at
@@ -70,7 +71,7 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
 dprint = debugprint
 
 
-def _print_tree(trees: deque, names: Dict[Any, str], gen, lines: List[str], expanded: set,
+def _print_tree(trees: deque, names: dict[Any, str], gen, lines: list[str], expanded: set,
                 print_type: bool, depth: int) -> None:
     """Print the first tree of ``trees``, queueing the subtrees cut at ``MAX_INDENT``."""
     stack = [trees.popleft()]
@@ -124,7 +125,7 @@ def pp(var: Variable) -> str:
     a chain of shared steps (``y = y * 0.5 + sin(y)``) doubles the text at every level. Without
     sharing the result is the single line it always was."""
     nodes = toposort([var])
-    uses: Dict[Apply, int] = {}
+    uses: dict[Apply, int] = {}
     taken = set()
     for node in nodes:
         for v in node.inputs:
@@ -133,12 +134,12 @@ def pp(var: Variable) -> str:
                 uses[v.owner] = uses.get(v.owner, 0) + 1
         taken.update(o.name for o in node.outputs)
     temps = (f"_{k}" for k in itertools.count(1))
-    named: Dict[Apply, str] = {}
+    named: dict[Apply, str] = {}
     # A node's text as a list of strings and of the nodes written inline there (used once):
     # expanded at the end with a stack, so no string is copied into its user's at every level.
-    parts: Dict[Apply, List[Any]] = {}
+    parts: dict[Apply, list[Any]] = {}
     for node in nodes:
-        args: List[Any] = []
+        args: list[Any] = []
         for i in node.inputs:
             owner = i.owner
             if owner is None:
@@ -159,22 +160,22 @@ def pp(var: Variable) -> str:
     return "\n".join(lines)
 
 
-def _node_parts(node: Apply, args: List[Any]) -> List[Any]:
+def _node_parts(node: Apply, args: list[Any]) -> list[Any]:
     name = getattr(getattr(node.op, "scalar_op", None), "name", None)
     if name in _INFIX and len(args) == 2:
         return ["(", args[0], f" {_INFIX[name]} ", args[1], ")"]
     if name == "neg":
         return ["-", args[0]]
-    out: List[Any] = [f"{name or node.op}("]
+    out: list[Any] = [f"{name or node.op}("]
     for k, a in enumerate(args):
         out += [", ", a] if k else [a]
     out.append(")")
     return out
 
 
-def _expand(top: List[Any], parts: Dict[Apply, List[Any]]) -> str:
+def _expand(top: list[Any], parts: dict[Apply, list[Any]]) -> str:
     """Join ``top``, writing each node met in it out in full (iteratively: chains are deep)."""
-    out: List[str] = []
+    out: list[str] = []
     stack = [iter(top)]
     while stack:
         item = next(stack[-1], None)

@@ -11,9 +11,9 @@ C backend exists they all mean the numpy backend.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
-_REGISTRY: Dict[str, Any] = {}
+_REGISTRY: dict[str, Any] = {}
 _ALIASES = {name: "py" for name in ("cvm", "vm", "c|py", "c|py_nogc", "cvm_nogc", "vm_nogc",
                                     "c", "numpy")}
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import itertools
 import linecache
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class NodeError(Exception):
     """Marker base for errors raised while computing a node (also a ValueError or TypeError)."""
 
 
-_ERROR_TYPES: Dict[type, type] = {}
+_ERROR_TYPES: dict[type, type] = {}
 
 
 def _wrapped_error_type(orig: type) -> type:
@@ -68,7 +69,7 @@ class Ctx:
     """What an ``emit_python`` hook needs: name the things it binds into the generated code."""
 
     def __init__(self):
-        self.namespace: Dict[str, Any] = {"ndarray": np.ndarray, "_asarray": np.asarray}
+        self.namespace: dict[str, Any] = {"ndarray": np.ndarray, "_asarray": np.asarray}
         self._n = itertools.count()
 
     def bind(self, value: Any, prefix: str = "g") -> str:
@@ -99,22 +100,22 @@ class Plan:
     single_output: bool
     name: str = "f"
     copy_updates: Sequence[bool] = ()
-    output_keys: Optional[Sequence[Any]] = None
-    inner: Dict[Apply, list] = field(default_factory=dict)
+    output_keys: Sequence[Any] | None = None
+    inner: dict[Apply, list] = field(default_factory=dict)
     # per argument: a Python number may be converted inline (not strict, downcasts allowed)
     python_scalars: Sequence[bool] = ()
     # (given positional args, keyword args) -> all positional args, for any call that is not
     # the plain positional one (None: the function takes its arguments positionally only)
-    bind: Optional[Callable] = None
+    bind: Callable | None = None
 
 
 # op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy
-THUNKS: Dict[type, Callable] = {}
+THUNKS: dict[type, Callable] = {}
 # op class -> (node, in_names, out_names, ctx, *branch_blocks) -> lines of code
-EMITTERS: Dict[type, Callable] = {}
+EMITTERS: dict[type, Callable] = {}
 
 
-def _entry(table: Dict[type, Callable], op: Op) -> Optional[Callable]:
+def _entry(table: dict[type, Callable], op: Op) -> Callable | None:
     for cls in type(op).__mro__:
         if cls in table:
             return table[cls]
@@ -204,9 +205,9 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     single_output, name, output_keys = plan.single_output, plan.name, plan.output_keys
     copy_updates = plan.copy_updates
     ctx = Ctx()
-    names: Dict[Variable, str] = {}
-    lines: List[str] = []
-    line_owner: Dict[int, Any] = {}
+    names: dict[Variable, str] = {}
+    lines: list[str] = []
+    line_owner: dict[int, Any] = {}
 
     def emit(text: str, owner: Any = None, indent: int = 1) -> None:
         lines.append("    " * indent + text)
@@ -241,18 +242,18 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     # -- the schedule -------------------------------------------------------------------------
     order = fgraph.toposort()
     placement = place_branches(order, fgraph)
-    children: Dict[Any, List[Apply]] = {}
+    children: dict[Any, list[Apply]] = {}
     for node in order:
         children.setdefault(placement.get(node), []).append(node)
-    flat: List[Apply] = []
+    flat: list[Apply] = []
     _flatten(children.get(None, []), children, flat)
     keep = set(fgraph.outputs) | set(fgraph.inputs)
-    last_use: Dict[Variable, int] = {}
+    last_use: dict[Variable, int] = {}
     for pos, node in enumerate(flat):
         for inp in node.inputs:
             last_use[inp] = pos
     position = {node: pos for pos, node in enumerate(flat)}
-    defined_in: Dict[Variable, Any] = {}
+    defined_in: dict[Variable, Any] = {}
 
     def ref(var: Variable) -> str:
         if var not in names:
@@ -274,8 +275,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
 
     counter = itertools.count()
 
-    def render(nodes: List[Apply], block) -> List[tuple]:
-        out: List[tuple] = []
+    def render(nodes: list[Apply], block) -> list[tuple]:
+        out: list[tuple] = []
         for node in nodes:
             branches = node.op.branch_inputs if _lazy(node.op) else None
             hook = _entry(EMITTERS, node.op)
@@ -366,7 +367,7 @@ def _given(args: tuple, rest: tuple) -> tuple:
     return tuple(given) + rest
 
 
-def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> List[str]:
+def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> list[str]:
     """Code that makes ``arg`` a value of type ``t``: a few attribute tests when it already
     is one, an inline conversion for a Python number given for a numeric scalar (the common
     case of a learning rate), and ``check`` (the type's full ``filter``) for anything else."""
@@ -396,12 +397,12 @@ def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> Lis
     return [f"if {cond}:", f"    {arg} = {check}({arg})"]
 
 
-def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:
+def place_branches(order: list[Apply], fgraph) -> dict[Apply, tuple]:
     """Map each node that only one branch of a lazy op needs to ``(lazy node, branch)``.
 
     Inner lazy nodes come first in ``order``, so a node goes to the innermost branch needing it.
     """
-    placement: Dict[Apply, tuple] = {}
+    placement: dict[Apply, tuple] = {}
     for lazy in order:
         if not _lazy(lazy.op):
             continue
@@ -427,7 +428,7 @@ def place_branches(order: List[Apply], fgraph) -> Dict[Apply, tuple]:
     return placement
 
 
-def _flatten(nodes: List[Apply], children, flat: List[Apply]) -> None:
+def _flatten(nodes: list[Apply], children, flat: list[Apply]) -> None:
     """Nodes in the order their lines appear: a lazy node's branch nodes come before it."""
     for node in nodes:
         if _lazy(node.op):
@@ -444,7 +445,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in (name or "f"))[:40]
 
 
-def _make_raiser(line_owner: Dict[int, Any], namespace: Dict[str, Any]) -> Callable:
+def _make_raiser(line_owner: dict[int, Any], namespace: dict[str, Any]) -> Callable:
     def raise_from_node(err: BaseException):
         if isinstance(err, NodeError):
             raise err
@@ -474,7 +475,7 @@ def node_error(err: BaseException, node: Apply, values: Sequence[Any]) -> BaseEx
         return ValueError(msg)
 
 
-def _emit_ifelse(node: Apply, in_names: List[str], out_names: List[str], ctx: Ctx,
+def _emit_ifelse(node: Apply, in_names: list[str], out_names: list[str], ctx: Ctx,
                  then_block=(), else_block=()) -> list:
     """``if cond:`` the then-branch's own nodes and outputs, ``else:`` the other's.
 

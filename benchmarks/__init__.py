@@ -29,8 +29,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -45,10 +46,10 @@ class Bench:
 
     fn: Callable
     args: tuple = ()
-    result: Optional[Callable[[Any], Any]] = None
+    result: Callable[[Any], Any] | None = None
 
 
-Builder = Callable[[Dict[str, Any]], Any]  # setup's data -> Bench or zero-argument callable
+Builder = Callable[[dict[str, Any]], Any]  # setup's data -> Bench or zero-argument callable
 
 
 @dataclass
@@ -64,18 +65,18 @@ class Case:
 
     name: str
     description: str
-    setup: Callable[[], Dict[str, Any]]
+    setup: Callable[[], dict[str, Any]]
     theon: Builder
-    numpy: Optional[Builder] = None
-    pytensor: Optional[Builder] = None
-    jax: Optional[Builder] = None
+    numpy: Builder | None = None
+    pytensor: Builder | None = None
+    jax: Builder | None = None
     kind: str = "call"  # "call" (time one call) or "compile" (time building the function)
     check: bool = True
     rtol: float = 1e-4
     atol: float = 1e-6
     budget: float = 1.0
 
-    def builder(self, impl: str) -> Optional[Builder]:
+    def builder(self, impl: str) -> Builder | None:
         return getattr(self, impl)
 
 
@@ -84,12 +85,12 @@ class Result:
     """A measured row: ``times[impl]`` is the median seconds per call, or None (n/a)."""
 
     case: Case
-    times: Dict[str, Optional[float]] = field(default_factory=dict)
-    first: Dict[str, float] = field(default_factory=dict)
-    samples: Dict[str, int] = field(default_factory=dict)
-    notes: Dict[str, str] = field(default_factory=dict)
+    times: dict[str, float | None] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
-    def ratio(self, impl: str) -> Optional[float]:
+    def ratio(self, impl: str) -> float | None:
         """theon's time over ``impl``'s (None where either is missing)."""
         mine, theirs = self.times.get("theon"), self.times.get(impl)
         if mine is None or not theirs:
@@ -142,7 +143,7 @@ def _calibrate(bench: Bench, target_s: float) -> int:
         n *= 10 if elapsed < target_s / 100 else 2
 
 
-def measure(benches: Dict[str, Bench], settings: Settings, budget: float = 1.0):
+def measure(benches: dict[str, Bench], settings: Settings, budget: float = 1.0):
     """Median seconds per call of each bench, and how many samples that took.
 
     One implementation after the other, each given an equal share of the budget: interleaving
@@ -153,7 +154,7 @@ def measure(benches: Dict[str, Bench], settings: Settings, budget: float = 1.0):
     times, counts = {}, {}
     for impl, bench in benches.items():
         number = _calibrate(bench, settings.target_s)  # also lets other thread pools settle
-        samples: List[float] = []
+        samples: list[float] = []
         deadline = time.perf_counter() + share
         while len(samples) < settings.max_samples and (
                 len(samples) < settings.min_samples or time.perf_counter() < deadline):
@@ -170,7 +171,7 @@ def _result_array(bench: Bench, value: Any):
     return np.asarray(value)
 
 
-def _check(case: Case, values: Dict[str, Any]) -> None:
+def _check(case: Case, values: dict[str, Any]) -> None:
     reference = values.get("numpy")
     if reference is None:
         return
@@ -189,8 +190,8 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Re
     """Build every available implementation of ``case``, check them, and time them."""
     result = Result(case)
     data = case.setup()
-    benches: Dict[str, Bench] = {}
-    values: Dict[str, Any] = {}
+    benches: dict[str, Bench] = {}
+    values: dict[str, Any] = {}
     for impl in impls:
         builder = case.builder(impl)
         result.times[impl] = None
@@ -221,7 +222,7 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Re
 
 
 # -- reporting ---------------------------------------------------------------------------------
-def format_time(seconds: Optional[float]) -> str:
+def format_time(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
@@ -230,7 +231,7 @@ def format_time(seconds: Optional[float]) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def format_ratio(ratio: Optional[float]) -> str:
+def format_ratio(ratio: float | None) -> str:
     return "n/a" if ratio is None else f"{ratio:.2f}"
 
 
@@ -277,8 +278,8 @@ def _version(impl: str) -> str:
         return "(import fails)"
 
 
-def main(quick: bool = False, cases: Optional[Sequence[str]] = None,
-         out: Optional[TextIO] = None) -> List[Result]:
+def main(quick: bool = False, cases: Sequence[str] | None = None,
+         out: TextIO | None = None) -> list[Result]:
     """Run the benchmark cases (those whose name contains one of ``cases``, default all), print
     the table to ``out`` (default stdout) and return the results."""
     from .cases import CASES
@@ -318,7 +319,7 @@ def main(quick: bool = False, cases: Optional[Sequence[str]] = None,
 COMPILE_TABLE = "compile_table"  # --case name of the compile-time table (compile_time.py)
 
 
-def cli(argv: Optional[Sequence[str]] = None) -> int:
+def cli(argv: Sequence[str] | None = None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__.split("\n\n")[0])

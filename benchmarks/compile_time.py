@@ -11,7 +11,8 @@ paid once, so its spread matters less than its growth.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 import numpy as np
 
@@ -41,11 +42,11 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def measure(lib, n_nodes: int, repeat: int) -> Dict[str, float]:
+def measure(lib, n_nodes: int, repeat: int) -> dict[str, float]:
     """Seconds to compile the chain, to build its gradient, to compile both; node counts."""
     x, W, h = _chain(lib, n_nodes)
     cost = h.sum()
-    row: Dict[str, float] = {}
+    row: dict[str, float] = {}
     row["compile"] = _best(lambda: lib.function([x], h), repeat)
     row["grad"] = _best(lambda: lib.grad(cost, W), repeat)
     g = lib.grad(cost, W)
@@ -79,7 +80,7 @@ def _compiled_size(f) -> int:
     return len(nodes)
 
 
-def _libraries() -> List[tuple]:
+def _libraries() -> list[tuple]:
     import theon
     libs = [("theon", theon)]
     try:
@@ -90,7 +91,7 @@ def _libraries() -> List[tuple]:
     return libs
 
 
-def compile_table(sizes: Sequence[int] = SIZES, out: Optional[TextIO] = None) -> List[dict]:
+def compile_table(sizes: Sequence[int] = SIZES, out: TextIO | None = None) -> list[dict]:
     """Measure every size with every installed library and print the table."""
     import sys
     out = out or sys.stdout

@@ -5,7 +5,8 @@ inputs, old against new, and the error names the first rule whose replacement ch
 """
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class CheckedFunction:
                  if getattr(old.type, "ndim", None) is not None]
         if not pairs:
             return "the rewritten function disagrees with the original, but no rewrite was made"
-        outs: List = [v for _, old, new in pairs for v in (old, new)]
+        outs: list = [v for _, old, new in pairs for v in (old, new)]
         check = function(self.explicit_inputs, outs, mode=Mode(optimizer=None),
                          on_unused_input="ignore")
         values = check(*args, **kwargs)

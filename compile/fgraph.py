@@ -7,7 +7,7 @@ the nodes nobody uses any more, so a rewrite costs time in proportion to what it
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 from ..symbolic.graph import Apply, Constant, Variable, toposort
 
@@ -45,12 +45,12 @@ class Clients(dict):
 
 
 def clone_graph(inputs: Sequence[Variable], outputs: Sequence[Variable]
-                ) -> Tuple[List[Variable], Dict[Variable, Variable]]:
+                ) -> tuple[list[Variable], dict[Variable, Variable]]:
     """Copy every Apply between ``inputs`` and ``outputs``; roots are kept as they are.
 
     Returns the new outputs and the map from old to new variables.
     """
-    memo: Dict[Variable, Variable] = {v: v for v in inputs}
+    memo: dict[Variable, Variable] = {v: v for v in inputs}
     for node in toposort(outputs, stop=inputs):
         new_inputs = [memo.get(i, i) for i in node.inputs]
         new_outputs = [type(o)(o.type, name=o.name, trace=o.trace) for o in node.outputs]
@@ -74,16 +74,16 @@ class FunctionGraph:
         if clone:
             outputs, _ = clone_graph(self.inputs, outputs)
         self.outputs = list(outputs)
-        self.history: List[tuple] = []
+        self.history: list[tuple] = []
         # When a list, _import appends every node it adds (the rewrite worklist reads it).
-        self.imported: Optional[List[Apply]] = None
+        self.imported: list[Apply] | None = None
         self._rebuild()
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _rebuild(self) -> None:
-        self.clients: Dict[Variable, Clients] = {}
+        self.clients: dict[Variable, Clients] = {}
         self.nodes = set()
-        self._order: Optional[List[Apply]] = toposort(self.outputs, stop=self.inputs)
+        self._order: list[Apply] | None = toposort(self.outputs, stop=self.inputs)
         for node in self._order:
             self.nodes.add(node)
             for i, inp in enumerate(node.inputs):
@@ -126,10 +126,10 @@ class FunctionGraph:
 
     # -- queries ---------------------------------------------------------------------------------
     @property
-    def apply_nodes(self) -> List[Apply]:
+    def apply_nodes(self) -> list[Apply]:
         return self.toposort()
 
-    def toposort(self) -> List[Apply]:
+    def toposort(self) -> list[Apply]:
         """The nodes in an order where each comes after those computing its inputs."""
         if self._order is None:
             self._order = toposort(self.outputs, stop=self.inputs)
@@ -164,7 +164,7 @@ class FunctionGraph:
         self._prune(old)
         self._order = None
 
-    def replace(self, old: Variable, new: Variable, reason: Optional[str] = None) -> None:
+    def replace(self, old: Variable, new: Variable, reason: str | None = None) -> None:
         """Replace ``old`` by ``new`` everywhere; types must agree (dtype and ndim)."""
         if old is new:
             return
@@ -180,8 +180,8 @@ class FunctionGraph:
         self.history.append((reason, old, new))
         self.redirect(old, new)
 
-    def replace_all(self, pairs: Iterable[Tuple[Variable, Variable]],
-                    reason: Optional[str] = None) -> None:
+    def replace_all(self, pairs: Iterable[tuple[Variable, Variable]],
+                    reason: str | None = None) -> None:
         for old, new in pairs:
             self.replace(old, new, reason)
 
@@ -210,7 +210,7 @@ class FunctionGraph:
         if reachable != self.nodes:
             raise AssertionError(f"FunctionGraph.nodes is stale: {len(self.nodes - reachable)} "
                                  f"dead node(s) kept, {len(reachable - self.nodes)} missing")
-        expected: Dict[Variable, set] = {}
+        expected: dict[Variable, set] = {}
         for node in reachable:
             for i, inp in enumerate(node.inputs):
                 expected.setdefault(inp, set()).add((node, i))

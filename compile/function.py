@@ -12,16 +12,16 @@ The life of a call to ``function(inputs, outputs, updates, givens)``:
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import backends
-from ..config import config
 from ..backends.numpy_backend import Plan
+from ..config import config
 from ..ops.base import as_tensor_variable
-from ..symbolic.graph import (Constant, Variable, ancestors, clone_replace, gc_paused,
-                               set_eval_hook)
+from ..symbolic.graph import Constant, Variable, ancestors, clone_replace, gc_paused, set_eval_hook
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
@@ -42,9 +42,9 @@ class MissingInputError(ValueError):
 @gc_paused
 def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=None,
              no_default_updates=False, accept_inplace: bool = False,
-             name: Optional[str] = None, rebuild_strict: bool = True,
-             allow_input_downcast: Optional[bool] = None, profile=None,
-             on_unused_input: Optional[str] = None, trust_input: bool = False) -> "Function":
+             name: str | None = None, rebuild_strict: bool = True,
+             allow_input_downcast: bool | None = None, profile=None,
+             on_unused_input: str | None = None, trust_input: bool = False) -> Function:
     """Compile a function computing ``outputs`` from ``inputs``.
 
     ``updates`` (pairs or an ordered dict ``shared -> new value``) are applied after each call,
@@ -145,7 +145,7 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     return compiled
 
 
-def _compile_inner_graphs(fgraph: FunctionGraph, mode) -> Dict[Any, list]:
+def _compile_inner_graphs(fgraph: FunctionGraph, mode) -> dict[Any, list]:
     """For each node whose op holds inner graphs (a mapped row, a loop body), the graphs
     compiled once, with the outer mode and so the outer backend."""
     inner = {}
@@ -172,8 +172,8 @@ class Function:
     itself, so a call costs no Python frame besides the generated one; calls by keyword or with
     defaults take the generated function's slow path (``Signature.bind``)."""
 
-    def __init__(self, fn, ins: List[In], fgraph: FunctionGraph, n_outputs: int,
-                 single: bool, name: Optional[str], mode, updates,
+    def __init__(self, fn, ins: list[In], fgraph: FunctionGraph, n_outputs: int,
+                 single: bool, name: str | None, mode, updates,
                  original_outputs: Sequence[Variable] = (), signature=None):
         self.fn = fn
         self.ins = ins
@@ -201,8 +201,8 @@ class Function:
     def __reduce__(self):
         return (_rebuild_function, (self._spec,))
 
-    def copy(self, share_memory: bool = False, swap: Optional[dict] = None,
-             delete_updates: bool = False, name: Optional[str] = None) -> "Function":
+    def copy(self, share_memory: bool = False, swap: dict | None = None,
+             delete_updates: bool = False, name: str | None = None) -> Function:
         """Theano's ``f.copy``: the same function compiled again, reading and updating the
         shared variables in ``swap`` (old -> new) instead, or without its updates."""
         spec = dict(self._spec, name=name or self.name)
@@ -231,10 +231,10 @@ class Function:
 class Signature:
     """How the arguments of a call map to the inputs: positions, names, stored defaults."""
 
-    def __init__(self, ins: List[In], defaults: Sequence, name: Optional[str]):
+    def __init__(self, ins: list[In], defaults: Sequence, name: str | None):
         self.ins, self.name = ins, name or ""
         self.defaults = list(defaults)  # containers: In(update=) rewrites them per call
-        self.names: Dict[str, Optional[int]] = {}
+        self.names: dict[str, int | None] = {}
         for k, i in enumerate(ins):
             if i.name:  # a name two inputs share binds neither (None): f(x=...) is ambiguous
                 self.names[i.name] = None if i.name in self.names else k
@@ -249,7 +249,7 @@ class Signature:
         if len(args) > n:
             raise TypeError(f"function {self.name} takes {n} argument(s) "
                             f"({self.describe()}), got {len(args)}")
-        values: List[Any] = list(args) + [_MISSING] * (n - len(args))
+        values: list[Any] = list(args) + [_MISSING] * (n - len(args))
         for key, value in kwargs.items():
             if key not in self.names:
                 raise TypeError(f"function {self.name} has no input named {key!r}; its "
@@ -280,7 +280,7 @@ def _function_class(fn) -> type:
 class _Maker:
     """Theano's ``f.maker``: the compiled graph and the inputs, for inspection."""
 
-    def __init__(self, fgraph: FunctionGraph, ins: List[In], mode,
+    def __init__(self, fgraph: FunctionGraph, ins: list[In], mode,
                  original_outputs: Sequence[Variable] = ()):
         self.fgraph = fgraph
         self.inputs = ins
@@ -340,7 +340,7 @@ def _check_in_update(inp: In, k: int, where) -> Variable:
     return upd
 
 
-def _update_pairs(updates, where) -> List[tuple]:
+def _update_pairs(updates, where) -> list[tuple]:
     if updates is None:
         return []
     if isinstance(updates, dict):  # dicts keep insertion order, so this is deterministic
@@ -434,7 +434,7 @@ def _default_updates(roots, pairs, replace, skipped) -> list:
     return extra
 
 
-def _givens_map(givens, where) -> Dict[Variable, Variable]:
+def _givens_map(givens, where) -> dict[Variable, Variable]:
     """The givens as a dict old -> new, each replacement checked against what it replaces."""
     try:
         items = list(givens.items()) if isinstance(givens, dict) else [tuple(p) for p in givens]
@@ -461,7 +461,7 @@ def _givens_map(givens, where) -> Dict[Variable, Variable]:
     return replace
 
 
-def _replaced(replace: Dict[Variable, Variable], *groups: List[Variable]) -> tuple:
+def _replaced(replace: dict[Variable, Variable], *groups: list[Variable]) -> tuple:
     """Each group of variables with the givens substituted (one clone for all groups, so
     that what they share stays shared)."""
     flat = [v for g in groups for v in g]
@@ -474,7 +474,7 @@ def _replaced(replace: Dict[Variable, Variable], *groups: List[Variable]) -> tup
     return tuple(out)
 
 
-def _check_unused(ins: List[In], needed: set, on_unused_input, where) -> None:
+def _check_unused(ins: list[In], needed: set, on_unused_input, where) -> None:
     policy = on_unused_input or config.on_unused_input
     if policy not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {policy!r}")
@@ -530,10 +530,10 @@ def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
     return copies, update_copies
 
 
-def _buffer_roots(fgraph: FunctionGraph) -> Dict[Variable, frozenset]:
+def _buffer_roots(fgraph: FunctionGraph) -> dict[Variable, frozenset]:
     """For each variable computed as a view (an op's ``view_map``), the variables whose buffers
     it may share; a variable absent from the map owns its buffer."""
-    roots: Dict[Variable, frozenset] = {}
+    roots: dict[Variable, frozenset] = {}
     for node in fgraph.toposort():
         for out_idx, in_idxs in node.op.view_map.items():
             shared: frozenset = frozenset()
@@ -544,11 +544,11 @@ def _buffer_roots(fgraph: FunctionGraph) -> Dict[Variable, frozenset]:
     return roots
 
 
-def _allow(inp: In, allow_input_downcast: Optional[bool]) -> Optional[bool]:
+def _allow(inp: In, allow_input_downcast: bool | None) -> bool | None:
     return inp.allow_downcast if inp.allow_downcast is not None else allow_input_downcast
 
 
-def _input_check(inp: In, allow_input_downcast: Optional[bool]):
+def _input_check(inp: In, allow_input_downcast: bool | None):
     var, t = inp.variable, inp.variable.type
     allow = _allow(inp, allow_input_downcast)
     strict = inp.strict

@@ -1,7 +1,7 @@
 """``In`` and ``Out``: how a function's arguments and results are passed (Theano's compile.io)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..symbolic.graph import Variable
 
@@ -14,9 +14,9 @@ class In:
     ``In(x, value=1.5)`` makes the argument optional; ``f(x=2.0)`` passes it by name.
     """
 
-    def __init__(self, variable: Variable, name: Optional[str] = None, value: Any = _NO_VALUE,
+    def __init__(self, variable: Variable, name: str | None = None, value: Any = _NO_VALUE,
                  update=None, mutable: bool = False, strict: bool = False,
-                 allow_downcast: Optional[bool] = None, autoname: bool = True,
+                 allow_downcast: bool | None = None, autoname: bool = True,
                  implicit: bool = False, borrow: bool = False, shared: bool = False):
         if not isinstance(variable, Variable):
             raise TypeError(f"In() takes a symbolic variable, got {type(variable).__name__}")

@@ -1,7 +1,7 @@
 """Modes: which rewrite passes run and which backend executes (Theano's ``Mode``)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 # Pass names per optimizer level; later phases (canonicalize, stabilize, specialize, fusion)
 # register themselves in compile/rewrite.py's PASSES and are listed here.
@@ -16,7 +16,7 @@ OPTIMIZERS = {
 class Mode:
     """A choice of rewrites (``optimizer``) and executor (``linker``)."""
 
-    def __init__(self, linker: Optional[str] = None, optimizer: Optional[str] = "fast_run",
+    def __init__(self, linker: str | None = None, optimizer: str | None = "fast_run",
                  check: bool = False):
         # a backend name registered in backends/ (None: config.linker when compiling)
         self.linker = linker
@@ -35,12 +35,12 @@ class Mode:
         names = [p for p in OPTIMIZERS[self.optimizer] if p not in self._excluded]
         return names + [p for p in self._included if p not in names]
 
-    def excluding(self, *names: str) -> "Mode":
+    def excluding(self, *names: str) -> Mode:
         out = Mode(self.linker, self.optimizer, self.check)
         out._excluded, out._included = self._excluded + names, self._included
         return out
 
-    def including(self, *names: str) -> "Mode":
+    def including(self, *names: str) -> Mode:
         out = Mode(self.linker, self.optimizer, self.check)
         out._excluded, out._included = self._excluded, self._included + names
         return out
@@ -56,7 +56,7 @@ _NAMED = {"FAST_RUN": FAST_RUN, "FAST_COMPILE": FAST_COMPILE, "DebugMode": DEBUG
           "DEBUG_MODE": DEBUG_MODE}
 
 
-def get_mode(mode: Union[None, str, Mode]) -> Mode:
+def get_mode(mode: None | str | Mode) -> Mode:
     """A Mode from None (config.mode), a name, or a Mode."""
     if isinstance(mode, Mode):
         return mode

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ class FromFunctionOp(Op):
     __props__ = ("fn", "itypes", "otypes")
 
     def __init__(self, fn: Callable, itypes: Sequence[TensorType], otypes: Sequence[TensorType],
-                 infer_shape: Optional[Callable] = None):
+                 infer_shape: Callable | None = None):
         self.fn = fn
         self.itypes, self.otypes = tuple(itypes), tuple(otypes)
         self._infer_shape = infer_shape
@@ -87,7 +87,7 @@ def _mismatch(value, t: TensorType, err: Exception) -> str:
 
 
 def as_op(itypes: Sequence[TensorType], otypes: Sequence[TensorType],
-          infer_shape: Optional[Callable] = None):
+          infer_shape: Callable | None = None):
     """Decorator: ``@as_op(itypes=[T.dmatrix], otypes=[T.dvector])`` over a numpy function.
 
     ``itypes``/``otypes`` may be types or variable constructors such as ``T.dmatrix``.

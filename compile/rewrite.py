@@ -15,8 +15,9 @@ keeps the user's creation line (FunctionGraph.replace copies it) and is recorded
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Rule:
         return (self.fn.__doc__ or "").strip()
 
 
-RULES: Dict[str, Dict[str, List[Rule]]] = {}
+RULES: dict[str, dict[str, list[Rule]]] = {}
 
 
 def register(phase, *tracks: str):
@@ -68,7 +69,7 @@ def register(phase, *tracks: str):
     return wrap
 
 
-def all_rules() -> List[Rule]:
+def all_rules() -> list[Rule]:
     out = {}
     for table in RULES.values():
         for rules in table.values():
@@ -84,11 +85,11 @@ def node_key(node: Apply) -> str:
 
 # -- helpers for writing rules ---------------------------------------------------------------------
 
-def op_key(var: Variable) -> Optional[str]:
+def op_key(var: Variable) -> str | None:
     return node_key(var.owner) if var.owner is not None else None
 
 
-def const_value(var: Variable) -> Optional[float]:
+def const_value(var: Variable) -> float | None:
     """The value of a constant whose elements are all equal (a 'scalar-like' constant)."""
     if isinstance(var, Constant):
         data = var.data
@@ -97,7 +98,7 @@ def const_value(var: Variable) -> Optional[float]:
     return None
 
 
-def match(var: Variable, pattern, bindings: Optional[dict] = None) -> Optional[dict]:
+def match(var: Variable, pattern, bindings: dict | None = None) -> dict | None:
     """Match ``var`` against a tuple pattern: ``("log", ("add", 1, "x"))``.
 
     A string binds a variable (the same name must bind the same variable); a number matches a
@@ -146,11 +147,11 @@ def same_type_as(new: Variable, old: Variable) -> Variable:
     return new
 
 
-# -- passes ------------------------------------------------------------------------------------------
+# -- passes ----------------------------------------------------------------------------------------
 
 def merge(fgraph: FunctionGraph) -> None:
     """Common subexpressions: equal constants become one, equal ops on the same inputs one."""
-    seen_consts: Dict = {}
+    seen_consts: dict = {}
     for var in list(fgraph.variables()):
         if isinstance(var, Constant):
             key = var.signature()
@@ -158,7 +159,7 @@ def merge(fgraph: FunctionGraph) -> None:
                 fgraph.redirect(var, seen_consts[key])
             else:
                 seen_consts.setdefault(key, var)
-    canon: Dict = {}
+    canon: dict = {}
     for node in fgraph.toposort():
         if node not in fgraph.nodes:
             continue
@@ -169,7 +170,7 @@ def merge(fgraph: FunctionGraph) -> None:
                 fgraph.redirect(old, new)
 
 
-def fold_node(node: Apply) -> Optional[List[Constant]]:
+def fold_node(node: Apply) -> list[Constant] | None:
     """Constants for the outputs of ``node`` if its inputs are all constants, else None.
 
     The size of the outputs is checked before the node is run, from the static types or
@@ -194,7 +195,7 @@ def fold_node(node: Apply) -> Optional[List[Constant]]:
             for out, value in zip(node.outputs, values)]
 
 
-def folded_size(node: Apply) -> Optional[int]:
+def folded_size(node: Apply) -> int | None:
     """The total element count of the outputs of ``node`` (whose inputs are constants), known
     without running it: from the static shapes, else from ``infer_shape`` evaluated on the
     constant inputs' shapes. None when it cannot be known."""
@@ -226,7 +227,7 @@ def folded_size(node: Apply) -> Optional[int]:
     return total
 
 
-def _small_value(expr: Any, node: Apply) -> Optional[int]:
+def _small_value(expr: Any, node: Apply) -> int | None:
     """The value of an integer shape entry built from constants (an int, a Constant or a small
     graph of scalar ops on constants), or None. Only nodes with static, tiny outputs are run,
     so this evaluation cannot itself allocate much."""
@@ -234,7 +235,7 @@ def _small_value(expr: Any, node: Apply) -> Optional[int]:
         return int(expr)
     if not isinstance(expr, Variable) or getattr(expr.type, "ndim", None) != 0:
         return None
-    values: Dict[Variable, Any] = {}
+    values: dict[Variable, Any] = {}
     for n in toposort([expr]):
         if n is node or not n.op.foldable:
             return None  # the entry reads the node's own output: not known beforehand
@@ -286,7 +287,7 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
     if exclude:
         table = {k: [r for r in rs if r.name not in exclude] for k, rs in table.items()}
     everywhere = table.get("*", [])
-    by_key: Dict[str, List[Rule]] = {}
+    by_key: dict[str, list[Rule]] = {}
     queue = deque(fgraph.toposort())
     queued = set(queue)
     budget = MAX_REWRITES_PER_NODE * (len(queue) + 10)
@@ -324,7 +325,7 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
     return count
 
 
-def _revisit(fgraph: FunctionGraph, touched: List[Variable], queue: deque, queued: set) -> None:
+def _revisit(fgraph: FunctionGraph, touched: list[Variable], queue: deque, queued: set) -> None:
     fresh, fgraph.imported[:] = list(fgraph.imported), []
     for node in reversed(fresh):  # imported from the output down: reversed puts inputs first
         if node not in queued:
@@ -343,7 +344,7 @@ def _revisit(fgraph: FunctionGraph, touched: List[Variable], queue: deque, queue
         frontier = nxt
 
 
-PASSES: Dict[str, Callable[[FunctionGraph], Any]] = {
+PASSES: dict[str, Callable[[FunctionGraph], Any]] = {
     "merge": merge,
     "constant_folding": constant_fold,
 }

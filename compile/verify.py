@@ -6,7 +6,7 @@ gradient checks the whole Jacobian in expectation. Differences are taken in floa
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,8 +23,8 @@ class GradientError(ValueError):
 
 
 def verify_grad(fun: Callable, pt: Sequence, n_tests: int = 2, rng=None,
-                eps: Optional[float] = None, out_type=None, abs_tol: Optional[float] = None,
-                rel_tol: Optional[float] = None, mode=None, cast_to_output_type: bool = False,
+                eps: float | None = None, out_type=None, abs_tol: float | None = None,
+                rel_tol: float | None = None, mode=None, cast_to_output_type: bool = False,
                 no_debug_ref: bool = True) -> None:
     """Raise GradientError unless ``grad`` of ``fun`` matches finite differences at ``pt``.
 

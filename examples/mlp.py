@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-
 import theon as theano
 import theon.tensor as T
 
@@ -29,7 +27,7 @@ TARGET_ACCURACY = 0.90
 
 
 def make_spirals(n_per_class: int = 1000, n_classes: int = 3, noise: float = 0.3,
-                 turns: float = 1.25, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                 turns: float = 1.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n_classes`` interleaved 2-d spiral arms of ``turns`` turns each, ``noise`` radians of
     angular jitter (so near the centre they overlap): floatX points, int32 labels, shuffled."""
     rng = np.random.default_rng(seed)
@@ -46,7 +44,7 @@ def make_spirals(n_per_class: int = 1000, n_classes: int = 3, noise: float = 0.3
 
 
 def init_params(rng: np.random.Generator, n_in: int, n_hidden: int,
-                n_out: int) -> List[theano.SharedVariable]:
+                n_out: int) -> list[theano.SharedVariable]:
     """He-initialised weights and zero biases, as shared variables: [W1, b1, W2, b2]."""
     floatX = theano.config.floatX
 
@@ -57,7 +55,7 @@ def init_params(rng: np.random.Generator, n_in: int, n_hidden: int,
             weights(n_hidden, n_out, "W2"), theano.shared(np.zeros(n_out, floatX), name="b2")]
 
 
-def forward(x, params) -> Dict[str, T.TensorVariable]:
+def forward(x, params) -> dict[str, T.TensorVariable]:
     """The network's graph: ``h = relu(x W1 + b1)``, ``p = softmax(h W2 + b2)``."""
     W1, b1, W2, b2 = params
     h = T.nnet.relu(T.dot(x, W1) + b1)
@@ -65,8 +63,8 @@ def forward(x, params) -> Dict[str, T.TensorVariable]:
     return {"x": x, "h": h, "p": p}
 
 
-def gradients(loss, params, graph: Dict[str, T.TensorVariable], y,
-              symbolic: Optional[bool] = None) -> list:
+def gradients(loss, params, graph: dict[str, T.TensorVariable], y,
+              symbolic: bool | None = None) -> list:
     """d loss / d param for each of ``params`` = [W1, b1, W2, b2], as graphs.
 
     With ``symbolic`` (the default wherever theon has ``theano.grad``) this is just
@@ -90,7 +88,7 @@ def gradients(loss, params, graph: Dict[str, T.TensorVariable], y,
 
 
 def build(params, X_data, y_data, batch_size: int, lr: float, momentum: float,
-          symbolic: Optional[bool] = None):
+          symbolic: bool | None = None):
     """Compile the training step ``train(i)`` (minibatch ``i`` of the shared data; returns the
     loss and accuracy before the step) and ``evaluate(X, y)`` (loss, accuracy)."""
     floatX = theano.config.floatX
@@ -114,7 +112,7 @@ def build(params, X_data, y_data, batch_size: int, lr: float, momentum: float,
 
 def main(epochs: int = 40, batch_size: int = 32, lr: float = 0.1, momentum: float = 0.9,
          n_hidden: int = 128, seed: int = 0, verbose: bool = True,
-         symbolic: Optional[bool] = None) -> float:
+         symbolic: bool | None = None) -> float:
     """Train on 80% of the spirals, print progress, return the accuracy on the other 20%."""
     start = time.perf_counter()
     X, y = make_spirals(seed=seed)

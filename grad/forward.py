@@ -14,8 +14,6 @@ outputs once at the end.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
 from ..ops.alloc import zeros_like
 from ..ops.base import as_tensor_variable
 from ..ops.gradrules import fit_gradient
@@ -39,11 +37,11 @@ def Rop(f, wrt, eval_points, disconnected_outputs: str = "raise", return_disconn
         if e.ndim != w.ndim:
             raise ValueError(f"Rop: the eval point for {describe(w)} has {e.ndim} dimensions, "
                              f"expected {w.ndim}")
-    tangents: Dict[Variable, Variable] = {}
+    tangents: dict[Variable, Variable] = {}
     for w, e in zip(wrts, evs):
         if w.dtype not in DISCRETE_DTYPES:
             tangents[w] = _add(tangents.get(w), fit_gradient(e, w))
-    dummies: Dict[Variable, Variable] = {}
+    dummies: dict[Variable, Variable] = {}
     relevant, _ = _relevant_nodes(fs, wrts, set())
     for node in relevant:
         ins = [tangents.get(i) for i in node.inputs]
@@ -62,12 +60,12 @@ def Rop(f, wrt, eval_points, disconnected_outputs: str = "raise", return_disconn
     return results[0] if single else results
 
 
-def _add(a: Optional[Variable], b: Variable) -> Variable:
+def _add(a: Variable | None, b: Variable) -> Variable:
     return b if a is None else a + b
 
 
-def _transposed_lop(node: Apply, tangents: List[Optional[Variable]],
-                    dummies: Dict[Variable, Variable]) -> List[Optional[Variable]]:
+def _transposed_lop(node: Apply, tangents: list[Variable | None],
+                    dummies: dict[Variable, Variable]) -> list[Variable | None]:
     """The node's ``J t``, as the gradient of ``<L_op(u), t>`` with respect to ``u``."""
     us = [out.type(name="u") for out in node.outputs]
     try:

@@ -2,17 +2,17 @@
 checked against (``verify_grad`` in ``compile/verify.py`` compiles both)."""
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 
 def numeric_grad(fn: Callable[..., float], pt: Sequence[np.ndarray], eps: float = 1e-6
-                 ) -> List[np.ndarray]:
+                 ) -> list[np.ndarray]:
     """Central differences of the scalar function ``fn`` at ``pt`` (arrays), in float64."""
     pt = [np.array(p, dtype=np.float64) for p in pt]
     grads = []
-    for k, p in enumerate(pt):
+    for p in pt:
         g = np.zeros_like(p)
         flat, gflat = p.reshape(-1), g.reshape(-1)
         for i in range(flat.size):

@@ -11,10 +11,9 @@ Gradients are ``None`` where nothing flows (integer values, piecewise-constant o
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
 
-from ..ops.base import (Undefined, as_tensor_variable, grad_not_implemented,  # noqa: F401
-                        grad_undefined)
+from ..ops.base import Undefined, as_tensor_variable, grad_not_implemented, grad_undefined  # noqa: F401
 from ..symbolic.graph import Apply, Variable, gc_paused, toposort
 from ..symbolic.trace import describe, fixed, format_trace, user_trace
 from ..symbolic.types import DISCRETE_DTYPES
@@ -34,7 +33,7 @@ def _connected(node: Apply, i: int, out: int) -> bool:
 
 
 def _relevant_nodes(cost_vars: Sequence[Variable], wrt: Sequence[Variable],
-                    stop: set) -> List[Apply]:
+                    stop: set) -> list[Apply]:
     """Nodes between ``wrt`` and the cost variables, in topological order."""
     order = toposort(cost_vars, stop=stop)
     reaches = set(wrt)
@@ -51,7 +50,7 @@ def _relevant_nodes(cost_vars: Sequence[Variable], wrt: Sequence[Variable],
     return relevant, reaches
 
 
-def _accumulate(store: Dict[Variable, object], var: Variable, g) -> None:
+def _accumulate(store: dict[Variable, object], var: Variable, g) -> None:
     if g is None:
         store.setdefault(var, None)
         return
@@ -70,7 +69,7 @@ def _zeros_like(v: Variable):
 
 
 @gc_paused
-def backprop(seeds: Dict[Variable, Variable], wrt: Sequence[Variable],
+def backprop(seeds: dict[Variable, Variable], wrt: Sequence[Variable],
              consider_constant: Sequence[Variable] = ()) -> tuple:
     """Push ``seeds`` (variable -> its gradient) back to ``wrt``.
 
@@ -84,7 +83,7 @@ def backprop(seeds: Dict[Variable, Variable], wrt: Sequence[Variable],
 def _backprop(seeds, wrt, consider_constant) -> tuple:
     stop = set(consider_constant)
     relevant, reaches = _relevant_nodes(list(seeds), wrt, stop)
-    grads: Dict[Variable, object] = {}
+    grads: dict[Variable, object] = {}
     for var, g in seeds.items():
         _accumulate(grads, var, g)
     wanted = set(wrt)
@@ -125,10 +124,10 @@ def _backprop(seeds, wrt, consider_constant) -> tuple:
     return grads, reaches
 
 
-def grad(cost: Optional[Variable], wrt: Union[Variable, Sequence[Variable]],
-         consider_constant: Optional[Sequence[Variable]] = None,
+def grad(cost: Variable | None, wrt: Variable | Sequence[Variable],
+         consider_constant: Sequence[Variable] | None = None,
          disconnected_inputs: str = "raise", add_names: bool = True,
-         known_grads: Optional[Dict[Variable, Variable]] = None,
+         known_grads: dict[Variable, Variable] | None = None,
          return_disconnected: str = "zero", null_gradients: str = "raise"):
     """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list;
     any variable of the graph, not only inputs).
@@ -145,7 +144,7 @@ def grad(cost: Optional[Variable], wrt: Union[Variable, Sequence[Variable]],
         if not isinstance(w, Variable):
             raise TypeError(f"grad: wrt[{k}] must be a symbolic variable, got "
                             f"{type(w).__name__} (at {format_trace(where)})")
-    seeds: Dict[Variable, Variable] = {}
+    seeds: dict[Variable, Variable] = {}
     if cost is not None:
         cost = as_tensor_variable(cost)
         if cost.ndim != 0:

@@ -2,14 +2,19 @@
 ``ARange`` and ``Eye``."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant
 from ..symbolic.types import TensorType
-from .base import (INTEGER_DTYPES, Op, as_int_scalar, as_tensor_variable, graph_error,
-                   static_int, static_value)
+from .base import (
+    INTEGER_DTYPES,
+    Op,
+    as_int_scalar,
+    as_tensor_variable,
+    graph_error,
+    static_int,
+    static_value,
+)
 from .gradrules import unbroadcast_to
 from .scalar import upcast
 from .shape import shape
@@ -66,22 +71,22 @@ def _shape_args(shape):
     return tuple(shape[i] for i in range(shape.type.shape[0]))
 
 
-def zeros(shape, dtype: Optional[str] = None):
+def zeros(shape, dtype: str | None = None):
     from ..config import config
     return alloc(np.array(0, dtype=dtype or config.floatX), *_shape_args(shape))
 
 
-def ones(shape, dtype: Optional[str] = None):
+def ones(shape, dtype: str | None = None):
     from ..config import config
     return alloc(np.array(1, dtype=dtype or config.floatX), *_shape_args(shape))
 
 
-def zeros_like(x, dtype: Optional[str] = None):
+def zeros_like(x, dtype: str | None = None):
     x = as_tensor_variable(x)
     return alloc(np.array(0, dtype=dtype or x.dtype), *[shape(x)[i] for i in range(x.ndim)])
 
 
-def ones_like(x, dtype: Optional[str] = None):
+def ones_like(x, dtype: str | None = None):
     x = as_tensor_variable(x)
     return alloc(np.array(1, dtype=dtype or x.dtype), *[shape(x)[i] for i in range(x.ndim)])
 
@@ -124,7 +129,8 @@ class ARange(Op):
         return run
 
     def infer_shape(self, fgraph, node, shapes):
-        from .elemwise import ELEMWISE as E, cast
+        from .elemwise import ELEMWISE as E
+        from .elemwise import cast
         start, stop, step = node.inputs
         diff = stop - start
         if diff.dtype in INTEGER_DTYPES:  # exact, not floatX: as numpy counts
@@ -137,7 +143,7 @@ class ARange(Op):
         return [None, None, None]
 
 
-def _arange_length(start, stop, step) -> Optional[int]:
+def _arange_length(start, stop, step) -> int | None:
     """``len(numpy.arange(start, stop, step))`` without building the array (a constant
     ``arange(10**9)`` would take 8 GB at graph-build time). numpy's own rule: the quotient
     ``(stop - start) / step`` in the arguments' arithmetic, rounded up, at least 0. None when
@@ -150,7 +156,7 @@ def _arange_length(start, stop, step) -> Optional[int]:
     return max(int(np.ceil(q)), 0)
 
 
-def arange(start, stop=None, step=1, dtype: Optional[str] = None):
+def arange(start, stop=None, step=1, dtype: str | None = None):
     """Theano's ``arange``: int arguments give int64, float ones their float dtype."""
     if stop is None:
         start, stop = 0, start
@@ -186,7 +192,7 @@ class Eye(Op):
         return [None, None, None]
 
 
-def eye(n, m=None, k=0, dtype: Optional[str] = None):
+def eye(n, m=None, k=0, dtype: str | None = None):
     from ..config import config
     return Eye(dtype or config.floatX)(n, n if m is None else m, k)
 

@@ -8,7 +8,8 @@ equal, so equal ops on equal inputs can be merged.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace, user_trace
 from ..symbolic.types import INT_DTYPES, UINT_DTYPES, TensorType
 
-OP_CLASSES: List[type] = []  # every Op subclass, for completeness tests
+OP_CLASSES: list[type] = []  # every Op subclass, for completeness tests
 
 # The modules outside ops/ that define ops; importing theon does not import them all.
 _OP_MODULES = ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
@@ -24,7 +25,7 @@ _OP_MODULES = ("theon.compile", "theon.compile.ops", "theon.printing", "theon.if
                "theon.scan", "theon.ops.extra")
 
 
-def theon_op_classes() -> List[type]:
+def theon_op_classes() -> list[type]:
     """Every Op subclass theon itself defines (its modules imported first), for the tests
     that check each op has a gradient test, a shape test, and so on."""
     import importlib
@@ -51,12 +52,12 @@ class Op:
     __props__: tuple = ()
     #: output index -> the inputs it may be a view of (share memory with). ``function()`` copies
     #: an output that would alias an input, a shared value or another output.
-    view_map: Dict[int, List[int]] = {}
+    view_map: dict[int, list[int]] = {}
     #: output index -> the inputs the op overwrites. Backends give such an op copies unless they
     #: prove nobody else reads the buffer.
-    destroy_map: Dict[int, List[int]] = {}
+    destroy_map: dict[int, list[int]] = {}
     #: which output ``op(*inputs)`` returns when there are several (None: all of them)
-    default_output: Optional[int] = None
+    default_output: int | None = None
     #: False for ops that must not be computed at compile time even with constant inputs
     #: (side effects: printing, random draws)
     foldable = True
@@ -96,13 +97,13 @@ class Op:
         return node.outputs[0] if len(node.outputs) == 1 else node.outputs
 
     # -- computing ------------------------------------------------------------------------
-    def impl(self, node: Apply) -> Optional[Callable]:
+    def impl(self, node: Apply) -> Callable | None:
         """A callable ``f(*input_values) -> output`` (a tuple when there are several outputs),
         or None to fall back on ``perform``. Internal ops implement this: it is the fast path.
         An op with ``inner_graphs`` takes their compiled callables: ``impl(node, inner)``."""
         return None
 
-    def perform(self, node: Apply, inputs: Sequence[Any], output_storage: List[List[Any]]):
+    def perform(self, node: Apply, inputs: Sequence[Any], output_storage: list[list[Any]]):
         """Theano's contract: compute from ``inputs`` and store into ``output_storage[i][0]``."""
         fn = self.impl(node)
         if fn is None:
@@ -114,7 +115,7 @@ class Op:
             for store, value in zip(output_storage, result):
                 store[0] = value
 
-    def branch_inputs(self, node: Apply) -> List[List[int]]:
+    def branch_inputs(self, node: Apply) -> list[list[int]]:
         """For a ``lazy`` op: the input positions of each branch (only one is computed)."""
         raise NotImplementedError(f"{type(self).__name__} is not lazy")
 
@@ -130,7 +131,7 @@ class Op:
         ``x.shape`` is answered without computing ``x``. Optional."""
         raise NotImplementedError(f"{type(self).__name__} has no infer_shape")
 
-    def connection_pattern(self, node: Apply) -> Optional[List[List[bool]]]:
+    def connection_pattern(self, node: Apply) -> list[list[bool]] | None:
         """``[input][output]``: whether the output depends on the input in a differentiable
         way. None (the default) means every output on every input."""
         return None
@@ -198,7 +199,7 @@ _INT_RANGES = tuple((dt, int(np.iinfo(dt).min), int(np.iinfo(dt).max))
                     for dt in ("int8", "int16", "int32", "int64"))
 
 
-def autocast_dtype(value: Any) -> Optional[str]:
+def autocast_dtype(value: Any) -> str | None:
     """Theano's dtype for a Python scalar: the smallest int, or a float32 when exact.
 
     numpy scalars keep their own dtype (None here), as in Theano: ``np.float64(0.5)`` is a
@@ -236,15 +237,16 @@ def _autocast_float(value: float) -> str:
     return "float64"
 
 
-def constant(value: Any, name: Optional[str] = None, ndim: Optional[int] = None,
-             dtype: Optional[str] = None) -> Constant:
+def constant(value: Any, name: str | None = None, ndim: int | None = None,
+             dtype: str | None = None) -> Constant:
     """A Constant holding ``value``; Python scalars take Theano's autocast dtype."""
     if dtype is None:
         dtype = autocast_dtype(value)
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as err:
-        raise graph_error(f"cannot make a constant from {type(value).__name__} {value!r}: {err}")
+        raise graph_error(f"cannot make a constant from {type(value).__name__} {value!r}: "
+                          f"{err}") from None
     if arr.dtype == object or arr.dtype.kind in "USVM":
         raise graph_error(f"cannot make a tensor constant from {type(value).__name__} "
                           f"{str(value)[:80]!r} (dtype {arr.dtype}); expected numbers")
@@ -256,7 +258,7 @@ def constant(value: Any, name: Optional[str] = None, ndim: Optional[int] = None,
     return Constant(ttype, arr, name=name)
 
 
-def as_tensor_variable(x: Any, name: Optional[str] = None, ndim: Optional[int] = None
+def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None
                        ) -> Variable:
     """Return ``x`` as a tensor variable: variables pass through, values become constants,
     and tuples or lists holding variables are stacked."""
@@ -315,7 +317,7 @@ def static_value(v: Any) -> Any:
         return None
 
 
-def static_int(v: Any) -> Optional[int]:
+def static_int(v: Any) -> int | None:
     """``static_value`` as an int: a length or an index known at build time, else None."""
     value = static_value(v)
     return None if value is None else int(value)
@@ -336,7 +338,7 @@ def as_int_scalar(v: Any, what: str, cls: type = TypeError) -> Variable:
     return v
 
 
-def same_type(new: Optional[Variable], old: Variable) -> Optional[Variable]:
+def same_type(new: Variable | None, old: Variable) -> Variable | None:
     """``new`` if it has exactly ``old``'s dtype and broadcast pattern, else None: a shortcut
     (a rewrite's replacement, a gradient rule's simpler form) that changed either would change
     the result's values or shape."""

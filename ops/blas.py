@@ -1,8 +1,6 @@
 """Linear algebra: dot (numpy.dot semantics), matmul, tensordot, batched_dot, outer."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..symbolic.graph import Apply
@@ -164,7 +162,8 @@ class MatMul(Op):
                 if b.ndim > 1 else g2.dimshuffle("x")
         if b.ndim == 1:
             g2 = g2.dimshuffle(*(list(range(g2.ndim)) + ["x"]))
-        swap = lambda t: t.dimshuffle(*(list(range(t.ndim - 2)) + [t.ndim - 1, t.ndim - 2]))
+        def swap(t):
+            return t.dimshuffle(*(list(range(t.ndim - 2)) + [t.ndim - 1, t.ndim - 2]))
         ga, gb = matmul(g2, swap(b2)), matmul(swap(a2), g2)
         ga, gb = _sum_to(ga, a2), _sum_to(gb, b2)
         if a.ndim == 1:
@@ -305,7 +304,7 @@ def batched_dot(a, b):
     return out
 
 
-def _broadcast_length(a: Optional[int], b: Optional[int]) -> Optional[int]:
+def _broadcast_length(a: int | None, b: int | None) -> int | None:
     """The static length of a broadcast dimension: a length 1 takes the other's."""
     if a == 1:
         return b

@@ -6,8 +6,6 @@ branch it takes: the numpy backend places the nodes that only one branch needs i
 """
 from __future__ import annotations
 
-from typing import List
-
 from ..symbolic.graph import Apply
 from .base import Op, as_tensor_variable, graph_error
 
@@ -53,7 +51,7 @@ class IfElse(Op):
             return chosen[0] if n == 1 else tuple(chosen)
         return run
 
-    def branch_inputs(self, node) -> List[List[int]]:
+    def branch_inputs(self, node) -> list[list[int]]:
         """Input positions of each branch: the backend computes only the branch taken."""
         n = self.n_outs
         return [list(range(1, 1 + n)), list(range(1 + n, 1 + 2 * n))]

@@ -4,7 +4,7 @@ broadcastable or not (``addbroadcast``, ``patternbroadcast``...). Both return vi
 input: they change its type, never its data."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType

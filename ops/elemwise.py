@@ -7,8 +7,8 @@ gradient would otherwise have the wrong shape.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable, List, Optional
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
@@ -97,7 +97,7 @@ def _broadcast_static_shapes(name: str, inputs) -> tuple:
     return tuple(shape)
 
 
-def _broadcast_checks(node: Apply) -> List[tuple]:
+def _broadcast_checks(node: Apply) -> list[tuple]:
     """(input index, dims that must equal the output's) for inputs that could be broadcast
     wrongly at run time; empty when numpy's own broadcasting cannot go wrong."""
     if node.outputs[0].ndim == 0 or len(node.inputs) == 1:
@@ -121,7 +121,7 @@ def _check_runtime_broadcast(name, node, i, a_shape, out_shape, dims):
                 f"(T.addbroadcast(x, {d}), or a row/col type).")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _numpy_kernel(sop: S.ScalarOp, in_dtypes: tuple, out_dtype: str) -> Callable:
     """The numpy call for ``sop`` on these dtypes, producing exactly ``out_dtype``."""
     fn = sop.np_fn
@@ -154,7 +154,7 @@ def _numpy_kernel(sop: S.ScalarOp, in_dtypes: tuple, out_dtype: str) -> Callable
     return cast_out
 
 
-def _probe(fn: Callable, args) -> Optional[np.dtype]:
+def _probe(fn: Callable, args) -> np.dtype | None:
     try:
         with np.errstate(all="ignore"):
             return np.asarray(fn(*args)).dtype
@@ -191,7 +191,7 @@ def _floatx():
     return config.floatX
 
 
-def round_mode(a, mode: Optional[str] = None):
+def round_mode(a, mode: str | None = None):
     """Round to the nearest integer; ties to even by default, as numpy does (Theano's
     ``T.round``)."""
     mode = mode or "half_to_even"
@@ -203,7 +203,7 @@ def round_mode(a, mode: Optional[str] = None):
                       f"{mode!r}", ValueError)
 
 
-def tensor_copy(x, name: Optional[str] = None):
+def tensor_copy(x, name: str | None = None):
     """A copy of ``x`` (a node of its own, so the copy can be named)."""
     out = ELEMWISE["identity"](x)
     out.name = name

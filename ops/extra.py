@@ -6,8 +6,6 @@ integer axis.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..symbolic.graph import Apply
@@ -131,7 +129,7 @@ def argsort(a, axis=-1, kind="quicksort", order=None):
     return _sorting(Argsort, a, axis, kind, order, "argsort")
 
 
-# -- roll -------------------------------------------------------------------------------------------
+# -- roll ------------------------------------------------------------------------------------------
 
 class Roll(Op):
     """``numpy.roll(x, shift, axis)`` for one axis; ``shift`` an integer scalar input."""
@@ -187,7 +185,7 @@ def roll(x, shift, axis=None):
     return out
 
 
-# -- diagonals --------------------------------------------------------------------------------------
+# -- diagonals -------------------------------------------------------------------------------------
 
 def _diag_length(n1, n2, offset: int):
     """The length of the diagonal ``offset`` of an (n1, n2) matrix: ints or int scalars."""
@@ -309,7 +307,7 @@ def trace(a, offset=0, axis1=0, axis2=1):
     return sum_(d, axis=d.ndim - 1)
 
 
-# -- tril and triu ----------------------------------------------------------------------------------
+# -- tril and triu ---------------------------------------------------------------------------------
 
 class Triangle(Op):
     """``numpy.tril(x, k)`` (``lower``) or ``numpy.triu(x, k)``, over the last two axes."""

@@ -11,8 +11,10 @@ import numpy as np
 from ..symbolic.graph import Apply
 from ..symbolic.types import FLOAT_DTYPES, TensorType
 from .base import INTEGER_DTYPES, Op, as_tensor_variable, graph_error, same_type
-from .elemwise import ELEMWISE as E, cast
-from .reduce import Reduce, normalize_axis, sum as sum_
+from .elemwise import ELEMWISE as E
+from .elemwise import cast
+from .reduce import Reduce, normalize_axis
+from .reduce import sum as sum_
 
 sigmoid = E["sigmoid"]
 softplus = E["softplus"]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Optional
 
 import numpy as np
 
 from ..symbolic.graph import Apply
 from ..symbolic.types import COMPLEX_DTYPES, FLOAT_DTYPES, TensorType
 from .base import Op, as_tensor_variable, graph_error
-from .elemwise import ELEMWISE as E, cast
+from .elemwise import ELEMWISE as E
+from .elemwise import cast
 from .shape import shape_product
 
 _REDUCERS = {
@@ -43,7 +43,8 @@ def normalize_axis(x, axis, what: str) -> tuple:
             raise TypeError
         axes = [operator.index(a) for a in axis]  # refuses floats and strings ("01")
     except TypeError:
-        raise graph_error(f"{what}: axis must be None, an int or a list of ints, got {axis!r}")
+        raise graph_error(f"{what}: axis must be None, an int or a list of ints, "
+                          f"got {axis!r}") from None
     out = []
     for a in axes:
         if not -x.ndim <= a < builtins.max(x.ndim, 1) or (x.ndim == 0 and a not in (0, -1)):
@@ -64,7 +65,7 @@ class Reduce(Op):
 
     __props__ = ("kind", "axis", "dtype", "initial")
 
-    def __init__(self, kind: str, axis: tuple, dtype: str, initial: Optional[float] = None):
+    def __init__(self, kind: str, axis: tuple, dtype: str, initial: float | None = None):
         self.kind, self.axis, self.dtype, self.initial = kind, tuple(axis), dtype, initial
 
     def __str__(self) -> str:
@@ -156,7 +157,7 @@ def _keepdims(out, x, axis: tuple):
     return out.dimshuffle(_keep_order(x.ndim, axis))
 
 
-def _reduce(kind: str, x, axis, dtype: Optional[str], keepdims: bool):
+def _reduce(kind: str, x, axis, dtype: str | None, keepdims: bool):
     x = as_tensor_variable(x)
     axes = normalize_axis(x, axis, kind)
     out_dtype = dtype or _acc_dtype(kind, x.dtype)
@@ -244,7 +245,7 @@ class Argmax(Op):
 
     __props__ = ("kind", "axis")
 
-    def __init__(self, kind: str, axis: Optional[int]):
+    def __init__(self, kind: str, axis: int | None):
         self.kind, self.axis = kind, axis
 
     def __str__(self) -> str:
@@ -317,7 +318,7 @@ class CumOp(Op):
 
     __props__ = ("mode", "axis")
 
-    def __init__(self, mode: str, axis: Optional[int]):
+    def __init__(self, mode: str, axis: int | None):
         self.mode, self.axis = mode, axis
 
     def __str__(self) -> str:

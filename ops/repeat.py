@@ -2,15 +2,19 @@
 the whole array)."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .alloc import arange, zeros_like
-from .base import (INTEGER_DTYPES, NotConstantError, Op, as_tensor_variable,
-                   get_scalar_constant_value, graph_error)
+from .base import (
+    INTEGER_DTYPES,
+    NotConstantError,
+    Op,
+    as_tensor_variable,
+    get_scalar_constant_value,
+    graph_error,
+)
 from .dimshuffle import shape_padleft
 from .join import stack
 from .shape import reshape, shape, shape_product
@@ -21,7 +25,7 @@ class Repeat(Op):
 
     __props__ = ("axis",)
 
-    def __init__(self, axis: Optional[int]):
+    def __init__(self, axis: int | None):
         self.axis = axis
 
     def make_node(self, x, repeats) -> Apply:

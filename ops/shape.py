@@ -3,14 +3,21 @@
 a tensor a new shape (``Reshape``, ``Flatten``)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant
 from ..symbolic.types import TensorType
-from .base import (INTEGER_DTYPES, Op, as_int_scalar, as_tensor_variable, constant, graph_error,
-                   static_int)
+from .base import (
+    INTEGER_DTYPES,
+    Op,
+    as_int_scalar,
+    as_tensor_variable,
+    constant,
+    graph_error,
+    static_int,
+)
 
 
 def shape_product(lengths) -> Any:
@@ -208,7 +215,7 @@ def _static_vector(v, n, through_casts: bool = False):
     return None
 
 
-def reshape(x, newshape, ndim: Optional[int] = None):
+def reshape(x, newshape, ndim: int | None = None):
     """``x`` with shape ``newshape`` (ints and/or symbolic scalars, or a symbolic vector)."""
     x = as_tensor_variable(x)
     if isinstance(newshape, (int, np.integer)):

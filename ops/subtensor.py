@@ -14,8 +14,6 @@ Constant parts stay in the spec, so ``x[0, 1:3]`` has no inputs besides ``x`` an
 """
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import numpy as np
 
 from ..symbolic.graph import Apply, Constant, Variable
@@ -29,7 +27,7 @@ class IndexingError(TypeError, IndexError):
     Both a TypeError, as Theano raised for these, and an IndexError, as numpy does."""
 
 
-def parse_index(x, index) -> Tuple[tuple, List[Variable]]:
+def parse_index(x, index) -> tuple[tuple, list[Variable]]:
     """Turn a Python index into (spec, symbolic inputs); see the module docstring."""
     if not isinstance(index, tuple):
         index = (index,)
@@ -162,7 +160,7 @@ def _out_shape(x, spec, inputs) -> tuple:
     """Static shape of ``x[index]`` following numpy's rules."""
     arrays = iter([v for v in inputs if v.ndim > 0 or v.dtype == "bool"])
     shape, dim = [], 0
-    adv_dims: List[tuple] = []  # static shapes of advanced indices (broadcast together)
+    adv_dims: list[tuple] = []  # static shapes of advanced indices (broadcast together)
     adv_pos, adv_entries = None, []
     for k, e in enumerate(spec):
         kind = e[0]
@@ -207,8 +205,8 @@ def _index_shape(spec, inputs, shapes) -> list:
     nxt = iter(range(1, len(inputs)))
     advanced = _is_advanced(spec)
     out: list = []
-    adv: List[list] = []  # per advanced index: [(length, broadcastable)] per dimension
-    adv_entries: List[int] = []
+    adv: list[list] = []  # per advanced index: [(length, broadcastable)] per dimension
+    adv_entries: list[int] = []
     adv_pos = 0
     dim = 0
     for k, e in enumerate(spec):
@@ -255,7 +253,7 @@ def _index_shape(spec, inputs, shapes) -> list:
     return out
 
 
-def _adjacent(entries: List[int]) -> bool:
+def _adjacent(entries: list[int]) -> bool:
     """numpy keeps the advanced dimensions in place only when the advanced indices are
     consecutive items of the index (a newaxis or an Ellipsis between them separates them,
     even an Ellipsis that covers no dimension); otherwise they go first."""
@@ -406,8 +404,7 @@ class IncSubtensor(Op):
                               f"value {y.type} has more dimensions than x[index] "
                               f"({len(target)})", ValueError)
         if y.dtype != x.dtype:
-            if not np.can_cast(y.dtype, x.dtype, "same_kind") and not (
-                    y.dtype in DISCRETE_DTYPES):
+            if not np.can_cast(y.dtype, x.dtype, "same_kind") and y.dtype not in DISCRETE_DTYPES:
                 raise graph_error(f"cannot put values of dtype {y.dtype} into {x.type} "
                                   f"without losing precision; cast them first")
             from .elemwise import cast
@@ -450,7 +447,8 @@ def _last_writes_mask(op, x, gy, rest):
     write, as numpy assigns), 0 where a later write overwrote it: only kept values have a
     gradient. Found by writing a distinct id per element and reading the ids back."""
     from .alloc import arange, zeros_like
-    from .elemwise import ELEMWISE as E, cast
+    from .elemwise import ELEMWISE as E
+    from .elemwise import cast
     from .reduce import prod
     from .shape import reshape, shape
     ids = reshape(arange(prod(shape(gy))), shape(gy), ndim=gy.ndim)

@@ -8,18 +8,18 @@ role later).
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from ..ops.base import Op, as_tensor_variable
+from ..grad.reverse import Lop, grad
 from ..ops.alloc import eye
+from ..ops.base import Op, as_tensor_variable
 from ..ops.join import concatenate
 from ..ops.shape import reshape, shape
 from ..symbolic.graph import Apply, Constant, Variable, clone_replace, graph_inputs
 from ..symbolic.shared import SharedVariable
 from ..symbolic.types import TensorType
-from ..grad.reverse import Lop, grad
 
 
 class MapRows(Op):
@@ -69,7 +69,7 @@ def jacobian(expression, wrt, consider_constant=None, disconnected_inputs: str =
     """d expression / d wrt, shaped ``expression.shape + wrt.shape`` (a list for a list wrt)."""
     expr = as_tensor_variable(expression)
     single = not isinstance(wrt, (list, tuple))
-    wrts: List[Variable] = [wrt] if single else list(wrt)
+    wrts: list[Variable] = [wrt] if single else list(wrt)
     if expr.ndim == 0:
         out = grad(expr, wrts, consider_constant=consider_constant,
                    disconnected_inputs=disconnected_inputs)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import gc
 import types
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,8 @@ class Variable:
 
     __array_ufunc__ = None  # numpy defers to our reflected operators (np_array + var)
 
-    def __init__(self, type: Type, owner: Optional["Apply"] = None, index: Optional[int] = None,
-                 name: Optional[str] = None, trace: Optional[Trace] = None):
+    def __init__(self, type: Type, owner: Apply | None = None, index: int | None = None,
+                 name: str | None = None, trace: Trace | None = None):
         self.type = type
         self.owner = owner
         self.index = index
@@ -74,11 +75,11 @@ class Variable:
             return f"{label}.out"
         return f"<{self.type}>"
 
-    def clone(self) -> "Variable":
+    def clone(self) -> Variable:
         """A new root variable of the same type and name (the owner is not copied)."""
         return type(self)(self.type, name=self.name, trace=self.trace)
 
-    def eval(self, inputs_to_values: Optional[Dict["Variable", Any]] = None):
+    def eval(self, inputs_to_values: dict[Variable, Any] | None = None):
         """Compile (once, cached) and evaluate this variable given values for its inputs."""
         if not _EVAL_HOOK:
             raise RuntimeError("Variable.eval needs the compiler: import theon (or theon.compile) "
@@ -96,7 +97,7 @@ class Variable:
         from .serialize import reduce_variable
         return reduce_variable(self, protocol)
 
-    def __copy__(self) -> "Variable":
+    def __copy__(self) -> Variable:
         twin = object.__new__(type(self))  # copy.copy: the same attributes, as before
         twin.__dict__.update(self.__dict__)
         return twin
@@ -119,8 +120,8 @@ class Constant(Variable):
             cls = getattr(type, "constant_type", None) or cls
         return object.__new__(cls)
 
-    def __init__(self, type: TensorType, data: Any, name: Optional[str] = None,
-                 trace: Optional[Trace] = None):
+    def __init__(self, type: TensorType, data: Any, name: str | None = None,
+                 trace: Trace | None = None):
         super().__init__(type, name=name, trace=trace)
         self.data = type.filter(data, allow_downcast=True)
         self.data.setflags(write=False)
@@ -133,7 +134,7 @@ class Constant(Variable):
         """A hashable key equal for equal constants (used by merging)."""
         return (self.type, self.data.shape, self.data.tobytes())
 
-    def clone(self) -> "Constant":
+    def clone(self) -> Constant:
         return Constant(self.type, self.data, name=self.name, trace=self.trace)
 
     def __repr__(self) -> str:
@@ -176,13 +177,13 @@ class Apply:
         from .serialize import reduce_apply
         return reduce_apply(self, protocol)
 
-    def __copy__(self) -> "Apply":
+    def __copy__(self) -> Apply:
         twin = object.__new__(Apply)
         for slot in Apply.__slots__:
             object.__setattr__(twin, slot, getattr(self, slot))
         return twin
 
-    def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> "Apply":
+    def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> Apply:
         """The same op on new inputs, keeping output names and the user's creation lines."""
         if all(a.type == b.type for a, b in zip(inputs, self.inputs)):
             outs = [type(o)(o.type, name=o.name, trace=o.trace) for o in self.outputs]
@@ -195,13 +196,13 @@ class Apply:
 
 # -- walks ---------------------------------------------------------------------------------
 
-def toposort(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> List[Apply]:
+def toposort(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Apply]:
     """Apply nodes needed for ``outputs``, each after the nodes computing its inputs.
 
     The walk does not go past variables in ``stop`` (used for function inputs).
     """
     stop = set(stop)
-    order: List[Apply] = []
+    order: list[Apply] = []
     done = set()
     stack = [(v.owner, False) for v in reversed(list(outputs))
              if v.owner is not None and v not in stop]
@@ -220,7 +221,7 @@ def toposort(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> List
     return order
 
 
-def ancestors(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> List[Variable]:
+def ancestors(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Variable]:
     """Every variable that ``outputs`` depend on (themselves included), roots included."""
     stop = set(stop)
     seen, order = set(), []
@@ -236,20 +237,20 @@ def ancestors(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> Lis
     return order
 
 
-def graph_inputs(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> List[Variable]:
+def graph_inputs(outputs: Iterable[Variable], stop: Iterable[Variable] = ()) -> list[Variable]:
     """The root variables (no owner, or in ``stop``) that ``outputs`` depend on."""
     stop = set(stop)
     return [v for v in ancestors(outputs, stop) if v.owner is None or v in stop]
 
 
-def clone_replace(outputs: Sequence[Variable], replace: Optional[Dict[Variable, Variable]] = None,
-                  copy_inputs: bool = False) -> List[Variable]:
+def clone_replace(outputs: Sequence[Variable], replace: dict[Variable, Variable] | None = None,
+                  copy_inputs: bool = False) -> list[Variable]:
     """Copy the graph of ``outputs`` with each key of ``replace`` swapped for its value.
 
     Nodes that depend on no replaced variable are shared with the original graph, as in
     Theano's ``clone`` with ``share_inputs=True``. With ``copy_inputs``, root inputs are copied.
     """
-    memo: Dict[Variable, Variable] = dict(replace or {})
+    memo: dict[Variable, Variable] = dict(replace or {})
     if copy_inputs:
         for v in graph_inputs(outputs, stop=memo):
             if v not in memo and not isinstance(v, Constant) and not _is_shared(v):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from .graph import Apply, Variable
 
@@ -34,7 +34,7 @@ _tokens = itertools.count()  # never reset: tokens from one dump cannot meet ano
 _local = threading.local()
 
 
-def _written() -> "weakref.WeakKeyDictionary[Variable, int]":
+def _written() -> weakref.WeakKeyDictionary[Variable, int]:
     """The variables written by the current dump of this thread, with their tokens. Weak: the
     table outlives the dump until the next one starts, and must not keep its graph alive."""
     table = getattr(_local, "written", None)
@@ -48,7 +48,7 @@ class _Session:
     the records of that dump share."""
 
     def __init__(self) -> None:
-        self.vars: Dict[int, Variable] = {}
+        self.vars: dict[int, Variable] = {}
 
     def __reduce_ex__(self, protocol: int):
         _local.written = weakref.WeakKeyDictionary()  # the pickler meets this once per dump
@@ -80,12 +80,12 @@ class _Nodes:
         return (_load, (_SESSION, records, written[self.var]))
 
 
-def _unwritten_nodes(var: Variable, written) -> List[Apply]:
+def _unwritten_nodes(var: Variable, written) -> list[Apply]:
     """The nodes ``var`` depends on whose outputs are not in ``written``, inputs first
     (an explicit stack: the graph may be 100,000 nodes deep)."""
-    order: List[Apply] = []
+    order: list[Apply] = []
     seen = set()
-    stack: List[Tuple[Apply, bool]] = [(var.owner, False)]
+    stack: list[tuple[Apply, bool]] = [(var.owner, False)]
     while stack:
         node, ready = stack.pop()
         if ready:
@@ -102,7 +102,7 @@ def _unwritten_nodes(var: Variable, written) -> List[Apply]:
     return order
 
 
-def variable_state(var: Variable) -> Dict[str, Any]:
+def variable_state(var: Variable) -> dict[str, Any]:
     """What is stored of a variable: its attributes, less the node links (rebuilt from the
     records) and the functions ``eval`` compiled (a cache, made again on demand)."""
     state = dict(var.__dict__)

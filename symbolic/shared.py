@@ -5,7 +5,7 @@ call reads it and writes updates without a lookup.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +25,8 @@ class SharedVariable(Variable):
             cls = getattr(type, "shared_type", None) or cls
         return object.__new__(cls)
 
-    def __init__(self, type: TensorType, value: Any, name: Optional[str] = None,
-                 borrow: bool = False, trace: Optional[Trace] = None):
+    def __init__(self, type: TensorType, value: Any, name: str | None = None,
+                 borrow: bool = False, trace: Trace | None = None):
         super().__init__(type, name=name, trace=trace)
         self.container = [None]
         self.default_update = None
@@ -48,7 +48,7 @@ class SharedVariable(Variable):
     def value(self):
         return self.container[0]
 
-    def clone(self) -> "SharedVariable":
+    def clone(self) -> SharedVariable:
         # A clone of a shared variable is the same storage under a new node, as in Theano.
         twin = object.__new__(type(self))
         Variable.__init__(twin, self.type, name=self.name, trace=self.trace)
@@ -60,8 +60,8 @@ class SharedVariable(Variable):
         return self.name or f"<shared {self.type}>"
 
 
-def shared(value: Any, name: Optional[str] = None, strict: bool = False,
-           allow_downcast: Optional[bool] = None, borrow: bool = False,
+def shared(value: Any, name: str | None = None, strict: bool = False,
+           allow_downcast: bool | None = None, borrow: bool = False,
            shape=None, broadcastable=None) -> SharedVariable:
     """Make a shared variable holding ``value`` (copied unless ``borrow``).
 

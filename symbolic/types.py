@@ -1,4 +1,5 @@
-"""Types: what a variable may hold (dtype plus broadcastable pattern, with an optional static shape).
+"""Types: what a variable may hold (dtype plus broadcastable pattern, with an optional static
+shape).
 
 Two ``TensorType`` are equal when dtype and static shape agree; ``broadcastable`` is derived from
 the static shape (a dimension of known length 1 broadcasts), as in PyTensor, and the Theano
@@ -7,7 +8,8 @@ spelling ``TensorType(dtype, broadcastable)`` is accepted.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +25,7 @@ ALL_DTYPES = DISCRETE_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
 _DTYPE_SET = frozenset(ALL_DTYPES)
 # numpy >= 1.25 has np.exceptions.ComplexWarning; numpy 2 removed np.ComplexWarning
 _ComplexWarning = getattr(getattr(np, "exceptions", np), "ComplexWarning", None) \
-    or getattr(np, "ComplexWarning")
+    or np.ComplexWarning
 _NP_DTYPES = {d: np.dtype(d) for d in ALL_DTYPES}
 _TYPE_CACHE: dict = {}
 _NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
@@ -36,11 +38,11 @@ class Type:
     operators fills (``ops/variable.py`` for tensors): this layer knows no operators. Until
     then a type makes plain graph variables."""
 
-    variable_type: Optional[type] = None  # made by type(name); None: symbolic.graph.Variable
-    constant_type: Optional[type] = None  # made by Constant(type, data)
-    shared_type: Optional[type] = None    # made by SharedVariable(type, value)
+    variable_type: type | None = None  # made by type(name); None: symbolic.graph.Variable
+    constant_type: type | None = None  # made by Constant(type, data)
+    shared_type: type | None = None    # made by SharedVariable(type, value)
 
-    def __call__(self, name: Optional[str] = None):
+    def __call__(self, name: str | None = None):
         cls = self.variable_type
         if cls is None:
             from .graph import Variable  # same layer; graph imports this module
@@ -67,8 +69,8 @@ class TensorType(Type):
             self._cache_key = key  # stored by __init__ once it has succeeded
         return self
 
-    def __init__(self, dtype: str, broadcastable: Optional[Sequence[bool]] = None,
-                 shape: Optional[Sequence[Optional[int]]] = None):
+    def __init__(self, dtype: str, broadcastable: Sequence[bool] | None = None,
+                 shape: Sequence[int | None] | None = None):
         if getattr(self, "_hash", None) is not None:  # a cached instance
             return
         if dtype not in _DTYPE_SET:
@@ -109,12 +111,13 @@ class TensorType(Type):
         kind = _NDIM_NAMES.get(self.ndim, f"{self.ndim}d")
         if any(s is not None for s in self.shape):
             dims = ", ".join("?" if s is None else str(s) for s in self.shape)
-            return f"TensorType({self.dtype}, {kind}, shape=({dims}{',' if self.ndim == 1 else ''}))"
+            comma = "," if self.ndim == 1 else ""
+            return f"TensorType({self.dtype}, {kind}, shape=({dims}{comma}))"
         return f"TensorType({self.dtype}, {kind})"
 
     __str__ = __repr__
 
-    def clone(self, dtype: Optional[str] = None, shape=None, broadcastable=None) -> "TensorType":
+    def clone(self, dtype: str | None = None, shape=None, broadcastable=None) -> TensorType:
         """A copy with some fields changed."""
         if broadcastable is not None and shape is None:
             shape = tuple(1 if b else None for b in broadcastable)
@@ -124,14 +127,14 @@ class TensorType(Type):
     def numpy_dtype(self) -> np.dtype:
         return self._np_dtype
 
-    def is_super(self, other: "TensorType") -> bool:
+    def is_super(self, other: TensorType) -> bool:
         """True when every value of ``other`` is also a value of this type."""
         return (isinstance(other, TensorType) and other.dtype == self.dtype
                 and other.ndim == self.ndim
                 and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
 
     # -- values ---------------------------------------------------------------------------
-    def filter(self, data: Any, strict: bool = False, allow_downcast: Optional[bool] = None,
+    def filter(self, data: Any, strict: bool = False, allow_downcast: bool | None = None,
                var=None) -> np.ndarray:
         """Return ``data`` as an ndarray of this type, or raise a TypeError saying why not.
 
@@ -202,7 +205,7 @@ def _value_desc(data: Any) -> str:
     return f"{type(data).__name__} {data!r}"[:200]
 
 
-def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: "_Who",
+def _cast(data: Any, dtype: np.dtype, allow_downcast: bool | None, who: _Who,
           ttype: TensorType) -> np.ndarray:
     if allow_downcast:
         try:
@@ -236,7 +239,7 @@ def _cast(data: Any, dtype: np.dtype, allow_downcast: Optional[bool], who: "_Who
                     f"{arr.dtype} to {dtype} may lose precision. {hint}.")
 
 
-def _plain_array(data: np.ndarray, who: "_Who", ttype: TensorType) -> np.ndarray:
+def _plain_array(data: np.ndarray, who: _Who, ttype: TensorType) -> np.ndarray:
     """An ndarray subclass as a plain ndarray; a masked array must have nothing masked."""
     if isinstance(data, np.ma.MaskedArray):
         if np.ma.getmaskarray(data).any():

@@ -5,20 +5,55 @@ constructors (``T.matrix``, ``T.fvector``, ``T.matrices('a', 'b')``...).
 """
 from __future__ import annotations
 
-from typing import List, Optional
-
 from ..config import config
-from ..ops.base import as_tensor_variable, constant, get_scalar_constant_value, NotConstantError
-from ..ops.blas import batched_dot, dot, matmul, outer, tensordot
-from ..ops.extra import argsort, diag, diagonal, roll, sort, trace, tril, triu
-from ..ops.elemwise import ELEMWISE as _E, Elemwise, cast, tensor_copy
-from ..ops.elemwise import round_mode as round  # noqa: A004 - Theano's T.round
-from ..ops.reduce import (all, any, argmax, argmin, cumprod, cumsum, max, max_and_argmax, mean,
-                          min, prod, std, sum, var)
+from ..gradient import (  # noqa: F401
+    Lop,
+    Rop,
+    consider_constant,
+    disconnected_grad,
+    grad,
+    grad_clip,
+    grad_scale,
+    hessian,
+    jacobian,
+    verify_grad,
+    zero_grad,
+)
 from ..ops.alloc import alloc, arange, eye, fill, identity_like, ones, ones_like, zeros, zeros_like
-from ..ops.dimshuffle import (addbroadcast, dimshuffle, patternbroadcast, shape_padaxis,
-                              shape_padleft, shape_padright, squeeze, transpose, unbroadcast)
+from ..ops.base import NotConstantError, as_tensor_variable, constant, get_scalar_constant_value
+from ..ops.blas import batched_dot, dot, matmul, outer, tensordot
+from ..ops.dimshuffle import (
+    addbroadcast,
+    dimshuffle,
+    patternbroadcast,
+    shape_padaxis,
+    shape_padleft,
+    shape_padright,
+    squeeze,
+    transpose,
+    unbroadcast,
+)
+from ..ops.elemwise import ELEMWISE as _E
+from ..ops.elemwise import Elemwise, cast, tensor_copy
+from ..ops.elemwise import round_mode as round  # noqa: A004 - Theano's T.round
+from ..ops.extra import argsort, diag, diagonal, roll, sort, trace, tril, triu
 from ..ops.join import concatenate, join, split, stack
+from ..ops.reduce import (
+    all,
+    any,
+    argmax,
+    argmin,
+    cumprod,
+    cumsum,
+    max,
+    max_and_argmax,
+    mean,
+    min,
+    prod,
+    std,
+    sum,
+    var,
+)
 from ..ops.repeat import repeat, tile
 from ..ops.shape import flatten, reshape, shape
 from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
@@ -26,8 +61,6 @@ from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
 from ..symbolic.graph import Variable
 from ..symbolic.types import TensorType
 from . import nnet
-from ..gradient import (Lop, Rop, consider_constant, disconnected_grad, grad,  # noqa: F401
-                        grad_clip, grad_scale, hessian, jacobian, verify_grad, zero_grad)
 
 as_tensor = as_tensor_variable
 second = fill
@@ -64,7 +97,7 @@ def square(x):
     return _E["sqr"](x)
 
 
-# -- constructors -----------------------------------------------------------------------------------
+# -- constructors ----------------------------------------------------------------------------------
 _PREFIX = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32",
            "d": "float64", "c": "complex64", "z": "complex128"}
 _KINDS = {"scalar": (), "vector": (False,), "matrix": (False, False), "row": (True, False),
@@ -72,7 +105,7 @@ _KINDS = {"scalar": (), "vector": (False,), "matrix": (False, False), "row": (Tr
           "tensor5": (False,) * 5}
 
 
-def tensor(dtype=None, broadcastable=None, name: Optional[str] = None, shape=None):
+def tensor(dtype=None, broadcastable=None, name: str | None = None, shape=None):
     """A tensor variable: ``T.tensor('float32', (False, True))`` (Theano) or
     ``T.tensor(dtype='float32', shape=(None, 1))`` (PyTensor)."""
     if isinstance(dtype, str) and dtype not in _dtypes() and broadcastable is None \
@@ -88,10 +121,10 @@ def _dtypes():
     return ALL_DTYPES + ("floatX",)
 
 
-def _constructor(kind: str, fixed_dtype: Optional[str]):
+def _constructor(kind: str, fixed_dtype: str | None):
     pattern = _KINDS[kind]
 
-    def make(name: Optional[str] = None, dtype: Optional[str] = None, shape=None):
+    def make(name: str | None = None, dtype: str | None = None, shape=None):
         dt = fixed_dtype or dtype or config.floatX
         if shape is not None:
             return TensorType(dt, shape=shape)(name)
@@ -103,7 +136,7 @@ def _constructor(kind: str, fixed_dtype: Optional[str]):
 
 
 def _plural(single):
-    def many(*names) -> List[TensorVariable]:
+    def many(*names) -> list[TensorVariable]:
         if len(names) == 1 and isinstance(names[0], int):
             return [single() for _ in range(names[0])]
         if len(names) == 1 and isinstance(names[0], str) and (" " in names[0] or
@@ -125,3 +158,45 @@ for _kind in _KINDS:
         globals()[_p + _kind] = _g
         globals()[_p + _PLURALS[_kind]] = _plural(_g)
 del _kind, _f, _p, _dt, _g
+
+# Every public name: the operations re-exported from ops/ (scalar rows included) and the
+# variable constructors made above.
+__all__ = [
+    "Elemwise", "Lop", "NotConstantError", "Rop", "TensorConstant", "TensorSharedVariable",
+    "TensorType", "TensorVariable", "Variable", "abs", "abs_", "add", "addbroadcast", "all",
+    "alloc", "and_", "any", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",
+    "arctan2", "arctanh", "argmax", "argmin", "argsort", "as_tensor", "as_tensor_variable",
+    "batched_dot", "bcol", "bcols", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor",
+    "bmatrices", "bmatrix", "brow", "brows", "bscalar", "bscalars", "btensor3", "btensor3s",
+    "btensor4", "btensor4s", "btensor5", "btensor5s", "bvector", "bvectors", "cast", "ccol",
+    "ccols", "ceil", "clip", "cmatrices", "cmatrix", "col", "cols", "concatenate",
+    "consider_constant", "constant", "cos", "cosh", "crow", "crows", "cscalar", "cscalars",
+    "ctensor3", "ctensor3s", "ctensor4", "ctensor4s", "ctensor5", "ctensor5s", "cumprod", "cumsum",
+    "cvector", "cvectors", "dcol", "dcols", "diag", "diagonal", "dimshuffle", "disconnected_grad",
+    "div", "dmatrices", "dmatrix", "dot", "drow", "drows", "dscalar", "dscalars", "dtensor3",
+    "dtensor3s", "dtensor4", "dtensor4s", "dtensor5", "dtensor5s", "dvector", "dvectors", "eq",
+    "erf", "exp", "exp2", "expm1", "eye", "fcol", "fcols", "fill", "flatten", "floor", "floor_div",
+    "fmatrices", "fmatrix", "frow", "frows", "fscalar", "fscalars", "ftensor3", "ftensor3s",
+    "ftensor4", "ftensor4s", "ftensor5", "ftensor5s", "fvector", "fvectors", "ge",
+    "get_scalar_constant_value", "grad", "grad_clip", "grad_scale", "gt", "hessian", "icol",
+    "icols", "identity", "identity_like", "imatrices", "imatrix", "inc_subtensor", "int_div",
+    "inv", "invert", "irow", "irows", "iscalar", "iscalars", "isinf", "isnan", "itensor3",
+    "itensor3s", "itensor4", "itensor4s", "itensor5", "itensor5s", "ivector", "ivectors",
+    "jacobian", "join", "lcol", "lcols", "le", "lmatrices", "lmatrix", "log", "log10", "log1p",
+    "log2", "lrow", "lrows", "lscalar", "lscalars", "lt", "ltensor3", "ltensor3s", "ltensor4",
+    "ltensor4s", "ltensor5", "ltensor5s", "lvector", "lvectors", "matmul", "matrices", "matrix",
+    "max", "max_and_argmax", "maximum", "mean", "min", "minimum", "mod", "mul", "neg", "neq",
+    "nnet", "ones", "ones_like", "or_", "outer", "patternbroadcast", "pow", "prod", "reciprocal",
+    "repeat", "reshape", "roll", "round", "round_half_away_from_zero", "round_half_to_even", "row",
+    "rows", "scalar", "scalars", "second", "set_subtensor", "sgn", "shape", "shape_padaxis",
+    "shape_padleft", "shape_padright", "sigmoid", "sin", "sinh", "softplus", "sort", "split",
+    "sqr", "sqrt", "square", "squeeze", "stack", "std", "sub", "subtensor", "sum", "switch",
+    "take", "tan", "tanh", "tensor", "tensor3", "tensor3s", "tensor4", "tensor4s", "tensor5",
+    "tensor5s", "tensor_copy", "tensor_copy_op", "tensordot", "tile", "trace", "transpose", "tril",
+    "triu", "true_div", "trunc", "unbroadcast", "var", "vector", "vectors", "verify_grad", "wcol",
+    "wcols", "where", "wmatrices", "wmatrix", "wrow", "wrows", "wscalar", "wscalars", "wtensor3",
+    "wtensor3s", "wtensor4", "wtensor4s", "wtensor5", "wtensor5s", "wvector", "wvectors", "xor",
+    "zcol", "zcols", "zero_grad", "zeros", "zeros_like", "zmatrices", "zmatrix", "zrow", "zrows",
+    "zscalar", "zscalars", "ztensor3", "ztensor3s", "ztensor4", "ztensor4s", "ztensor5",
+    "ztensor5s", "zvector", "zvectors",
+]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 import theon
 from theon import backends
 

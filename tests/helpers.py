@@ -9,19 +9,19 @@ fixtures as arguments instead of importing this module: pytest runs with
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-
 import theon
 
 #: a tolerance: None compares exactly; a number is the rtol (and atol) of floats and complexes;
 #: a mapping gives it by dtype name, "default" for the dtypes it does not name
-Tolerance = Union[None, float, Mapping[str, float]]
+Tolerance = None | float | Mapping[str, float]
 
 
 def check_value(got: Any, out, expect: Any, rtol: Tolerance = None, *,
-                atol: Optional[float] = None, err_msg: str = "") -> None:
+                atol: float | None = None, err_msg: str = "") -> None:
     """``got``, the value ``out`` took at run time, is an ndarray of the dtype, rank and static
     lengths that ``out``'s type declares, and equals ``expect``: exactly where ``rtol`` is None
     and for integer and bool results, else to ``rtol`` (and ``atol``, by default ``rtol``)."""
@@ -54,7 +54,7 @@ class Runner:
     def __init__(self, **defaults: Any):
         self.defaults = defaults
 
-    def with_defaults(self, **defaults: Any) -> "Runner":
+    def with_defaults(self, **defaults: Any) -> Runner:
         """A runner with these keywords as defaults too."""
         return Runner(**{**self.defaults, **defaults})
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.dimshuffle import DimShuffle
-from ...ops.elemwise import ELEMWISE as E, cast
+from ...ops.elemwise import ELEMWISE as E
+from ...ops.elemwise import cast
 from ...ops.shape import Reshape, ShapeCheck, shape
 from ...symbolic.graph import Constant
 from ...symbolic.trace import format_trace

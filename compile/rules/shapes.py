@@ -24,8 +24,6 @@ removed, so graphs that compute their values, gradients among them, pay nothing.
 """
 from __future__ import annotations
 
-from typing import List, Optional
-
 import numpy as np
 
 from ...ops.base import call_infer_shape, constant
@@ -56,7 +54,7 @@ def shape_i(var: Variable, d: int) -> Variable:
     return Subtensor((("i", d),))(shape(var))
 
 
-def input_shapes(node, fgraph=None) -> List[tuple]:
+def input_shapes(node, fgraph=None) -> list[tuple]:
     """The shapes of node's inputs as tuples of length variables, as infer_shape takes them.
 
     With ``fgraph``, each ``v.shape[d]`` is made once per graph: a variable many nodes read
@@ -84,7 +82,7 @@ def _refers_to(expr: Variable, node) -> bool:
     return any(v in outputs for v in ancestors([expr], stop=node.inputs))
 
 
-def _as_length(expr, node) -> Optional[Variable]:
+def _as_length(expr, node) -> Variable | None:
     """``expr`` (an int or an integer scalar variable) as an int64 scalar, or None when it is
     unusable (not a scalar, or computed from the node's own outputs)."""
     if isinstance(expr, (int, np.integer)):
@@ -99,7 +97,7 @@ def _as_length(expr, node) -> Optional[Variable]:
     return expr
 
 
-def _inferred_shape(fgraph, x: Variable) -> Optional[tuple]:
+def _inferred_shape(fgraph, x: Variable) -> tuple | None:
     """The entries ``infer_shape`` of x's op gives for x (ints or variables), or None."""
     if x.owner is None:
         return None
@@ -149,7 +147,7 @@ class _Checks:
             self.checks.append(("ge0", tuple(self._pos(v, lb) for v, lb in todo), reason))
 
 
-def _length_checks(fgraph, node, entries) -> Optional[_Checks]:
+def _length_checks(fgraph, node, entries) -> _Checks | None:
     """The checks on lengths that computing ``node`` makes, or None when there are none."""
     op = node.op
     if not isinstance(op, (Elemwise, Join, Reshape)):
@@ -280,7 +278,7 @@ def shape_from_infer_shape(fgraph, node):
     return _checked(fgraph, x, result, entries)
 
 
-def _whole_shape(lengths) -> Optional[Variable]:
+def _whole_shape(lengths) -> Variable | None:
     """``y.shape`` when ``lengths`` are ``y.shape[0], ..., y.shape[n-1]`` (an entry may be
     the constant that y's static shape gives), else None."""
     src = None

@@ -1,15 +1,10 @@
 """Specialize: cheaper forms of the same computation."""
 from __future__ import annotations
 
+from ...ops.base import same_type
 from ...ops.blas import Dot, DotAdd
 from ...ops.elemwise import ELEMWISE as E
 from ..rewrite import const_value, register
-
-
-def _same(new, old):
-    return new if new is not None and new.dtype == old.dtype and new.ndim == old.ndim and \
-        new.broadcastable == old.broadcastable else None
-
 
 _POWERS = {
     2: lambda x: E["sqr"](x),
@@ -28,14 +23,14 @@ def pow_to_cheaper(fgraph, node):
     k = const_value(p)
     if k is None or k not in _POWERS or p.ndim > x.ndim:
         return None
-    return _same(_POWERS[k](x), node.outputs[0])
+    return same_type(_POWERS[k](x), node.outputs[0])
 
 
 @register("specialize", "mul")
 def mul_self_to_sqr(fgraph, node):
     """x * x -> sqr(x)"""
     x, y = node.inputs
-    return _same(E["sqr"](x), node.outputs[0]) if x is y else None
+    return same_type(E["sqr"](x), node.outputs[0]) if x is y else None
 
 
 @register("specialize", "add")
@@ -48,5 +43,5 @@ def dot_plus_bias_to_dotadd(fgraph, node):
         if fgraph.n_clients(d) != 1 or d.dtype != out.dtype:
             continue
         a, b = d.owner.inputs
-        return _same(DotAdd()(a, b, c), out)
+        return same_type(DotAdd()(a, b, c), out)
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.alloc import Alloc, ARange, arange
-from ...ops.base import call_infer_shape
+from ...ops.base import call_infer_shape, same_type
 from ...ops.dimshuffle import DimShuffle
 from ...ops.elemwise import ELEMWISE as E
 from ...ops.elemwise import cast
@@ -15,12 +15,6 @@ from ...ops.subtensor import IncSubtensor, Subtensor
 from ...symbolic.graph import Constant, Variable
 from ...symbolic.types import DISCRETE_DTYPES
 from ..rewrite import chain_root, const_value, match, node_key, op_key, register
-
-
-def _same(new, old):
-    """The replacement if it has exactly old's type (dtype and broadcast pattern), else None:
-    a rule that drops a broadcast or changes a dtype would change the result's shape or values."""
-    return new if (new.dtype, new.broadcastable) == (old.dtype, old.broadcastable) else None
 
 
 def _float(m):
@@ -37,7 +31,7 @@ def log_sigmoid_to_softplus(fgraph, node):
     """log(sigmoid(x)) -> -softplus(-x)"""
     out = node.outputs[0]
     m = _float(match(out, ("log", ("sigmoid", "x"))))
-    return _same(E["neg"](E["softplus"](E["neg"](m["x"]))), out) if m else None
+    return same_type(E["neg"](E["softplus"](E["neg"](m["x"]))), out) if m else None
 
 
 @register("stabilize", "log")
@@ -45,7 +39,7 @@ def log_one_minus_sigmoid_to_softplus(fgraph, node):
     """log(1 - sigmoid(x)) -> -softplus(x)"""
     out = node.outputs[0]
     m = _float(match(out, ("log", ("sub", 1, ("sigmoid", "x")))))
-    return _same(E["neg"](E["softplus"](m["x"])), out) if m else None
+    return same_type(E["neg"](E["softplus"](m["x"])), out) if m else None
 
 
 @register("stabilize", "log")
@@ -53,7 +47,7 @@ def log_one_plus_to_log1p(fgraph, node):
     """log(1 + x) -> log1p(x)"""
     out = node.outputs[0]
     m = _float(match(out, ("log", ("add", 1, "x"))) or match(out, ("log", ("add", "x", 1))))
-    return _same(E["log1p"](m["x"]), out) if m else None
+    return same_type(E["log1p"](m["x"]), out) if m else None
 
 
 @register("stabilize", "log")
@@ -61,7 +55,7 @@ def log_one_minus_to_log1p(fgraph, node):
     """log(1 - x) -> log1p(-x)"""
     out = node.outputs[0]
     m = _float(match(out, ("log", ("sub", 1, "x"))))
-    return _same(E["log1p"](E["neg"](m["x"])), out) if m else None
+    return same_type(E["log1p"](E["neg"](m["x"])), out) if m else None
 
 
 @register("stabilize", "log1p")
@@ -70,7 +64,7 @@ def log1p_exp_to_softplus(fgraph, node):
     (x > 88 in float32), softplus(x) is about x there"""
     out = node.outputs[0]
     m = _float(match(out, ("log1p", ("exp", "x"))))
-    return _same(E["softplus"](m["x"]), out) if m else None
+    return same_type(E["softplus"](m["x"]), out) if m else None
 
 
 @register("stabilize", "sub")
@@ -78,7 +72,7 @@ def exp_minus_one_to_expm1(fgraph, node):
     """exp(x) - 1 -> expm1(x)"""
     out = node.outputs[0]
     m = _float(match(out, ("sub", ("exp", "x"), 1)))
-    return _same(E["expm1"](m["x"]), out) if m else None
+    return same_type(E["expm1"](m["x"]), out) if m else None
 
 
 @register("stabilize", "log")
@@ -102,7 +96,7 @@ def crossentropy_of_softmax_to_log_softmax(fgraph, node):
     # the op refused out-of-range labels; indexing would not (checked against the logits, as
     # the gradient rewrite below does, so merging keeps one check)
     labels = checked_labels(y, p.owner.inputs[0])
-    return _same(E["neg"](logp[arange(shape(logp)[0]), labels]), node.outputs[0])
+    return same_type(E["neg"](logp[arange(shape(logp)[0]), labels]), node.outputs[0])
 
 
 @register("stabilize", "mul")
@@ -150,13 +144,13 @@ def softmax_grad_of_crossentropy(fgraph, node):
         labels = checked_labels(labels.owner.inputs[0], x)
     if _is_arange_of_rows(fgraph, rows, z):
         scaled = z * gy.dimshuffle(0, "x")
-        return _same(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), rows, labels),
+        return same_type(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), rows, labels),
                      node.outputs[0])
     # Any other rows (a permutation, repeats, a subset): row i of G holds -gy[k] / z[i, y[k]]
     # for each pick k of that row, so z * G is Q negated and sum(G * z, axis=1) is -sum(Q).
     picks = IncSubtensor(inc.op.spec, False)(zeros, gy, rows, labels)
     per_row = Reduce("sum", (1,), picks.dtype)(picks).dimshuffle(0, "x")
-    return _same(z * per_row - picks, node.outputs[0])
+    return same_type(z * per_row - picks, node.outputs[0])
 
 
 def _negated(v):
@@ -264,7 +258,7 @@ def log_sum_exp_to_logsumexp(fgraph, node):
     if not x.dtype.startswith("float"):
         return None
     out = logsumexp(x, axis=red.op.axis)
-    return _same(out if keep is None else keep(out), node.outputs[0])
+    return same_type(out if keep is None else keep(out), node.outputs[0])
 
 
 # -- the gradient of log(sum(exp(x))) ---------------------------------------------------------
@@ -337,7 +331,7 @@ def _grad_of_logsumexp(node):
             for k, other in enumerate(ins):
                 if k not in (i, j):
                     result = result * other
-            return _same(result, out)
+            return same_type(result, out)
     return None
 
 
@@ -497,9 +491,9 @@ def cancel_sigmoid_factors(fgraph, node):
         return None  # nothing a sigmoid could cancel: leave the product alone
     if _cancel(num, den):
         result = _product(sign, num, den, out.dtype)
-        return None if result is None else _same(result, out)
+        return None if result is None else same_type(result, out)
     result = _distributed(fgraph, sign, num, den, out.dtype)
-    return None if result is None else _same(result, out)
+    return None if result is None else same_type(result, out)
 
 
 @register("stabilize", "true_div")
@@ -514,6 +508,6 @@ def one_over_one_plus_exp_to_sigmoid(fgraph, node):
         return None
     a, sign = _signed_arg(y)
     if sign < 0:
-        return _same(E["sigmoid"](a), out)
+        return same_type(E["sigmoid"](a), out)
     # negated in the float output dtype: in y's own dtype an unsigned or INT_MIN value wraps
-    return _same(E["sigmoid"](E["neg"](a if a.dtype == out.dtype else cast(a, out.dtype))), out)
+    return same_type(E["sigmoid"](E["neg"](a if a.dtype == out.dtype else cast(a, out.dtype))), out)

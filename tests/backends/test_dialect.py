@@ -188,7 +188,12 @@ def test_the_cases_cover_every_row_and_cast():
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _DEFINED = re.compile(r"__forceinline__\s+[\w ]+?\b(theon_\w+)\(|inline\s+[\w ]+?\b(theon_\w+)\(")
 # The CUDA math API (device functions), by name.
-_CUDA_MATH_BASE = ["acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "copysign", "cos", "cosh", "erf", "erfc", "exp", "exp10", "exp2", "expm1", "fabs", "floor", "fmax", "fmin", "fmod", "hypot", "log", "log10", "log1p", "log2", "pow", "rint", "round", "sin", "sinh", "sqrt", "tan", "tanh", "trunc"]
+_CUDA_MATH_BASE = [
+    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "copysign", "cos",
+    "cosh", "erf", "erfc", "exp", "exp10", "exp2", "expm1", "fabs", "floor", "fmax", "fmin",
+    "fmod", "hypot", "log", "log10", "log1p", "log2", "pow", "rint", "round", "sin", "sinh",
+    "sqrt", "tan", "tanh", "trunc"
+]
 CUDA_MATH = (set(_CUDA_MATH_BASE) | {n + "f" for n in _CUDA_MATH_BASE}
              | {"isnan", "isinf", "isfinite", "signbit"}
              | {f"__{n}f" for n in ("exp", "exp10", "log", "log2", "log10", "sin", "cos", "tan",

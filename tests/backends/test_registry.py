@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon import backends

@@ -8,15 +8,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import theon as theano
 import theon.tensor as T
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from theon.compile.rewrite import MAX_FOLDED_SIZE
 from theon.printing import MAX_INDENT
 from theon.symbolic.graph import Constant, graph_inputs, toposort
-
 
 # -- constant folding: the size first -----------------------------------------------------------
 

@@ -261,7 +261,8 @@ def test_integer_negation_is_not_a_sigmoid_sign():
     f = theano.function([u, x], [1 / (1 + T.exp(-u)), x * s(-u) / (1 - s(u))])
     v = np.array([0, 1, 3], "uint8")
     wrapped = (-v).astype("float64")  # 0, 255, 253
-    sig = lambda a: 0.5 * (1 + np.tanh(a / 2))
+    def sig(a):
+        return 0.5 * (1 + np.tanh(a / 2))
     got = f(v, np.ones(3, "float32"))
     np.testing.assert_allclose(got[0], sig(-wrapped), rtol=1e-6, atol=1e-30)
     np.testing.assert_allclose(got[1], sig(wrapped) / (1 - sig(v.astype("float64"))), rtol=1e-5)

@@ -7,7 +7,6 @@ import pickle
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile.function import Function

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 import theon
 import theon as theano
 import theon.tensor as T

@@ -2,7 +2,6 @@
 what is broken (a cycle, a stale client list, a stale node set)."""
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile.fgraph import FunctionGraph

@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.symbolic.graph import Apply, Constant

@@ -14,23 +14,22 @@ a reason, in ``NO_CASE``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile.ops import as_op
 from theon.compile.rules.shapes import input_shapes
 from theon.ifelse import ifelse
-from theon.ops.base import call_infer_shape
+from theon.ops.base import call_infer_shape, theon_op_classes
 from theon.ops.blas import DotAdd, MatMul
 from theon.ops.nnet import checked_labels, crossentropy_categorical_1hot
 from theon.ops.shape import MakeVector, Reshape
 from theon.printing import Print
 from theon.symbolic.graph import Constant, ancestors
-from theon.ops.base import theon_op_classes
 
 OP_CLASSES = theon_op_classes()
 
@@ -53,7 +52,7 @@ def i32(v):
 class Case(NamedTuple):
     inputs: list
     out: object            # the variable (or list of a node's outputs) whose shape is checked
-    argsets: List[tuple]   # argument tuples for the inputs
+    argsets: list[tuple]   # argument tuples for the inputs
 
 
 def _m(shape=(None, None), dtype="float64", name=None):
@@ -61,7 +60,7 @@ def _m(shape=(None, None), dtype="float64", name=None):
 
 
 # -- the table: name -> builder ------------------------------------------------------------------
-CASES: Dict[str, Callable[[], Case]] = {}
+CASES: dict[str, Callable[[], Case]] = {}
 
 
 def case(name):

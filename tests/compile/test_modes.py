@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile import rewrite

@@ -5,11 +5,10 @@ value of the same tree, so the compiled result (after all rewrites) is checked a
 evaluation. Domains are kept safe: exp only of -x*x, log only of abs(x)+1.
 """
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import theon as theano
 import theon.tensor as T
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 M, N = 3, 4
 SHAPES = [(M, N), (N, M), (N,), (M,), ()]

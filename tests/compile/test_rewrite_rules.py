@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile import rules  # noqa: F401  (registers the rules)

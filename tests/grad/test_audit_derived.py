@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import theon as theano
 import theon.tensor as T
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from theon import gradient
 from theon.symbolic.graph import toposort
 

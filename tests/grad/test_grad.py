@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.symbolic.graph import toposort
@@ -97,8 +96,8 @@ def test_mlp_float32():
     dW1, dW2 = T.grad(loss, [W1, W2])
     assert loss.dtype == dW1.dtype == dW2.dtype == "float32"
     xv, yv = _data()
-    l, g1, g2 = theano.function([x, y], [loss, dW1, dW2])(xv.astype("float32"), yv)
-    assert l.dtype == g1.dtype == g2.dtype == np.float32
+    lv, g1, g2 = theano.function([x, y], [loss, dW1, dW2])(xv.astype("float32"), yv)
+    assert lv.dtype == g1.dtype == g2.dtype == np.float32
     want = _numpy_backprop(xv.astype("float32").astype("float64"), yv,
                            W1.get_value().astype("float64"), W2.get_value().astype("float64"))
     np.testing.assert_allclose(g1, want[1], rtol=1e-3, atol=1e-5)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 
@@ -170,5 +169,5 @@ def test_jacobian_against_finite_differences():
     J = theano.function([A, x], T.jacobian(expr, x))(AV, XV)
     f = theano.function([A, x], expr)
     for i in range(3):
-        num = numeric_grad(lambda xv: f(AV, xv)[i], [XV])[0]
+        num = numeric_grad(lambda xv, i=i: f(AV, xv)[i], [XV])[0]
         np.testing.assert_allclose(J[i], num, atol=1e-7)

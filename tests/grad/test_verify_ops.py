@@ -8,18 +8,16 @@ not listed, with a reason, in ``NO_GRADIENT``.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.gradient import GradientError, verify_grad
 from theon.ops import scalar as S
+from theon.ops.base import theon_op_classes
 from theon.ops.blas import DotAdd
 from theon.ops.elemwise import ELEMWISE as E
 from theon.symbolic.graph import toposort
-from theon.ops.base import theon_op_classes
 
 OP_CLASSES = theon_op_classes()
 

@@ -258,12 +258,12 @@ def _extremum(kind, c1, c2):
 
 def _clip(c, lo, hi):
     """clip with sub-expressions as bounds: minimum(maximum(c, lo), hi), one winner per tie."""
-    x, l, h = c.val, lo.val, hi.val
-    z = np.clip(x, l, h)
+    x, lo_v, hi_v = c.val, lo.val, hi.val
+    z = np.clip(x, lo_v, hi_v)
     shape = z.shape
-    inside = np.broadcast_to((x >= l) & (x <= h), shape)
-    below = np.broadcast_to((x < l) & (l <= h), shape)
-    above = np.broadcast_to(np.maximum(x, l) > h, shape)
+    inside = np.broadcast_to((x >= lo_v) & (x <= hi_v), shape)
+    below = np.broadcast_to((x < lo_v) & (lo_v <= hi_v), shape)
+    above = np.broadcast_to(np.maximum(x, lo_v) > hi_v, shape)
 
     def back(g):
         for node, mask in ((c, inside), (lo, below), (hi, above)):
@@ -307,7 +307,8 @@ def _tree(draw, env, depth):
         return node
     kind = draw(st.sampled_from(["max", "min", "clip", "clipc", "abs", "relu", "maxred",
                                  "add"]))
-    sub = lambda: _tree(draw, env, depth - 1)
+    def sub():
+        return _tree(draw, env, depth - 1)
     if kind in ("max", "min"):
         return _extremum(kind, sub(), sub())
     if kind == "clip":

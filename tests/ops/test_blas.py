@@ -2,7 +2,6 @@
 checked against the run-time values."""
 import numpy as np
 import pytest
-
 import theon
 import theon.tensor as T
 

@@ -1,7 +1,6 @@
 """ifelse: only the branch taken is computed; values, gradients, nesting, errors."""
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile.ops import as_op

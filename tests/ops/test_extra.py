@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.gradient import verify_grad
@@ -40,7 +39,7 @@ def _check(got, want):
     np.testing.assert_array_equal(got, want)
 
 
-# -- sort and argsort -------------------------------------------------------------------------------
+# -- sort and argsort ------------------------------------------------------------------------------
 
 def _axes(ndim):
     return [None] + list(range(ndim)) + list(range(-ndim, 0))
@@ -123,7 +122,7 @@ def test_sort_errors():
         T.sort(T.dvector("v"), axis=0.5)
 
 
-# -- roll -------------------------------------------------------------------------------------------
+# -- roll ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES + [(5,), (0,)])
@@ -184,7 +183,7 @@ def test_roll_errors():
         T.roll(T.dscalar("s"), 1, axis=0)
 
 
-# -- diag, diagonal, trace --------------------------------------------------------------------------
+# -- diag, diagonal, trace -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [0, 1, 4])
@@ -269,7 +268,7 @@ def test_diag_errors():
         T.diag(T.dvector("v"), T.iscalar("k"))
 
 
-# -- tril and triu ----------------------------------------------------------------------------------
+# -- tril and triu ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES + ["int32"])
 @pytest.mark.parametrize("shape", [(3, 4), (4, 3), (0, 4), (1, 1), (1, 5), (2, 3, 4), (2, 0, 3)])

@@ -4,7 +4,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 import theon
 import theon.tensor as T
 from theon.symbolic.types import TensorType

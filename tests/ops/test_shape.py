@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-
 import theon
 import theon.tensor as T
 
@@ -175,9 +174,9 @@ def test_dimshuffle_drop_non_broadcastable_error():
     with pytest.raises(ValueError) as info:
         x.dimshuffle(0)
     assert "broadcastable" in str(info.value)
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         x.dimshuffle(0, 0)
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         x.dimshuffle(0, 2)
 
 

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-
 import theon
 import theon.tensor as T
 

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 import theon
 import theon as theano
 import theon.tensor as T
@@ -227,7 +226,7 @@ def test_unknown_config_attribute_still_raises():
     with pytest.raises(AttributeError, match='no_such_setting'):
         theano.config.no_such_setting = 1
     with pytest.raises(AttributeError, match='no_such_setting'):
-        theano.config.no_such_setting
+        _ = theano.config.no_such_setting
     with pytest.raises(ValueError, match='floatX'):
         theano.config.floatX = 'float128'
 

@@ -4,12 +4,10 @@ import sys
 
 import numpy as np
 import pytest
-
 import theon as theano
 import theon.tensor as T
 from theon.compile.fgraph import FunctionGraph
-from theon.symbolic.graph import (Apply, Constant, ancestors, clone_replace,
-                                  graph_inputs, toposort)
+from theon.symbolic.graph import Apply, Constant, ancestors, clone_replace, graph_inputs, toposort
 
 HERE = os.path.basename(__file__)
 BIG = 100_000
@@ -145,7 +143,8 @@ def test_custom_op_trace_points_at_the_call_not_make_node():
 
     x = T.dvector('x')
     y = Twice()(x); line = lineno()  # noqa: E702
-    assert y.trace[1] == line and y.trace[2] == 'test_custom_op_trace_points_at_the_call_not_make_node'
+    assert y.trace[1] == line
+    assert y.trace[2] == 'test_custom_op_trace_points_at_the_call_not_make_node'
 
 
 # -- Apply and Variable -----------------------------------------------------------------------

@@ -3,11 +3,9 @@ and floatX from THEON_FLAGS."""
 
 import numpy as np
 import pytest
-
 import theon
 import theon.tensor as T
 from theon.symbolic.types import TensorType
-
 
 # -- identity ---------------------------------------------------------------------------------
 
