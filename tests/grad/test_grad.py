@@ -424,3 +424,20 @@ def test_set_subtensor_with_repeated_indices_gives_no_gradient_to_overwritten_va
     np.testing.assert_array_equal(out, [0.0, 3.0, 1.0])  # vv[0] is overwritten by vv[2]
     theano.gradient.verify_grad(lambda x: T.set_subtensor(x[[0, 0, 2]], x[1:4] ** 2),
                                 [np.random.default_rng(0).normal(size=(4, 3))])
+
+
+def test_a_row_without_a_gradient_rule_gives_an_undefined_gradient():
+    """A scalar row with no rule: its gradient is undefined, an error naming it only when the
+    gradient is asked for (the rule's NotImplementedError becomes an Undefined in grad/)."""
+    import numpy as np
+    from theon.ops.elemwise import Elemwise
+    from theon.ops.scalar import ScalarOp, upcast
+    cube = Elemwise(ScalarOp("cube_no_grad", 1, lambda a: a ** 3, "({0} * {0} * {0})", upcast))
+    x = T.dvector("x")
+    y = cube(x)
+    np.testing.assert_allclose(theano.function([x], y)(np.array([2.0])), [8.0])
+    with pytest.raises(theano.gradient.NullTypeGradError, match="cube_no_grad"):
+        T.grad(y.sum(), x)
+    # no gradient flows through it (it is held constant): no error
+    g = T.grad((x * 2).sum() + theano.gradient.disconnected_grad(y).sum(), x)
+    np.testing.assert_allclose(theano.function([x], g)(np.array([1.0])), [2.0])
