@@ -277,6 +277,9 @@ CASES = [
     Case("log_sum_exp_to_logsumexp", "rows",
          lambda dt: _m(dt, lambda m: T.log(T.sum(T.exp(m), axis=1))),
          lambda m: np.log(np.exp(m).sum(axis=1)), present=("Max",)),
+    Case("log_sum_exp_to_logsumexp", "gradient_is_softmax",  # stable where exp overflows
+         lambda dt: _m(dt, lambda m: T.grad(T.log(T.sum(T.exp(m), axis=1)).sum(), m)),
+         softmax_np, present=("Softmax",)),
     Case("crossentropy_of_softmax_to_log_softmax", "int_labels",
          lambda dt: _m_y(dt, lambda m, y: T.nnet.categorical_crossentropy(T.nnet.softmax(m), y)),
          lambda m, y: -np.log(softmax_np(m)[np.arange(len(y)), y]), present=("LogSoftmax",),
