@@ -48,6 +48,15 @@ class Variable:
     """A symbolic value: a type, and the Apply node that computes it (None for a root)."""
 
     __array_ufunc__ = None  # numpy defers to our reflected operators (np_array + var)
+    # The type's slot naming the class to make instead of this one (a tensor type makes
+    # variables with the tensor operators, defined in the ops layer); read only for the class
+    # that declares it, so the richer subclasses are made as asked.
+    _type_slot = "variable_type"
+
+    def __new__(cls, type=None, *args, **kwargs):
+        if "_type_slot" in cls.__dict__:
+            cls = getattr(type, cls._type_slot, None) or cls
+        return object.__new__(cls)
 
     def __init__(self, type: Type, owner: Apply | None = None, index: int | None = None,
                  name: str | None = None, trace: Trace | None = None):
@@ -115,10 +124,7 @@ class Constant(Variable):
     ``Constant(type, data)`` makes the type's own constant class when it has one
     (``TensorType.constant_type``: a tensor constant has the tensor operators)."""
 
-    def __new__(cls, type=None, *args, **kwargs):
-        if cls is Constant:
-            cls = getattr(type, "constant_type", None) or cls
-        return object.__new__(cls)
+    _type_slot = "constant_type"
 
     def __init__(self, type: TensorType, data: Any, name: str | None = None,
                  trace: Trace | None = None):

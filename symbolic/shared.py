@@ -20,10 +20,7 @@ class SharedVariable(Variable):
     ``SharedVariable(type, value)`` makes the type's own shared class when it has one
     (``TensorType.shared_type``: a shared tensor has the tensor operators)."""
 
-    def __new__(cls, type=None, *args, **kwargs):
-        if cls is SharedVariable:
-            cls = getattr(type, "shared_type", None) or cls
-        return object.__new__(cls)
+    _type_slot = "shared_type"
 
     def __init__(self, type: TensorType, value: Any, name: str | None = None,
                  borrow: bool = False, trace: Trace | None = None):
