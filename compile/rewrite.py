@@ -4,7 +4,9 @@ A rule is a function ``rule(fgraph, node)`` returning replacements for the node'
 variable or a list) or None; its name states the identity it applies
 (``log_sigmoid_to_softplus``) and its docstring gives it. ``@register(phase, *tracks)`` files it
 under the ops it matches: an Elemwise by its scalar op's name (``"log"``), any other op by its
-class name (``"Softmax"``), or ``"*"`` for every node.
+class name (``"Softmax"``), ``"*"`` for every node, or ``CONSTANT_INPUTS`` for the nodes whose
+inputs are all constants (constant folding): the engine tests that once per visit instead of
+calling the rule on every node.
 
 ``function()`` runs the phases of its mode in order (see compile/mode.py): ``merge`` and
 ``constant_folding`` are graph-wide passes; ``canonicalize``, ``stabilize`` and ``specialize``
@@ -34,6 +36,8 @@ MAX_FOLDED_SIZE = 10_000
 # by a new look at the uses that deep below it.
 MAX_REWRITES_PER_NODE = 50
 REVISIT_DEPTH = 4
+# The track of rules that can only fire on a node whose inputs are all constants.
+CONSTANT_INPUTS = "*constant-inputs"
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,9 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
     if exclude:
         table = {k: [r for r in rs if r.name not in exclude] for k, rs in table.items()}
     everywhere = table.get("*", [])
+    on_constants = table.get(CONSTANT_INPUTS, [])
     by_key: dict[str, list[Rule]] = {}
+    by_key_const: dict[str, list[Rule]] = {}
     queue = deque(fgraph.toposort())
     queued = set(queue)
     budget = MAX_REWRITES_PER_NODE * (len(queue) + 10)
@@ -303,6 +309,13 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
             rules = by_key.get(key)
             if rules is None:
                 rules = by_key[key] = table.get(key, []) + everywhere
+                by_key_const[key] = rules + on_constants
+            if on_constants:
+                for inp in node.inputs:
+                    if not isinstance(inp, Constant):
+                        break
+                else:
+                    rules = by_key_const[key]
             for rule in rules:
                 result = rule.fn(fgraph, node)
                 if result is None:

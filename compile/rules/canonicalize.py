@@ -15,7 +15,15 @@ from ...ops.elemwise import cast
 from ...ops.shape import Reshape, ShapeCheck, shape
 from ...symbolic.graph import Constant
 from ...symbolic.trace import format_trace
-from ..rewrite import chain_root, const_value, fold_node, match, op_key, register
+from ..rewrite import (
+    CONSTANT_INPUTS,
+    chain_root,
+    const_value,
+    fold_node,
+    match,
+    op_key,
+    register,
+)
 
 
 def _fits(new, old):
@@ -31,7 +39,7 @@ def _fits(new, old):
     return new
 
 
-@register(("canonicalize", "stabilize", "specialize"), "*")
+@register(("canonicalize", "stabilize", "specialize"), CONSTANT_INPUTS)
 def constant_folding(fgraph, node):
     """f(c1, c2, ...) -> the constant it evaluates to."""
     return fold_node(node)
