@@ -274,6 +274,7 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
             block = placement.get(block[0])
 
     counter = itertools.count()
+    comments: dict[int, str] = {}
 
     def render(nodes: list[Apply], block) -> list[tuple]:
         out: list[tuple] = []
@@ -283,9 +284,20 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
             blocks = [render(children.get((node, b), []), (node, b))
                       for b in range(len(branches(node)))] if branches is not None else []
             in_names = [ref(i) for i in node.inputs]
+            pos = position[node]
+            dead_in = [v for v in dict.fromkeys(node.inputs)
+                       if last_use.get(v) == pos and v not in keep and v.owner is not None
+                       and visible(v, block)]
+            # A plain call's output takes the name of an input it is the last use of:
+            # ``v3 = f(v3, v5)`` drops the old value when the new one is bound, as a ``del``
+            # would, with one line less to generate and compile.
+            dead = [names[v] for v in dead_in]
+            n_reused = min(len(dead), len(node.outputs)) if branches is None and hook is None \
+                else 0
+            reuse, dead = dead[:n_reused], dead[n_reused:]
             out_names = []
-            for o in node.outputs:
-                names[o] = f"v{next(counter)}"
+            for k, o in enumerate(node.outputs):
+                names[o] = reuse[k] if k < n_reused else f"v{next(counter)}"
                 defined_in[o] = block
                 out_names.append(names[o])
             owner = (node, in_names)
@@ -297,13 +309,11 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
             else:
                 fn = ctx.bind(backend.thunk(node, plan.inner.get(node, ())), "f")
                 target = out_names[0] if len(out_names) == 1 else ", ".join(out_names)
-                out.append((f"{target} = {fn}({', '.join(in_names)})  # {_comment(node)}",
-                            owner))
-            pos = position[node]
-            dead = [v for v in dict.fromkeys(node.inputs)
-                    if last_use.get(v) == pos and v not in keep and v.owner is not None]
-            dead += [v for v in node.outputs if v not in last_use and v not in keep]
-            dead = [names[v] for v in dead if visible(v, block)]
+                comment = comments.get(id(node.op))
+                if comment is None:  # str(op) costs: once per op, not per node
+                    comment = comments[id(node.op)] = _comment(node)
+                out.append((f"{target} = {fn}({', '.join(in_names)})  # {comment}", owner))
+            dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
             if dead:
                 out.append((f"del {', '.join(dead)}", None))
         return out
