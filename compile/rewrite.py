@@ -155,23 +155,37 @@ def same_type_as(new: Variable, old: Variable) -> Variable:
 
 def merge(fgraph: FunctionGraph) -> None:
     """Common subexpressions: equal constants become one, equal ops on the same inputs one."""
-    seen_consts: dict = {}
-    for var in list(fgraph.variables()):
+    # the constants in the order variables() meets them: the graph inputs, then each node's
+    # inputs in topological order
+    consts: dict[Constant, None] = {}
+    for var in fgraph.inputs:
         if isinstance(var, Constant):
-            key = var.signature()
-            if key in seen_consts and seen_consts[key] is not var:
-                fgraph.redirect(var, seen_consts[key])
-            else:
-                seen_consts.setdefault(key, var)
-    canon: dict = {}
+            consts[var] = None
+    for node in fgraph.toposort():
+        for var in node.inputs:
+            if var.owner is None and isinstance(var, Constant):
+                consts[var] = None
+    seen_consts: dict = {}
+    for var in consts:
+        key = var.signature()
+        if key in seen_consts and seen_consts[key] is not var:
+            fgraph.redirect(var, seen_consts[key])
+        else:
+            seen_consts.setdefault(key, var)
+    # Nodes are grouped by their inputs first: hashing an op hashes its props, and nodes with
+    # the same inputs are few, so ops are compared only within those groups.
+    canon: dict[tuple, list[Apply]] = {}
     for node in fgraph.toposort():
         if node not in fgraph.nodes:
             continue
-        key = (node.op, tuple(id(i) for i in node.inputs))
-        twin = canon.setdefault(key, node)
-        if twin is not node:
-            for old, new in zip(node.outputs, twin.outputs):
-                fgraph.redirect(old, new)
+        group = canon.setdefault(tuple(map(id, node.inputs)), [])
+        for twin in group:
+            if twin.op == node.op:
+                for old, new in zip(node.outputs, twin.outputs):
+                    fgraph.redirect(old, new)
+                break
+        else:
+            group.append(node)
 
 
 def fold_node(node: Apply) -> list[Constant] | None:
