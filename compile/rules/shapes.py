@@ -54,6 +54,20 @@ def shape_i(var: Variable, d: int) -> Variable:
     return Subtensor((("i", d),))(shape(var))
 
 
+def _lengths(var: Variable) -> tuple:
+    """``shape_i(var, d)`` for every d, the unknown lengths read from one ``Shape`` node."""
+    whole = None
+    out = []
+    for d, n in enumerate(var.type.shape):
+        if n is not None:
+            out.append(constant(np.int64(n)))
+            continue
+        if whole is None:
+            whole = shape(var)
+        out.append(Subtensor((("i", d),))(whole))
+    return tuple(out)
+
+
 def input_shapes(node, fgraph=None) -> list[tuple]:
     """The shapes of node's inputs as tuples of length variables, as infer_shape takes them.
 
@@ -70,7 +84,7 @@ def input_shapes(node, fgraph=None) -> list[tuple]:
             continue
         dims = cache.get(v)
         if dims is None:
-            dims = cache[v] = tuple(shape_i(v, d) for d in range(v.ndim))
+            dims = cache[v] = _lengths(v)
         out.append(dims)
     return out
 
