@@ -50,13 +50,21 @@ def clone_graph(inputs: Sequence[Variable], outputs: Sequence[Variable]
 
     Returns the new outputs and the map from old to new variables.
     """
+    outputs, memo, _ = _clone(inputs, outputs)
+    return outputs, memo
+
+
+def _clone(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> tuple:
+    """clone_graph's outputs and map, and the new nodes in the order ``toposort`` gives them:
+    the copy has the shape of the original, so its walk meets the copies in the same order."""
     memo: dict[Variable, Variable] = {v: v for v in inputs}
+    order = []
     for node in toposort(outputs, stop=inputs):
         new_inputs = [memo.get(i, i) for i in node.inputs]
         new_outputs = [type(o)(o.type, name=o.name, trace=o.trace) for o in node.outputs]
-        Apply(node.op, new_inputs, new_outputs)
+        order.append(Apply(node.op, new_inputs, new_outputs))
         memo.update(zip(node.outputs, new_outputs))
-    return [memo.get(o, o) for o in outputs], memo
+    return [memo.get(o, o) for o in outputs], memo, order
 
 
 class FunctionGraph:
@@ -71,19 +79,23 @@ class FunctionGraph:
                  clone: bool = True):
         self.inputs = list(inputs)
         self._input_set = set(self.inputs)
+        order = None
         if clone:
-            outputs, _ = clone_graph(self.inputs, outputs)
+            outputs, _, order = _clone(self.inputs, outputs)
         self.outputs = list(outputs)
         self.history: list[tuple] = []
         # When a list, _import appends every node it adds (the rewrite worklist reads it).
         self.imported: list[Apply] | None = None
-        self._rebuild()
+        self._rebuild(order)
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _rebuild(self) -> None:
+    def _rebuild(self, order: list[Apply] | None = None) -> None:
+        """The client table and node set, from ``order`` (the nodes in toposort order) when
+        the caller already has it."""
         self.clients: dict[Variable, Clients] = {}
         self.nodes = set()
-        self._order: list[Apply] | None = toposort(self.outputs, stop=self.inputs)
+        self._order: list[Apply] | None = order if order is not None else toposort(
+            self.outputs, stop=self.inputs)
         for node in self._order:
             self.nodes.add(node)
             for i, inp in enumerate(node.inputs):

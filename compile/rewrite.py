@@ -161,7 +161,8 @@ def merge(fgraph: FunctionGraph) -> None:
     for var in fgraph.inputs:
         if isinstance(var, Constant):
             consts[var] = None
-    for node in fgraph.toposort():
+    order = fgraph.toposort()
+    for node in order:
         for var in node.inputs:
             if var.owner is None and isinstance(var, Constant):
                 consts[var] = None
@@ -174,8 +175,12 @@ def merge(fgraph: FunctionGraph) -> None:
             seen_consts.setdefault(key, var)
     # Nodes are grouped by their inputs first: hashing an op hashes its props, and nodes with
     # the same inputs are few, so ops are compared only within those groups.
+    # Pointing a node at an equal constant moves no node: the order stands (the walk that
+    # makes it follows only the inputs that have owners).
+    if fgraph._order is None:
+        fgraph._order = list(order)
     canon: dict[tuple, list[Apply]] = {}
-    for node in fgraph.toposort():
+    for node in order:
         if node not in fgraph.nodes:
             continue
         group = canon.setdefault(tuple(map(id, node.inputs)), [])
