@@ -171,6 +171,19 @@ def _signed_terms(fgraph, out):
     return terms
 
 
+def _plain_terms(fgraph, node) -> bool:
+    """True when the sum ``node`` computes has only its own inputs as terms (no input is a
+    link of the chain _signed_terms would walk into) and they are distinct non-constants."""
+    out = node.outputs[0]
+    seen = set()
+    for v in node.inputs:
+        if v in seen or isinstance(v, Constant) or op_key(v) in ("add", "sub", "neg") and \
+                v.dtype == out.dtype and fgraph.n_clients(v) == 1:
+            return False
+        seen.add(v)
+    return True
+
+
 @register("canonicalize", "add", "sub")
 def add_chain_cancel_and_collect(fgraph, node):
     """a sum of signed terms, e.g. (x + 1) + (y - x) + 2 -> y + 3: a term and its negation
@@ -178,6 +191,8 @@ def add_chain_cancel_and_collect(fgraph, node):
     out = node.outputs[0]
     if not chain_root(fgraph, out, ("add", "sub", "neg")):
         return None  # the root of the chain rewrites all of it
+    if _plain_terms(fgraph, node):
+        return None  # distinct variables, no constant: nothing cancels or combines
     terms = _signed_terms(fgraph, out)
     consts = [(sg, v) for sg, v in terms if isinstance(v, Constant)]
     others = [(sg, v) for sg, v in terms if not isinstance(v, Constant)]
