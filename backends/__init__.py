@@ -1,10 +1,12 @@
 """Backends: what turns a rewritten FunctionGraph into a callable, chosen by ``Mode.linker``.
 
 A backend is an object with ``build(fgraph, plan) -> callable`` (see ``numpy_backend.Plan`` for
-what the plan holds). Backends are registered by name; ``function()`` looks up the mode's linker
-here, so a new backend is one module that calls ``register`` and touches no op. What an op needs
-to run on a backend lives in that backend's own table keyed by op class, with the op's
-``impl``/``perform`` as the default.
+what the plan holds). The callable takes the arguments and returns the outputs; it carries
+``source`` (what it runs, for ``f.source``) and ``set_trusted(flag)`` (skip the argument
+checks: Theano's ``f.trust_input``). Backends are registered by name; ``function()`` looks up
+the mode's linker here, so a new backend is one module that calls ``register`` and touches no
+op. What an op needs to run on a backend lives in that backend's own table keyed by op class,
+with the op's ``impl``/``perform`` as the default.
 
 Theano's linker names (``cvm``, ``vm``, ``c|py``, ``py``, ...) are accepted as aliases: until the
 C backend exists they all mean the numpy backend.

@@ -66,7 +66,7 @@ def describe_value(value: Any) -> str:
 
 
 class Ctx:
-    """What an ``emit_python`` hook needs: name the things it binds into the generated code."""
+    """What an ``EMITTERS`` entry needs: name the things it binds into the generated code."""
 
     def __init__(self):
         self.namespace: dict[str, Any] = {"ndarray": np.ndarray, "_asarray": np.asarray}
@@ -191,11 +191,6 @@ class NumpyBackend:
     def build(self, fgraph, plan: Plan) -> Callable:
         """Generate the Python function computing ``fgraph`` as ``plan`` says."""
         return _build(self, fgraph, plan)
-
-
-def build_function(fgraph, plan: Plan) -> Callable:
-    """``NumpyBackend().build``, for callers that want this backend whatever the mode says."""
-    return _BACKEND.build(fgraph, plan)
 
 
 def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
@@ -358,6 +353,11 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     fn = ctx.namespace[fname]
     ctx.namespace["_self"] = fn
     fn.source = src
+    namespace = ctx.namespace
+
+    def set_trusted(trusted: bool) -> None:  # the generated checks read the global _check
+        namespace["_check"] = not trusted
+    fn.set_trusted = set_trusted
     # The source stays in linecache for tracebacks while the function lives, and no longer:
     # a loop compiling many functions must not keep every source.
     weakref.finalize(fn, linecache.cache.pop, filename, None)

@@ -189,11 +189,12 @@ class Function:
     def trust_input(self) -> bool:
         """Theano's ``f.trust_input``: when True, arguments are used as given, unchecked (the
         caller promises arrays of the right dtype, rank and static shape)."""
-        return not self.fn.__globals__["_check"]
+        return self._trusted
 
     @trust_input.setter
     def trust_input(self, value: bool) -> None:
-        self.fn.__globals__["_check"] = not value
+        self._trusted = bool(value)
+        self.fn.set_trusted(self._trusted)
 
     def _signature(self) -> str:
         return self._sig.describe()
