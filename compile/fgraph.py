@@ -129,12 +129,18 @@ class FunctionGraph:
             if any(self.clients.get(o) for o in node.outputs):
                 continue
             self.nodes.discard(node)
+            # a dropped variable keeps no entry: the table would otherwise hold every
+            # replaced subgraph alive until the function dies
+            for out in node.outputs:
+                self.clients.pop(out, None)
             for i, inp in enumerate(node.inputs):
                 lst = self.clients.get(inp)
                 if lst is not None:
                     lst.remove((node, i))
-                if not lst:
-                    stack.append(inp)
+                    if lst:
+                        continue
+                    del self.clients[inp]
+                stack.append(inp)
 
     # -- queries ---------------------------------------------------------------------------------
     @property
@@ -172,7 +178,6 @@ class FunctionGraph:
             else:
                 client.inputs[i] = new
         self.clients.setdefault(new, Clients()).extend(moved)
-        self.clients[old] = Clients()
         self._prune(old)
         self._order = None
 

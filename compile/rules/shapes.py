@@ -71,37 +71,121 @@ def _lengths(var: Variable) -> tuple:
 def input_shapes(node, fgraph=None) -> list[tuple]:
     """The shapes of node's inputs as tuples of length variables, as infer_shape takes them.
 
-    With ``fgraph``, each ``v.shape[d]`` is made once per graph: a variable many nodes read
-    (a network's input) would otherwise get a new pair of nodes for every shape query."""
-    cache = None if fgraph is None else fgraph.__dict__.setdefault("_shape_i_cache", {})
+    With ``fgraph``, an input that the graph computes anyway gets the lengths its own
+    ``infer_shape`` gives, resolved all the way down (``_known_lengths``), so asking for the
+    shape at the end of a chain of n nodes is one rewrite, not n. An input only ever asked for
+    its shape gets ``v.shape[d]``, made once per graph, so that the rewrite of that Shape
+    node adds the run-time checks computing ``v`` would make (see ``_checked``)."""
+    if fgraph is None:
+        return [tuple(shape_i(v, d) for d in range(v.ndim)) if hasattr(v.type, "shape")
+                else None for v in node.inputs]
     out = []
     for v in node.inputs:
         if not hasattr(v.type, "shape"):
             out.append(None)
-            continue
-        if cache is None:
-            out.append(tuple(shape_i(v, d) for d in range(v.ndim)))
-            continue
-        dims = cache.get(v)
-        if dims is None:
-            dims = cache[v] = _lengths(v)
-        out.append(dims)
+        elif _value_is_computed(fgraph, v, node):
+            out.append(_known_lengths(fgraph, v))
+        else:
+            out.append(_cached_lengths(fgraph, v))
     return out
 
 
-def _refers_to(expr: Variable, node) -> bool:
+def _cached_lengths(fgraph, v: Variable) -> tuple:
+    """``_lengths(v)``, made once per graph: a variable many nodes read (a network's input)
+    would otherwise get a new pair of nodes for every shape query."""
+    cache = fgraph.__dict__.setdefault("_shape_i_cache", {})
+    dims = cache.get(v)
+    if dims is None:
+        dims = cache[v] = _lengths(v)
+    return dims
+
+
+def _known_lengths(fgraph, var: Variable) -> tuple:
+    """The lengths of ``var`` (which the graph computes) in terms of the shapes of the
+    graph's roots wherever ``infer_shape`` allows, memoized per graph.
+
+    The walk goes down iteratively (a chain of 10,000 nodes needs no recursion), and an entry
+    is reused only while the variables whose ``Shape`` it reads are still in the graph: a
+    rewrite that replaced one of them would otherwise bring its dead nodes back."""
+    memo = fgraph.__dict__.setdefault("_lengths_memo", {})
+    stack = [var]
+    while stack:
+        v = stack[-1]
+        hit = memo.get(v)
+        if hit is not None and _alive(fgraph, hit[1]):
+            stack.pop()
+            continue
+        node = v.owner
+        if node is None or all(n is not None for n in v.type.shape):
+            stack.pop()
+            memo[v] = (_cached_lengths(fgraph, v), (v,))
+            continue
+        todo = [i for i in node.inputs if hasattr(i.type, "shape") and (
+            i not in memo or not _alive(fgraph, memo[i][1]))]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        memo[v] = _infer_from_memo(fgraph, v, memo)
+    return memo[var][0]
+
+
+def _infer_from_memo(fgraph, v: Variable, memo: dict) -> tuple:
+    """(lengths, anchors) of ``v`` from its op's ``infer_shape`` on its inputs' memoized
+    lengths; ``v.shape[d]`` for an entry that is unusable."""
+    node = v.owner
+    shapes, anchors = [], set()
+    for i in node.inputs:
+        if hasattr(i.type, "shape"):
+            lengths, anc = memo[i]
+            shapes.append(lengths)
+            anchors.update(anc)
+        else:
+            shapes.append(None)
+    try:
+        entries = tuple(call_infer_shape(node.op, fgraph, node, shapes)[v.index])
+    except (NotImplementedError, TypeError, ValueError, IndexError):
+        entries = None
+    if entries is None or len(entries) != v.ndim:
+        return _cached_lengths(fgraph, v), (v,)
+    known = {length for shp in shapes if shp is not None for length in shp}
+    out = []
+    own = None
+    for d, expr in enumerate(entries):
+        n = v.type.shape[d]
+        length = constant(np.int64(n)) if n is not None else _as_length(expr, node, known)
+        if length is None:
+            if own is None:
+                own = _cached_lengths(fgraph, v)
+                anchors.add(v)
+            length = own[d]
+        out.append(length)
+    return tuple(out), tuple(anchors)
+
+
+def _alive(fgraph, anchors) -> bool:
+    nodes = fgraph.nodes
+    return all(a.owner is None or a.owner in nodes for a in anchors)
+
+
+def _refers_to(expr: Variable, node, known=()) -> bool:
     """True when ``expr`` needs an output of ``node`` (infer_shape had nothing better than
-    ``out.shape[...]``). Paths into the rest of the graph go through ``node.inputs``."""
+    ``out.shape[...]``). Paths into the rest of the graph go through ``node.inputs`` or the
+    input lengths infer_shape was given (``known``), where the walk stops."""
     outputs = set(node.outputs)
-    return any(v in outputs for v in ancestors([expr], stop=node.inputs))
+    stop = list(node.inputs)
+    stop.extend(known)
+    return any(v in outputs for v in ancestors([expr], stop=stop))
 
 
-def _as_length(expr, node) -> Variable | None:
+def _as_length(expr, node, known=()) -> Variable | None:
     """``expr`` (an int or an integer scalar variable) as an int64 scalar, or None when it is
     unusable (not a scalar, or computed from the node's own outputs)."""
     if isinstance(expr, (int, np.integer)):
         return constant(np.int64(expr))
-    if not isinstance(expr, Variable) or expr.ndim != 0 or _refers_to(expr, node):
+    if not isinstance(expr, Variable) or expr.ndim != 0:
+        return None
+    if expr not in known and _refers_to(expr, node, known):
         return None
     if isinstance(expr, Constant) and expr.dtype != "int64":
         return constant(np.int64(expr.data))
@@ -113,13 +197,20 @@ def _as_length(expr, node) -> Variable | None:
 
 def _inferred_shape(fgraph, x: Variable) -> tuple | None:
     """The entries ``infer_shape`` of x's op gives for x (ints or variables), or None."""
+    found = _inferred(fgraph, x)
+    return None if found is None else found[0]
+
+
+def _inferred(fgraph, x: Variable) -> tuple | None:
+    """(entries, the input lengths they were inferred from), or None."""
     if x.owner is None:
         return None
+    shapes = input_shapes(x.owner, fgraph)
     try:
-        shapes = call_infer_shape(x.owner.op, fgraph, x.owner, input_shapes(x.owner, fgraph))
-        return tuple(shapes[x.index])
+        entries = tuple(call_infer_shape(x.owner.op, fgraph, x.owner, shapes)[x.index])
     except (NotImplementedError, TypeError, ValueError, IndexError):
         return None
+    return entries, {length for shp in shapes if shp is not None for length in shp}
 
 
 def _label(var: Variable, i: int) -> str:
@@ -186,7 +277,8 @@ def _length_checks(fgraph, node, entries) -> _Checks | None:
         # the one a -1 asks for is negative only when another entry is.
         static = _static_vector(node.inputs[1], op.ndim)
         todo = [d for d in range(op.ndim) if static is None or static[d] is None]
-        out = [_as_length(entries[d], node) for d in todo]
+        known = {length for shp in shapes if shp is not None for length in shp}
+        out = [_as_length(entries[d], node, known) for d in todo]
         if any(e is None for e in out):
             return None
         c.nonneg([(e, f"length {d} of the result") for d, e in zip(todo, out)],
@@ -275,13 +367,14 @@ def useless_shape_check(fgraph, node):
 def shape_from_infer_shape(fgraph, node):
     """x.shape -> make_vector(lengths from infer_shape of x's op), when all are known"""
     x = node.inputs[0]
-    entries = _inferred_shape(fgraph, x)
-    if entries is None or len(entries) != x.ndim:
+    found = _inferred(fgraph, x)
+    if found is None or len(found[0]) != x.ndim:
         return None
+    entries, known = found
     lengths = []
     for d, expr in enumerate(entries):
         n = x.type.shape[d]
-        length = constant(np.int64(n)) if n is not None else _as_length(expr, x.owner)
+        length = constant(np.int64(n)) if n is not None else _as_length(expr, x.owner, known)
         if length is None:
             return None
         lengths.append(length)
@@ -338,10 +431,11 @@ def shape_i_from_infer_shape(fgraph, node):
     d = spec[0][1] % max(x.ndim, 1)
     if x.type.shape[d] is not None:
         return _checked(fgraph, x, constant(np.int64(x.type.shape[d])))
-    entries = _inferred_shape(fgraph, x)
-    if entries is None or len(entries) != x.ndim:
+    found = _inferred(fgraph, x)
+    if found is None or len(found[0]) != x.ndim:
         return None
-    length = _as_length(entries[d], x.owner)
+    entries, known = found
+    length = _as_length(entries[d], x.owner, known)
     return None if length is None else _checked(fgraph, x, length, entries)
 
 
