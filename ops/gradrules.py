@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ..symbolic.types import DISCRETE_DTYPES
+from ..symbolic.graph import Variable
+from ..symbolic.types import DISCRETE_DTYPES, TensorType
+from .base import as_tensor_variable
+from .dimshuffle import patternbroadcast
+from .elemwise import ELEMWISE, cast
+from .reduce import sum as sum_
 
 _NAMESPACE: list = []
 
@@ -18,16 +23,16 @@ def rule_namespace() -> SimpleNamespace:
     (``T.cos``, ``T.switch``...), plus ``cast`` and ``zeros_like``. Built once, from the ops
     layer, and passed to each rule, so that the rules need no import of the Theano face."""
     if not _NAMESPACE:
-        from .alloc import zeros_like
-        from .elemwise import ELEMWISE, cast
+        from .alloc import zeros_like  # alloc imports this module; runs once
         _NAMESPACE.append(SimpleNamespace(**ELEMWISE, cast=cast, zeros_like=zeros_like))
     return _NAMESPACE[0]
 
 
 def unbroadcast_to(g, x):
     """Sum ``g`` over the dimensions where ``x`` is broadcastable (and leading extra ones)."""
-    from .dimshuffle import patternbroadcast
-    from .reduce import sum as sum_
+    xb, gb = x.type.broadcastable, g.type.broadcastable
+    if gb == xb:  # the common case: nothing to sum, nothing to declare
+        return g
     lead = g.ndim - x.ndim
     axes = list(range(lead)) + [lead + d for d, b in enumerate(x.broadcastable)
                                 if b and not g.broadcastable[lead + d]]
@@ -42,8 +47,13 @@ def unbroadcast_to(g, x):
 
 def fit_gradient(g, x):
     """Give the gradient ``g`` of ``x`` the type of ``x``: same broadcast pattern and dtype."""
-    from .base import as_tensor_variable
-    from .elemwise import cast
+    xt = x.type
+    if isinstance(g, Variable):
+        gt = g.type
+        # Most gradients already fit: same pattern, same dtype (a tensor of x's kind).
+        if isinstance(gt, TensorType) and gt.broadcastable == xt.broadcastable \
+                and (gt.dtype == xt.dtype or xt.dtype in DISCRETE_DTYPES):
+            return g
     g = as_tensor_variable(g)
     if g.ndim < x.ndim:
         g = g.dimshuffle(["x"] * (x.ndim - g.ndim) + list(range(g.ndim)))
