@@ -11,10 +11,13 @@ Gradients are ``None`` where nothing flows (integer values, piecewise-constant o
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
+from ..ops.alloc import ones_like, zeros_like
 from ..ops.base import Undefined, as_tensor_variable, grad_not_implemented, grad_undefined  # noqa: F401
-from ..symbolic.graph import Apply, Variable, gc_paused, toposort
+from ..ops.gradrules import fit_gradient
+from ..symbolic.graph import Apply, Variable, ancestors, gc_paused, toposort
 from ..symbolic.trace import describe, fixed, format_trace, user_trace
 from ..symbolic.types import DISCRETE_DTYPES
 
@@ -39,10 +42,17 @@ def _relevant_nodes(cost_vars: Sequence[Variable], wrt: Sequence[Variable],
     reaches = set(wrt)
     relevant = []
     for node in order:
+        inputs = node.inputs
+        for inp in inputs:
+            if inp in reaches:
+                break
+        else:
+            continue  # no input is reached: nothing flows through the node
+        pattern = node.op.connection_pattern(node)
         hit = False
         for out_i, out in enumerate(node.outputs):
-            if any(inp in reaches and _connected(node, i, out_i)
-                   for i, inp in enumerate(node.inputs)):
+            if pattern is None or any(inp in reaches and pattern[i][out_i]
+                                      for i, inp in enumerate(inputs)):
                 reaches.add(out)
                 hit = True
         if hit:
@@ -61,11 +71,6 @@ def _accumulate(store: dict[Variable, object], var: Variable, g) -> None:
         store[var] = g
     else:
         store[var] = old + g
-
-
-def _zeros_like(v: Variable):
-    from ..ops.alloc import zeros_like
-    return zeros_like(v)
 
 
 @gc_paused
@@ -87,13 +92,21 @@ def _backprop(seeds, wrt, consider_constant) -> tuple:
     for var, g in seeds.items():
         _accumulate(grads, var, g)
     wanted = set(wrt)
+    needed = (reaches | wanted) - stop  # the inputs whose gradients are kept
     for node in reversed(relevant):
-        if not any(o in grads for o in node.outputs):
-            continue  # not on a path to the cost
-        out_grads = [grads.get(o) for o in node.outputs]
+        outputs = node.outputs
+        if len(outputs) == 1:
+            out = outputs[0]
+            if out not in grads:
+                continue  # not on a path to the cost
+            out_grads = [grads[out]]
+        else:
+            if not any(o in grads for o in outputs):
+                continue
+            out_grads = [grads.get(o) for o in outputs]
         if all(g is None for g in out_grads):
             for inp in node.inputs:  # connected, but nothing flows (integer-valued outputs)
-                if inp not in stop and (inp in reaches or inp in wanted):
+                if inp in needed:
                     grads.setdefault(inp, None)
             continue
         undefined = next((g for g in out_grads if isinstance(g, Undefined)), None)
@@ -103,20 +116,19 @@ def _backprop(seeds, wrt, consider_constant) -> tuple:
                     _accumulate(grads, inp, undefined)
             continue
         if len(out_grads) > 1:  # multi-output ops get zeros where nothing flowed
-            out_grads = [_zeros_like(o) if g is None and o.dtype not in DISCRETE_DTYPES else g
-                         for o, g in zip(node.outputs, out_grads)]
+            out_grads = [zeros_like(o) if g is None and o.dtype not in DISCRETE_DTYPES else g
+                         for o, g in zip(outputs, out_grads)]
         try:
-            in_grads = node.op.L_op(node.inputs, node.outputs, out_grads)
+            in_grads = node.op.L_op(node.inputs, outputs, out_grads)
         except NotImplementedError as err:
             in_grads = [Undefined(node.op, str(err) or "no gradient rule")] * len(node.inputs)
         if len(in_grads) != len(node.inputs):
             raise ValueError(f"{node.op}.grad returned {len(in_grads)} gradients for "
                              f"{len(node.inputs)} inputs")
         for inp, g in zip(node.inputs, in_grads):
-            if inp in stop or not (inp in reaches or inp in wanted):
+            if inp not in needed:
                 continue
             if g is not None and not isinstance(g, Undefined):
-                from ..ops.gradrules import fit_gradient
                 if inp.dtype in DISCRETE_DTYPES:
                     continue
                 g = fit_gradient(g, inp)
@@ -152,7 +164,6 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable],
                             f"{cost.ndim} dimensions. Sum or average it first, or use "
                             "jacobian/Lop for non-scalar outputs.")
         if cost.dtype not in DISCRETE_DTYPES:
-            from ..ops.alloc import ones_like
             seeds[cost] = ones_like(cost)
         else:
             seeds[cost] = None
@@ -181,9 +192,8 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable],
             if disconnected_inputs == "raise":
                 raise DisconnectedInputError(msg)
             if disconnected_inputs == "warn":
-                import warnings
                 warnings.warn(msg, stacklevel=2)
-            results.append(_zeros_like(w) if return_disconnected == "zero" else None)
+            results.append(zeros_like(w) if return_disconnected == "zero" else None)
             continue
         if isinstance(g, Undefined):
             if null_gradients == "raise":
@@ -193,8 +203,7 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable],
             results.append(None)
             continue
         if g is None:
-            g = _zeros_like(w)
-        from ..ops.gradrules import fit_gradient
+            g = zeros_like(w)
         if w.dtype not in DISCRETE_DTYPES:
             g = fit_gradient(g, w)
         if add_names and getattr(cost, "name", None) and w.name and g.name is None:
@@ -204,7 +213,6 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable],
 
 
 def _ancestor_set(seeds) -> set:
-    from ..symbolic.graph import ancestors
     return set(ancestors(list(seeds)))
 
 
