@@ -12,10 +12,12 @@ from functools import cache
 
 import numpy as np
 
+from ..config import config
 from ..symbolic.graph import Apply
-from ..symbolic.types import DISCRETE_DTYPES, TensorType
+from ..symbolic.types import ALL_DTYPES, DISCRETE_DTYPES, TensorType
 from . import scalar as S
 from .base import Op, as_tensor_variable, graph_error
+from .dimshuffle import shape_padleft
 
 
 class Elemwise(Op):
@@ -36,16 +38,30 @@ class Elemwise(Op):
         if len(inputs) != sop.nin:
             raise graph_error(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
         inputs = [as_tensor_variable(x) for x in inputs]
+        # The output type depends only on the row, the input types and floatX (integer
+        # division gives floatX): worked out (and checked) once per combination; the row is
+        # compared by identity, not by name.
+        key = (sop, config.floatX, *[x.type for x in inputs])
+        hit = _OUT_TYPES.get(key)
+        if hit is not None and hit[0] is sop:
+            out_type, ndim = hit[1], hit[2]
+            if ndim:  # some inputs are padded on the left: those nodes are made each time
+                inputs = [shape_padleft(x, ndim - x.type.ndim) if x.type.ndim < ndim else x
+                          for x in inputs]
+            return Apply(self, inputs, [out_type()])
         try:
             dtype = sop.output_dtype(*[x.dtype for x in inputs])
         except TypeError as err:
             types = ", ".join(str(x.type) for x in inputs)
             raise graph_error(f"{sop.name}({types}): {err}") from None
         ndim = max(x.ndim for x in inputs)
-        from .dimshuffle import shape_padleft
+        padded = any(x.ndim < ndim for x in inputs)
         inputs = [shape_padleft(x, ndim - x.ndim) if x.ndim < ndim else x for x in inputs]
         shape = _broadcast_static_shapes(sop.name, inputs)
-        return Apply(self, inputs, [TensorType(dtype, shape=shape)()])
+        out_type = TensorType(dtype, shape=shape)
+        if len(_OUT_TYPES) < 10_000:
+            _OUT_TYPES[key] = (sop, out_type, ndim if padded else 0)
+        return Apply(self, inputs, [out_type()])
 
     def impl(self, node: Apply) -> Callable:
         fn = _numpy_kernel(self.scalar_op, tuple(x.dtype for x in node.inputs),
@@ -75,8 +91,20 @@ class Elemwise(Op):
         return [tuple(out)]
 
     def L_op(self, inputs, outputs, output_grads):
+        return _elemwise_grad()(self, inputs, outputs, output_grads)
+
+
+# (row, *input types) -> (row, output type, rank the inputs are padded to or 0)
+_OUT_TYPES: dict = {}
+_GRAD_RULE: list = []
+
+
+def _elemwise_grad() -> Callable:
+    """gradrules.elemwise_grad, imported on first use: gradrules imports this module."""
+    if not _GRAD_RULE:
         from .gradrules import elemwise_grad
-        return elemwise_grad(self, inputs, outputs, output_grads)
+        _GRAD_RULE.append(elemwise_grad)
+    return _GRAD_RULE[0]
 
 
 def _broadcast_static_shapes(name: str, inputs) -> tuple:
@@ -174,9 +202,8 @@ _CAST_ELEMWISE = {}
 
 def cast(x, dtype: str):
     """Convert ``x`` to ``dtype`` (no node when it already has it)."""
-    from ..symbolic.types import ALL_DTYPES
     x = as_tensor_variable(x)
-    dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
+    dtype = str(np.dtype(dtype)) if dtype != "floatX" else config.floatX
     if dtype not in ALL_DTYPES:
         raise graph_error(f"cast: unknown dtype {dtype!r}")
     if x.dtype == dtype:
@@ -184,11 +211,6 @@ def cast(x, dtype: str):
     if dtype not in _CAST_ELEMWISE:
         _CAST_ELEMWISE[dtype] = Elemwise(S.cast_op(dtype))
     return _CAST_ELEMWISE[dtype](x)
-
-
-def _floatx():
-    from ..config import config
-    return config.floatX
 
 
 def round_mode(a, mode: str | None = None):
