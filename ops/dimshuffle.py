@@ -10,6 +10,8 @@ from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .base import Op, as_tensor_variable, graph_error
 
+_OUT_TYPES: dict = {}  # (new_order, input type) -> output type, for valid patterns
+
 
 class DimShuffle(Op):
     """Reorder dimensions, insert broadcastable ones ('x'), drop broadcastable ones."""
@@ -26,6 +28,11 @@ class DimShuffle(Op):
 
     def make_node(self, x) -> Apply:
         x = as_tensor_variable(x)
+        # The output type depends only on the pattern and the input type: checked once.
+        key = (self.new_order, x.type)
+        out_type = _OUT_TYPES.get(key)
+        if out_type is not None and x.type.ndim == self.input_ndim:
+            return Apply(self, [x], [out_type()])
         if x.ndim != self.input_ndim:
             raise graph_error(f"dimshuffle{self.new_order} expects a {self.input_ndim}-d input, "
                               f"got {x.type}")
@@ -38,7 +45,10 @@ class DimShuffle(Op):
                 raise graph_error(f"dimshuffle{self.new_order} drops dimension {d} of {x.type}, "
                                   "which is not broadcastable (length 1)", ValueError)
         shape = tuple(1 if d == "x" else x.type.shape[d] for d in self.new_order)
-        return Apply(self, [x], [TensorType(x.dtype, shape=shape)()])
+        out_type = TensorType(x.dtype, shape=shape)
+        if len(_OUT_TYPES) < 10_000:
+            _OUT_TYPES[key] = out_type
+        return Apply(self, [x], [out_type()])
 
     def impl(self, node: Apply):
         kept = [d for d in self.new_order if d != "x"]
