@@ -43,8 +43,11 @@ class Type:
     shared_type: type | None = None    # made by SharedVariable(type, value)
 
     def __call__(self, name: str | None = None):
-        from .graph import Variable  # same layer; graph imports this module
-        return Variable(self, name=name)  # of the class variable_type names, if any
+        cls = self.variable_type
+        if cls is None:
+            from .graph import Variable  # same layer; graph imports this module
+            cls = Variable
+        return cls(self, name=name)
 
 
 class TensorType(Type):
