@@ -38,6 +38,9 @@ MAX_REWRITES_PER_NODE = 50
 REVISIT_DEPTH = 4
 # The track of rules that can only fire on a node whose inputs are all constants.
 CONSTANT_INPUTS = "*constant-inputs"
+# Rules keep per-graph memos as attributes of the FunctionGraph named with this prefix;
+# run_passes drops them when rewriting is over.
+MEMO_PREFIX = "_memo_"
 
 
 @dataclass(frozen=True)
@@ -392,3 +395,7 @@ def run_passes(fgraph: FunctionGraph, names: Sequence[str], exclude: Sequence[st
                 PASSES[name](fgraph)
             else:
                 run_phase(fgraph, name, exclude)
+    # the rules' per-graph memos (lengths of shapes, cached constants) would otherwise live as
+    # long as the compiled function, for the garbage collector to walk at every collection
+    for key in [k for k in fgraph.__dict__ if k.startswith(MEMO_PREFIX)]:
+        del fgraph.__dict__[key]

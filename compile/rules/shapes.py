@@ -41,7 +41,7 @@ from ...ops.shape import (
 from ...ops.subtensor import Subtensor
 from ...symbolic.graph import Constant, Variable, ancestors
 from ...symbolic.trace import format_trace
-from ..rewrite import register
+from ..rewrite import MEMO_PREFIX, register
 
 ALL_PHASES = ("canonicalize", "stabilize", "specialize")
 
@@ -54,13 +54,20 @@ def shape_i(var: Variable, d: int) -> Variable:
     return Subtensor((("i", d),))(shape(var))
 
 
-def _lengths(var: Variable) -> tuple:
-    """``shape_i(var, d)`` for every d, the unknown lengths read from one ``Shape`` node."""
+def _lengths(var: Variable, ints: dict | None = None) -> tuple:
+    """``shape_i(var, d)`` for every d, the unknown lengths read from one ``Shape`` node;
+    ``ints`` caches the constants of static lengths (a graph's shapes repeat a few)."""
     whole = None
     out = []
     for d, n in enumerate(var.type.shape):
         if n is not None:
-            out.append(constant(np.int64(n)))
+            if ints is None:
+                out.append(constant(np.int64(n)))
+                continue
+            c = ints.get(n)
+            if c is None:
+                c = ints[n] = constant(np.int64(n))
+            out.append(c)
             continue
         if whole is None:
             whole = shape(var)
@@ -93,10 +100,10 @@ def input_shapes(node, fgraph=None) -> list[tuple]:
 def _cached_lengths(fgraph, v: Variable) -> tuple:
     """``_lengths(v)``, made once per graph: a variable many nodes read (a network's input)
     would otherwise get a new pair of nodes for every shape query."""
-    cache = fgraph.__dict__.setdefault("_shape_i_cache", {})
+    cache = fgraph.__dict__.setdefault(MEMO_PREFIX + "shape_i_cache", {})
     dims = cache.get(v)
     if dims is None:
-        dims = cache[v] = _lengths(v)
+        dims = cache[v] = _lengths(v, fgraph.__dict__.setdefault(MEMO_PREFIX + "int_consts", {}))
     return dims
 
 
@@ -107,7 +114,7 @@ def _known_lengths(fgraph, var: Variable) -> tuple:
     The walk goes down iteratively (a chain of 10,000 nodes needs no recursion), and an entry
     is reused only while the variables whose ``Shape`` it reads are still in the graph: a
     rewrite that replaced one of them would otherwise bring its dead nodes back."""
-    memo = fgraph.__dict__.setdefault("_lengths_memo", {})
+    memo = fgraph.__dict__.setdefault(MEMO_PREFIX + "lengths_memo", {})
     stack = [var]
     while stack:
         v = stack[-1]
@@ -117,8 +124,9 @@ def _known_lengths(fgraph, var: Variable) -> tuple:
             continue
         node = v.owner
         if node is None or all(n is not None for n in v.type.shape):
+            # a root is always there, and static lengths are constants: no anchor
             stack.pop()
-            memo[v] = (_cached_lengths(fgraph, v), (v,))
+            memo[v] = (_cached_lengths(fgraph, v), ())
             continue
         todo = [i for i in node.inputs if hasattr(i.type, "shape") and (
             i not in memo or not _alive(fgraph, memo[i][1]))]
