@@ -59,12 +59,27 @@ def _clone(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> tuple:
     the copy has the shape of the original, so its walk meets the copies in the same order."""
     memo: dict[Variable, Variable] = {v: v for v in inputs}
     order = []
+    get = memo.get
+    new_object, new_apply, plain_init = object.__new__, Apply.__new__, Variable.__init__
+    # Apply's and Variable's constructors, inlined: a copy of a valid node needs none of
+    # their checks, and compiling a large graph copies every node
     for node in toposort(outputs, stop=inputs):
-        new_inputs = [memo.get(i, i) for i in node.inputs]
-        new_outputs = [type(o)(o.type, name=o.name, trace=o.trace) for o in node.outputs]
-        order.append(Apply(node.op, new_inputs, new_outputs))
-        memo.update(zip(node.outputs, new_outputs))
-    return [memo.get(o, o) for o in outputs], memo, order
+        copy = new_apply(Apply)
+        copy.op, copy.inputs, copy.tag = node.op, [get(i, i) for i in node.inputs], None
+        outs = []
+        for k, o in enumerate(node.outputs):
+            cls = type(o)
+            if cls.__init__ is plain_init:
+                v = new_object(cls)
+                v.type, v.owner, v.index, v.name, v.trace = o.type, copy, k, o.name, o.trace
+            else:  # a subclass with a constructor of its own gets it called
+                v = cls(o.type, name=o.name, trace=o.trace)
+                v.owner, v.index = copy, k
+            outs.append(v)
+            memo[o] = v
+        copy.outputs = outs
+        order.append(copy)
+    return [get(o, o) for o in outputs], memo, order
 
 
 class FunctionGraph:
@@ -90,33 +105,97 @@ class FunctionGraph:
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _rebuild(self, order: list[Apply] | None = None) -> None:
-        """The client table and node set, from ``order`` (the nodes in toposort order) when
-        the caller already has it."""
+        """The client table, node set and levels, from ``order`` (the nodes in toposort
+        order) when the caller already has it."""
         self.clients: dict[Variable, Clients] = {}
         self.nodes = set()
         self._order: list[Apply] | None = order if order is not None else toposort(
             self.outputs, stop=self.inputs)
+        # A node's level is one more than the highest level of the nodes computing its
+        # inputs (0 for a root or an input): ordering by level is topological, and unlike
+        # the depth-first order it stays valid through a rewrite at the cost of the nodes
+        # the rewrite touches, so the passes never sort the whole graph again.
+        level = self._level = {}
+        input_set = self._input_set
         for node in self._order:
             self.nodes.add(node)
+            top = 0
             for i, inp in enumerate(node.inputs):
                 self.clients.setdefault(inp, Clients()).append((node, i))
+                owner = inp.owner
+                if owner is not None and inp not in input_set:
+                    n = level[owner]
+                    if n > top:
+                        top = n
+            level[node] = top + 1
         for k, out in enumerate(self.outputs):
             self.clients.setdefault(out, Clients()).append(("output", k))
 
     def _import(self, var: Variable) -> None:
         """Add the nodes computing ``var`` that the graph does not have yet."""
         stack = [var]
+        added = []
         while stack:
             v = stack.pop()
             node = v.owner
             if node is None or node in self.nodes or v in self._input_set:
                 continue
             self.nodes.add(node)
+            added.append(node)
             if self.imported is not None:
                 self.imported.append(node)
             for i, inp in enumerate(node.inputs):
                 self.clients.setdefault(inp, Clients()).append((node, i))
                 stack.append(inp)
+        if added:
+            self._set_levels(added)
+
+    def _set_levels(self, added: list[Apply]) -> None:
+        """Levels of newly added nodes, each after those of its inputs' nodes."""
+        level, input_set = self._level, self._input_set
+        for start in added:
+            stack = [start]
+            while stack:
+                node = stack[-1]
+                if node in level:
+                    stack.pop()
+                    continue
+                top, pending = 0, False
+                for inp in node.inputs:
+                    owner = inp.owner
+                    if owner is None or inp in input_set:
+                        continue
+                    n = level.get(owner)
+                    if n is None:
+                        stack.append(owner)
+                        pending = True
+                    elif n > top:
+                        top = n
+                if not pending:
+                    stack.pop()
+                    level[node] = top + 1
+
+    def _raise_levels(self, var: Variable, moved) -> None:
+        """After ``var`` took over the clients ``moved``: lift each (and what follows it)
+        whose level is no longer above that of ``var``'s node."""
+        owner = var.owner
+        if owner is None or var in self._input_set:
+            return
+        level, clients = self._level, self.clients
+        base = level[owner]
+        todo = []
+        for client, _ in moved:
+            if client != "output" and level[client] <= base:
+                level[client] = base + 1
+                todo.append(client)
+        while todo:
+            node = todo.pop()
+            n = level[node]
+            for out in node.outputs:
+                for client, _ in clients.get(out, ()):
+                    if client != "output" and level[client] <= n:
+                        level[client] = n + 1
+                        todo.append(client)
 
     def _prune(self, var: Variable) -> None:
         """Drop the nodes that only fed ``var``, now that nothing uses it."""
@@ -129,6 +208,7 @@ class FunctionGraph:
             if any(self.clients.get(o) for o in node.outputs):
                 continue
             self.nodes.discard(node)
+            del self._level[node]
             # a dropped variable keeps no entry: the table would otherwise hold every
             # replaced subgraph alive until the function dies
             for out in node.outputs:
@@ -148,10 +228,20 @@ class FunctionGraph:
         return self.toposort()
 
     def toposort(self) -> list[Apply]:
-        """The nodes in an order where each comes after those computing its inputs."""
+        """The nodes in an order where each comes after those computing its inputs: the
+        depth-first order from the outputs, which computes each value close to its use
+        (the schedule the backends run)."""
         if self._order is None:
             self._order = toposort(self.outputs, stop=self.inputs)
         return list(self._order)
+
+    def order_by_level(self) -> list[Apply]:
+        """The nodes by level: also topological, and cheap at any time (rewrite passes walk
+        the graph in this order, between changes that would each spoil a depth-first one)."""
+        # the table iterates in insertion order and the sort is stable: the same graph gives
+        # the same order at every run
+        level = self._level
+        return sorted(level, key=level.__getitem__)
 
     def variables(self) -> Iterable[Variable]:
         seen = set(self.inputs)
@@ -178,6 +268,7 @@ class FunctionGraph:
             else:
                 client.inputs[i] = new
         self.clients.setdefault(new, Clients()).extend(moved)
+        self._raise_levels(new, moved)
         self._prune(old)
         self._order = None
 

@@ -164,7 +164,7 @@ def merge(fgraph: FunctionGraph) -> None:
     for var in fgraph.inputs:
         if isinstance(var, Constant):
             consts[var] = None
-    order = fgraph.toposort()
+    order = fgraph.order_by_level()
     for node in order:
         for var in node.inputs:
             if var.owner is None and isinstance(var, Constant):
@@ -178,10 +178,6 @@ def merge(fgraph: FunctionGraph) -> None:
             seen_consts.setdefault(key, var)
     # Nodes are grouped by their inputs first: hashing an op hashes its props, and nodes with
     # the same inputs are few, so ops are compared only within those groups.
-    # Pointing a node at an equal constant moves no node: the order stands (the walk that
-    # makes it follows only the inputs that have owners).
-    if fgraph._order is None:
-        fgraph._order = list(order)
     canon: dict[tuple, list[Apply]] = {}
     for node in order:
         if node not in fgraph.nodes:
@@ -292,7 +288,7 @@ def _small_value(expr: Any, node: Apply) -> int | None:
 
 def constant_fold(fgraph: FunctionGraph) -> None:
     """Compute at compile time every node whose inputs are all constants."""
-    for node in fgraph.toposort():
+    for node in fgraph.order_by_level():
         if node not in fgraph.nodes:
             continue
         consts = fold_node(node)
@@ -316,7 +312,7 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
     on_constants = table.get(CONSTANT_INPUTS, [])
     by_key: dict[str, list[Rule]] = {}
     by_key_const: dict[str, list[Rule]] = {}
-    queue = deque(fgraph.toposort())
+    queue = deque(fgraph.order_by_level())
     queued = set(queue)
     budget = MAX_REWRITES_PER_NODE * (len(queue) + 10)
     count = 0
