@@ -15,7 +15,7 @@ import numpy as np
 
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace, user_trace
-from ..symbolic.types import INT_DTYPES, UINT_DTYPES, TensorType
+from ..symbolic.types import ALL_DTYPES, INT_DTYPES, UINT_DTYPES, TensorType
 
 OP_CLASSES: list[type] = []  # every Op subclass, for completeness tests
 
@@ -146,6 +146,13 @@ class Op:
         """``grad`` with the outputs at hand (softmax's gradient is written with its output)."""
         return self.grad(inputs, output_grads)
 
+    def L_op_unfitted(self, inputs, outputs, output_grads):
+        """What reverse mode calls: ``L_op``, except that a gradient need not have its input's
+        broadcast pattern and dtype yet (``grad`` fits the gradients it keeps and drops the
+        others). An op whose ``L_op`` fits every gradient (Elemwise) overrides this to skip
+        that work for the inputs nobody differentiates. Optional."""
+        return self.L_op(inputs, outputs, output_grads)
+
     def R_op(self, inputs, eval_points):
         """Forward mode: the tangents of the outputs given those of the inputs (None where an
         input has none). Optional: without it, ``Rop`` transposes ``L_op``, which is right only
@@ -254,8 +261,12 @@ def constant(value: Any, name: str | None = None, ndim: int | None = None,
         if arr.ndim > ndim:
             raise graph_error(f"constant {value!r} has {arr.ndim} dimensions, more than {ndim}")
         arr = arr.reshape((1,) * (ndim - arr.ndim) + arr.shape)
-    ttype = TensorType(str(arr.dtype), shape=tuple(1 if s == 1 else None for s in arr.shape))
+    dtype_name = _DTYPE_NAMES.get(arr.dtype) or str(arr.dtype)  # str(dtype) is slow Python
+    ttype = TensorType(dtype_name, shape=tuple(1 if s == 1 else None for s in arr.shape))
     return Constant(ttype, arr, name=name)
+
+
+_DTYPE_NAMES = {np.dtype(d): d for d in ALL_DTYPES}
 
 
 def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None
