@@ -10,7 +10,25 @@ from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .base import Op, as_tensor_variable, graph_error
 
-_OUT_TYPES: dict = {}  # (new_order, input type) -> output type, for valid patterns
+# (new_order, id of the input type) -> (input type, output type), for valid patterns
+_OUT_TYPES: dict = {}
+_ORDERS: dict = {}  # a pattern as given -> as stored ("x" and ints)
+
+
+def _normalized_order(pattern) -> tuple:
+    """The pattern as a DimShuffle stores it ("x" and ints); a tuple is normalized once."""
+    cacheable = type(pattern) is tuple
+    if cacheable:
+        try:
+            hit = _ORDERS.get(pattern)
+        except TypeError:  # unhashable entries
+            hit, cacheable = None, False
+        if hit is not None:
+            return hit
+    order = tuple("x" if d == "x" else int(d) for d in pattern)
+    if cacheable and len(_ORDERS) < 10_000:
+        _ORDERS[pattern] = order
+    return order
 
 
 class DimShuffle(Op):
@@ -21,7 +39,7 @@ class DimShuffle(Op):
 
     def __init__(self, input_ndim: int, new_order: Sequence):
         self.input_ndim = int(input_ndim)
-        self.new_order = tuple("x" if d == "x" else int(d) for d in new_order)
+        self.new_order = _normalized_order(new_order)
 
     def __str__(self) -> str:
         return f"DimShuffle{{{','.join(str(d) for d in self.new_order)}}}"
@@ -29,10 +47,11 @@ class DimShuffle(Op):
     def make_node(self, x) -> Apply:
         x = as_tensor_variable(x)
         # The output type depends only on the pattern and the input type: checked once.
-        key = (self.new_order, x.type)
-        out_type = _OUT_TYPES.get(key)
-        if out_type is not None and x.type.ndim == self.input_ndim:
-            return Apply(self, [x], [out_type()])
+        xt = x.type
+        key = (self.new_order, id(xt))  # the entry keeps the type alive: its id is not reused
+        hit = _OUT_TYPES.get(key)
+        if hit is not None and xt.ndim == self.input_ndim:
+            return Apply(self, [x], [hit[1]()])
         if x.ndim != self.input_ndim:
             raise graph_error(f"dimshuffle{self.new_order} expects a {self.input_ndim}-d input, "
                               f"got {x.type}")
@@ -47,7 +66,7 @@ class DimShuffle(Op):
         shape = tuple(1 if d == "x" else x.type.shape[d] for d in self.new_order)
         out_type = TensorType(x.dtype, shape=shape)
         if len(_OUT_TYPES) < 10_000:
-            _OUT_TYPES[key] = out_type
+            _OUT_TYPES[key] = (xt, out_type)
         return Apply(self, [x], [out_type()])
 
     def impl(self, node: Apply):
