@@ -118,8 +118,11 @@ def _backprop(seeds, wrt, consider_constant) -> tuple:
         if len(out_grads) > 1:  # multi-output ops get zeros where nothing flowed
             out_grads = [zeros_like(o) if g is None and o.dtype not in DISCRETE_DTYPES else g
                          for o, g in zip(outputs, out_grads)]
+        op = node.op
+        # the gradients kept are fitted below, so the op need not fit them all
+        l_op = getattr(op, "L_op_unfitted", None) or op.L_op
         try:
-            in_grads = node.op.L_op(node.inputs, outputs, out_grads)
+            in_grads = l_op(node.inputs, outputs, out_grads)
         except NotImplementedError as err:
             in_grads = [Undefined(node.op, str(err) or "no gradient rule")] * len(node.inputs)
         if len(in_grads) != len(node.inputs):

@@ -39,11 +39,13 @@ class Elemwise(Op):
             raise graph_error(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
         inputs = [as_tensor_variable(x) for x in inputs]
         # The output type depends only on the row, the input types and floatX (integer
-        # division gives floatX): worked out (and checked) once per combination; the row is
-        # compared by identity, not by name.
-        key = (sop, config.floatX, *[x.type for x in inputs])
+        # division gives floatX): worked out (and checked) once per combination. The key holds
+        # identities (cheap to hash); the entry keeps those objects alive, so an id is not
+        # reused while its entry exists.
+        types = [x.type for x in inputs]
+        key = (id(sop), config.floatX, *map(id, types))
         hit = _OUT_TYPES.get(key)
-        if hit is not None and hit[0] is sop:
+        if hit is not None:
             out_type, ndim = hit[1], hit[2]
             if ndim:  # some inputs are padded on the left: those nodes are made each time
                 inputs = [shape_padleft(x, ndim - x.type.ndim) if x.type.ndim < ndim else x
@@ -60,7 +62,7 @@ class Elemwise(Op):
         shape = _broadcast_static_shapes(sop.name, inputs)
         out_type = TensorType(dtype, shape=shape)
         if len(_OUT_TYPES) < 10_000:
-            _OUT_TYPES[key] = (sop, out_type, ndim if padded else 0)
+            _OUT_TYPES[key] = ((sop, types), out_type, ndim if padded else 0)
         return Apply(self, inputs, [out_type()])
 
     def impl(self, node: Apply) -> Callable:
@@ -93,8 +95,14 @@ class Elemwise(Op):
     def L_op(self, inputs, outputs, output_grads):
         return _elemwise_grad()(self, inputs, outputs, output_grads)
 
+    def L_op_unfitted(self, inputs, outputs, output_grads):
+        if type(self).L_op is not Elemwise.L_op:  # a subclass with its own rule
+            return self.L_op(inputs, outputs, output_grads)
+        return _elemwise_grad()(self, inputs, outputs, output_grads, fit=False)
 
-# (row, *input types) -> (row, output type, rank the inputs are padded to or 0)
+
+# ids of (row, floatX, *input types) -> ((row, input types), output type, rank the inputs
+# are padded to or 0)
 _OUT_TYPES: dict = {}
 _GRAD_RULE: list = []
 

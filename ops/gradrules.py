@@ -63,8 +63,12 @@ def fit_gradient(g, x):
     return g
 
 
-def elemwise_grad(op, inputs, outputs, output_grads):
-    """Apply the scalar row's rule; integer outputs and inputs carry no gradient."""
+def elemwise_grad(op, inputs, outputs, output_grads, fit: bool = True):
+    """Apply the scalar row's rule; integer outputs and inputs carry no gradient.
+
+    With ``fit`` false the gradients are left as the rule gives them, for a caller that fits
+    those it keeps (reverse mode): fitting sums over broadcast dimensions, work lost on an
+    input nobody differentiates (a constant factor)."""
     (z,), (g,) = outputs, output_grads
     n = len(inputs)
     if z.dtype in DISCRETE_DTYPES or g is None:
@@ -80,5 +84,5 @@ def elemwise_grad(op, inputs, outputs, output_grads):
         if gx is None or x.dtype in DISCRETE_DTYPES:
             out.append(None)
         else:
-            out.append(fit_gradient(gx, x))
+            out.append(fit_gradient(gx, x) if fit else gx)
     return out
