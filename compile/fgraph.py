@@ -222,6 +222,21 @@ class FunctionGraph:
                     del self.clients[inp]
                 stack.append(inp)
 
+    def release_bookkeeping(self) -> None:
+        """Drop the client table and the levels, which only rewriting needs: a compiled
+        function keeps its graph for inspection, and these tables are about a third of the
+        objects it would keep for the garbage collector to walk. Reading ``clients`` again
+        rebuilds them."""
+        self.__dict__.pop("clients", None)
+        self.__dict__.pop("_level", None)
+
+    def __getattr__(self, name: str):
+        # only called for a missing attribute: the tables release_bookkeeping dropped
+        if name in ("clients", "_level") and "nodes" in self.__dict__:
+            self._rebuild(self.__dict__.get("_order"))
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # -- queries ---------------------------------------------------------------------------------
     @property
     def apply_nodes(self) -> list[Apply]:

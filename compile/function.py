@@ -131,6 +131,7 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
                                 for i in ins],
                 bind=signature.bind)
     fn = backends.get(the_mode.linker or config.linker).build(fgraph, plan)
+    fgraph.release_bookkeeping()
     compiled = _function_class(fn)(fn, ins, fgraph, n_out, single, name, the_mode, pairs,
                                    all_outputs, signature)
     compiled.trust_input = trust_input
