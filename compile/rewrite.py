@@ -312,28 +312,37 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
     on_constants = table.get(CONSTANT_INPUTS, [])
     by_key: dict[str, list[Rule]] = {}
     by_key_const: dict[str, list[Rule]] = {}
-    queue = deque(fgraph.order_by_level())
+
+    def rules_of(node: Apply) -> list[Rule]:
+        sop = getattr(node.op, "scalar_op", None)  # node_key, inlined: called per node
+        key = sop.name if sop is not None else type(node.op).__name__
+        rules = by_key.get(key)
+        if rules is None:
+            rules = by_key[key] = table.get(key, []) + everywhere
+            by_key_const[key] = rules + on_constants
+        if on_constants:
+            for inp in node.inputs:
+                if not isinstance(inp, Constant):
+                    return rules
+            return by_key_const[key]
+        return rules
+
+    # a node no rule of the phase can match is left out from the start (most of a large
+    # graph in the later phases); a rewrite near it queues it again, and it is asked again
+    order = fgraph.order_by_level()
+    queue = deque(node for node in order if rules_of(node))
     queued = set(queue)
-    budget = MAX_REWRITES_PER_NODE * (len(queue) + 10)
+    budget = MAX_REWRITES_PER_NODE * (len(order) + 10)
     count = 0
+    nodes = fgraph.nodes
     fgraph.imported = []
     try:
         while queue:
             node = queue.popleft()
             queued.discard(node)
-            if node not in fgraph.nodes:
+            if node not in nodes:
                 continue
-            key = node_key(node)
-            rules = by_key.get(key)
-            if rules is None:
-                rules = by_key[key] = table.get(key, []) + everywhere
-                by_key_const[key] = rules + on_constants
-            if on_constants:
-                for inp in node.inputs:
-                    if not isinstance(inp, Constant):
-                        break
-                else:
-                    rules = by_key_const[key]
+            rules = rules_of(node)
             for rule in rules:
                 result = rule.fn(fgraph, node)
                 if result is None:
