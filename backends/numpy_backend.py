@@ -23,6 +23,7 @@ import linecache
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -181,7 +182,8 @@ def _perform_thunk(op: Op, node: Apply) -> Callable:
 
 
 class NumpyBackend:
-    """Linker ``'py'``: the whole schedule as one generated Python function over numpy."""
+    """Linker ``'py'``: the schedule as one generated Python function over numpy, or, for a
+    large schedule, a generated wrapper running a table of steps (see ``TABLE_NODES``)."""
 
     name = "py"
 
@@ -193,16 +195,403 @@ class NumpyBackend:
         return _build(self, fgraph, plan)
 
 
+#: Schedules of at least this many nodes run as a table of steps (``_run``) instead of one
+#: generated line per node: CPython compiles generated code at about 10 us a line, which made
+#: the compile the largest part of building a big graph, while the table's loop costs about
+#: 0.1 us more per node and call than a generated line (a node's numpy call costs 1 us or more).
+TABLE_NODES = 2000
+
+
+class _Schedule:
+    """The order the nodes run in, which nodes each lazy node's branches hold, and where each
+    variable is used last."""
+
+    def __init__(self, fgraph):
+        self.order = order = fgraph.toposort()
+        # op class -> its EMITTERS entry, for every op class of the schedule
+        self.hooks: dict[type, Callable | None] = {}
+        for node in order:
+            if node.op.__class__ not in self.hooks:
+                self.hooks[node.op.__class__] = _entry(EMITTERS, node.op)
+        lazy = [n for n in order if n.op.lazy and self.hooks[n.op.__class__] is not None]
+        self.placement = place_branches(order, fgraph, lazy) if lazy else {}
+        if lazy:
+            children: dict[Any, list[Apply]] = {}
+            for node in order:
+                children.setdefault(self.placement.get(node), []).append(node)
+            self.top = children.get(None, [])
+            self.children = children
+            self.flat: list[Apply] = []
+            _flatten(self.top, children, self.flat)
+        else:  # every node at the top level, in topological order
+            self.top = self.flat = order
+            self.children = {}
+        last_use: dict[Variable, int] = {}
+        for pos, node in enumerate(self.flat):
+            for inp in node.inputs:
+                last_use[inp] = pos
+        self.last_use = last_use
+        self.position = {node: pos for pos, node in enumerate(self.flat)}
+        self.keep = set(fgraph.outputs) | set(fgraph.inputs)
+
+
+
+class _Thunks:
+    """The thunks of one build.
+
+    Nodes with equal ops and the same input and output types share one thunk: what an op's
+    ``impl`` or table entry returns depends on nothing else, so a graph repeating a few
+    operations makes a few closures instead of one per node. An op's ``perform`` (user code that
+    receives the node), an op with inner graphs and a backend overriding ``thunk`` (which may
+    wrap each node: a profiler) get one call per node, as before."""
+
+    def __init__(self, backend: NumpyBackend, inner: dict):
+        self.backend, self.inner = backend, inner
+        self.per_node = type(backend).thunk is not NumpyBackend.thunk
+        self._shareable: dict[type, bool] = {}
+        self._op_no: dict[int, int] = {}    # id(op) -> number shared by equal ops, -1: unshared
+        self._ops: dict[Op, int] = {}
+        # (op number, input types, output types) -> thunk. Types by identity: equal types are
+        # mostly one instance, and the graph keeps each alive while the build runs.
+        self._cache: dict[tuple, Callable] = {}
+
+    def get(self, node: Apply) -> Callable:
+        if self.per_node or node in self.inner:
+            return self.backend.thunk(node, self.inner.get(node, ()))
+        k = self._op_no.get(id(node.op))
+        if k is None:
+            k = self._number_op(node.op)
+        if k < 0:
+            return thunk(node)
+        ins, outs = node.inputs, node.outputs
+        if len(outs) == 1 and len(ins) == 1:  # the common shapes without a list comprehension
+            key = (k, id(ins[0].type), id(outs[0].type))
+        elif len(outs) == 1 and len(ins) == 2:
+            key = (k, id(ins[0].type), id(ins[1].type), id(outs[0].type))
+        else:
+            key = (k, *[id(v.type) for v in ins], -1, *[id(v.type) for v in outs])
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._cache[key] = thunk(node)
+        return fn
+
+    def _number_op(self, op: Op) -> int:
+        cls = type(op)
+        shareable = self._shareable.get(cls)
+        if shareable is None:
+            shareable = self._shareable[cls] = (
+                _entry(THUNKS, op) is not None or cls.perform is Op.perform)
+        k = -1
+        if shareable:
+            try:
+                k = self._ops.setdefault(op, len(self._ops))
+            except TypeError:  # props that do not hash: a thunk per node
+                pass
+        self._op_no[id(op)] = k
+        return k
+
+
+class _Code:
+    """Renders nodes as lines of Python: the whole schedule in code mode, a lazy node with its
+    branches (a segment) in table mode. ``render`` gives ``(text, owner)`` pairs, ``owner``
+    naming the node a line computes for the error message."""
+
+    def __init__(self, sched: _Schedule, thunks: _Thunks, ctx: Ctx, keep: set,
+                 params: list | None = None):
+        self.sched, self.thunks, self.ctx, self.keep = sched, thunks, ctx, keep
+        self.names: dict[Variable, str] = {}
+        # None: every variable is named before use; a list: variables computed outside the
+        # rendered nodes become parameters, listed here
+        self.params = params
+        self.defined_in: dict[Variable, Any] = {}
+        self._counter = itertools.count()
+        self._comments: dict[int, str] = {}
+        self._fnames: dict[int, str] = {}
+
+    def ref(self, var: Variable) -> str:
+        name = self.names.get(var)
+        if name is None:
+            if isinstance(var, Constant):
+                name = self.ctx.bind(var.data, "c")
+            elif self.params is not None:
+                name = f"p{len(self.params)}"
+                self.params.append(var)
+            else:
+                raise RuntimeError(f"internal error: {var!r} used before it is computed")
+            self.names[var] = name
+        return name
+
+    def _visible(self, var: Variable, block) -> bool:
+        """Deleting ``var`` in ``block`` is safe: it was defined there or in an enclosing one."""
+        home = self.defined_in.get(var)
+        placement = self.sched.placement
+        while True:
+            if home == block:
+                return True
+            if block is None:
+                return False
+            block = placement.get(block[0])
+
+    def render(self, nodes: list[Apply], block) -> list[tuple]:
+        sched, names, keep, ref = self.sched, self.names, self.keep, self.ref
+        last_use, position, children = sched.last_use, sched.position, sched.children
+        out: list[tuple] = []
+        for node in nodes:
+            op = node.op
+            hook = sched.hooks[op.__class__]
+            branches = op.branch_inputs if hook is not None and op.lazy else None
+            blocks = [self.render(children.get((node, b), []), (node, b))
+                      for b in range(len(branches(node)))] if branches is not None else []
+            in_names = [ref(i) for i in node.inputs]
+            pos = position[node]
+            dead = [names[v] for v in dict.fromkeys(node.inputs)
+                    if last_use.get(v) == pos and v not in keep and v.owner is not None
+                    and self._visible(v, block)]
+            # A plain call's output takes the name of an input it is the last use of:
+            # ``v3 = f(v3, v5)`` drops the old value when the new one is bound, as a ``del``
+            # would, with one line less to generate and compile.
+            n_reused = min(len(dead), len(node.outputs)) if hook is None else 0
+            out_names = []
+            for k, o in enumerate(node.outputs):
+                names[o] = dead[k] if k < n_reused else f"v{next(self._counter)}"
+                self.defined_in[o] = block
+                out_names.append(names[o])
+            dead = dead[n_reused:]
+            owner = (node, in_names)
+            if branches is not None:
+                out += [t if isinstance(t, tuple) else (t, owner)
+                        for t in hook(node, in_names, out_names, self.ctx, *blocks)]
+            elif hook is not None:
+                out += [(text, owner) for text in hook(node, in_names, out_names, self.ctx)]
+            else:
+                fn = self.thunks.get(node)
+                fname = self._fnames.get(id(fn))
+                if fname is None:
+                    fname = self._fnames[id(fn)] = self.ctx.bind(fn, "f")
+                comment = self._comments.get(id(op))
+                if comment is None:  # str(op) costs: once per op, not per node
+                    comment = self._comments[id(op)] = _comment(node)
+                out.append((f"{', '.join(out_names)} = {fname}({', '.join(in_names)})"
+                            f"  # {comment}", owner))
+            dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
+            if dead:
+                out.append((f"del {', '.join(dead)}", None))
+        return out
+
+
+def _none() -> None:
+    return None
+
+
+_NO_ARGS = itemgetter(slice(0, 0))
+
+
+def _run(r: list, steps: list) -> None:
+    """Run a table mode schedule over the registers ``r``: each step ``(fn, get, out, node)``
+    computes ``r[out] = fn(*get(r))`` (``out`` a slice for several outputs); a step freeing a
+    register is ``(_none, _NO_ARGS, register, None)``."""
+    node = None
+    try:
+        for fn, get, out, node in steps:  # noqa: B007 - node names the failing step
+            r[out] = fn(*get(r))
+    except Exception as err:
+        if isinstance(err, NodeError) or node is None:
+            raise
+        raise node_error(err, node, list(get(r))) from err
+
+
+def _unpacking(fn: Callable, n: int) -> Callable:
+    """``fn`` returning exactly ``n`` values, as ``a, b = fn(...)`` would insist."""
+    def run(*args):
+        values = tuple(fn(*args))
+        if len(values) != n:
+            raise ValueError(f"{'too many' if len(values) > n else 'not enough'} values to "
+                             f"unpack (expected {n}, got {len(values)})")
+        return values
+    return run
+
+
+class _Table:
+    """A table mode schedule: the steps ``_run`` runs, over a list of registers holding the
+    inputs (first), the constants, and the values computed. A computed value takes the register
+    of an input it is the last use of, else a free one; one whose last use has passed is
+    cleared at once (a step of its own), so peak memory follows liveness as in code mode.
+    Steps and getters are few kinds of small objects, shared where equal, so that building a
+    large table leaves little for the garbage collector to walk."""
+
+    def __init__(self, sched: _Schedule, thunks: _Thunks, inputs: list, label: str):
+        self.sched, self.thunks, self.label = sched, thunks, label
+        self.slot: dict[Variable, int] = {v: k for k, v in enumerate(inputs)}
+        self.n_inputs = len(inputs)
+        self.init: list = []      # registers from n_inputs on: constants, None for the others
+        self.free: list[int] = []
+        self.steps: list[tuple] = []
+        self._getters: dict[int, Callable] = {}   # register -> the getter of it alone
+        self._clears: dict[int, tuple] = {}       # register -> the step clearing it
+        # each lazy node's function: (filename, source, name, input registers, comment)
+        self.segments: list[tuple] = []
+
+    def new_slot(self, value: Any = None) -> int:
+        self.init.append(value)
+        return self.n_inputs + len(self.init) - 1
+
+    def slot_of(self, var: Variable) -> int:
+        s = self.slot.get(var)
+        if s is None:
+            if not isinstance(var, Constant):
+                raise RuntimeError(f"internal error: {var!r} used before it is computed")
+            s = self.slot[var] = self.new_slot(var.data)
+        return s
+
+    def getter(self, slots: list[int]) -> Callable:
+        """``get(r)``: the values of ``slots``, as a tuple or a list."""
+        if len(slots) != 1:
+            return itemgetter(*slots) if slots else _NO_ARGS
+        get = self._getters.get(slots[0])
+        if get is None:  # itemgetter of one item returns it bare: a slice gives a list
+            get = self._getters[slots[0]] = itemgetter(slice(slots[0], slots[0] + 1))
+        return get
+
+    def _several(self, node: Apply) -> slice:
+        """New adjacent registers for a node's several outputs (a slice assignment fills
+        them)."""
+        first = self.n_inputs + len(self.init)
+        self.init.extend([None] * len(node.outputs))
+        for k, v in enumerate(node.outputs):
+            self.slot[v] = first + k
+        return slice(first, first + len(node.outputs))
+
+    def _clear(self, slots: list[int]) -> None:
+        for s in slots:
+            step = self._clears.get(s)
+            if step is None:
+                step = self._clears[s] = (_none, _NO_ARGS, s, None)
+            self.steps.append(step)
+            self.free.append(s)
+
+    def build(self) -> None:
+        sched, slot, free = self.sched, self.slot, self.free
+        last_use, keep, position, hooks = sched.last_use, sched.keep, sched.position, sched.hooks
+        append, thunk_of, getter = self.steps.append, self.thunks.get, self.getter
+        for node in sched.top:
+            if hooks[node.op.__class__] is not None:
+                self._segment(node)
+                continue
+            fn = thunk_of(node)
+            pos = position[node]
+            in_slots = []
+            dead = []
+            for v in node.inputs:
+                s = slot.get(v)
+                if s is None:
+                    s = self.slot_of(v)
+                in_slots.append(s)
+                if last_use[v] == pos and v.owner is not None and v not in keep \
+                        and s not in dead:
+                    dead.append(s)
+            outs = node.outputs
+            if len(outs) == 1:
+                out = slot[outs[0]] = dead.pop(0) if dead else free.pop() if free else \
+                    self.new_slot()
+            else:
+                out = self._several(node)
+                fn = _unpacking(fn, len(outs))
+            append((fn, getter(in_slots), out, node))
+            for v in outs:
+                if v not in last_use and v not in keep:
+                    dead.append(slot[v])
+            if dead:
+                self._clear(dead)
+
+    def _segment(self, node: Apply) -> None:
+        """A node with lines of its own (a lazy ``ifelse`` and the nodes of its branches) runs
+        as a small generated function of the values it reads, returning its outputs."""
+        sched = self.sched
+        ctx = Ctx()
+        params: list[Variable] = []
+        code = _Code(sched, self.thunks, ctx, sched.keep | set(node.outputs), params)
+        lines: list[str] = []
+        line_owner: dict[int, Any] = {}
+        for text, owner in code.render([node], None):
+            lines.append("        " + text)
+            if owner is not None:
+                line_owner[len(lines) + 2] = owner  # the 'def' and 'try:' lines come first
+        outs = [code.names[o] for o in node.outputs]
+        name = f"segment{len(self.segments)}"
+        src = "\n".join([f"def {name}({', '.join(code.names[p] for p in params)}):", "    try:",
+                         *lines, "    except Exception as _e:",
+                         f"        {ctx.bind(_make_raiser(line_owner, ctx.namespace), '_raise')}"
+                         f"(_e)", f"    return {', '.join(outs)}", ""])
+        filename = f"<{self.label}, {name}>"
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        exec(compile(src, filename, "exec"), ctx.namespace)  # noqa: S102 - our generated code
+        in_slots = [self.slot_of(p) for p in params]
+        self.segments.append((filename, src, name, in_slots, _comment(node)))
+        if len(node.outputs) == 1:
+            out = self.slot[node.outputs[0]] = self.free.pop() if self.free else self.new_slot()
+        else:
+            out = self._several(node)
+        self.steps.append((ctx.namespace[name], self.getter(in_slots), out, None))
+        pos = sched.position[node]
+        dead = [self.slot[p] for p in params
+                if sched.last_use[p] <= pos and p.owner is not None and p not in sched.keep]
+        dead += [self.slot[v] for v in node.outputs
+                 if v not in sched.last_use and v not in sched.keep]
+        if dead:
+            self._clear(dead)
+
+    def describe(self) -> str:
+        """The steps as text, one line each, for ``source``."""
+        reg = [f"r[{s}]" for s in range(self.n_inputs + len(self.init))]
+        names: dict[int, str] = {}
+        comments: dict[int, str] = {}
+        args: dict[int, str] = {}
+        segments = iter(self.segments)
+        lines = ["# the schedule: _run(r, steps) runs each step r[out] = fn(*r[ins])"]
+        append = lines.append
+        for fn, get, out, node in self.steps:
+            if fn is _none:
+                append(f"#   {reg[out]} = None")
+                continue
+            target = f"r[{out.start}:{out.stop}]" if out.__class__ is slice else reg[out]
+            if node is None:  # a lazy node's function
+                _, _, name, slots, comment = next(segments)
+                append(f"#   {target} = {name}({', '.join([reg[s] for s in slots])})"
+                       f"  # {comment}")
+                continue
+            name = names.get(id(fn))
+            if name is None:
+                name = names[id(fn)] = f"f{len(names)}"
+            comment = comments.get(id(node.op))
+            if comment is None:
+                comment = comments[id(node.op)] = _comment(node)
+            text = args.get(id(get))
+            if text is None:
+                text = args[id(get)] = ", ".join([reg[s] for s in _registers(get)])
+            append(f"#   {target} = {name}({text})  # {comment}")
+        return "\n".join(lines + [segment[1] for segment in self.segments]) + "\n"
+
+
+def _registers(get: Callable) -> range | tuple:
+    """The registers an itemgetter of ``_Table.getter`` reads (from its pickling recipe)."""
+    items = get.__reduce__()[1]
+    if len(items) == 1 and isinstance(items[0], slice):
+        return range(items[0].start, items[0].stop)
+    return items
+
+
 def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     n_explicit, input_checks = plan.n_explicit, plan.input_checks
     shared_containers, n_outputs = plan.shared_containers, plan.n_outputs
     update_containers, copy_outputs = plan.update_containers, plan.copy_outputs
     single_output, name, output_keys = plan.single_output, plan.name, plan.output_keys
     copy_updates = plan.copy_updates
+    sched = _Schedule(fgraph)
+    thunks = _Thunks(backend, plan.inner)
     ctx = Ctx()
-    names: dict[Variable, str] = {}
     lines: list[str] = []
     line_owner: dict[int, Any] = {}
+    filename = f"<theon function {name} #{next(_counter)}>"
 
     def emit(text: str, owner: Any = None, indent: int = 1) -> None:
         lines.append("    " * indent + text)
@@ -222,105 +611,38 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
              f"{',' if len(args) == 1 else ''}), _rest), _kw))", "input", indent=2)
     checks = []
     for k, var in enumerate(fgraph.inputs[:n_explicit]):
-        arg = args[k]
-        names[var] = arg
-        checks += _check_lines(ctx, arg, var.type, ctx.bind(input_checks[k], "check"),
+        checks += _check_lines(ctx, args[k], var.type, ctx.bind(input_checks[k], "check"),
                                plan.python_scalars[k] if plan.python_scalars else False)
     if checks:
         emit("if _check:", "input")
         for text in checks:
             emit(text, "input", indent=2)
-    for k, (var, container) in enumerate(zip(fgraph.inputs[n_explicit:], shared_containers)):
-        names[var] = f"s{k}"
-        emit(f"s{k} = {ctx.bind(container, 'S')}[0]")
+    shared = [f"{ctx.bind(container, 'S')}[0]" for container in shared_containers]
 
     # -- the schedule -------------------------------------------------------------------------
-    order = fgraph.toposort()
-    placement = place_branches(order, fgraph)
-    children: dict[Any, list[Apply]] = {}
-    for node in order:
-        children.setdefault(placement.get(node), []).append(node)
-    flat: list[Apply] = []
-    _flatten(children.get(None, []), children, flat)
-    keep = set(fgraph.outputs) | set(fgraph.inputs)
-    last_use: dict[Variable, int] = {}
-    for pos, node in enumerate(flat):
-        for inp in node.inputs:
-            last_use[inp] = pos
-    position = {node: pos for pos, node in enumerate(flat)}
-    defined_in: dict[Variable, Any] = {}
-
-    def ref(var: Variable) -> str:
-        if var not in names:
-            if isinstance(var, Constant):
-                names[var] = ctx.bind(var.data, "c")
-            else:
-                raise RuntimeError(f"internal error: {var!r} used before it is computed")
-        return names[var]
-
-    def visible(var: Variable, block) -> bool:
-        """Deleting ``var`` in ``block`` is safe: it was defined there or in an enclosing one."""
-        home = defined_in.get(var)
-        while True:
-            if home == block:
-                return True
-            if block is None:
-                return False
-            block = placement.get(block[0])
-
-    counter = itertools.count()
-    comments: dict[int, str] = {}
-
-    def render(nodes: list[Apply], block) -> list[tuple]:
-        out: list[tuple] = []
-        for node in nodes:
-            branches = node.op.branch_inputs if _lazy(node.op) else None
-            hook = _entry(EMITTERS, node.op)
-            blocks = [render(children.get((node, b), []), (node, b))
-                      for b in range(len(branches(node)))] if branches is not None else []
-            in_names = [ref(i) for i in node.inputs]
-            pos = position[node]
-            dead_in = [v for v in dict.fromkeys(node.inputs)
-                       if last_use.get(v) == pos and v not in keep and v.owner is not None
-                       and visible(v, block)]
-            # A plain call's output takes the name of an input it is the last use of:
-            # ``v3 = f(v3, v5)`` drops the old value when the new one is bound, as a ``del``
-            # would, with one line less to generate and compile.
-            dead = [names[v] for v in dead_in]
-            n_reused = min(len(dead), len(node.outputs)) if branches is None and hook is None \
-                else 0
-            reuse, dead = dead[:n_reused], dead[n_reused:]
-            out_names = []
-            for k, o in enumerate(node.outputs):
-                names[o] = reuse[k] if k < n_reused else f"v{next(counter)}"
-                defined_in[o] = block
-                out_names.append(names[o])
-            owner = (node, in_names)
-            if branches is not None:
-                out += [t if isinstance(t, tuple) else (t, owner)
-                        for t in hook(node, in_names, out_names, ctx, *blocks)]
-            elif hook is not None:
-                out += [(text, owner) for text in hook(node, in_names, out_names, ctx)]
-            else:
-                fn = ctx.bind(backend.thunk(node, plan.inner.get(node, ())), "f")
-                target = out_names[0] if len(out_names) == 1 else ", ".join(out_names)
-                comment = comments.get(id(node.op))
-                if comment is None:  # str(op) costs: once per op, not per node
-                    comment = comments[id(node.op)] = _comment(node)
-                out.append((f"{target} = {fn}({', '.join(in_names)})  # {comment}", owner))
-            dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
-            if dead:
-                out.append((f"del {', '.join(dead)}", None))
-        return out
-
-    emit("try:")
-    for text, owner in render(children.get(None, []), None):
-        emit(text, owner, indent=2)
-    if not order:
-        emit("pass", indent=2)
-    raiser = ctx.bind(_make_raiser(line_owner, ctx.namespace), "_raise")
-    emit("except Exception as _e:")
-    emit(f"{raiser}(_e)", indent=2)
+    table = None
+    if len(sched.order) >= TABLE_NODES:
+        table = _Table(sched, thunks, list(fgraph.inputs), filename[1:-1])
+        table.build()
+        ref = lambda var: f"r[{table.slot_of(var)}]"  # noqa: E731
+        registers = ", ".join(args + shared)
+        emit(f"r = [{registers}] + {ctx.bind(table.init, '_T')}")
+        emit(f"{ctx.bind(_run, '_run')}(r, {ctx.bind(table.steps, '_steps')})")
+    else:
+        code = _Code(sched, thunks, ctx, sched.keep)
+        ref = code.ref
+        for k, var in enumerate(fgraph.inputs):
+            code.names[var] = args[k] if k < n_explicit else f"s{k - n_explicit}"
+        for k, value in enumerate(shared):
+            emit(f"s{k} = {value}")
+        emit("try:")
+        for text, owner in code.render(sched.top, None):
+            emit(text, owner, indent=2)
+        if not sched.order:
+            emit("pass", indent=2)
+        raiser = ctx.bind(_make_raiser(line_owner, ctx.namespace), "_raise")
+        emit("except Exception as _e:")
+        emit(f"{raiser}(_e)", indent=2)
 
     # -- updates and results ------------------------------------------------------------------
     copy_updates = list(copy_updates) + [False] * (len(update_containers) - len(copy_updates))
@@ -347,12 +669,11 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     params = [f"{a}=_M" for a in args] + ["*_rest", "**_kw"] if plan.bind is not None else args
     ctx.namespace.update(_M=_MISSING, _check=True)
     src = f"def {fname}({', '.join(params)}):\n" + "\n".join(lines) + "\n"
-    filename = f"<theon function {name} #{next(_counter)}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
     exec(compile(src, filename, "exec"), ctx.namespace)  # noqa: S102 - our own generated code
     fn = ctx.namespace[fname]
     ctx.namespace["_self"] = fn
-    fn.source = src
+    fn.source = src if table is None else src + table.describe()
     namespace = ctx.namespace
 
     def set_trusted(trusted: bool) -> None:  # the generated checks read the global _check
@@ -361,6 +682,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     # The source stays in linecache for tracebacks while the function lives, and no longer:
     # a loop compiling many functions must not keep every source.
     weakref.finalize(fn, linecache.cache.pop, filename, None)
+    for segment in table.segments if table is not None else ():
+        weakref.finalize(fn, linecache.cache.pop, segment[0], None)
     return fn
 
 
@@ -407,15 +730,17 @@ def _check_lines(ctx: Ctx, arg: str, t, check: str, python_scalars: bool) -> lis
     return [f"if {cond}:", f"    {arg} = {check}({arg})"]
 
 
-def place_branches(order: list[Apply], fgraph) -> dict[Apply, tuple]:
+def place_branches(order: list[Apply], fgraph,
+                   lazy_nodes: Sequence[Apply] | None = None) -> dict[Apply, tuple]:
     """Map each node that only one branch of a lazy op needs to ``(lazy node, branch)``.
 
     Inner lazy nodes come first in ``order``, so a node goes to the innermost branch needing it.
+    ``lazy_nodes``: those of ``order`` this backend runs lazily, when the caller knows them.
     """
     placement: dict[Apply, tuple] = {}
-    for lazy in order:
-        if not _lazy(lazy.op):
-            continue
+    if lazy_nodes is None:
+        lazy_nodes = [n for n in order if _lazy(n.op)]
+    for lazy in lazy_nodes:
         for b, idxs in enumerate(lazy.op.branch_inputs(lazy)):
             mine = set()
             feeders = [lazy.inputs[i] for i in idxs]
@@ -441,7 +766,7 @@ def place_branches(order: list[Apply], fgraph) -> dict[Apply, tuple]:
 def _flatten(nodes: list[Apply], children, flat: list[Apply]) -> None:
     """Nodes in the order their lines appear: a lazy node's branch nodes come before it."""
     for node in nodes:
-        if _lazy(node.op):
+        if node.op.lazy and _lazy(node.op):
             for b in range(len(node.op.branch_inputs(node))):
                 _flatten(children.get((node, b), []), children, flat)
         flat.append(node)
