@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .trace import describe
+from .trace import describe, user_trace
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 COMPLEX_DTYPES = ("complex64", "complex128")
@@ -28,6 +28,9 @@ _ComplexWarning = getattr(getattr(np, "exceptions", np), "ComplexWarning", None)
     or np.ComplexWarning
 _NP_DTYPES = {d: np.dtype(d) for d in ALL_DTYPES}
 _TYPE_CACHE: dict = {}
+# variable class -> whether it keeps Variable's constructor (made without calling it)
+_PLAIN_CLASSES: dict = {}
+_new_object = object.__new__
 _NDIM_NAMES = {0: "scalar", 1: "vector", 2: "matrix", 3: "tensor3", 4: "tensor4"}
 
 
@@ -44,9 +47,19 @@ class Type:
 
     def __call__(self, name: str | None = None):
         cls = self.variable_type
+        if _PLAIN_CLASSES.get(cls):
+            # Variable's constructor, inlined for the classes that keep it (every node output
+            # is made here): keep the attributes in step with Variable.__init__
+            v = _new_object(cls)
+            v.type, v.owner, v.index, v.name, v.trace = self, None, None, name, user_trace()
+            return v
+        from .graph import Variable  # same layer; graph imports this module
         if cls is None:
-            from .graph import Variable  # same layer; graph imports this module
             cls = Variable
+        elif len(_PLAIN_CLASSES) < 100:
+            _PLAIN_CLASSES[cls] = (cls.__init__ is Variable.__init__
+                                   and cls.__new__ is Variable.__new__
+                                   and "_type_slot" not in cls.__dict__)
         return cls(self, name=name)
 
 
