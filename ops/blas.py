@@ -28,18 +28,30 @@ def _run_checked(name, fn):
     return run
 
 
+_DOT_TYPES: dict = {}  # (id of a's type, id of b's type) -> (a's type, b's type, output type)
+
+
 class Dot(Op):
     """``numpy.dot``: vector.vector -> scalar, matrix.vector, vector.matrix, matrix.matrix;
     for higher ranks, the last axis of ``a`` with the second-to-last of ``b``."""
 
     def make_node(self, a, b) -> Apply:
         a, b = as_tensor_variable(a), as_tensor_variable(b)
+        ta, tb = a.type, b.type
+        # the output type depends only on the input types: checked and built once per pair
+        # (ids as the key; the entry keeps both types alive, so neither id is reused)
+        hit = _DOT_TYPES.get((id(ta), id(tb)))
+        if hit is not None:
+            return Apply(self, [a, b], [hit[2]()])
         if a.ndim == 0 or b.ndim == 0:
             raise graph_error(f"dot of {a.type} and {b.type}: use * for scalars")
         db = 0 if b.ndim == 1 else b.ndim - 2
         _check_inner("dot", a, b, a.ndim - 1, db)
         shape = a.type.shape[:-1] + tuple(s for d, s in enumerate(b.type.shape) if d != db)
-        return Apply(self, [a, b], [TensorType(upcast(a.dtype, b.dtype), shape=shape)()])
+        out_type = TensorType(upcast(a.dtype, b.dtype), shape=shape)
+        if len(_DOT_TYPES) < 10_000:
+            _DOT_TYPES[(id(ta), id(tb))] = (ta, tb, out_type)
+        return Apply(self, [a, b], [out_type()])
 
     def impl(self, node):
         dtype = np.dtype(node.outputs[0].dtype)
@@ -57,14 +69,15 @@ class Dot(Op):
     def grad(self, inputs, grads):
         a, b = inputs
         g = grads[0]
-        if a.ndim > 2 or b.ndim > 2:  # numpy.dot is a tensordot over one pair of axes
-            db = 0 if b.ndim == 1 else b.ndim - 2
-            return TensorDot([a.ndim - 1], [db]).grad(inputs, grads)
-        if a.ndim == 1 and b.ndim == 1:
+        na, nb = a.type.ndim, b.type.ndim
+        if na > 2 or nb > 2:  # numpy.dot is a tensordot over one pair of axes
+            db = 0 if nb == 1 else nb - 2
+            return TensorDot([na - 1], [db]).grad(inputs, grads)
+        if na == 1 and nb == 1:
             return [g * b, g * a]
-        if a.ndim == 1:  # (k,) . (k, n) -> (n,)
+        if na == 1:  # (k,) . (k, n) -> (n,)
             return [dot(b, g), outer(a, g)]
-        if b.ndim == 1:  # (m, k) . (k,) -> (m,)
+        if nb == 1:  # (m, k) . (k,) -> (m,)
             return [outer(g, b), dot(a.T, g)]
         return [dot(g, b.T), dot(a.T, g)]
 
@@ -87,7 +100,7 @@ _dot = Dot()
 def dot(a, b):
     """``numpy.dot`` semantics for tensors of any rank (scalars multiply)."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
-    if a.ndim == 0 or b.ndim == 0:
+    if a.type.ndim == 0 or b.type.ndim == 0:
         return a * b
     return _dot(a, b)
 
