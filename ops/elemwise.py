@@ -13,11 +13,11 @@ from functools import cache
 import numpy as np
 
 from ..config import config
-from ..symbolic.graph import Apply
+from ..symbolic.graph import Apply, Variable
 from ..symbolic.types import ALL_DTYPES, DISCRETE_DTYPES, TensorType
 from . import scalar as S
 from .base import Op, as_tensor_variable, graph_error
-from .dimshuffle import shape_padleft
+from .dimshuffle import DimShuffle, shape_padleft
 
 
 class Elemwise(Op):
@@ -37,7 +37,8 @@ class Elemwise(Op):
             return self.make_node(self(*inputs[:-1]), inputs[-1])
         if len(inputs) != sop.nin:
             raise graph_error(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
-        inputs = [as_tensor_variable(x) for x in inputs]
+        inputs = [x if isinstance(x, Variable) and isinstance(x.type, TensorType)
+                  else as_tensor_variable(x) for x in inputs]
         # The output type depends only on the row, the input types and floatX (integer
         # division gives floatX): worked out (and checked) once per combination. The key holds
         # identities (cheap to hash); the entry keeps those objects alive, so an id is not
@@ -46,23 +47,26 @@ class Elemwise(Op):
         key = (id(sop), config.floatX, *map(id, types))
         hit = _OUT_TYPES.get(key)
         if hit is not None:
-            out_type, ndim = hit[1], hit[2]
-            if ndim:  # some inputs are padded on the left: those nodes are made each time
-                inputs = [shape_padleft(x, ndim - x.type.ndim) if x.type.ndim < ndim else x
-                          for x in inputs]
-            return Apply(self, inputs, [out_type()])
+            pads = hit[2]
+            if pads is not None:  # inputs of lower rank get their DimShuffle nodes each time
+                inputs = [x if p is None else DimShuffle(*p)(x) for x, p in zip(inputs, pads)]
+            return Apply(self, inputs, [hit[1]()])
         try:
             dtype = sop.output_dtype(*[x.dtype for x in inputs])
         except TypeError as err:
             types = ", ".join(str(x.type) for x in inputs)
             raise graph_error(f"{sop.name}({types}): {err}") from None
         ndim = max(x.ndim for x in inputs)
-        padded = any(x.ndim < ndim for x in inputs)
+        pads = None
+        if any(x.ndim < ndim for x in inputs):  # shape_padleft's pattern, for the table
+            pads = tuple(None if x.ndim == ndim
+                         else (x.ndim, ("x",) * (ndim - x.ndim) + tuple(range(x.ndim)))
+                         for x in inputs)
         inputs = [shape_padleft(x, ndim - x.ndim) if x.ndim < ndim else x for x in inputs]
         shape = _broadcast_static_shapes(sop.name, inputs)
         out_type = TensorType(dtype, shape=shape)
         if len(_OUT_TYPES) < 10_000:
-            _OUT_TYPES[key] = ((sop, types), out_type, ndim if padded else 0)
+            _OUT_TYPES[key] = ((sop, types), out_type, pads)
         return Apply(self, inputs, [out_type()])
 
     def impl(self, node: Apply) -> Callable:
@@ -101,8 +105,8 @@ class Elemwise(Op):
         return _elemwise_grad()(self, inputs, outputs, output_grads, fit=False)
 
 
-# ids of (row, floatX, *input types) -> ((row, input types), output type, rank the inputs
-# are padded to or 0)
+# ids of (row, floatX, *input types) -> ((row, input types), output type, and None or, per
+# input, None or the DimShuffle arguments that pad it on the left)
 _OUT_TYPES: dict = {}
 _GRAD_RULE: list = []
 
