@@ -119,15 +119,23 @@ class DimShuffle(Op):
 def dimshuffle(x, pattern):
     x = as_tensor_variable(x)
     pattern = tuple(pattern)
-    if pattern == tuple(range(x.ndim)):
+    ndim = x.type.ndim
+    if pattern == _IDENTITY[ndim] if ndim < 8 else pattern == tuple(range(ndim)):
         return x
-    return DimShuffle(x.ndim, pattern)(x)
+    return DimShuffle(ndim, pattern)(x)
+
+
+_IDENTITY = [tuple(range(n)) for n in range(8)]  # the identity pattern of each small rank
 
 
 def transpose(x, axes=None):
     """Reverse (or permute, with ``axes``) the dimensions of ``x``."""
     x = as_tensor_variable(x)
-    axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(a % max(x.ndim, 1) for a in axes)
+    ndim = x.type.ndim
+    if axes is None:
+        axes = _IDENTITY[ndim][::-1] if ndim < 8 else tuple(range(ndim))[::-1]
+    else:
+        axes = tuple(a % max(ndim, 1) for a in axes)
     return dimshuffle(x, axes)
 
 
