@@ -21,6 +21,8 @@ from ..symbolic.graph import Apply, Variable, ancestors, gc_paused, toposort
 from ..symbolic.trace import describe, fixed, format_trace, user_trace
 from ..symbolic.types import DISCRETE_DTYPES
 
+_DISCRETE = frozenset(DISCRETE_DTYPES)  # a set: the walk tests every input's dtype
+
 
 class DisconnectedInputError(ValueError):
     """``grad`` was asked for the gradient of an input the cost does not depend on."""
@@ -99,17 +101,21 @@ def _backprop(seeds, wrt, consider_constant) -> tuple:
             out = outputs[0]
             if out not in grads:
                 continue  # not on a path to the cost
-            out_grads = [grads[out]]
+            g = grads[out]
+            out_grads = [g]
+            nothing = g is None
+            undefined = g if isinstance(g, Undefined) else None
         else:
             if not any(o in grads for o in outputs):
                 continue
             out_grads = [grads.get(o) for o in outputs]
-        if all(g is None for g in out_grads):
+            nothing = all(g is None for g in out_grads)
+            undefined = next((g for g in out_grads if isinstance(g, Undefined)), None)
+        if nothing:
             for inp in node.inputs:  # connected, but nothing flows (integer-valued outputs)
                 if inp in needed:
                     grads.setdefault(inp, None)
             continue
-        undefined = next((g for g in out_grads if isinstance(g, Undefined)), None)
         if undefined is not None:
             for inp in node.inputs:
                 if inp in reaches or inp in wanted:
@@ -132,7 +138,7 @@ def _backprop(seeds, wrt, consider_constant) -> tuple:
             if inp not in needed:
                 continue
             if g is not None and not isinstance(g, Undefined):
-                if inp.dtype in DISCRETE_DTYPES:
+                if inp.dtype in _DISCRETE:
                     continue
                 g = fit_gradient(g, inp)
             _accumulate(grads, inp, g)

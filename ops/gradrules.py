@@ -16,6 +16,7 @@ from .elemwise import ELEMWISE, cast
 from .reduce import sum as sum_
 
 _NAMESPACE: list = []
+_DISCRETE = frozenset(DISCRETE_DTYPES)  # a set: hot paths test dtypes against it
 
 
 def rule_namespace() -> SimpleNamespace:
@@ -52,7 +53,7 @@ def fit_gradient(g, x):
         gt = g.type
         # Most gradients already fit: same pattern, same dtype (a tensor of x's kind).
         if isinstance(gt, TensorType) and gt.broadcastable == xt.broadcastable \
-                and (gt.dtype == xt.dtype or xt.dtype in DISCRETE_DTYPES):
+                and (gt.dtype == xt.dtype or xt.dtype in _DISCRETE):
             return g
     g = as_tensor_variable(g)
     if g.ndim < x.ndim:
@@ -71,7 +72,7 @@ def elemwise_grad(op, inputs, outputs, output_grads, fit: bool = True):
     input nobody differentiates (a constant factor)."""
     (z,), (g,) = outputs, output_grads
     n = len(inputs)
-    if z.dtype in DISCRETE_DTYPES or g is None:
+    if z.type.dtype in _DISCRETE or g is None:
         return [None] * n
     rule = op.scalar_op.grad
     if rule is None:  # undefined, an error only where the gradient is used
@@ -81,7 +82,7 @@ def elemwise_grad(op, inputs, outputs, output_grads, fit: bool = True):
         return [None] * n
     out = []
     for x, gx in zip(inputs, grads):
-        if gx is None or x.dtype in DISCRETE_DTYPES:
+        if gx is None or x.type.dtype in _DISCRETE:
             out.append(None)
         else:
             out.append(fit_gradient(gx, x) if fit else gx)
