@@ -101,6 +101,9 @@ class FunctionGraph:
         self.history: list[tuple] = []
         # When a list, _import appends every node it adds (the rewrite worklist reads it).
         self.imported: list[Apply] | None = None
+        # The nodes added, or given new inputs, since the last merge pass (None: no merge
+        # yet): only they can have become equal to another node since.
+        self.touched: set[Apply] | None = None
         self._rebuild(order)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -149,6 +152,8 @@ class FunctionGraph:
                 stack.append(inp)
         if added:
             self._set_levels(added)
+            if self.touched is not None:
+                self.touched.update(added)
 
     def _set_levels(self, added: list[Apply]) -> None:
         """Levels of newly added nodes, each after those of its inputs' nodes."""
@@ -277,11 +282,14 @@ class FunctionGraph:
             return
         self._import(new)
         moved = self.clients.pop(old, Clients())
+        touched = self.touched
         for client, i in moved:
             if client == "output":
                 self.outputs[i] = new
             else:
                 client.inputs[i] = new
+                if touched is not None:
+                    touched.add(client)
         self.clients.setdefault(new, Clients()).extend(moved)
         self._raise_levels(new, moved)
         self._prune(old)

@@ -157,9 +157,21 @@ def same_type_as(new: Variable, old: Variable) -> Variable:
 # -- passes ----------------------------------------------------------------------------------------
 
 def merge(fgraph: FunctionGraph) -> None:
-    """Common subexpressions: equal constants become one, equal ops on the same inputs one."""
+    """Common subexpressions: equal constants become one, equal ops on the same inputs one.
+
+    The first merge of a graph compares every node; a later one only the nodes added or given
+    new inputs since (``fgraph.touched``): two nodes that neither changed were already found
+    different."""
+    if fgraph.touched is None:
+        _merge_all(fgraph)
+    else:
+        _merge_touched(fgraph)
+    fgraph.touched = set()
+
+
+def _merge_all(fgraph: FunctionGraph) -> None:
     # the constants in the order variables() meets them: the graph inputs, then each node's
-    # inputs in topological order
+    # inputs in order
     consts: dict[Constant, None] = {}
     for var in fgraph.inputs:
         if isinstance(var, Constant):
@@ -169,7 +181,7 @@ def merge(fgraph: FunctionGraph) -> None:
         for var in node.inputs:
             if var.owner is None and isinstance(var, Constant):
                 consts[var] = None
-    seen_consts: dict = {}
+    seen_consts = fgraph.__dict__.setdefault(MEMO_PREFIX + "constants", {})
     for var in consts:
         key = var.signature()
         if key in seen_consts and seen_consts[key] is not var:
@@ -190,6 +202,45 @@ def merge(fgraph: FunctionGraph) -> None:
                 break
         else:
             group.append(node)
+
+
+def _merge_touched(fgraph: FunctionGraph) -> None:
+    seen_consts = fgraph.__dict__.setdefault(MEMO_PREFIX + "constants", {})
+    nodes, level = fgraph.nodes, fgraph._level
+    todo = sorted((n for n in fgraph.touched if n in nodes), key=level.__getitem__)
+    fgraph.touched = set()
+    while todo:
+        for node in todo:
+            if node not in nodes:
+                continue
+            for var in node.inputs:
+                if var.owner is None and isinstance(var, Constant):
+                    same = seen_consts.setdefault(var.signature(), var)
+                    if same is not var:
+                        fgraph.redirect(var, same)
+            twin = _twin(fgraph, node)
+            if twin is not None:
+                for old, new in zip(node.outputs, twin.outputs):
+                    fgraph.redirect(old, new)
+        # what a merge pointed at its twin has new inputs: it may have a twin now
+        todo = sorted((n for n in fgraph.touched if n in nodes), key=level.__getitem__)
+        fgraph.touched = set()
+
+
+def _twin(fgraph: FunctionGraph, node: Apply) -> Apply | None:
+    """Another node of the graph applying an equal op to the same inputs, or None. The
+    candidates are the clients of the input that has the fewest."""
+    if not node.inputs:
+        return None
+    clients = fgraph.clients
+    pos = min(range(len(node.inputs)), key=lambda i: len(clients.get(node.inputs[i], ())))
+    n_in = len(node.inputs)
+    for other, i in clients.get(node.inputs[pos], ()):
+        if other is node or other == "output" or i != pos or len(other.inputs) != n_in:
+            continue
+        if all(a is b for a, b in zip(other.inputs, node.inputs)) and other.op == node.op:
+            return other
+    return None
 
 
 def fold_node(node: Apply) -> list[Constant] | None:
