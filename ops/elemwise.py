@@ -37,14 +37,18 @@ class Elemwise(Op):
             return self.make_node(self(*inputs[:-1]), inputs[-1])
         if len(inputs) != sop.nin:
             raise graph_error(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
-        inputs = [x if isinstance(x, Variable) and isinstance(x.type, TensorType)
-                  else as_tensor_variable(x) for x in inputs]
+        for x in inputs:  # tensor variables pass as they are (the usual case, made cheap)
+            if not (isinstance(x, Variable) and isinstance(x.type, TensorType)):
+                inputs = [as_tensor_variable(x) for x in inputs]
+                break
         # The output type depends only on the row, the input types and floatX (integer
         # division gives floatX): worked out (and checked) once per combination. The key holds
         # identities (cheap to hash); the entry keeps those objects alive, so an id is not
         # reused while its entry exists.
-        types = [x.type for x in inputs]
-        key = (id(sop), config.floatX, *map(id, types))
+        if len(inputs) == 2:
+            key = (id(sop), config.floatX, id(inputs[0].type), id(inputs[1].type))
+        else:
+            key = (id(sop), config.floatX, *[id(x.type) for x in inputs])
         hit = _OUT_TYPES.get(key)
         if hit is not None:
             pads = hit[2]
@@ -54,8 +58,9 @@ class Elemwise(Op):
         try:
             dtype = sop.output_dtype(*[x.dtype for x in inputs])
         except TypeError as err:
-            types = ", ".join(str(x.type) for x in inputs)
-            raise graph_error(f"{sop.name}({types}): {err}") from None
+            names = ", ".join(str(x.type) for x in inputs)
+            raise graph_error(f"{sop.name}({names}): {err}") from None
+        types = [x.type for x in inputs]  # those of the key, kept alive by the entry
         ndim = max(x.ndim for x in inputs)
         pads = None
         if any(x.ndim < ndim for x in inputs):  # shape_padleft's pattern, for the table
