@@ -5,7 +5,16 @@ small closure: the op's ``impl``, or its ``perform`` wrapped and checked), so a 
 Python function call per node and nothing else: no per-node dispatch, storage lookups or
 bookkeeping. Values live in local variables and are dropped (``del``) right after their last
 use, so peak memory follows liveness. Input checks are generated too (a fast
-``type/dtype/ndim`` test, the full ``filter`` only when it fails).
+``type/dtype/ndim`` test, the full ``filter`` only when it fails). Nodes with equal ops and
+types share one thunk.
+
+A large schedule (``TABLE_NODES`` nodes or more) runs as a table instead: the generated
+function checks the arguments, fills a list of registers and hands it to ``_run``, one loop
+over steps ``(thunk, input registers, output register, node)``, with the same liveness (a
+step clears a register after its value's last use). CPython compiles about 100,000 generated
+lines a second, which made compiling the largest part of building a big graph; the loop costs
+about 0.1 us more per node and call. A lazy node with its branches is generated code inside
+the table: a small function of the values it reads.
 
 What an op needs beyond its ``impl`` lives in this backend's tables keyed by op class, never in
 the op: ``THUNKS`` (a thunk of its own) and ``EMITTERS`` (lines of code of its own: a lazy
@@ -13,8 +22,8 @@ the op: ``THUNKS`` (a thunk of its own) and ``EMITTERS`` (lines of code of its o
 this one register their ops' entries here; subclasses of ``NumpyBackend`` (a logging or
 profiling backend) override ``thunk``.
 
-When a node fails, the traceback's line number says which node it was; the error is re-raised
-with the node, its input shapes and the user's line that created it.
+When a node fails, the traceback's line number (or the table's step) says which node it was;
+the error is re-raised with the node, its input shapes and the user's line that created it.
 """
 from __future__ import annotations
 
@@ -110,7 +119,8 @@ class Plan:
     bind: Callable | None = None
 
 
-# op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy
+# op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy. Like
+# an op's impl, an entry may depend on the op and the node's types only: equal nodes share it.
 THUNKS: dict[type, Callable] = {}
 # op class -> (node, in_names, out_names, ctx, *branch_blocks) -> lines of code
 EMITTERS: dict[type, Callable] = {}
@@ -196,9 +206,10 @@ class NumpyBackend:
 
 
 #: Schedules of at least this many nodes run as a table of steps (``_run``) instead of one
-#: generated line per node: CPython compiles generated code at about 10 us a line, which made
-#: the compile the largest part of building a big graph, while the table's loop costs about
-#: 0.1 us more per node and call than a generated line (a node's numpy call costs 1 us or more).
+#: generated line per node. Per node, the table builds in about a quarter of the time (no
+#: compile) and each call costs about 0.1 us more (a node's numpy call costs 1 us or more): it
+#: pays off for a function called fewer than a few hundred times, and for a large graph the
+#: build, not the extra call cost, is what a user waits for.
 TABLE_NODES = 2000
 
 
@@ -233,7 +244,6 @@ class _Schedule:
         self.last_use = last_use
         self.position = {node: pos for pos, node in enumerate(self.flat)}
         self.keep = set(fgraph.outputs) | set(fgraph.inputs)
-
 
 
 class _Thunks:
@@ -379,25 +389,39 @@ class _Code:
         return out
 
 
-def _none() -> None:
-    return None
+# How a step of a table reads its inputs (its third field, ``b``): b >= 0, two registers a
+# and b; ONE, register a; GETTER, any other number, ``a(r)`` being their sequence; CLEAR, no
+# call: the step drops the value in its output register.
+ONE, GETTER, CLEAR = -1, -2, -3
 
 
-_NO_ARGS = itemgetter(slice(0, 0))
+def _NO_ARGS(r: list) -> tuple:
+    """The getter of a step without inputs."""
+    return ()
 
 
 def _run(r: list, steps: list) -> None:
-    """Run a table mode schedule over the registers ``r``: each step ``(fn, get, out, node)``
-    computes ``r[out] = fn(*get(r))`` (``out`` a slice for several outputs); a step freeing a
-    register is ``(_none, _NO_ARGS, register, None)``."""
+    """Run a table mode schedule over the registers ``r``: each step ``(fn, a, b, out, node)``
+    computes ``r[out] = fn(...)`` from the registers ``a`` and ``b`` say (``out`` a slice for
+    several outputs). One loop with the common arities spelled out: a call with its arguments
+    listed costs far less than ``fn(*get(r))``. (The kinds are literals here: a constant is
+    cheaper to load than a global.)"""
     node = None
     try:
-        for fn, get, out, node in steps:  # noqa: B007 - node names the failing step
-            r[out] = fn(*get(r))
+        for fn, a, b, out, node in steps:  # noqa: B007 - node names the failing step
+            if b >= 0:
+                r[out] = fn(r[a], r[b])
+            elif b == -1:  # ONE
+                r[out] = fn(r[a])
+            elif b == -3:  # CLEAR
+                r[out] = None
+            else:  # GETTER
+                r[out] = fn(*a(r))
     except Exception as err:
         if isinstance(err, NodeError) or node is None:
             raise
-        raise node_error(err, node, list(get(r))) from err
+        values = [r[a], r[b]] if b >= 0 else [r[a]] if b == ONE else list(a(r))
+        raise node_error(err, node, values) from err
 
 
 def _unpacking(fn: Callable, n: int) -> Callable:
@@ -416,8 +440,8 @@ class _Table:
     inputs (first), the constants, and the values computed. A computed value takes the register
     of an input it is the last use of, else a free one; one whose last use has passed is
     cleared at once (a step of its own), so peak memory follows liveness as in code mode.
-    Steps and getters are few kinds of small objects, shared where equal, so that building a
-    large table leaves little for the garbage collector to walk."""
+    A step is a tuple of numbers and shared objects (thunks, the clearing steps), so a large
+    table is cheap to build and leaves little for the garbage collector to walk."""
 
     def __init__(self, sched: _Schedule, thunks: _Thunks, inputs: list, label: str):
         self.sched, self.thunks, self.label = sched, thunks, label
@@ -426,7 +450,6 @@ class _Table:
         self.init: list = []      # registers from n_inputs on: constants, None for the others
         self.free: list[int] = []
         self.steps: list[tuple] = []
-        self._getters: dict[int, Callable] = {}   # register -> the getter of it alone
         self._clears: dict[int, tuple] = {}       # register -> the step clearing it
         # each lazy node's function: (filename, source, name, input registers, comment)
         self.segments: list[tuple] = []
@@ -443,14 +466,15 @@ class _Table:
             s = self.slot[var] = self.new_slot(var.data)
         return s
 
-    def getter(self, slots: list[int]) -> Callable:
-        """``get(r)``: the values of ``slots``, as a tuple or a list."""
-        if len(slots) != 1:
-            return itemgetter(*slots) if slots else _NO_ARGS
-        get = self._getters.get(slots[0])
-        if get is None:  # itemgetter of one item returns it bare: a slice gives a list
-            get = self._getters[slots[0]] = itemgetter(slice(slots[0], slots[0] + 1))
-        return get
+    @staticmethod
+    def reads(slots: list[int]) -> tuple:
+        """The ``a, b`` fields of a step reading ``slots``."""
+        n = len(slots)
+        if n == 2:
+            return slots[0], slots[1]
+        if n == 1:
+            return slots[0], ONE
+        return (itemgetter(*slots) if slots else _NO_ARGS), GETTER
 
     def _several(self, node: Apply) -> slice:
         """New adjacent registers for a node's several outputs (a slice assignment fills
@@ -465,14 +489,14 @@ class _Table:
         for s in slots:
             step = self._clears.get(s)
             if step is None:
-                step = self._clears[s] = (_none, _NO_ARGS, s, None)
+                step = self._clears[s] = (None, 0, CLEAR, s, None)
             self.steps.append(step)
             self.free.append(s)
 
     def build(self) -> None:
         sched, slot, free = self.sched, self.slot, self.free
         last_use, keep, position, hooks = sched.last_use, sched.keep, sched.position, sched.hooks
-        append, thunk_of, getter = self.steps.append, self.thunks.get, self.getter
+        append, thunk_of, reads = self.steps.append, self.thunks.get, self.reads
         for node in sched.top:
             if hooks[node.op.__class__] is not None:
                 self._segment(node)
@@ -496,7 +520,7 @@ class _Table:
             else:
                 out = self._several(node)
                 fn = _unpacking(fn, len(outs))
-            append((fn, getter(in_slots), out, node))
+            append((fn, *reads(in_slots), out, node))
             for v in outs:
                 if v not in last_use and v not in keep:
                     dead.append(slot[v])
@@ -531,7 +555,7 @@ class _Table:
             out = self.slot[node.outputs[0]] = self.free.pop() if self.free else self.new_slot()
         else:
             out = self._several(node)
-        self.steps.append((ctx.namespace[name], self.getter(in_slots), out, None))
+        self.steps.append((ctx.namespace[name], *self.reads(in_slots), out, None))
         pos = sched.position[node]
         dead = [self.slot[p] for p in params
                 if sched.last_use[p] <= pos and p.owner is not None and p not in sched.keep]
@@ -549,8 +573,8 @@ class _Table:
         segments = iter(self.segments)
         lines = ["# the schedule: _run(r, steps) runs each step r[out] = fn(*r[ins])"]
         append = lines.append
-        for fn, get, out, node in self.steps:
-            if fn is _none:
+        for fn, a, b, out, node in self.steps:
+            if b == CLEAR:
                 append(f"#   {reg[out]} = None")
                 continue
             target = f"r[{out.start}:{out.stop}]" if out.__class__ is slice else reg[out]
@@ -565,19 +589,18 @@ class _Table:
             comment = comments.get(id(node.op))
             if comment is None:
                 comment = comments[id(node.op)] = _comment(node)
-            text = args.get(id(get))
-            if text is None:
-                text = args[id(get)] = ", ".join([reg[s] for s in _registers(get)])
+            if b >= 0:
+                text = f"{reg[a]}, {reg[b]}"
+            elif b == ONE:
+                text = reg[a]
+            elif a is _NO_ARGS:
+                text = ""
+            else:  # an itemgetter: its registers are in its pickling recipe
+                text = args.get(id(a))
+                if text is None:
+                    text = args[id(a)] = ", ".join([reg[s] for s in a.__reduce__()[1]])
             append(f"#   {target} = {name}({text})  # {comment}")
         return "\n".join(lines + [segment[1] for segment in self.segments]) + "\n"
-
-
-def _registers(get: Callable) -> range | tuple:
-    """The registers an itemgetter of ``_Table.getter`` reads (from its pickling recipe)."""
-    items = get.__reduce__()[1]
-    if len(items) == 1 and isinstance(items[0], slice):
-        return range(items[0].start, items[0].stop)
-    return items
 
 
 def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
