@@ -345,47 +345,62 @@ class _Code:
     def render(self, nodes: list[Apply], block) -> list[tuple]:
         sched, names, keep, ref = self.sched, self.names, self.keep, self.ref
         last_use, position, children = sched.last_use, sched.position, sched.children
+        hooks, defined_in, counter = sched.hooks, self.defined_in, self._counter
+        fnames, comments, thunk_of = self._fnames, self._comments, self.thunks.get
         out: list[tuple] = []
+        append = out.append
         for node in nodes:
             op = node.op
-            hook = sched.hooks[op.__class__]
-            branches = op.branch_inputs if hook is not None and op.lazy else None
-            blocks = [self.render(children.get((node, b), []), (node, b))
-                      for b in range(len(branches(node)))] if branches is not None else []
-            in_names = [ref(i) for i in node.inputs]
+            hook = hooks[op.__class__]
+            if hook is not None and op.lazy:  # its branches' nodes go inside its lines
+                blocks = [self.render(children.get((node, b), []), (node, b))
+                          for b in range(len(op.branch_inputs(node)))]
+            ins, outs = node.inputs, node.outputs
+            in_names = [names.get(i) or ref(i) for i in ins]
             pos = position[node]
-            dead = [names[v] for v in dict.fromkeys(node.inputs)
-                    if last_use.get(v) == pos and v not in keep and v.owner is not None
-                    and self._visible(v, block)]
-            # A plain call's output takes the name of an input it is the last use of:
-            # ``v3 = f(v3, v5)`` drops the old value when the new one is bound, as a ``del``
-            # would, with one line less to generate and compile.
-            n_reused = min(len(dead), len(node.outputs)) if hook is None else 0
-            out_names = []
-            for k, o in enumerate(node.outputs):
-                names[o] = dead[k] if k < n_reused else f"v{next(self._counter)}"
-                self.defined_in[o] = block
-                out_names.append(names[o])
-            dead = dead[n_reused:]
+            dead = []
+            for v, name in zip(ins, in_names):
+                # its last use, not kept, computed here (or in a block around this one), and
+                # not already listed (an input given twice)
+                if last_use[v] == pos and v.owner is not None and v not in keep and (
+                        defined_in.get(v) is None if block is None else self._visible(v, block)
+                        ) and name not in dead:
+                    dead.append(name)
             owner = (node, in_names)
-            if branches is not None:
-                out += [t if isinstance(t, tuple) else (t, owner)
-                        for t in hook(node, in_names, out_names, self.ctx, *blocks)]
-            elif hook is not None:
-                out += [(text, owner) for text in hook(node, in_names, out_names, self.ctx)]
-            else:
-                fn = self.thunks.get(node)
-                fname = self._fnames.get(id(fn))
+            if hook is None:
+                # A plain call's output takes the name of an input it is the last use of:
+                # ``v3 = f(v3, v5)`` drops the old value when the new one is bound, as a
+                # ``del`` would, with one line less to generate and compile.
+                out_names = []
+                for o in outs:
+                    names[o] = name = dead.pop(0) if dead else f"v{next(counter)}"
+                    defined_in[o] = block
+                    out_names.append(name)
+                fn = thunk_of(node)
+                fname = fnames.get(id(fn))
                 if fname is None:
-                    fname = self._fnames[id(fn)] = self.ctx.bind(fn, "f")
-                comment = self._comments.get(id(op))
+                    fname = fnames[id(fn)] = self.ctx.bind(fn, "f")
+                comment = comments.get(id(op))
                 if comment is None:  # str(op) costs: once per op, not per node
-                    comment = self._comments[id(op)] = _comment(node)
-                out.append((f"{', '.join(out_names)} = {fname}({', '.join(in_names)})"
-                            f"  # {comment}", owner))
-            dead += [names[v] for v in node.outputs if v not in last_use and v not in keep]
+                    comment = comments[id(op)] = _comment(node)
+                append((f"{', '.join(out_names)} = {fname}({', '.join(in_names)})  # {comment}",
+                        owner))
+            else:
+                out_names = []
+                for o in outs:
+                    names[o] = name = f"v{next(counter)}"
+                    defined_in[o] = block
+                    out_names.append(name)
+                if op.lazy:
+                    out += [t if isinstance(t, tuple) else (t, owner)
+                            for t in hook(node, in_names, out_names, self.ctx, *blocks)]
+                else:
+                    out += [(text, owner) for text in hook(node, in_names, out_names, self.ctx)]
+            for v in outs:
+                if v not in last_use and v not in keep:
+                    dead.append(names[v])
             if dead:
-                out.append((f"del {', '.join(dead)}", None))
+                append((f"del {', '.join(dead)}", None))
         return out
 
 
