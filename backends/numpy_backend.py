@@ -27,6 +27,7 @@ the error is re-raised with the node, its input shapes and the user's line that 
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import linecache
 import weakref
@@ -307,7 +308,7 @@ class _Code:
     naming the node a line computes for the error message."""
 
     def __init__(self, sched: _Schedule, thunks: _Thunks, ctx: Ctx, keep: set,
-                 params: list | None = None):
+                 params: list | None = None, fnames: dict[int, str] | None = None):
         self.sched, self.thunks, self.ctx, self.keep = sched, thunks, ctx, keep
         self.names: dict[Variable, str] = {}
         # None: every variable is named before use; a list: variables computed outside the
@@ -316,7 +317,8 @@ class _Code:
         self.defined_in: dict[Variable, Any] = {}
         self._counter = itertools.count()
         self._comments: dict[int, str] = {}
-        self._fnames: dict[int, str] = {}
+        # id(thunk) -> its name in ctx (shared by the renderers of one namespace)
+        self._fnames: dict[int, str] = {} if fnames is None else fnames
 
     def ref(self, var: Variable) -> str:
         name = self.names.get(var)
@@ -466,8 +468,15 @@ class _Table:
         self.free: list[int] = []
         self.steps: list[tuple] = []
         self._clears: dict[int, tuple] = {}       # register -> the step clearing it
-        # each lazy node's function: (filename, source, name, input registers, comment)
+        # each lazy node's function: (name, input registers, comment, index of its step), in
+        # one generated module (seg_lines, line number -> owner in seg_owner)
         self.segments: list[tuple] = []
+        self.seg_ctx = Ctx()
+        self.seg_lines: list[str] = []
+        self.seg_owner: dict[int, Any] = {}
+        self._seg_fnames: dict[int, str] = {}
+        self.seg_file = f"<{label}, lazy nodes>"
+        self.seg_source = ""
 
     def new_slot(self, value: Any = None) -> int:
         self.init.append(value)
@@ -541,36 +550,35 @@ class _Table:
                     dead.append(slot[v])
             if dead:
                 self._clear(dead)
+        if self.segments:
+            self._compile_segments()
 
     def _segment(self, node: Apply) -> None:
         """A node with lines of its own (a lazy ``ifelse`` and the nodes of its branches) runs
-        as a small generated function of the values it reads, returning its outputs."""
+        as a small generated function of the values it reads, returning its outputs. The
+        functions of all such nodes are compiled together, once the table is built (one
+        compile() each cost more than their lines)."""
         sched = self.sched
-        ctx = Ctx()
         params: list[Variable] = []
-        code = _Code(sched, self.thunks, ctx, sched.keep | set(node.outputs), params)
-        lines: list[str] = []
-        line_owner: dict[int, Any] = {}
-        for text, owner in code.render([node], None):
+        code = _Code(sched, self.thunks, self.seg_ctx, sched.keep | set(node.outputs), params,
+                     self._seg_fnames)
+        name = f"segment{len(self.segments)}"
+        body = code.render([node], None)  # names the parameters as it meets them
+        lines, line_owner = self.seg_lines, self.seg_owner
+        lines += [f"def {name}({', '.join(code.names[p] for p in params)}):", "    try:"]
+        for text, owner in body:
             lines.append("        " + text)
             if owner is not None:
-                line_owner[len(lines) + 2] = owner  # the 'def' and 'try:' lines come first
-        outs = [code.names[o] for o in node.outputs]
-        name = f"segment{len(self.segments)}"
-        src = "\n".join([f"def {name}({', '.join(code.names[p] for p in params)}):", "    try:",
-                         *lines, "    except Exception as _e:",
-                         f"        {ctx.bind(_make_raiser(line_owner, ctx.namespace), '_raise')}"
-                         f"(_e)", f"    return {', '.join(outs)}", ""])
-        filename = f"<{self.label}, {name}>"
-        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-        exec(compile(src, filename, "exec"), ctx.namespace)  # noqa: S102 - our generated code
+                line_owner[len(lines)] = owner
+        lines += ["    except Exception as _e:", "        _raise(_e)",
+                  f"    return {', '.join(code.names[o] for o in node.outputs)}"]
         in_slots = [self.slot_of(p) for p in params]
-        self.segments.append((filename, src, name, in_slots, _comment(node)))
+        self.segments.append((name, in_slots, _comment(node), len(self.steps)))
         if len(node.outputs) == 1:
             out = self.slot[node.outputs[0]] = self.free.pop() if self.free else self.new_slot()
         else:
             out = self._several(node)
-        self.steps.append((ctx.namespace[name], *self.reads(in_slots), out, None))
+        self.steps.append((None, *self.reads(in_slots), out, None))  # fn: once compiled
         pos = sched.position[node]
         dead = [self.slot[p] for p in params
                 if sched.last_use[p] <= pos and p.owner is not None and p not in sched.keep]
@@ -578,6 +586,17 @@ class _Table:
                  if v not in sched.last_use and v not in sched.keep]
         if dead:
             self._clear(dead)
+
+    def _compile_segments(self) -> None:
+        """Compile the lazy nodes' functions and put each in its step."""
+        ctx = self.seg_ctx
+        ctx.namespace["_raise"] = _make_raiser(self.seg_owner, ctx.namespace)
+        self.seg_source = "\n".join(self.seg_lines) + "\n"
+        linecache.cache[self.seg_file] = (len(self.seg_source), None,
+                                          self.seg_source.splitlines(True), self.seg_file)
+        exec(compile(self.seg_source, self.seg_file, "exec"), ctx.namespace)  # noqa: S102
+        for name, _, _, k in self.segments:
+            self.steps[k] = (ctx.namespace[name], *self.steps[k][1:])
 
     def describe(self) -> str:
         """The steps as text, one line each, for ``source``."""
@@ -594,7 +613,7 @@ class _Table:
                 continue
             target = f"r[{out.start}:{out.stop}]" if out.__class__ is slice else reg[out]
             if node is None:  # a lazy node's function
-                _, _, name, slots, comment = next(segments)
+                name, slots, comment, _ = next(segments)
                 append(f"#   {target} = {name}({', '.join([reg[s] for s in slots])})"
                        f"  # {comment}")
                 continue
@@ -615,7 +634,7 @@ class _Table:
                 if text is None:
                     text = args[id(a)] = ", ".join([reg[s] for s in a.__reduce__()[1]])
             append(f"#   {target} = {name}({text})  # {comment}")
-        return "\n".join(lines + [segment[1] for segment in self.segments]) + "\n"
+        return "\n".join(lines) + "\n" + self.seg_source
 
 
 def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
@@ -720,8 +739,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     # The source stays in linecache for tracebacks while the function lives, and no longer:
     # a loop compiling many functions must not keep every source.
     weakref.finalize(fn, linecache.cache.pop, filename, None)
-    for segment in table.segments if table is not None else ():
-        weakref.finalize(fn, linecache.cache.pop, segment[0], None)
+    if table is not None and table.segments:
+        weakref.finalize(fn, linecache.cache.pop, table.seg_file, None)
     return fn
 
 
@@ -778,15 +797,21 @@ def place_branches(order: list[Apply], fgraph,
     placement: dict[Apply, tuple] = {}
     if lazy_nodes is None:
         lazy_nodes = [n for n in order if _lazy(n.op)]
+    if not lazy_nodes:
+        return placement
+    position = {node: pos for pos, node in enumerate(order)}
     for lazy in lazy_nodes:
         for b, idxs in enumerate(lazy.op.branch_inputs(lazy)):
             mine = set()
-            feeders = [lazy.inputs[i] for i in idxs]
-            candidates = [n for n in reversed(order[:order.index(lazy)])]
-            wanted = {v.owner for v in feeders if v.owner is not None}
-            for node in candidates:  # reverse topological: clients are decided first
-                if node not in wanted:
-                    continue
+            # The nodes feeding the branch, latest first, so that each node's clients are
+            # decided before it: a heap of (-position, node), walked up from the branch's inputs
+            # through the nodes it takes.
+            pending = [(-position[v.owner], id(v.owner), v.owner)
+                       for v in (lazy.inputs[i] for i in idxs) if v.owner is not None]
+            heapq.heapify(pending)
+            seen = {entry[2] for entry in pending}
+            while pending:
+                node = heapq.heappop(pending)[2]
                 ok = True
                 for out in node.outputs:
                     for client, i in fgraph.clients.get(out, []):
@@ -795,7 +820,11 @@ def place_branches(order: list[Apply], fgraph,
                             ok = False
                 if ok:
                     mine.add(node)
-                    wanted.update(inp.owner for inp in node.inputs if inp.owner is not None)
+                    for inp in node.inputs:
+                        owner = inp.owner
+                        if owner is not None and owner not in seen:
+                            seen.add(owner)
+                            heapq.heappush(pending, (-position[owner], id(owner), owner))
             for node in mine:
                 placement.setdefault(node, (lazy, b))
     return placement

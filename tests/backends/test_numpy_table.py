@@ -273,3 +273,22 @@ def test_several_outputs_and_a_wrong_count(form):
     g = theano.function([x], [a * b, b])
     with pytest.raises(ValueError, match="too many values to unpack"):
         g(np.array([2.0]))
+
+
+def test_a_chain_of_lazy_nodes(form):
+    c = T.bscalar("c")
+    x, v = T.dvector("x"), T.dvector("v")
+    h = x
+    for k in range(20):
+        h = ifelse(c, T.tanh(h) * 2, h + float(k))
+    bad = T.dot(h, v); line = lineno()  # noqa: E702
+    f = theano.function([c, x, v], [h.sum(), ifelse(c, bad, h.sum())])
+    X = np.array([0.5, -1.0])
+    then = X.copy()
+    for _ in range(20):
+        then = np.tanh(then) * 2
+    np.testing.assert_allclose(f(1, X, X)[0], then.sum())
+    np.testing.assert_allclose(f(0, X, np.ones(5))[0], (X + sum(range(20))).sum())
+    with pytest.raises(ValueError) as err:
+        f(1, X, np.ones(5))
+    assert f"{HERE}:{line}" in str(err.value)
