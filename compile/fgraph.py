@@ -21,10 +21,6 @@ class Clients(dict):
 
     __slots__ = ()
 
-    def __init__(self, items=()):
-        if items:
-            super().__init__(dict.fromkeys(items))
-
     def append(self, client) -> None:
         self[client] = None
 
@@ -110,21 +106,27 @@ class FunctionGraph:
     def _rebuild(self, order: list[Apply] | None = None) -> None:
         """The client table, node set and levels, from ``order`` (the nodes in toposort
         order) when the caller already has it."""
-        self.clients: dict[Variable, Clients] = {}
-        self.nodes = set()
+        clients: dict[Variable, Clients] = {}
+        self.clients = clients
         self._order: list[Apply] | None = order if order is not None else toposort(
             self.outputs, stop=self.inputs)
+        self.nodes = set(self._order)
         # A node's level is one more than the highest level of the nodes computing its
         # inputs (0 for a root or an input): ordering by level is topological, and unlike
         # the depth-first order it stays valid through a rewrite at the cost of the nodes
         # the rewrite touches, so the passes never sort the whole graph again.
         level = self._level = {}
         input_set = self._input_set
+        get = clients.get
         for node in self._order:
-            self.nodes.add(node)
             top = 0
-            for i, inp in enumerate(node.inputs):
-                self.clients.setdefault(inp, Clients()).append((node, i))
+            i = 0
+            for inp in node.inputs:
+                uses = get(inp)
+                if uses is None:
+                    uses = clients[inp] = Clients()
+                uses[(node, i)] = None
+                i += 1
                 owner = inp.owner
                 if owner is not None and inp not in input_set:
                     n = level[owner]
@@ -132,7 +134,10 @@ class FunctionGraph:
                         top = n
             level[node] = top + 1
         for k, out in enumerate(self.outputs):
-            self.clients.setdefault(out, Clients()).append(("output", k))
+            uses = get(out)
+            if uses is None:
+                uses = clients[out] = Clients()
+            uses[("output", k)] = None
 
     def _import(self, var: Variable) -> None:
         """Add the nodes computing ``var`` that the graph does not have yet."""
@@ -148,7 +153,10 @@ class FunctionGraph:
             if self.imported is not None:
                 self.imported.append(node)
             for i, inp in enumerate(node.inputs):
-                self.clients.setdefault(inp, Clients()).append((node, i))
+                uses = self.clients.get(inp)
+                if uses is None:
+                    uses = self.clients[inp] = Clients()
+                uses[(node, i)] = None
                 stack.append(inp)
         if added:
             self._set_levels(added)
@@ -281,7 +289,7 @@ class FunctionGraph:
         if old is new:
             return
         self._import(new)
-        moved = self.clients.pop(old, Clients())
+        moved = self.clients.pop(old, None) or ()
         touched = self.touched
         for client, i in moved:
             if client == "output":
@@ -290,7 +298,10 @@ class FunctionGraph:
                 client.inputs[i] = new
                 if touched is not None:
                     touched.add(client)
-        self.clients.setdefault(new, Clients()).extend(moved)
+        uses = self.clients.get(new)
+        if uses is None:
+            uses = self.clients[new] = Clients()
+        uses.update(moved)  # moved is a Clients (or empty): its pairs are its keys
         self._raise_levels(new, moved)
         self._prune(old)
         self._order = None
