@@ -338,14 +338,27 @@ def _small_value(expr: Any, node: Apply) -> int | None:
 
 
 def constant_fold(fgraph: FunctionGraph) -> None:
-    """Compute at compile time every node whose inputs are all constants."""
-    for node in fgraph.order_by_level():
-        if node not in fgraph.nodes:
-            continue
-        consts = fold_node(node)
-        if consts is not None:
-            for out, const in zip(node.outputs, consts):
-                fgraph.redirect(out, const)
+    """Compute at compile time every node whose inputs are all constants.
+
+    Only the clients of constants (and nodes without inputs) can be such nodes, so those are
+    the ones looked at, by level; a folded node's clients are looked at next."""
+    nodes, level = fgraph.nodes, fgraph._level
+    # dicts, not sets: the same graph is folded in the same order at every run
+    todo = dict.fromkeys(c for var, uses in fgraph.clients.items() if isinstance(var, Constant)
+                         for c, _ in uses if c != "output")
+    todo.update(dict.fromkeys(node for node in level if not node.inputs))
+    while todo:
+        made = []
+        for node in sorted(todo, key=level.__getitem__):
+            if node not in nodes:
+                continue
+            consts = fold_node(node)
+            if consts is not None:
+                for out, const in zip(node.outputs, consts):
+                    fgraph.redirect(out, const)
+                    made.append(const)
+        todo = dict.fromkeys(c for const in made for c, _ in fgraph.clients.get(const, ())
+                             if c != "output")
 
 
 def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) -> int:
