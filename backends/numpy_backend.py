@@ -207,7 +207,7 @@ class NumpyBackend:
 
 
 #: Schedules of at least this many nodes run as a table of steps (``_run``) instead of one
-#: generated line per node. Per node, the table builds in about a quarter of the time (no
+#: generated line per node. Per node, the table builds in under a third of the time (no
 #: compile) and each call costs about 0.1 us more (a node's numpy call costs 1 us or more): it
 #: pays off for a function called fewer than a few hundred times, and for a large graph the
 #: build, not the extra call cost, is what a user waits for.
