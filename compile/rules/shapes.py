@@ -54,6 +54,14 @@ def shape_i(var: Variable, d: int) -> Variable:
     return Subtensor((("i", d),))(shape(var))
 
 
+def _int_length(n: int, ints: dict) -> Variable:
+    """The int64 constant ``n``, made once per graph (``ints`` caches them)."""
+    c = ints.get(n)
+    if c is None:
+        c = ints[n] = constant(np.int64(n))
+    return c
+
+
 def _lengths(var: Variable, ints: dict | None = None) -> tuple:
     """``shape_i(var, d)`` for every d, the unknown lengths read from one ``Shape`` node;
     ``ints`` caches the constants of static lengths (a graph's shapes repeat a few)."""
@@ -61,13 +69,7 @@ def _lengths(var: Variable, ints: dict | None = None) -> tuple:
     out = []
     for d, n in enumerate(var.type.shape):
         if n is not None:
-            if ints is None:
-                out.append(constant(np.int64(n)))
-                continue
-            c = ints.get(n)
-            if c is None:
-                c = ints[n] = constant(np.int64(n))
-            out.append(c)
+            out.append(constant(np.int64(n)) if ints is None else _int_length(n, ints))
             continue
         if whole is None:
             whole = shape(var)
@@ -150,6 +152,17 @@ def _infer_from_memo(fgraph, v: Variable, memo: dict) -> tuple:
             anchors.update(anc)
         else:
             shapes.append(None)
+    ints = fgraph.__dict__.setdefault(MEMO_PREFIX + "int_consts", {})
+    if type(node.op).infer_shape is Elemwise.infer_shape:
+        # most of a graph, and its lengths are its inputs' own ones: read them as
+        # Elemwise.infer_shape would (the first input not broadcastable in each dimension)
+        out = []
+        for d, n in enumerate(v.type.shape):
+            if n is None:
+                n = next((shp[d] for i, shp in zip(node.inputs, shapes)
+                          if not i.type.broadcastable[d]), 1)
+            out.append(_int_length(n, ints) if isinstance(n, int) else n)
+        return tuple(out), tuple(anchors)
     try:
         entries = tuple(call_infer_shape(node.op, fgraph, node, shapes)[v.index])
     except (NotImplementedError, TypeError, ValueError, IndexError):
@@ -161,7 +174,7 @@ def _infer_from_memo(fgraph, v: Variable, memo: dict) -> tuple:
     own = None
     for d, expr in enumerate(entries):
         n = v.type.shape[d]
-        length = constant(np.int64(n)) if n is not None else _as_length(expr, node, known)
+        length = _int_length(n, ints) if n is not None else _as_length(expr, node, known)
         if length is None:
             if own is None:
                 own = _cached_lengths(fgraph, v)
