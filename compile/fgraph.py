@@ -8,8 +8,15 @@ the nodes nobody uses any more, so a rewrite costs time in proportion to what it
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..symbolic.graph import Apply, Constant, Variable, toposort
+
+# Rewrite passes keep per-graph memos as attributes of the FunctionGraph named with this
+# prefix; run_passes drops them when rewriting is over.
+MEMO_PREFIX = "_memo_"
+# The merge memo: constant signature -> the constant kept for it.
+MERGED_CONSTANTS = MEMO_PREFIX + "constants"
 
 
 class Clients(dict):
@@ -46,22 +53,46 @@ def clone_graph(inputs: Sequence[Variable], outputs: Sequence[Variable]
 
     Returns the new outputs and the map from old to new variables.
     """
-    outputs, memo, _ = _clone(inputs, outputs)
+    outputs, memo, _, _ = _clone(inputs, outputs)
     return outputs, memo
 
 
-def _clone(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> tuple:
-    """clone_graph's outputs and map, and the new nodes in the order ``toposort`` gives them:
-    the copy has the shape of the original, so its walk meets the copies in the same order."""
+def _clone(inputs: Sequence[Variable], outputs: Sequence[Variable], merge: bool = False
+           ) -> tuple:
+    """clone_graph's outputs and map, the new nodes in the order ``toposort`` gives them
+    (the copy has the shape of the original, so its walk meets the copies in the same order)
+    and the merged constants by signature.
+
+    With ``merge``, the copy is also what the merge pass would make of it: equal constants
+    read by nodes become one, and a node applying an equal op to the same (copied) inputs as
+    one already copied is not copied again."""
     memo: dict[Variable, Variable] = {v: v for v in inputs}
     order = []
     get = memo.get
     new_object, new_apply, plain_init = object.__new__, Apply.__new__, Variable.__init__
+    consts: dict = {}
+    # copies grouped by their inputs' ids: ops are compared only within a group (hashing an
+    # op hashes its props); most groups hold one node, stored as itself
+    canon: dict[tuple, Any] = {}
     # Apply's and Variable's constructors, inlined: a copy of a valid node needs none of
     # their checks, and compiling a large graph copies every node
     for node in toposort(outputs, stop=inputs):
+        new_inputs = [get(i, i) for i in node.inputs]
+        if merge:
+            for k, i in enumerate(new_inputs):
+                if i.owner is None and isinstance(i, Constant) and i not in memo:
+                    memo[i] = same = consts.setdefault(i.signature(), i)
+                    new_inputs[k] = same
+            key = tuple(map(id, new_inputs))
+            group = canon.get(key)
+            if group is not None:
+                twins = group if isinstance(group, list) else [group]
+                twin = next((t for t in twins if t.op == node.op), None)
+                if twin is not None:
+                    memo.update(zip(node.outputs, twin.outputs))
+                    continue
         copy = new_apply(Apply)
-        copy.op, copy.inputs, copy.tag = node.op, [get(i, i) for i in node.inputs], None
+        copy.op, copy.inputs, copy.tag = node.op, new_inputs, None
         outs = []
         for k, o in enumerate(node.outputs):
             cls = type(o)
@@ -75,7 +106,14 @@ def _clone(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> tuple:
             memo[o] = v
         copy.outputs = outs
         order.append(copy)
-    return [get(o, o) for o in outputs], memo, order
+        if merge:
+            if group is None:
+                canon[key] = copy
+            elif isinstance(group, list):
+                group.append(copy)
+            else:
+                canon[key] = [group, copy]
+    return [get(o, o) for o in outputs], memo, order, consts
 
 
 class FunctionGraph:
@@ -87,19 +125,24 @@ class FunctionGraph:
     """
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
-                 clone: bool = True):
+                 clone: bool = True, merge: bool = False):
+        """``merge`` (with ``clone``): the copy is merged as it is made (see ``_clone``), so
+        that a first merge pass has nothing left to do."""
         self.inputs = list(inputs)
         self._input_set = set(self.inputs)
         order = None
+        merge = merge and clone
         if clone:
-            outputs, _, order = _clone(self.inputs, outputs)
+            outputs, _, order, consts = _clone(self.inputs, outputs, merge)
+            if merge:  # later merges meet new constants against these
+                self.__dict__[MERGED_CONSTANTS] = consts
         self.outputs = list(outputs)
         self.history: list[tuple] = []
         # When a list, _import appends every node it adds (the rewrite worklist reads it).
         self.imported: list[Apply] | None = None
         # The nodes added, or given new inputs, since the last merge pass (None: no merge
         # yet): only they can have become equal to another node since.
-        self.touched: set[Apply] | None = None
+        self.touched: set[Apply] | None = set() if merge else None
         self._rebuild(order)
 
     # -- bookkeeping ---------------------------------------------------------------------------

@@ -116,8 +116,10 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
             f"{describe(v)}, which is not among the inputs ({', '.join(map(repr, in_vars))}) "
             "and has no value. Add it to the inputs, or give it a value with givens=.")
 
-    fgraph = FunctionGraph(in_vars + shared_inputs, all_outputs)
     the_mode = get_mode(mode)
+    # a mode whose rewriting starts with merging has the copy merged as it is made
+    fgraph = FunctionGraph(in_vars + shared_inputs, all_outputs,
+                           merge=list(the_mode.passes[:1]) == ["merge"])
     run_passes(fgraph, list(the_mode.passes), exclude=the_mode._excluded)
 
     n_out = len(out_vars)

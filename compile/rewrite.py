@@ -26,7 +26,7 @@ import numpy as np
 from ..backends.numpy_backend import thunk
 from ..symbolic.graph import Apply, Constant, Variable, toposort
 from ..symbolic.trace import suspended
-from .fgraph import FunctionGraph
+from .fgraph import MEMO_PREFIX, MERGED_CONSTANTS, FunctionGraph
 
 # Folding an op whose output is much larger than its inputs (alloc, eye, arange) would only
 # move memory from the run into the compiled function; such nodes stay.
@@ -38,9 +38,6 @@ MAX_REWRITES_PER_NODE = 50
 REVISIT_DEPTH = 4
 # The track of rules that can only fire on a node whose inputs are all constants.
 CONSTANT_INPUTS = "*constant-inputs"
-# Rules keep per-graph memos as attributes of the FunctionGraph named with this prefix;
-# run_passes drops them when rewriting is over.
-MEMO_PREFIX = "_memo_"
 
 
 @dataclass(frozen=True)
@@ -181,7 +178,7 @@ def _merge_all(fgraph: FunctionGraph) -> None:
         for var in node.inputs:
             if var.owner is None and isinstance(var, Constant):
                 consts[var] = None
-    seen_consts = fgraph.__dict__.setdefault(MEMO_PREFIX + "constants", {})
+    seen_consts = fgraph.__dict__.setdefault(MERGED_CONSTANTS, {})
     for var in consts:
         key = var.signature()
         if key in seen_consts and seen_consts[key] is not var:
@@ -205,7 +202,7 @@ def _merge_all(fgraph: FunctionGraph) -> None:
 
 
 def _merge_touched(fgraph: FunctionGraph) -> None:
-    seen_consts = fgraph.__dict__.setdefault(MEMO_PREFIX + "constants", {})
+    seen_consts = fgraph.__dict__.setdefault(MERGED_CONSTANTS, {})
     nodes, level = fgraph.nodes, fgraph._level
     todo = sorted((n for n in fgraph.touched if n in nodes), key=level.__getitem__)
     fgraph.touched = set()
