@@ -417,15 +417,17 @@ def _NO_ARGS(r: list) -> tuple:
     return ()
 
 
-def _run(r: list, steps: list) -> None:
-    """Run a table mode schedule over the registers ``r``: each step ``(fn, a, b, out, node)``
+def _run(r: list, steps: list, nodes: list) -> None:
+    """Run a table mode schedule over the registers ``r``: each step ``(fn, a, b, out)``
     computes ``r[out] = fn(...)`` from the registers ``a`` and ``b`` say (``out`` a slice for
-    several outputs). One loop with the common arities spelled out: a call with its arguments
-    listed costs far less than ``fn(*get(r))``. (The kinds are literals here: a constant is
-    cheaper to load than a global.)"""
-    node = None
+    several outputs); ``nodes`` holds the node of each step, for the error message. One loop with
+    the common arities spelled out: a call with its arguments listed costs far less than
+    ``fn(*get(r))``. (The kinds are literals here: a constant is cheaper to load than a global.
+    The node is not in the step: reading it would touch one more object, far apart in memory,
+    per step.)"""
+    it = iter(steps)
     try:
-        for fn, a, b, out, node in steps:  # noqa: B007 - node names the failing step
+        for fn, a, b, out in it:
             if b >= 0:
                 r[out] = fn(r[a], r[b])
             elif b == -1:  # ONE
@@ -435,7 +437,10 @@ def _run(r: list, steps: list) -> None:
             else:  # GETTER
                 r[out] = fn(*a(r))
     except Exception as err:
-        if isinstance(err, NodeError) or node is None:
+        if isinstance(err, NodeError):
+            raise
+        node = nodes[len(steps) - it.__length_hint__() - 1]  # the step the loop was at
+        if node is None:
             raise
         values = [r[a], r[b]] if b >= 0 else [r[a]] if b == ONE else list(a(r))
         raise node_error(err, node, values) from err
@@ -467,6 +472,7 @@ class _Table:
         self.init: list = []      # registers from n_inputs on: constants, None for the others
         self.free: list[int] = []
         self.steps: list[tuple] = []
+        self.nodes: list[Apply | None] = []  # the node of each step (None: no node of its own)
         self._clears: dict[int, tuple] = {}       # register -> the step clearing it
         # each lazy node's function: (name, input registers, comment, index of its step), in
         # one generated module (seg_lines, line number -> owner in seg_owner)
@@ -513,14 +519,16 @@ class _Table:
         for s in slots:
             step = self._clears.get(s)
             if step is None:
-                step = self._clears[s] = (None, 0, CLEAR, s, None)
+                step = self._clears[s] = (None, 0, CLEAR, s)
             self.steps.append(step)
+            self.nodes.append(None)
             self.free.append(s)
 
     def build(self) -> None:
         sched, slot, free = self.sched, self.slot, self.free
         last_use, keep, position, hooks = sched.last_use, sched.keep, sched.position, sched.hooks
         append, thunk_of, reads = self.steps.append, self.thunks.get, self.reads
+        append_node = self.nodes.append
         for node in sched.top:
             if hooks[node.op.__class__] is not None:
                 self._segment(node)
@@ -544,7 +552,8 @@ class _Table:
             else:
                 out = self._several(node)
                 fn = _unpacking(fn, len(outs))
-            append((fn, *reads(in_slots), out, node))
+            append((fn, *reads(in_slots), out))
+            append_node(node)
             for v in outs:
                 if v not in last_use and v not in keep:
                     dead.append(slot[v])
@@ -578,7 +587,8 @@ class _Table:
             out = self.slot[node.outputs[0]] = self.free.pop() if self.free else self.new_slot()
         else:
             out = self._several(node)
-        self.steps.append((None, *self.reads(in_slots), out, None))  # fn: once compiled
+        self.steps.append((None, *self.reads(in_slots), out))  # fn: once compiled
+        self.nodes.append(None)  # the function names its failing node itself
         pos = sched.position[node]
         dead = [self.slot[p] for p in params
                 if sched.last_use[p] <= pos and p.owner is not None and p not in sched.keep]
@@ -605,9 +615,9 @@ class _Table:
         comments: dict[int, str] = {}
         args: dict[int, str] = {}
         segments = iter(self.segments)
-        lines = ["# the schedule: _run(r, steps) runs each step r[out] = fn(*r[ins])"]
+        lines = ["# the schedule: _run(r, steps, nodes) runs each step r[out] = fn(*r[ins])"]
         append = lines.append
-        for fn, a, b, out, node in self.steps:
+        for (fn, a, b, out), node in zip(self.steps, self.nodes):
             if b == CLEAR:
                 append(f"#   {reg[out]} = None")
                 continue
@@ -684,7 +694,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
         ref = lambda var: f"r[{table.slot_of(var)}]"  # noqa: E731
         registers = ", ".join(args + shared)
         emit(f"r = [{registers}] + {ctx.bind(table.init, '_T')}")
-        emit(f"{ctx.bind(_run, '_run')}(r, {ctx.bind(table.steps, '_steps')})")
+        emit(f"{ctx.bind(_run, '_run')}(r, {ctx.bind(table.steps, '_steps')}, "
+             f"{ctx.bind(table.nodes, '_nodes')})")
     else:
         code = _Code(sched, thunks, ctx, sched.keep)
         ref = code.ref
