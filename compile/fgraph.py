@@ -19,6 +19,13 @@ MEMO_PREFIX = "_memo_"
 MERGED_CONSTANTS = MEMO_PREFIX + "constants"
 
 
+def node_key(node: Apply) -> str:
+    """The key rules are filed under: an Elemwise's scalar op name (``"log"``), any other
+    op's class name (``"Softmax"``)."""
+    sop = getattr(node.op, "scalar_op", None)
+    return sop.name if sop is not None else type(node.op).__name__
+
+
 class Clients(dict):
     """The clients of one variable: ``(node, i)`` pairs (``("output", k)`` for an output).
 
@@ -161,7 +168,13 @@ class FunctionGraph:
         level = self._level = {}
         input_set = self._input_set
         get = clients.get
+        # how many nodes of each key the graph holds: a rule that needs a key no node has
+        # (a sigmoid, a softmax) is not tried (see rewrite.register's ``needs``)
+        self.key_counts = counts = {}
+        self.keys_version = 0
         for node in self._order:
+            key = node_key(node)
+            counts[key] = counts.get(key, 0) + 1
             top = 0
             i = 0
             for inp in node.inputs:
@@ -193,6 +206,11 @@ class FunctionGraph:
                 continue
             self.nodes.add(node)
             added.append(node)
+            key = node_key(node)
+            n = self.key_counts.get(key, 0)
+            self.key_counts[key] = n + 1
+            if not n:
+                self.keys_version += 1
             if self.imported is not None:
                 self.imported.append(node)
             for i, inp in enumerate(node.inputs):
@@ -265,6 +283,7 @@ class FunctionGraph:
                 continue
             self.nodes.discard(node)
             del self._level[node]
+            self.key_counts[node_key(node)] -= 1
             # a dropped variable keeps no entry: the table would otherwise hold every
             # replaced subgraph alive until the function dies
             for out in node.outputs:
@@ -283,12 +302,13 @@ class FunctionGraph:
         function keeps its graph for inspection, and these tables are about a third of the
         objects it would keep for the garbage collector to walk. Reading ``clients`` again
         rebuilds them."""
-        self.__dict__.pop("clients", None)
-        self.__dict__.pop("_level", None)
+        for name in ("clients", "_level", "key_counts", "keys_version"):
+            self.__dict__.pop(name, None)
 
     def __getattr__(self, name: str):
         # only called for a missing attribute: the tables release_bookkeeping dropped
-        if name in ("clients", "_level") and "nodes" in self.__dict__:
+        if name in ("clients", "_level", "key_counts", "keys_version") and \
+                "nodes" in self.__dict__:
             self._rebuild(self.__dict__.get("_order"))
             return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

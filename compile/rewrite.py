@@ -26,7 +26,7 @@ import numpy as np
 from ..backends.numpy_backend import thunk
 from ..symbolic.graph import Apply, Constant, Variable, toposort
 from ..symbolic.trace import suspended
-from .fgraph import MEMO_PREFIX, MERGED_CONSTANTS, FunctionGraph
+from .fgraph import MEMO_PREFIX, MERGED_CONSTANTS, FunctionGraph, node_key
 
 # Folding an op whose output is much larger than its inputs (alloc, eye, arange) would only
 # move memory from the run into the compiled function; such nodes stay.
@@ -48,6 +48,8 @@ class Rule:
     phase: str
     tracks: tuple
     fn: Callable[[FunctionGraph, Apply], Any]
+    # op keys of which the graph must hold at least one for the rule to have a chance
+    needs: tuple = ()
 
     @property
     def doc(self) -> str:
@@ -57,14 +59,16 @@ class Rule:
 RULES: dict[str, dict[str, list[Rule]]] = {}
 
 
-def register(phase, *tracks: str):
+def register(phase, *tracks: str, needs: Sequence[str] = ()):
     """Decorator filing a rule function under ``phase`` (a name or a tuple of names) for the
-    op keys in ``tracks``."""
+    op keys in ``tracks``. ``needs``: op keys of which the graph must hold a node for the rule
+    to be able to fire anywhere (``cancel_sigmoid_factors`` is tracked on every product but
+    needs a sigmoid or an exp somewhere); the rule is not tried on a graph with none."""
     phases = (phase,) if isinstance(phase, str) else tuple(phase)
 
     def wrap(fn):
         for ph in phases:
-            rule = Rule(fn.__name__, ph, tracks, fn)
+            rule = Rule(fn.__name__, ph, tracks, fn, tuple(needs))
             table = RULES.setdefault(ph, {})
             for key in tracks:
                 table.setdefault(key, []).append(rule)
@@ -80,11 +84,6 @@ def all_rules() -> list[Rule]:
             for r in rules:
                 out[(r.phase, r.name)] = r
     return list(out.values())
-
-
-def node_key(node: Apply) -> str:
-    sop = getattr(node.op, "scalar_op", None)
-    return sop.name if sop is not None else type(node.op).__name__
 
 
 # -- helpers for writing rules ---------------------------------------------------------------------
@@ -374,12 +373,20 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
     by_key: dict[str, list[Rule]] = {}
     by_key_const: dict[str, list[Rule]] = {}
 
+    counts = fgraph.key_counts
+    version = [fgraph.keys_version]
+
     def rules_of(node: Apply) -> list[Rule]:
+        if fgraph.keys_version != version[0]:  # a key came in: rules it enables may apply
+            version[0] = fgraph.keys_version
+            by_key.clear()
+            by_key_const.clear()
         sop = getattr(node.op, "scalar_op", None)  # node_key, inlined: called per node
         key = sop.name if sop is not None else type(node.op).__name__
         rules = by_key.get(key)
         if rules is None:
-            rules = by_key[key] = table.get(key, []) + everywhere
+            rules = by_key[key] = [r for r in table.get(key, []) + everywhere
+                                   if not r.needs or any(counts.get(k) for k in r.needs)]
             by_key_const[key] = rules + on_constants
         if on_constants:
             for inp in node.inputs:

@@ -67,7 +67,7 @@ def log1p_exp_to_softplus(fgraph, node):
     return same_type(E["softplus"](m["x"]), out) if m else None
 
 
-@register("stabilize", "sub")
+@register("stabilize", "sub", needs=("exp",))
 def exp_minus_one_to_expm1(fgraph, node):
     """exp(x) - 1 -> expm1(x)"""
     out = node.outputs[0]
@@ -99,7 +99,7 @@ def crossentropy_of_softmax_to_log_softmax(fgraph, node):
     return same_type(E["neg"](logp[arange(shape(logp)[0]), labels]), node.outputs[0])
 
 
-@register("stabilize", "mul")
+@register("stabilize", "mul", needs=("Softmax",))
 def softmax_grad_of_crossentropy(fgraph, node):
     """softmax'(z) applied to the crossentropy gradient G = inc(0[r, y], -gy / z[r, y]) ->
     z * sum(Q, axis=1) - Q with Q = inc(0[r, y], gy): finite even when z[r, y] underflows
@@ -232,7 +232,7 @@ def _row_lengths(fgraph, z, depth: int = 64):
     return pairs, static, exprs
 
 
-@register("stabilize", "log", "mul")
+@register("stabilize", "log", "mul", needs=("exp",))
 def log_sum_exp_to_logsumexp(fgraph, node):
     """log(sum(exp(x), axis)) -> max(x) + log(sum(exp(x - max(x)), axis)), finite for large x;
     and its gradient exp(x) * broadcast(g / sum(exp(x), axis)) -> broadcast(g) *
@@ -475,7 +475,7 @@ def _distributed(fgraph, sign, num, den, dtype):
     return None
 
 
-@register("stabilize", "mul", "true_div", "neg")
+@register("stabilize", "mul", "true_div", "neg", needs=("sigmoid", "exp"))
 def cancel_sigmoid_factors(fgraph, node):
     """a product of factors in which exp(y) / (1 + exp(y)) -> sigmoid(y),
     1 / (1 + exp(y)) -> sigmoid(-y), 1 - sigmoid(x) -> sigmoid(-x), and a sigmoid in the
@@ -496,7 +496,7 @@ def cancel_sigmoid_factors(fgraph, node):
     return None if result is None else same_type(result, out)
 
 
-@register("stabilize", "true_div")
+@register("stabilize", "true_div", needs=("exp",))
 def one_over_one_plus_exp_to_sigmoid(fgraph, node):
     """1 / (1 + exp(y)) -> sigmoid(-y): the hand-written logistic function, which gives
     inf / inf = nan in its gradient once exp(y) overflows"""
