@@ -319,6 +319,8 @@ class _Code:
         self._comments: dict[int, str] = {}
         # id(thunk) -> its name in ctx (shared by the renderers of one namespace)
         self._fnames: dict[int, str] = {} if fnames is None else fnames
+        # 0-d values computed as arrays (a ufunc called with out=...): returned as they are
+        self.arrays: set[Variable] = set()
 
     def ref(self, var: Variable) -> str:
         name = self.names.get(var)
@@ -385,8 +387,14 @@ class _Code:
                 comment = comments.get(id(op))
                 if comment is None:  # str(op) costs: once per op, not per node
                     comment = comments[id(op)] = _comment(node)
-                append((f"{', '.join(out_names)} = {fname}({', '.join(in_names)})  # {comment}",
-                        owner))
+                args = ", ".join(in_names)
+                if ZERO_D_ARRAYS and fn.__class__ is np.ufunc and fn.nout == 1 and \
+                        outs[0].type.ndim == 0:
+                    # a ufunc gives a numpy scalar for 0-d operands, which a result must not
+                    # be; out=... makes it give the 0-d array itself (no asarray afterwards)
+                    args += ", out=..."
+                    self.arrays.add(outs[0])
+                append((f"{', '.join(out_names)} = {fname}({args})  # {comment}", owner))
             else:
                 out_names = []
                 for o in outs:
@@ -404,6 +412,18 @@ class _Code:
             if dead:
                 append((f"del {', '.join(dead)}", None))
         return out
+
+
+def _ufunc_takes_ellipsis() -> bool:
+    """Whether ufuncs take ``out=...`` (NumPy 2.3 and later): they then return a 0-d array
+    where they would give a scalar."""
+    try:
+        return isinstance(np.add(np.array(1.0), np.array(1.0), out=...), np.ndarray)
+    except TypeError:
+        return False
+
+
+ZERO_D_ARRAYS = _ufunc_takes_ellipsis()
 
 
 # How a step of a table reads its inputs (its third field, ``b``): b >= 0, two registers a
@@ -722,7 +742,7 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
         expr = ref(var)
         if copy:
             expr = f"{expr}.copy()"
-        if var.type.ndim == 0:
+        if var.type.ndim == 0 and not (table is None and var in code.arrays and not copy):
             expr = f"_asarray({expr})"
         results.append(expr)
     if single_output:
