@@ -30,6 +30,22 @@ def theon_scalar_add(d):
     return Bench(theano.function([a, b], a + b), (d["a"], d["b"]))
 
 
+def theon_scalar_add_trusted(d):
+    import theon as theano
+    import theon.tensor as T
+    a, b = T.dscalars("a", "b")
+    return Bench(theano.function([a, b], a + b, trust_input=True), (d["a"], d["b"]))
+
+
+def pytensor_scalar_add_trusted(d):
+    import pytensor
+    import pytensor.tensor as pt
+    a, b = pt.dscalars("a", "b")
+    f = pytensor.function([a, b], a + b)
+    f.trust_input = True  # PyTensor's spelling: an attribute of the compiled function
+    return Bench(f, (d["a"], d["b"]))
+
+
 def numpy_scalar_add(d):
     return Bench(np.add, (d["a"], d["b"]))
 
@@ -306,6 +322,9 @@ CASES = [
     Case("add_scalars", "call overhead: function([a, b], a + b) on 0-d float64 arrays "
          "vs np.add(a, b)", scalar_data, theon_scalar_add, numpy_scalar_add,
          pytensor_scalar_add, jax_scalar_add),
+    Case("add_scalars_trusted", "call overhead with trust_input=True (no argument checks): "
+         "function([a, b], a + b) on 0-d float64 arrays vs np.add(a, b)", scalar_data,
+         theon_scalar_add_trusted, numpy_scalar_add, pytensor_scalar_add_trusted, None),
     Case("mlp_forward", "784-512-10 MLP forward (relu, softmax), float32 batch of 256, weights "
          "shared", mlp_data, theon_mlp_forward, numpy_mlp_forward, pytensor_mlp_forward,
          jax_mlp_forward, rtol=1e-4, atol=1e-6, budget=1.5),
