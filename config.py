@@ -3,14 +3,24 @@
 ``THEON_FLAGS="floatX=float32,device=cpu"`` works as ``THEANO_FLAGS`` did. Attributes may also be
 assigned at run time (``theon.config.floatX = 'float32'``); values are validated either way.
 
-Theano flags that theon has no use for (it has no C linker or optimizer choices) are accepted and
-ignored, so old scripts and environments still run: ``config.optimizer`` reads back what was
-set, or Theano's default. A flag nobody knows in ``THEON_FLAGS`` is warned about, not fatal.
+Theano flags that theon has no use for (it has no optimizer choices) are accepted and ignored,
+so old scripts and environments still run: ``config.optimizer`` reads back what was set, or
+Theano's default. A flag nobody knows in ``THEON_FLAGS`` is warned about, not fatal.
+
+C kernels (``backends/ccompiler.py``): ``cxx`` is the compiler command, by default the first of
+``gcc``, ``cc``, ``g++`` on PATH (the kernels are C99, compiled with ``-x c`` whatever the
+driver); ``cxx=`` (empty) turns compiling off. Compiled libraries are cached in ``compiledir``,
+which unless set is ``base_compiledir/compiledir_<system>-<machine>-py<version>``;
+``base_compiledir`` is ``$XDG_CACHE_HOME/theon`` (``~/.cache/theon``). ``del config.compiledir``
+goes back to the derived default.
 """
 from __future__ import annotations
 
 import difflib
 import os
+import platform
+import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field, fields
@@ -25,7 +35,7 @@ _CHOICES = {
 # (``THEON_FLAGS=blas.ldflags=...`` and ``config.blas.ldflags`` both work).
 _THEANO_ONLY = {
     "optimizer": "fast_run", "exception_verbosity": "low", "compute_test_value": "off",
-    "openmp": False, "force_device": False, "warn_float64": "ignore", "cxx": "",
+    "openmp": False, "force_device": False, "warn_float64": "ignore",
     "allow_gc": True, "linker": "cvm", "print_active_device": True, "deterministic": "default",
     "optimizer_including": "", "optimizer_excluding": "", "optimizer_verbose": False,
     "on_opt_error": "warn", "profile": False, "profile_memory": False, "nocleanup": False,
@@ -42,6 +52,20 @@ def _default_compiledir() -> str:
     return os.path.join(root, "theon")
 
 
+def _default_cxx() -> str:
+    return next((cc for cc in ("gcc", "cc", "g++") if shutil.which(cc)), "")
+
+
+def _platform_compiledir(cfg: Config) -> str:
+    # compiled code is tied to the machine and, as in Theano, each Python keeps its own cache
+    tag = f"{platform.system()}-{platform.machine()}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return os.path.join(cfg.base_compiledir, f"compiledir_{tag}")
+
+
+# Settings whose default follows other settings: read from a function of the config until set.
+_DERIVED = {"compiledir": _platform_compiledir}
+
+
 @dataclass
 class Config:
     """The settings; see the module docstring for how they are set."""
@@ -50,6 +74,7 @@ class Config:
     device: str = "cpu"
     mode: str = "FAST_RUN"
     base_compiledir: str = field(default_factory=_default_compiledir)
+    cxx: str = field(default_factory=_default_cxx)
     on_unused_input: str = "raise"
 
     def __setattr__(self, name: str, value) -> None:
@@ -67,12 +92,14 @@ class Config:
     def __getattr__(self, name: str):  # only called for names not set on the instance
         if name in _THEANO_ONLY:
             return _THEANO_ONLY[name]
+        if name in _DERIVED:
+            return _DERIVED[name](self)
         if name in _SECTIONS:
             return _Section(self, name)
         raise AttributeError(_unknown(name))
 
 
-_SETTINGS = frozenset(f.name for f in fields(Config))
+_SETTINGS = frozenset(f.name for f in fields(Config)) | frozenset(_DERIVED)
 
 
 class _Section:
