@@ -36,11 +36,12 @@ void add(long n, const double *a, const double *b, double *out) {
 ADD_ARGS = [ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
 
 
-def _call_add(lib: C.LoadedLibrary, n: int = 7) -> None:
+def _call_add(lib: C.LoadedLibrary, n: int = 7, keep_gil: bool = False) -> None:
     a = np.linspace(-3.0, 4.0, n)
     b = np.sqrt(np.arange(n, dtype=np.float64))
     out = np.empty(n)
-    lib.function("add", None, ADD_ARGS)(n, a.ctypes.data, b.ctypes.data, out.ctypes.data)
+    add = lib.function("add", None, ADD_ARGS, keep_gil=keep_gil)
+    add(n, a.ctypes.data, b.ctypes.data, out.ctypes.data)
     np.testing.assert_array_equal(out, a + b)
 
 
@@ -104,9 +105,11 @@ def test_compile_and_call_matches_numpy(cachedir):
     lib = C.compile_library(ADD, name="add")
     _call_add(lib)
     _call_add(lib, n=0)
+    _call_add(lib, n=3, keep_gil=True)
     assert lib.address("add") > 0
-    with pytest.raises(KeyError, match="no function 'mul'"):
-        lib.function("mul")
+    for keep_gil in (False, True):
+        with pytest.raises(KeyError, match="no function 'mul'"):
+            lib.function("mul", keep_gil=keep_gil)
     meta = json.loads((cachedir / lib.key / C.META).read_text())
     assert meta["key"] == lib.key and meta["name"] == "add"
     for flag in ("-O3", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"):
