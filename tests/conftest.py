@@ -33,6 +33,21 @@ def _backends_to_run() -> list:
     return [n.strip() for n in os.environ.get("THEON_TEST_BACKENDS", "").split(",") if n.strip()]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_compiledir(tmp_path_factory):
+    """Compiled kernels go to a cache of this run's own, never the user's (a test that wants
+    another folder sets config.compiledir itself)."""
+    saved = vars(theon.config).get("compiledir")
+    theon.config.compiledir = str(tmp_path_factory.mktemp("compiledir"))
+    yield
+    from theon.backends import ccompiler
+    ccompiler.wait_all(timeout=60)
+    if saved is None:
+        del theon.config.compiledir
+    else:
+        theon.config.compiledir = saved
+
+
 @pytest.fixture(autouse=True)
 def _floatx_float64():
     old = theon.config.floatX
