@@ -8,8 +8,9 @@ the mode's linker here, so a new backend is one module that calls ``register`` a
 op. What an op needs to run on a backend lives in that backend's own table keyed by op class,
 with the op's ``impl``/``perform`` as the default.
 
-Theano's linker names (``cvm``, ``vm``, ``c|py``, ``py``, ...) are accepted as aliases: until the
-C backend exists they all mean the numpy backend.
+Theano's linker names (``cvm``, ``vm``, ``c|py``, ...) are accepted as aliases of the numpy
+backend. ``'c'`` is the C backend (``c_backend.py``): today the numpy backend with each
+elementwise node run as a generated C kernel.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 _REGISTRY: dict[str, Any] = {}
 _ALIASES = {name: "py" for name in ("cvm", "vm", "c|py", "c|py_nogc", "cvm_nogc", "vm_nogc",
-                                    "c", "numpy")}
+                                    "numpy")}
 
 
 def register(name: str, backend: Any) -> None:
@@ -41,4 +42,4 @@ def available() -> list:
     return sorted(_REGISTRY)
 
 
-from . import numpy_backend  # noqa: E402,F401  (registers 'py')
+from . import c_backend, numpy_backend  # noqa: E402,F401  (they register 'c' and 'py')

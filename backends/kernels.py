@@ -182,12 +182,37 @@ def broadcast_strides(array: np.ndarray, shape: Sequence[int]) -> tuple[int, ...
 
 
 
-def launch(fn, graph: ScalarGraph, *inputs: np.ndarray) -> list[np.ndarray]:
+def elemwise_shape(arrays: Sequence[np.ndarray], patterns: Sequence[Sequence[bool]]
+                   ) -> tuple[int, ...] | None:
+    """The result shape of an elementwise node whose inputs (all of one rank) have these
+    broadcastable ``patterns``, or None when the arrays do not fit them: a dimension that is
+    not broadcastable must have the result's length in every such input."""
+    shape = []
+    for d in range(len(patterns[0]) if patterns else 0):
+        n = None
+        for a, pattern in zip(arrays, patterns):
+            if a.ndim != len(pattern):
+                return None
+            if pattern[d]:
+                if a.shape[d] != 1:
+                    return None
+            elif n is None:
+                n = a.shape[d]
+            elif a.shape[d] != n:
+                return None
+        shape.append(1 if n is None else n)
+    return tuple(shape)
+
+
+def launch(fn, graph: ScalarGraph, *inputs: np.ndarray,
+           shape: Sequence[int] | None = None) -> list[np.ndarray]:
     """Run a rendered kernel (``fn``: its ctypes function) on numpy arrays: broadcast the
-    inputs, allocate the outputs (C order), collapse the dimensions, call once."""
+    inputs (to ``shape`` when the caller has checked it), allocate the outputs (C order),
+    collapse the dimensions, call once."""
     import ctypes
     arrays = [np.asarray(x, dtype=d) for x, d in zip(inputs, graph.in_dtypes)]
-    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    if shape is None:
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
     outs = [np.empty(shape, dtype=d) for d in graph.out_dtypes]
     every = arrays + outs
     cshape, cstrides = collapse(shape, [broadcast_strides(a, shape) for a in every])
