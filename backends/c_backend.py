@@ -23,7 +23,7 @@ class CBackend(NumpyBackend):
     name = "c"
 
     def __init__(self) -> None:
-        self._kernels: dict[tuple, Callable | None] = {}
+        self._kernels: dict[kernels.ScalarGraph, Callable | None] = {}
 
     def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
         fallback = thunk(node, inner)
@@ -48,7 +48,8 @@ class CBackend(NumpyBackend):
         return run
 
     def _kernel(self, graph: kernels.ScalarGraph) -> Callable | None:
-        key = (graph.in_dtypes, graph.steps, graph.outputs)
+        key = graph  # its dtypes included: the same row can give another dtype under
+        # another floatX
         if key not in self._kernels:
             name = "k_" + "_".join([graph.steps[0][0].name, *graph.in_dtypes])
             try:

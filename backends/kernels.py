@@ -15,7 +15,7 @@ in it, indexed by element, which gcc turns into SIMD code; the strided copy hand
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,9 @@ class ScalarGraph:
     in_dtypes: tuple[str, ...]
     steps: tuple[tuple[ScalarOp, tuple[int, ...]], ...]
     outputs: tuple[int, ...]
+    # every reference's dtype, fixed when the graph is made: a row's output dtype can depend
+    # on config.floatX (int32 / int32), and a kernel must not change with a later setting
+    ref_dtypes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         n = len(self.in_dtypes)
@@ -51,6 +54,10 @@ class ScalarGraph:
                                  "earlier steps can be read")
         if not self.outputs or any(not 0 <= r < n + len(self.steps) for r in self.outputs):
             raise ValueError(f"outputs {self.outputs} refer to nothing computed")
+        dtypes = list(self.in_dtypes)
+        for op, refs in self.steps:
+            dtypes.append(op.output_dtype(*[dtypes[r] for r in refs]))
+        object.__setattr__(self, "ref_dtypes", tuple(dtypes))
 
     @classmethod
     def of_row(cls, op: ScalarOp, in_dtypes: Sequence[str]) -> ScalarGraph:
@@ -60,10 +67,7 @@ class ScalarGraph:
 
     def dtypes(self) -> list[str]:
         """The dtype of every reference: the inputs', then each step's output."""
-        out = list(self.in_dtypes)
-        for op, refs in self.steps:
-            out.append(op.output_dtype(*[out[r] for r in refs]))
-        return out
+        return list(self.ref_dtypes)
 
     @property
     def out_dtypes(self) -> tuple[str, ...]:
@@ -89,7 +93,11 @@ def render(graph: ScalarGraph, name: str, dialect: Dialect = C) -> str:
                  for r, d in enumerate(graph.in_dtypes)]
         for k, (op, refs) in enumerate(graph.steps):
             r = n_in + k
-            expr = render_row(op, [dtypes[i] for i in refs], [f"v{i}" for i in refs], dialect)
+            ins = [dtypes[i] for i in refs]
+            if op.output_dtype(*ins) != dtypes[r]:  # the row reads config.floatX
+                raise ValueError(f"step {k} ({op.name}) gives {op.output_dtype(*ins)} now but "
+                                 f"{dtypes[r]} when the graph was made (floatX changed)")
+            expr = render_row(op, ins, [f"v{i}" for i in refs], dialect)
             lines.append(f"const {ct(dtypes[r])} v{r} = {expr};")
         for j, r in enumerate(graph.outputs):
             lines.append(store.format(a=n_in + j, t=ct(dtypes[r]), v=f"v{r}") + ";")
