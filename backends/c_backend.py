@@ -48,18 +48,18 @@ class CBackend(NumpyBackend):
         return run
 
     def _kernel(self, graph: kernels.ScalarGraph) -> Callable | None:
-        key = graph  # its dtypes included: the same row can give another dtype under
+        # keyed by the whole graph, dtypes included: a row can give another dtype under
         # another floatX
-        if key not in self._kernels:
+        if graph not in self._kernels:
             name = "k_" + "_".join([graph.steps[0][0].name, *graph.in_dtypes])
             try:
                 source = kernels.render(graph, name)
                 lib = ccompiler.compile_library(source, name=name)
                 restype, argtypes = kernels.c_signature()
-                self._kernels[key] = lib.function(name, restype, argtypes)
+                self._kernels[graph] = lib.function(name, restype, argtypes)
             except (ValueError, NotImplementedError, ccompiler.CompileError):
-                self._kernels[key] = None  # the numpy thunk computes it
-        return self._kernels[key]
+                self._kernels[graph] = None  # the numpy thunk computes it
+        return self._kernels[graph]
 
 
 register("c", CBackend())

@@ -14,6 +14,7 @@ in it, indexed by element, which gcc turns into SIMD code; the strided copy hand
 """
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -65,14 +66,9 @@ class ScalarGraph:
         n = len(in_dtypes)
         return cls(tuple(in_dtypes), ((op, tuple(range(n))),), (n,))
 
-    def dtypes(self) -> list[str]:
-        """The dtype of every reference: the inputs', then each step's output."""
-        return list(self.ref_dtypes)
-
     @property
     def out_dtypes(self) -> tuple[str, ...]:
-        dtypes = self.dtypes()
-        return tuple(dtypes[r] for r in self.outputs)
+        return tuple(self.ref_dtypes[r] for r in self.outputs)
 
 
 def render(graph: ScalarGraph, name: str, dialect: Dialect = C) -> str:
@@ -83,7 +79,7 @@ def render(graph: ScalarGraph, name: str, dialect: Dialect = C) -> str:
     if dialect is not C:
         raise NotImplementedError(f"the {dialect.name} loop is not written yet: only the "
                                   "C dialect renders kernels so far")
-    dtypes = graph.dtypes()
+    dtypes = graph.ref_dtypes
     n_in, n_out = len(graph.in_dtypes), len(graph.outputs)
     n_arrays = n_in + n_out
     ct = dialect.ctype
@@ -217,7 +213,6 @@ def launch(fn, graph: ScalarGraph, *inputs: np.ndarray,
     """Run a rendered kernel (``fn``: its ctypes function) on numpy arrays: broadcast the
     inputs (to ``shape`` when the caller has checked it), allocate the outputs (C order),
     collapse the dimensions, call once."""
-    import ctypes
     arrays = [np.asarray(x, dtype=d) for x, d in zip(inputs, graph.in_dtypes)]
     if shape is None:
         shape = np.broadcast_shapes(*[a.shape for a in arrays])
@@ -237,6 +232,5 @@ def launch(fn, graph: ScalarGraph, *inputs: np.ndarray,
 
 def c_signature() -> tuple:
     """(restype, argtypes) of a rendered kernel, for ctypes."""
-    import ctypes
     return None, (ctypes.c_int64, ctypes.POINTER(ctypes.c_int64),
                   ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64))

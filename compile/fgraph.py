@@ -12,11 +12,8 @@ from typing import Any
 
 from ..symbolic.graph import Apply, Constant, Variable, toposort
 
-# Rewrite passes keep per-graph memos as attributes of the FunctionGraph named with this
-# prefix; run_passes drops them when rewriting is over.
-MEMO_PREFIX = "_memo_"
-# The merge memo: constant signature -> the constant kept for it.
-MERGED_CONSTANTS = MEMO_PREFIX + "constants"
+# The merge memo (see FunctionGraph.memo): constant signature -> the constant kept for it.
+MERGED_CONSTANTS = "merged constants"
 
 
 def node_key(node: Apply) -> str:
@@ -137,12 +134,13 @@ class FunctionGraph:
         that a first merge pass has nothing left to do."""
         self.inputs = list(inputs)
         self._input_set = set(self.inputs)
+        self._memos: dict[str, dict] = {}
         order = None
         merge = merge and clone
         if clone:
             outputs, _, order, consts = _clone(self.inputs, outputs, merge)
             if merge:  # later merges meet new constants against these
-                self.__dict__[MERGED_CONSTANTS] = consts
+                self.memo(MERGED_CONSTANTS).update(consts)
         self.outputs = list(outputs)
         self.history: list[tuple] = []
         # When a list, _import appends every node it adds (the rewrite worklist reads it).
@@ -297,18 +295,32 @@ class FunctionGraph:
                     del self.clients[inp]
                 stack.append(inp)
 
+    def memo(self, name: str) -> dict:
+        """A per-graph memo of the rewrite passes (shape lengths, merged constants), made on
+        first use; ``drop_memos`` ends them all when rewriting is over."""
+        table = self._memos.get(name)
+        if table is None:
+            table = self._memos[name] = {}
+        return table
+
+    def drop_memos(self) -> None:
+        """Forget the memos: they would otherwise live as long as the compiled function, for
+        the garbage collector to walk at every collection."""
+        self._memos = {}
+
+    # the tables only rewriting needs, rebuilt from the nodes when read again
+    _REWRITE_TABLES = ("clients", "_level", "key_counts", "keys_version")
+
     def release_bookkeeping(self) -> None:
-        """Drop the client table and the levels, which only rewriting needs: a compiled
-        function keeps its graph for inspection, and these tables are about a third of the
-        objects it would keep for the garbage collector to walk. Reading ``clients`` again
-        rebuilds them."""
-        for name in ("clients", "_level", "key_counts", "keys_version"):
+        """Drop the client table, the levels and the key counts: a compiled function keeps
+        its graph for inspection, and these tables are about a third of the objects it would
+        keep for the garbage collector to walk. Reading ``clients`` again rebuilds them."""
+        for name in self._REWRITE_TABLES:
             self.__dict__.pop(name, None)
 
     def __getattr__(self, name: str):
         # only called for a missing attribute: the tables release_bookkeeping dropped
-        if name in ("clients", "_level", "key_counts", "keys_version") and \
-                "nodes" in self.__dict__:
+        if name in FunctionGraph._REWRITE_TABLES and "nodes" in self.__dict__:
             self._rebuild(self.__dict__.get("_order"))
             return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

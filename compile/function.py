@@ -12,7 +12,7 @@ The life of a call to ``function(inputs, outputs, updates, givens)``:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -90,9 +90,9 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
     pairs = list(zip([var for var, _ in pairs], pair_values))
     # Default updates of the shared variables the graph still reads once givens are applied
     # (a replaced shared variable is not read, so it is not updated), as Theano collects them.
-    walked: list = []
-    defaults_found = _default_updates(out_vars + pair_values + in_values, pairs, replace,
-                                      _skipped_defaults(no_default_updates, where), walked)
+    defaults_found, walked = _default_updates(out_vars + pair_values + in_values, pairs,
+                                              replace, _skipped_defaults(no_default_updates,
+                                                                         where))
     pairs += defaults_found
     upd_vars = [u for _, u in pairs] + in_values
     update_containers = [s.container for s, _ in pairs] + [c for c, _ in in_updates]
@@ -421,23 +421,22 @@ def _skipped_defaults(no_default_updates, where):
     return {id(v.container) for v in listed}
 
 
-def _default_updates(roots, pairs, replace, skipped, walked: list) -> list:
+def _default_updates(roots, pairs, replace, skipped) -> tuple[list, list]:
     """``(shared, default_update)`` for each shared variable the graph of ``roots`` reads that
     has a default update and is neither updated explicitly nor skipped; a default update's own
-    graph is searched too (a counter read only by another counter's update). ``walked``
-    receives ``ancestors(roots)``, which the caller can reuse."""
+    graph is searched too (a counter read only by another counter's update). Also returns
+    ``ancestors(roots)`` (empty when nothing was searched), which the caller can reuse."""
     if skipped is True:
-        return []
+        return [], []
     done = {id(v.container) for v, _ in pairs} | (skipped or set())
     extra = []
     pending = list(roots)
-    first = True
+    walked: list = []
     while pending:
         found = []
         variables = ancestors(pending)
-        if first:
-            walked[:] = variables
-            first = False
+        if not walked:
+            walked = variables
         for v in variables:
             if isinstance(v, SharedVariable) and v.default_update is not None \
                     and id(v.container) not in done:
@@ -446,7 +445,7 @@ def _default_updates(roots, pairs, replace, skipped, walked: list) -> list:
                 extra.append((v, value))
                 found.append(value)
         pending = found
-    return extra
+    return extra, walked
 
 
 def _givens_map(givens, where) -> dict[Variable, Variable]:
@@ -515,7 +514,10 @@ def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
     Also which update values must be copied before they are stored, so that a shared variable
     never aliases an argument, a constant, another shared variable or another update: only a
     shared variable's own (unchanged) value is stored as it is."""
-    root = _buffer_roots(fgraph)
+    roots = _buffer_roots(fgraph)
+
+    def root(v):
+        return roots.get(v, frozenset((v,)))
 
     def external(v):
         return any(r in fgraph._input_set or isinstance(r, Constant) for r in root(v))
@@ -542,34 +544,18 @@ def _output_copies(fgraph: FunctionGraph, n_out: int, borrow: Sequence[bool],
     return copies, update_copies
 
 
-def _buffer_roots(fgraph: FunctionGraph) -> Callable[[Variable], frozenset]:
-    """``root(v)``: the variables whose buffers ``v`` may share, following the ops'
-    ``view_map`` up from ``v`` (``{v}`` for a variable that owns its buffer). Only the
-    outputs are asked about, so only the view chains above them are walked."""
-    memo: dict[Variable, frozenset] = {}
-
-    def root(var: Variable) -> frozenset:
-        stack = [var]
-        while stack:
-            v = stack[-1]
-            if v in memo:
-                stack.pop()
-                continue
-            node = v.owner
-            ins = node.op.view_map.get(v.index) if node is not None and \
-                node in fgraph.nodes else None
-            if not ins:
-                memo[v] = frozenset((v,))
-                stack.pop()
-                continue
-            todo = [node.inputs[i] for i in ins if node.inputs[i] not in memo]
-            if todo:
-                stack.extend(todo)
-                continue
-            stack.pop()
-            memo[v] = frozenset().union(*[memo[node.inputs[i]] for i in ins])
-        return memo[var]
-    return root
+def _buffer_roots(fgraph: FunctionGraph) -> dict[Variable, frozenset]:
+    """For each variable computed as a view (an op's ``view_map``), the variables whose buffers
+    it may share; a variable absent from the map owns its buffer."""
+    roots: dict[Variable, frozenset] = {}
+    for node in fgraph.toposort():
+        for out_idx, in_idxs in node.op.view_map.items():
+            shared: frozenset = frozenset()
+            for i in in_idxs:
+                inp = node.inputs[i]
+                shared = shared | roots.get(inp, frozenset((inp,)))
+            roots[node.outputs[out_idx]] = shared
+    return roots
 
 
 def _allow(inp: In, allow_input_downcast: bool | None) -> bool | None:

@@ -26,7 +26,7 @@ import numpy as np
 from ..backends.numpy_backend import thunk
 from ..symbolic.graph import Apply, Constant, Variable, toposort
 from ..symbolic.trace import suspended
-from .fgraph import MEMO_PREFIX, MERGED_CONSTANTS, FunctionGraph, node_key
+from .fgraph import MERGED_CONSTANTS, FunctionGraph, node_key
 
 # Folding an op whose output is much larger than its inputs (alloc, eye, arange) would only
 # move memory from the run into the compiled function; such nodes stay.
@@ -155,55 +155,19 @@ def same_type_as(new: Variable, old: Variable) -> Variable:
 def merge(fgraph: FunctionGraph) -> None:
     """Common subexpressions: equal constants become one, equal ops on the same inputs one.
 
-    The first merge of a graph compares every node; a later one only the nodes added or given
-    new inputs since (``fgraph.touched``): two nodes that neither changed were already found
-    different."""
-    if fgraph.touched is None:
-        _merge_all(fgraph)
-    else:
-        _merge_touched(fgraph)
-    fgraph.touched = set()
-
-
-def _merge_all(fgraph: FunctionGraph) -> None:
-    # the constants in the order variables() meets them: the graph inputs, then each node's
-    # inputs in order
-    consts: dict[Constant, None] = {}
-    for var in fgraph.inputs:
-        if isinstance(var, Constant):
-            consts[var] = None
-    order = fgraph.order_by_level()
-    for node in order:
-        for var in node.inputs:
-            if var.owner is None and isinstance(var, Constant):
-                consts[var] = None
-    seen_consts = fgraph.__dict__.setdefault(MERGED_CONSTANTS, {})
-    for var in consts:
-        key = var.signature()
-        if key in seen_consts and seen_consts[key] is not var:
-            fgraph.redirect(var, seen_consts[key])
-        else:
-            seen_consts.setdefault(key, var)
-    # Nodes are grouped by their inputs first: hashing an op hashes its props, and nodes with
-    # the same inputs are few, so ops are compared only within those groups.
-    canon: dict[tuple, list[Apply]] = {}
-    for node in order:
-        if node not in fgraph.nodes:
-            continue
-        group = canon.setdefault(tuple(map(id, node.inputs)), [])
-        for twin in group:
-            if twin.op == node.op:
-                for old, new in zip(node.outputs, twin.outputs):
-                    fgraph.redirect(old, new)
-                break
-        else:
-            group.append(node)
-
-
-def _merge_touched(fgraph: FunctionGraph) -> None:
-    seen_consts = fgraph.__dict__.setdefault(MERGED_CONSTANTS, {})
+    The first merge of a graph looks at every node, by level; a later one only at the nodes
+    added or given new inputs since (``fgraph.touched``): two nodes that neither changed were
+    already found different. A node pointed at its twin gives its clients new inputs, so they
+    are looked at again, until nothing changes."""
+    seen_consts = fgraph.memo(MERGED_CONSTANTS)
     nodes, level = fgraph.nodes, fgraph._level
-    todo = sorted((n for n in fgraph.touched if n in nodes), key=level.__getitem__)
+    if fgraph.touched is None:
+        for var in fgraph.inputs:  # an input constant is the one kept for its value
+            if isinstance(var, Constant):
+                seen_consts.setdefault(var.signature(), var)
+        todo = fgraph.order_by_level()
+    else:
+        todo = sorted((n for n in fgraph.touched if n in nodes), key=level.__getitem__)
     fgraph.touched = set()
     while todo:
         for node in todo:
@@ -218,7 +182,6 @@ def _merge_touched(fgraph: FunctionGraph) -> None:
             if twin is not None:
                 for old, new in zip(node.outputs, twin.outputs):
                     fgraph.redirect(old, new)
-        # what a merge pointed at its twin has new inputs: it may have a twin now
         todo = sorted((n for n in fgraph.touched if n in nodes), key=level.__getitem__)
         fgraph.touched = set()
 
@@ -226,8 +189,9 @@ def _merge_touched(fgraph: FunctionGraph) -> None:
 def _twin(fgraph: FunctionGraph, node: Apply) -> Apply | None:
     """Another node of the graph applying an equal op to the same inputs, or None. The
     candidates are the clients of the input that has the fewest."""
-    if not node.inputs:
-        return None
+    if not node.inputs:  # rare: compared with every other node without inputs
+        return next((o for o in fgraph.nodes if o is not node and not o.inputs
+                     and o.op == node.op), None)
     clients = fgraph.clients
     pos = min(range(len(node.inputs)), key=lambda i: len(clients.get(node.inputs[i], ())))
     n_in = len(node.inputs)
@@ -381,8 +345,7 @@ def run_phase(fgraph: FunctionGraph, phase: str, exclude: Sequence[str] = ()) ->
             version[0] = fgraph.keys_version
             by_key.clear()
             by_key_const.clear()
-        sop = getattr(node.op, "scalar_op", None)  # node_key, inlined: called per node
-        key = sop.name if sop is not None else type(node.op).__name__
+        key = node_key(node)
         rules = by_key.get(key)
         if rules is None:
             rules = by_key[key] = [r for r in table.get(key, []) + everywhere
@@ -468,7 +431,4 @@ def run_passes(fgraph: FunctionGraph, names: Sequence[str], exclude: Sequence[st
                 PASSES[name](fgraph)
             else:
                 run_phase(fgraph, name, exclude)
-    # the rules' per-graph memos (lengths of shapes, cached constants) would otherwise live as
-    # long as the compiled function, for the garbage collector to walk at every collection
-    for key in [k for k in fgraph.__dict__ if k.startswith(MEMO_PREFIX)]:
-        del fgraph.__dict__[key]
+    fgraph.drop_memos()

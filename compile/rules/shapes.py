@@ -41,7 +41,7 @@ from ...ops.shape import (
 from ...ops.subtensor import Subtensor
 from ...symbolic.graph import Constant, Variable, ancestors
 from ...symbolic.trace import format_trace
-from ..rewrite import MEMO_PREFIX, register
+from ..rewrite import register
 
 ALL_PHASES = ("canonicalize", "stabilize", "specialize")
 
@@ -102,10 +102,10 @@ def input_shapes(node, fgraph=None) -> list[tuple]:
 def _cached_lengths(fgraph, v: Variable) -> tuple:
     """``_lengths(v)``, made once per graph: a variable many nodes read (a network's input)
     would otherwise get a new pair of nodes for every shape query."""
-    cache = fgraph.__dict__.setdefault(MEMO_PREFIX + "shape_i_cache", {})
+    cache = fgraph.memo("shape_i")
     dims = cache.get(v)
     if dims is None:
-        dims = cache[v] = _lengths(v, fgraph.__dict__.setdefault(MEMO_PREFIX + "int_consts", {}))
+        dims = cache[v] = _lengths(v, fgraph.memo("int64 constants"))
     return dims
 
 
@@ -116,7 +116,7 @@ def _known_lengths(fgraph, var: Variable) -> tuple:
     The walk goes down iteratively (a chain of 10,000 nodes needs no recursion), and an entry
     is reused only while the variables whose ``Shape`` it reads are still in the graph: a
     rewrite that replaced one of them would otherwise bring its dead nodes back."""
-    memo = fgraph.__dict__.setdefault(MEMO_PREFIX + "lengths_memo", {})
+    memo = fgraph.memo("lengths")
     stack = [var]
     while stack:
         v = stack[-1]
@@ -152,17 +152,7 @@ def _infer_from_memo(fgraph, v: Variable, memo: dict) -> tuple:
             anchors.update(anc)
         else:
             shapes.append(None)
-    ints = fgraph.__dict__.setdefault(MEMO_PREFIX + "int_consts", {})
-    if type(node.op).infer_shape is Elemwise.infer_shape:
-        # most of a graph, and its lengths are its inputs' own ones: read them as
-        # Elemwise.infer_shape would (the first input not broadcastable in each dimension)
-        out = []
-        for d, n in enumerate(v.type.shape):
-            if n is None:
-                n = next((shp[d] for i, shp in zip(node.inputs, shapes)
-                          if not i.type.broadcastable[d]), 1)
-            out.append(_int_length(n, ints) if isinstance(n, int) else n)
-        return tuple(out), tuple(anchors)
+    ints = fgraph.memo("int64 constants")
     try:
         entries = tuple(call_infer_shape(node.op, fgraph, node, shapes)[v.index])
     except (NotImplementedError, TypeError, ValueError, IndexError):
@@ -174,6 +164,8 @@ def _infer_from_memo(fgraph, v: Variable, memo: dict) -> tuple:
     own = None
     for d, expr in enumerate(entries):
         n = v.type.shape[d]
+        if n is None and isinstance(expr, (int, np.integer)):
+            n = int(expr)
         length = _int_length(n, ints) if n is not None else _as_length(expr, node, known)
         if length is None:
             if own is None:
