@@ -93,6 +93,12 @@ def backend(request) -> str:
 
 
 @pytest.fixture
+def branches():
+    """``helpers.tracked_branches()``: ops recording which ifelse branches ran."""
+    return helpers.tracked_branches()
+
+
+@pytest.fixture
 def run(backend):
     """``run(inputs, out, values, expect)``: compile on the backend, call, check the value and
     its declared type (tests/helpers.py); ``run.check(got, out, expect)`` checks alone."""

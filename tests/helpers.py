@@ -71,3 +71,24 @@ class Runner:
             got = theon.function(inputs, out)(*values)
         self.check(got, out, expect, **kwargs)
         return got
+
+
+def tracked_branches():
+    """Two vector ops that record each run in ``calls``: ``double`` ("then") and ``negate``
+    ("else"), to tell which branches of an ifelse were computed."""
+    import types
+
+    import theon.tensor as T
+    from theon.compile.ops import as_op
+    calls: list[str] = []
+
+    @as_op(itypes=[T.dvector], otypes=[T.dvector])
+    def tracked_double(v):
+        calls.append("then")
+        return v * 2
+
+    @as_op(itypes=[T.dvector], otypes=[T.dvector])
+    def tracked_negate(v):
+        calls.append("else")
+        return -v
+    return types.SimpleNamespace(calls=calls, double=tracked_double, negate=tracked_negate)

@@ -103,37 +103,22 @@ def test_input_errors_are_unchanged(form):
         f()
 
 
-CALLS: list = []
-
-
-@as_op(itypes=[T.dvector], otypes=[T.dvector])
-def tracked_double(v):
-    CALLS.append("then")
-    return v * 2
-
-
-@as_op(itypes=[T.dvector], otypes=[T.dvector])
-def tracked_negate(v):
-    CALLS.append("else")
-    return -v
-
-
-def test_lazy_branches_run_only_when_taken(form):
-    CALLS.clear()
+def test_lazy_branches_run_only_when_taken(form, branches):
     c1, c2 = T.bscalars("c1", "c2")
     x = T.dvector("x")
-    inner = ifelse(c2, tracked_double(x), tracked_negate(x))
+    inner = ifelse(c2, branches.double(x), branches.negate(x))
     o1, o2 = ifelse(c1, [inner * 3, x.sum()], [x, -x.sum()])
     f = theano.function([c1, c2, x], [o1 + 1, o2])
     v = np.array([1.0, 2.0])
     r1, r2 = f(1, 0, v)
     np.testing.assert_array_equal(r1, -v * 3 + 1)
-    assert float(r2) == 3.0 and CALLS == ["else"]
+    assert float(r2) == 3.0 and branches.calls == ["else"]
     r1, r2 = f(0, 1, v)
     np.testing.assert_array_equal(r1, v + 1)
-    assert float(r2) == -3.0 and CALLS == ["else"]  # neither branch of the inner ifelse ran
+    # neither branch of the inner ifelse ran
+    assert float(r2) == -3.0 and branches.calls == ["else"]
     f(1, 1, v)
-    assert CALLS == ["else", "then"]
+    assert branches.calls == ["else", "then"]
 
 
 def test_an_error_inside_a_branch_names_its_node(form):
@@ -215,9 +200,9 @@ def test_equal_nodes_share_one_thunk():
     np.testing.assert_allclose(f([0.5]), expected)
 
 
-def test_a_perform_op_gets_a_thunk_per_node():
+def test_a_perform_op_gets_a_thunk_per_node(branches):
     x = T.dvector("x")
-    f = theano.function([x], tracked_double(tracked_double(x)), mode=theano.Mode(linker="py"))
+    f = theano.function([x], branches.double(branches.double(x)), mode=theano.Mode(linker="py"))
     assert len(_thunk_names(f)) == 2
 
 

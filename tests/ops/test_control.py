@@ -3,67 +3,48 @@ import numpy as np
 import pytest
 import theon as theano
 import theon.tensor as T
-from theon.compile.ops import as_op
 from theon.ifelse import ifelse
 
-CALLS = []
 
-
-@as_op(itypes=[T.dvector], otypes=[T.dvector])
-def tracked_double(v):
-    CALLS.append("then")
-    return v * 2
-
-
-@as_op(itypes=[T.dvector], otypes=[T.dvector])
-def tracked_negate(v):
-    CALLS.append("else")
-    return -v
-
-
-@pytest.fixture(autouse=True)
-def _reset():
-    CALLS.clear()
-
-
-def test_only_the_taken_branch_runs():
+def test_only_the_taken_branch_runs(branches):
     a, b = T.dscalars("a", "b")
     x = T.dvector("x")
-    f = theano.function([a, b, x], ifelse(T.lt(a, b), tracked_double(x), tracked_negate(x)))
+    f = theano.function([a, b, x], ifelse(T.lt(a, b), branches.double(x), branches.negate(x)))
     v = np.array([1.0, -2.0])
     np.testing.assert_array_equal(f(1.0, 2.0, v), v * 2)
-    assert CALLS == ["then"]
+    assert branches.calls == ["then"]
     np.testing.assert_array_equal(f(3.0, 2.0, v), -v)
-    assert CALLS == ["then", "else"]
+    assert branches.calls == ["then", "else"]
 
 
-def test_value_needed_elsewhere_is_computed_once_outside():
+def test_value_needed_elsewhere_is_computed_once_outside(branches):
     c = T.bscalar("c")
     x = T.dvector("x")
-    shared_part = tracked_double(x)
+    shared_part = branches.double(x)
     out = ifelse(c, shared_part.sum(), T.constant(0.0)) + shared_part.mean()
     f = theano.function([c, x], out)
     v = np.array([1.0, 3.0])
     assert f(0, v) == pytest.approx(4.0)
-    assert CALLS == ["then"]  # needed by the mean, so computed although the branch is not taken
+    # needed by the mean, so computed although the branch is not taken
+    assert branches.calls == ["then"]
     assert f(1, v) == pytest.approx(12.0)
 
 
-def test_nested_and_multiple_outputs():
+def test_nested_and_multiple_outputs(branches):
     c1, c2 = T.bscalars("c1", "c2")
     x = T.dvector("x")
-    inner = ifelse(c2, tracked_double(x), tracked_negate(x))
+    inner = ifelse(c2, branches.double(x), branches.negate(x))
     o1, o2 = ifelse(c1, [inner, x.sum()], [x, -x.sum()])
     f = theano.function([c1, c2, x], [o1, o2])
     v = np.array([1.0, 2.0])
     r1, r2 = f(1, 0, v)
     np.testing.assert_array_equal(r1, -v)
     assert r2 == pytest.approx(3.0)
-    assert CALLS == ["else"]
-    CALLS.clear()
+    assert branches.calls == ["else"]
+    branches.calls.clear()
     r1, r2 = f(0, 1, v)
     np.testing.assert_array_equal(r1, v)
-    assert CALLS == []
+    assert branches.calls == []
 
 
 def test_gradient_follows_the_branch():
