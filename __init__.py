@@ -11,7 +11,7 @@ from . import compile, gradient, ifelse, printing, tensor  # noqa: F401
 from .compile.function import Function, MissingInputError, UnusedInputError, function
 from .compile.io import In, Out
 from .compile.mode import FAST_COMPILE, FAST_RUN, Mode
-from .config import config
+from .config import VERSION, config
 from .gradient import Lop, Rop, grad
 from .ops.base import Op, as_tensor_variable
 from .ops.blas import dot
@@ -20,7 +20,7 @@ from .symbolic.graph import Apply, Constant, Variable, clone_replace
 from .symbolic.shared import SharedVariable, shared
 from .symbolic.types import TensorType
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def clone(output, replace=None, strict: bool = True, share_inputs: bool = True):

@@ -25,6 +25,10 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field, fields
 
+# theon's version (the package re-exports it as theon.__version__): here, in the leaf every
+# layer may import, so that the kernel cache can key entries by it
+VERSION = "0.1.0"
+
 _CHOICES = {
     "floatX": ("float64", "float32", "float16"),
     "mode": ("FAST_RUN", "FAST_COMPILE", "DebugMode"),

@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import config
+from ..config import VERSION, config
 
 # Bump when the layout of an entry or the way a source is compiled changes: old entries then
 # stop matching any key (and `python -m theon.cache clear` removes them).
@@ -187,25 +187,6 @@ def _require_compiler() -> Compiler:
 
 # -- keys -----------------------------------------------------------------------------------------
 
-_VERSION: list = []
-
-
-def _theon_version() -> str:
-    if not _VERSION:
-        # Python imports a package before its modules, so theon is in sys.modules: reading
-        # its __version__ costs nothing, where importlib.metadata costs about 20 ms.
-        top = sys.modules.get(__name__.split(".")[0])
-        version = getattr(top, "__version__", None)
-        if version is None:
-            from importlib import metadata
-            try:
-                version = metadata.version("theon")
-            except metadata.PackageNotFoundError:
-                version = "unknown"
-        _VERSION.append(str(version))
-    return _VERSION[0]
-
-
 def _libc() -> str:
     try:
         return os.confstr("CS_GNU_LIBC_VERSION") or ""
@@ -222,7 +203,7 @@ def _flags(flags: Sequence[str], openmp: bool) -> tuple:
 def cache_key(source: str, cc: Compiler, flags: Sequence[str]) -> str:
     """The sha256 (hex) naming the entry of ``source`` built by ``cc`` with ``flags``."""
     h = hashlib.sha256()
-    parts = [f"theon-kernel-cache/{FORMAT}", _theon_version(), cc.path, cc.real, cc.version,
+    parts = [f"theon-kernel-cache/{FORMAT}", VERSION, cc.path, cc.real, cc.version,
              _libc()]
     if any("native" in f for f in flags):  # -march=native: the library fits this CPU only
         parts.append(_cpu_identity())
