@@ -4,7 +4,9 @@
 Prints one row per case: the median time of one call of the compiled theon function, of the
 same work written in plain numpy (run in this process), and of PyTensor and JAX where they happen
 to be importable ("n/a" otherwise), and theon's time divided by each of theirs (below 1: theon is
-faster).
+faster). Cases that move large arrays also have a ``floor`` column: the time a hand-written pass
+takes to move the bytes the computation must move, so ``theon/floor`` says how far theon is from
+memory-bound (the column is left out of a table where no case has it).
 
 How a time is taken: each implementation is called once (warm-up; for JAX that also compiles),
 then calibrated to a number of calls lasting about ``target`` seconds; samples of that many calls
@@ -35,18 +37,33 @@ from typing import Any, TextIO
 
 import numpy as np
 
-IMPLS = ("theon", "numpy", "pytensor", "jax")
+IMPLS = ("theon", "numpy", "pytensor", "jax", "floor")
+# implementations that compute something else on purpose (the floor only moves the bytes):
+# timed, never compared with numpy
+UNCHECKED = frozenset({"floor"})
 _MODULE_OF = {"pytensor": "pytensor", "jax": "jax"}  # optional implementations, imported lazily
 
 
 @dataclass
 class Bench:
     """What gets timed: ``fn(*args)``. A builder may also return a bare zero-argument callable,
-    and may set ``result`` to turn the call's return value into a numpy array for the check."""
+    and may set ``result`` to turn the call's return value into a numpy array for the check.
+
+    ``self_timed``: ``fn`` returns the seconds to count itself (a compile measured inside a fresh
+    process, without the process's start). ``note``, called after the timing, gives a line for
+    the report (what the samples saw).
+    """
 
     fn: Callable
     args: tuple = ()
     result: Callable[[Any], Any] | None = None
+    self_timed: bool = False
+    note: Callable[[], str] | None = None
+
+
+class Unavailable(Exception):
+    """Raised by a builder when its implementation cannot run here (no C compiler, say): the
+    cell says n/a and the report gives the reason, for theon too."""
 
 
 Builder = Callable[[dict[str, Any]], Any]  # setup's data -> Bench or zero-argument callable
@@ -60,7 +77,8 @@ class Case:
     and returns what to time, having done its compiling outside the timed part (except in
     ``kind="compile"`` cases, where compiling is what is timed). With ``check``, every
     implementation's result must match numpy's (``rtol``/``atol``), so no row is a fast wrong
-    answer. ``budget`` scales the time spent sampling the case.
+    answer. ``budget`` scales the time spent sampling the case; ``max_samples`` caps the
+    samples of each implementation (and lowers the minimum to it).
     """
 
     name: str
@@ -75,6 +93,8 @@ class Case:
     rtol: float = 1e-4
     atol: float = 1e-6
     budget: float = 1.0
+    floor: Builder | None = None  # the memory-traffic floor of the same work (see IMPLS)
+    max_samples: int | None = None  # for cases whose one sample takes seconds (a cold compile)
 
     def builder(self, impl: str) -> Builder | None:
         return getattr(self, impl)
@@ -126,6 +146,8 @@ def _as_bench(obj: Any) -> Bench:
 
 def _run(bench: Bench, n: int) -> float:
     fn, args = bench.fn, bench.args
+    if bench.self_timed:
+        return sum(fn(*args) for _ in range(n))
     loop = range(n)
     start = time.perf_counter()
     for _ in loop:
@@ -143,7 +165,8 @@ def _calibrate(bench: Bench, target_s: float) -> int:
         n *= 10 if elapsed < target_s / 100 else 2
 
 
-def measure(benches: dict[str, Bench], settings: Settings, budget: float = 1.0):
+def measure(benches: dict[str, Bench], settings: Settings, budget: float = 1.0,
+            max_samples: int | None = None):
     """Median seconds per call of each bench, and how many samples that took.
 
     One implementation after the other, each given an equal share of the budget: interleaving
@@ -151,13 +174,17 @@ def measure(benches: dict[str, Bench], settings: Settings, budget: float = 1.0):
     spinning a while after a call, and slowed whichever implementation ran next by 2-3x.
     """
     share = settings.budget_s * budget / max(1, len(benches))
+    most = settings.max_samples if max_samples is None else min(max_samples,
+                                                                settings.max_samples)
+    least = min(settings.min_samples, most)
     times, counts = {}, {}
     for impl, bench in benches.items():
-        number = _calibrate(bench, settings.target_s)  # also lets other thread pools settle
+        # also lets other thread pools settle; a sample of seconds is one call anyway
+        number = 1 if bench.self_timed else _calibrate(bench, settings.target_s)
         samples: list[float] = []
         deadline = time.perf_counter() + share
-        while len(samples) < settings.max_samples and (
-                len(samples) < settings.min_samples or time.perf_counter() < deadline):
+        while len(samples) < most and (
+                len(samples) < least or time.perf_counter() < deadline):
             samples.append(_run(bench, number) / number)
         times[impl], counts[impl] = statistics.median(samples), len(samples)
     return times, counts
@@ -203,21 +230,29 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Re
             bench = _as_bench(builder(data))
             start = time.perf_counter()
             value = bench.fn(*bench.args)  # warm-up (for JAX: compiles)
-            result.first[impl] = time.perf_counter() - start
+            result.first[impl] = value if bench.self_timed else time.perf_counter() - start
+        except Unavailable as why:
+            result.notes[impl] = f"n/a: {why}"
+            continue
         except Exception as err:  # noqa: BLE001 - theon must work; the others may not
             if impl in ("theon", "numpy"):
                 raise
             result.notes[impl] = f"failed: {type(err).__name__}: {err}"
             continue
         benches[impl] = bench
-        if case.check and case.kind == "call":
+        if case.check and case.kind == "call" and impl not in UNCHECKED:
             values[impl] = _result_array(bench, value)
+        del value  # a large result would otherwise stay alive through the timing
     if case.check and case.kind == "call":
         _check(case, values)
+    del values
     gc.collect()
-    times, counts = measure(benches, settings, case.budget)
+    times, counts = measure(benches, settings, case.budget, case.max_samples)
     result.times.update(times)
     result.samples.update(counts)
+    for impl, bench in benches.items():
+        if bench.note is not None:
+            result.notes[impl] = bench.note()
     return result
 
 
@@ -236,10 +271,13 @@ def format_ratio(ratio: float | None) -> str:
 
 
 def table(results: Sequence[Result]) -> str:
-    """The results as a fixed-width text table: times, then theon's time over each other's."""
-    others = [i for i in IMPLS if i != "theon"]
-    header = ["case"] + list(IMPLS) + [f"theon/{i}" for i in others]
-    rows = [[r.case.name] + [format_time(r.times.get(i)) for i in IMPLS]
+    """The results as a fixed-width text table: times, then theon's time over each other's.
+    The floor column only where some case has a floor."""
+    impls = [i for i in IMPLS if i != "floor"
+             or any(r.times.get(i) is not None for r in results)]
+    others = [i for i in impls if i != "theon"]
+    header = ["case"] + impls + [f"theon/{i}" for i in others]
+    rows = [[r.case.name] + [format_time(r.times.get(i)) for i in impls]
             + [format_ratio(r.ratio(i)) for i in others] for r in results]
     widths = [max(len(row[k]) for row in [header] + rows) for k in range(len(header))]
     lines = []

@@ -9,12 +9,21 @@ by default), compiling once.
 """
 from __future__ import annotations
 
+import atexit
+import ctypes
 import importlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from functools import partial
 
 import numpy as np
 
-from . import Bench, Case
+from . import Bench, Case, Unavailable
 
 # -- (a) call overhead: a + b on 0-d float64 arrays -------------------------------------------
 
@@ -318,6 +327,181 @@ def jax_mlp_train_compile(d):
     return Bench(compile_once)
 
 
+# -- (d) W1: tanh(a * b + c) * sigmoid(a) - sqrt(d), 7 elementwise ops on float32 vectors ------
+# The workload of issue 8 (fused C kernels): unfused, each op reads and writes a whole array;
+# fused, one pass reads the four inputs and writes the output. Its floor is the time to move
+# those five arrays once.
+W1_RTOL, W1_ATOL = 1e-5, 1e-6  # float32: a few ulps of tanh/exp/sqrt, and the subtraction
+# The compile-time rows build W1 on this mode: function()'s default mode does not run C kernels
+# yet (issue 8 wires them in); once it does, these rows should use the default mode.
+W1_COMPILE_LINKER = "c"
+
+
+def w1_data(n: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    data = {k: rng.standard_normal(n, dtype=np.float32) for k in "abc"}
+    data["d"] = rng.uniform(0.1, 2.0, n).astype(np.float32)  # sqrt's domain
+    return data
+
+
+def _w1_args(d) -> tuple:
+    return tuple(d[k] for k in "abcd")
+
+
+def theon_w1_graph():
+    """([a, b, c, d], W1) on float32 vectors."""
+    import theon.tensor as T
+    a, b, c, d = (T.fvector(k) for k in "abcd")
+    return [a, b, c, d], T.tanh(a * b + c) * T.nnet.sigmoid(a) - T.sqrt(d)
+
+
+def _theon_w1(linker: str | None):
+    def build(d):
+        import theon as theano
+        mode = None if linker is None else theano.Mode(linker=linker)
+        inputs, out = theon_w1_graph()
+        return Bench(theano.function(inputs, out, mode=mode), _w1_args(d))
+    return build
+
+
+theon_w1 = _theon_w1(None)             # function()'s default mode
+theon_w1_numpy_path = _theon_w1("py")  # the numpy linker: what runs without a C compiler
+
+
+def w1_numpy(d):
+    """The plain numpy expression (numpy has no sigmoid: 1 / (1 + exp(-a)))."""
+    def w1(a, b, c, d):
+        return np.tanh(a * b + c) * (1 / (1 + np.exp(-a))) - np.sqrt(d)
+    return w1
+
+
+def numpy_w1(d):
+    return Bench(w1_numpy(d), _w1_args(d))
+
+
+def _jax_w1(a, b, c, d):
+    import jax
+    import jax.numpy as jnp
+    return jnp.tanh(a * b + c) * jax.nn.sigmoid(a) - jnp.sqrt(d)
+
+
+def jax_w1(d):
+    import jax
+    import jax.numpy as jnp
+    f, args = jax.jit(_jax_w1), tuple(jnp.asarray(x) for x in _w1_args(d))
+    return Bench(lambda: f(*args).block_until_ready())
+
+
+FLOOR_SOURCE = """
+#include <stddef.h>
+/* W1's memory traffic and nothing else: four float32 arrays read, one written, in one pass */
+void w1_floor(size_t n, const float *restrict a, const float *restrict b,
+              const float *restrict c, const float *restrict d, float *restrict out)
+{
+    for (size_t i = 0; i < n; ++i)
+        out[i] = a[i] + b[i] + c[i] + d[i];
+}
+"""
+
+
+def floor_w1(d):
+    """The floor: one hand-written C pass reading W1's four inputs and writing one output (gcc
+    -O3, vectorised, one thread, as theon's kernels). Without a C compiler, np.copyto of one
+    array (one read, one write) scaled by 5/2."""
+    from theon.backends import ccompiler
+    a, b, c, e = _w1_args(d)
+    out = np.empty_like(a)
+    try:
+        lib = ccompiler.compile_library(FLOOR_SOURCE, name="w1_floor")
+    except ccompiler.CompileError:
+        def copy_scaled():
+            start = time.perf_counter()
+            np.copyto(out, a)
+            return (time.perf_counter() - start) * 5 / 2
+        return Bench(copy_scaled, self_timed=True,
+                     note=lambda: "np.copyto of n float32, x 5/2 (no C compiler)")
+    fn = lib.function("w1_floor", None, [ctypes.c_size_t] + [ctypes.c_void_p] * 5)
+    arrays = (a, b, c, e, out)  # the bench holds them: the kernel only gets their addresses
+    pointers = [x.ctypes.data for x in arrays]
+
+    def run():
+        fn(a.size, *pointers)
+        return arrays[-1]
+    return Bench(run,
+                 note=lambda: "one C pass out[i] = a[i] + b[i] + c[i] + d[i] (4 reads + 1 "
+                              "write of n float32, gcc -O3, one thread)")
+
+
+# -- compile time of W1's C kernels, each sample in a fresh process (kernel_compile.py) -------
+def _child_compile(compiledir: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "theon.benchmarks.kernel_compile", "--compiledir", compiledir,
+         "--linker", W1_COMPILE_LINKER], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kernel_compile failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _require_compiler() -> None:
+    from theon.backends import ccompiler
+    if ccompiler.compiler() is None:
+        raise Unavailable("no C compiler (config.cxx is empty or does not run)")
+
+
+def _kernel_compile_bench(cached: bool) -> Bench:
+    _require_compiler()
+    runs: list[dict] = []
+    kept = tempfile.mkdtemp(prefix="theon-bench-compiledir-")
+    atexit.register(shutil.rmtree, kept, ignore_errors=True)
+
+    def once() -> float:
+        if cached:  # the first call (the warm-up) fills the folder; every later one reads it
+            runs.append(_child_compile(kept))
+        else:
+            fresh = tempfile.mkdtemp(prefix="cold-", dir=kept)
+            try:
+                runs.append(_child_compile(fresh))
+            finally:
+                shutil.rmtree(fresh, ignore_errors=True)
+        return runs[-1]["seconds"]
+
+    def note() -> str:
+        timed = runs[1:] or runs  # the warm-up of the cached row was a cold build
+        compiled = statistics.median(r["stats"].get("compiled", 0) for r in timed)
+        hits = statistics.median(r["stats"].get("disk_hits", 0) for r in timed)
+        py = statistics.median(r["py_seconds"] for r in timed)
+        none = "" if compiled or hits else " (no kernel at all: the C linker ran W1 on numpy)"
+        return (f"function() + first call on Mode(linker={W1_COMPILE_LINKER!r}), a fresh "
+                f"process per sample: gcc compiled {compiled:g} libraries, {hits:g} came from "
+                f"the disk cache{none}; the same on linker 'py' takes {py * 1e3:.1f} ms")
+    return Bench(once, self_timed=True, note=note)
+
+
+def theon_w1_compile_cold(d):
+    return _kernel_compile_bench(cached=False)
+
+
+def theon_w1_compile_cached(d):
+    return _kernel_compile_bench(cached=True)
+
+
+def jax_w1_compile(d):
+    import jax
+    import jax.numpy as jnp
+    args = tuple(jnp.asarray(x) for x in _w1_args(d))
+
+    def compile_once():  # a fresh function each time: no trace or compile cache reused
+        def w1(*a):
+            return _jax_w1(*a)
+        return jax.jit(w1).lower(*args).compile()
+    return Bench(compile_once)
+
+
+def _w1_case(name: str, n: int, description: str, theon_builder, **kw) -> Case:
+    return Case(name, description, partial(w1_data, n), theon_builder, numpy_w1, None,
+                kw.pop("jax", jax_w1), rtol=W1_RTOL, atol=W1_ATOL, floor=floor_w1, **kw)
+
+
 CASES = [
     Case("add_scalars", "call overhead: function([a, b], a + b) on 0-d float64 arrays "
          "vs np.add(a, b)", scalar_data, theon_scalar_add, numpy_scalar_add,
@@ -341,4 +525,17 @@ CASES = [
     Case("mlp_train_build", "building the loss, T.grad and function() together, as a user "
          "waits for them", mlp_train_data, theon_mlp_train_build_and_compile, kind="compile",
          budget=0.5),
+    _w1_case("w1_1e6", 10**6, "W1 = tanh(a * b + c) * sigmoid(a) - sqrt(d) on four contiguous "
+             "float32 vectors of 1e6, function()'s default mode", theon_w1),
+    _w1_case("w1_1e7", 10**7, "W1 on float32 vectors of 1e7 (40 MB each), function()'s default "
+             "mode", theon_w1, budget=1.5),
+    _w1_case("w1_1e7_numpy_path", 10**7, "W1 on 1e7, theon on Mode(linker='py') (the numpy "
+             "path: no compiler needed)", theon_w1_numpy_path, jax=None, budget=1.0),
+    Case("w1_compile_cold", "compile time of W1's C kernels, cold: function() + first call on "
+         f"Mode(linker={W1_COMPILE_LINKER!r}) with an empty compiledir, in a fresh process (gcc "
+         "runs); JAX: jit(...).lower().compile() of a fresh function", partial(w1_data, 1000),
+         theon_w1_compile_cold, None, None, jax_w1_compile, kind="compile", max_samples=3),
+    Case("w1_compile_cached", "the same with the compiledir an earlier process filled, in a "
+         "fresh process (the disk cache: no gcc)", partial(w1_data, 1000),
+         theon_w1_compile_cached, kind="compile", max_samples=3),
 ]
