@@ -326,70 +326,201 @@ def _broadcast_length(a: int | None, b: int | None) -> int | None:
     return b
 
 
-class DotAdd(Op):
-    """dot(a, b) + c, adding ``c`` into the fresh product in place (the specialize phase
-    makes these from dot-plus-bias; a gemm without the scaling factors)."""
+def _scalar(v, name: str):
+    v = as_tensor_variable(v)
+    if v.ndim != 0:
+        raise graph_error(f"{name}: the scale factors must be scalars, got {v.type}", ValueError)
+    return v
 
-    def make_node(self, a, b, c) -> Apply:
-        d = dot(a, b)
-        c = as_tensor_variable(c)
-        if c.ndim > d.ndim:
-            raise graph_error(f"DotAdd: the addend {c.type} has more dimensions than the "
+
+try:  # optional: BLAS's own accumulation (beta * C + alpha * A B written into C)
+    from scipy.linalg import blas as _scipy_blas
+    _GEMM = {np.dtype("float32"): _scipy_blas.sgemm, np.dtype("float64"): _scipy_blas.dgemm}
+except ImportError:  # pragma: no cover - depends on the environment
+    _GEMM = {}
+
+
+def _fortran(m):
+    """``(array, trans)`` with ``array`` Fortran-ordered and ``op(array) == m`` (BLAS reads a
+    C-ordered matrix as its transpose), or None for a matrix with neither layout."""
+    if m.flags.f_contiguous:
+        return m, 0
+    if m.flags.c_contiguous:
+        return m.T, 1
+    return None
+
+
+def _blas_accumulate(z, alpha, x, y, beta) -> bool:
+    """``z[...] = beta * z + alpha * x @ y`` by one BLAS gemm writing into ``z``, when scipy is
+    there and the layouts allow it (2-d, contiguous one way or the other, one float dtype, no
+    overlap); False when it did nothing."""
+    fn = _GEMM.get(z.dtype)
+    if fn is None or x.ndim != 2 or y.ndim != 2 or z.ndim != 2 or not z.size or \
+            x.shape[1] == 0 or x.dtype != z.dtype or y.dtype != z.dtype or \
+            z.shape != (x.shape[0], y.shape[1]) or x.shape[1] != y.shape[0] or \
+            not z.flags.writeable or np.may_share_memory(z, x) or np.may_share_memory(z, y):
+        return False
+    if z.flags.f_contiguous:
+        c, a, b = z, _fortran(x), _fortran(y)
+    elif z.flags.c_contiguous:  # z.T is Fortran-ordered: z.T = y.T @ x.T
+        c, a, b = z.T, _fortran(y.T), _fortran(x.T)
+    else:
+        return False
+    if a is None or b is None:
+        return False
+    r = fn(alpha, a[0], b[0], beta, c, trans_a=a[1], trans_b=b[1], overwrite_c=1)
+    if r is not c and not np.shares_memory(r, c):  # scipy worked on a copy: bring it home
+        c[...] = r
+    return True
+
+
+class Gemm(Op):
+    """``b * z + a * dot(x, y)`` with ``a`` and ``b`` scalars (Theano's gemm); ``z`` broadcasts
+    into the product's shape as an addend does (a bias row), and the dot has numpy.dot's
+    semantics for any ranks.
+
+    The specialize phase makes it from a dot followed by a scaled add (``W - lr * dot(x, y)``).
+    Its thunk takes ``out=``: the numpy backend hands it the buffer to write into, ``z``'s own
+    when nothing reads ``z`` afterwards (a weight update), and BLAS then accumulates the product
+    into ``z`` (scipy's sgemm/dgemm with beta, when scipy is installed) instead of making the
+    product and adding it."""
+
+    def make_node(self, z, a, x, y, b) -> Apply:
+        return self._node([z, _scalar(a, "Gemm"), None, None, _scalar(b, "Gemm")], x, y)
+
+    def _node(self, parts: list, x, y) -> Apply:
+        """The node for ``parts = [z, a, _, _, b]`` (a or b None for 1) and the product of x, y."""
+        x, y = as_tensor_variable(x), as_tensor_variable(y)
+        name = type(self).__name__
+        if x.ndim == 0 or y.ndim == 0:
+            raise graph_error(f"{name}: dot of {x.type} and {y.type}: use * for scalars")
+        d = _dot.make_node(x, y).outputs[0]
+        z = as_tensor_variable(parts[0])
+        if z.ndim > d.ndim:
+            raise graph_error(f"{name}: the addend {z.type} has more dimensions than the "
                               f"product {d.type}")
-        if c.ndim < d.ndim:
-            c = c.dimshuffle(["x"] * (d.ndim - c.ndim) + list(range(c.ndim)))
-        dtype = upcast(d.dtype, c.dtype)
-        shape = tuple(_broadcast_length(x, y) for x, y in zip(d.type.shape, c.type.shape))
-        return Apply(self, [d.owner.inputs[0], d.owner.inputs[1], c],
-                     [TensorType(dtype, shape=shape)()])
+        if z.ndim < d.ndim:
+            z = z.dimshuffle(["x"] * (d.ndim - z.ndim) + list(range(z.ndim)))
+        scales = [s for s in (parts[1], parts[4]) if s is not None]
+        dtype = upcast(d.dtype, z.dtype, *[s.dtype for s in scales])
+        shape = tuple(_broadcast_length(p, q) for p, q in zip(d.type.shape, z.type.shape))
+        parts = [z, parts[1], x, y, parts[4]]
+        return Apply(self, self._inputs(parts), [TensorType(dtype, shape=shape)()])
 
-    def impl(self, node):
-        dtype = np.dtype(node.outputs[0].dtype)
-        a, b, c = node.inputs
-        # Declared broadcasting is enforced as Elemwise's add enforces it: a dimension that is
-        # not broadcastable may not stretch at run time, on either side.
-        fixed = [(0, [d for d, bc in enumerate(self._product_broadcastable(a, b)) if not bc]),
-                 (2, [d for d, bc in enumerate(c.type.broadcastable) if not bc])]
-
-        def run(a, b, c):
-            out = np.dot(a, b)
-            shape = np.broadcast_shapes(c.shape, out.shape)
-            for i, dims in fixed:
-                given = out.shape if i == 0 else c.shape
-                if given != shape:
-                    _check_runtime_broadcast("DotAdd", node, i, given, shape, dims)
-            if out.dtype == dtype and out.ndim and shape == out.shape:
-                out += c
-                return out
-            return np.asarray(out + c, dtype=dtype)
-        return _run_checked3(run)
+    # -- where the parts are among the inputs (DotAdd lists them otherwise) -------------------
+    @staticmethod
+    def _inputs(parts: list) -> list:
+        return parts
 
     @staticmethod
-    def _product_broadcastable(a, b) -> tuple:
-        return Dot().make_node(a, b).outputs[0].type.broadcastable
+    def parts(inputs) -> tuple:
+        """``(z, a, x, y, b)`` from a node's inputs (or their values); None for a scale of 1."""
+        return tuple(inputs)
+
+    def impl(self, node):
+        """A thunk ``run(*inputs, out=None)``: with ``out`` (an array of the output's dtype and
+        shape, which may be ``z`` itself), the result is written there."""
+        dtype = np.dtype(node.outputs[0].dtype)
+        z, a, x, y, b = self.parts(node.inputs)
+        # Declared broadcasting is enforced as Elemwise's add enforces it: a dimension that is
+        # not broadcastable may not stretch at run time, on either side.
+        at = self._inputs(list(range(5)))  # where z (0) and x (2) are among the inputs
+        fixed = [(at.index(2), [d for d, bc in enumerate(_dot_broadcastable(x, y)) if not bc]),
+                 (at.index(0), [d for d, bc in enumerate(z.type.broadcastable) if not bc])]
+        name = type(self).__name__
+        parts = self.parts
+
+        def run(*args, out=None):
+            z, a, x, y, b = parts(args)
+            try:
+                return _gemm(z, a, x, y, b, out, dtype, fixed, name, node)
+            except ValueError as err:
+                if "not broadcastable" in str(err):
+                    raise
+                raise ValueError(f"dot + add: shapes {x.shape}, {y.shape} and {z.shape} do "
+                                 f"not fit ({err})") from None
+        run.takes_out = True
+        return run
 
     def infer_shape(self, fgraph, node, shapes):
-        a, b, c = node.inputs
-        (product,) = Dot().infer_shape(fgraph, node, shapes[:2])
-        pattern = self._product_broadcastable(a, b)
+        z, _, x, y, _ = self.parts(node.inputs)
+        sz, _, sx, sy, _ = self.parts(shapes)
+        (product,) = Dot().infer_shape(fgraph, node, [sx, sy])
+        pattern = _dot_broadcastable(x, y)
         # like Elemwise: each length from a side that does not broadcast in that dimension
-        return [tuple(p if not pb or cb else cs for p, cs, pb, cb in
-                      zip(product, shapes[2], pattern, c.type.broadcastable))]
+        return [tuple(p if not pb or zb else zs for p, zs, pb, zb in
+                      zip(product, sz, pattern, z.type.broadcastable))]
 
     def grad(self, inputs, grads):
-        a, b, c = inputs
-        ga, gb = Dot().grad([a, b], grads)
-        return [ga, gb, grads[0]]
+        from .reduce import sum as sum_
+        z, a, x, y, b = self.parts(inputs)
+        g = grads[0]
+        ga_g = g if a is None else g * a
+        gx, gy = Dot().grad([x, y], [ga_g])
+        gz = g if b is None else g * b
+        out = [gz, None, gx, gy, None]
+        if a is not None:
+            out[1] = sum_(g * dot(x, y)).astype(a.dtype)
+        if b is not None:
+            out[4] = sum_(g * z).astype(b.dtype)
+        return self._inputs(out)
 
 
-def _run_checked3(fn):
-    def run(a, b, c):
-        try:
-            return fn(a, b, c)
-        except ValueError as err:
-            raise ValueError(f"dot + add: shapes {a.shape}, {b.shape} and {c.shape} do not "
-                             f"fit ({err})") from None
-    return run
+def _dot_broadcastable(x, y) -> tuple:
+    return _dot.make_node(x, y).outputs[0].type.broadcastable
+
+
+def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
+    """``b * z + a * dot(x, y)`` in ``dtype``, into ``out`` when it is given (``a``/``b`` None
+    for 1). ``out`` may be ``z`` itself: the product is then accumulated into it."""
+    pshape = x.shape[:-1] + (y.shape[:-2] + y.shape[-1:] if y.ndim > 1 else ())
+    shape = np.broadcast_shapes(z.shape, pshape)
+    for k, (i, dims) in enumerate(fixed):
+        given = pshape if k == 0 else z.shape
+        if given != shape:
+            _check_runtime_broadcast(name, node, i, given, shape, dims)
+    alpha = 1 if a is None else a.item()
+    beta = 1 if b is None else b.item()
+    if out is not None and (out.shape != shape or out.dtype != dtype or
+                            not out.flags.writeable):
+        out = None  # not a buffer this result fits in: make a new one
+    if out is z and _blas_accumulate(z, alpha, x, y, beta):
+        return z
+    if out is not None and out is not z and pshape == shape and x.ndim <= 2 and \
+            y.ndim <= 2 and x.dtype == y.dtype == dtype and not np.may_share_memory(out, z):
+        p = np.matmul(x, y, out=out)  # the product straight into the buffer
+    else:
+        p = np.dot(x, y)
+        if p.dtype != dtype or not isinstance(p, np.ndarray):
+            p = np.asarray(p, dtype=dtype)
+    if alpha != 1:
+        np.multiply(p, np.asarray(a, dtype=dtype), out=p)
+    if out is z:  # accumulate: z = b * z + p
+        if beta != 1:
+            np.multiply(z, np.asarray(b, dtype=dtype), out=z)
+        np.add(z, p, out=z)
+        return z
+    target = out if out is not None else p if p.shape == shape and p.ndim else None
+    bz = z if beta == 1 else np.multiply(z, np.asarray(b, dtype=dtype))
+    return np.add(p, bz, out=target) if target is not None else np.asarray(p + bz, dtype=dtype)
+
+
+class DotAdd(Gemm):
+    """``dot(a, b) + c``: a gemm whose scales are 1, with the inputs ``(a, b, c)`` (the
+    specialize phase makes it from dot-plus-bias). Its thunk adds ``c`` into the fresh product,
+    or, given ``out=c`` (``c`` read by nothing after it), the product into ``c``."""
+
+    def make_node(self, a, b, c) -> Apply:
+        return self._node([c, None, None, None, None], a, b)
+
+    @staticmethod
+    def _inputs(parts: list) -> list:
+        return [parts[2], parts[3], parts[0]]
+
+    @staticmethod
+    def parts(inputs) -> tuple:
+        x, y, z = inputs
+        return z, None, x, y, None
 
 
 def _batched_dot_nd(a, b):

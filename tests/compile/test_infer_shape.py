@@ -25,7 +25,7 @@ from theon.compile.ops import as_op
 from theon.compile.rules.shapes import input_shapes
 from theon.ifelse import ifelse
 from theon.ops.base import call_infer_shape, theon_op_classes
-from theon.ops.blas import DotAdd, MatMul
+from theon.ops.blas import DotAdd, Gemm, MatMul
 from theon.ops.nnet import checked_labels, crossentropy_categorical_1hot
 from theon.ops.shape import MakeVector, Reshape
 from theon.printing import Print
@@ -516,6 +516,15 @@ def _():
     a, b, c = T.dmatrix("a"), T.dmatrix("b"), T.dvector("c")
     return Case([a, b, c], DotAdd()(a, b, c), [(rnd(3, 4), rnd(4, 5), rnd(5)),
                                                (rnd(0, 4), rnd(4, 2), rnd(2))])
+
+
+@case("gemm")
+def _():
+    z, x, y = T.dmatrix("z"), T.dmatrix("x"), T.dmatrix("y")
+    a, b = T.dscalars("a", "b")
+    return Case([z, a, x, y, b], Gemm()(z, a, x, y, b),
+                [(rnd(3, 5), 0.5, rnd(3, 4), rnd(4, 5), 2.0),
+                 (rnd(0, 2), 1.0, rnd(0, 4), rnd(4, 2), -1.0)])
 
 
 # nnet

@@ -146,6 +146,13 @@ def _dot_bias(dt):
     return [m, w, b], T.dot(m, w) + b
 
 
+def _gemm_args(dt, fn, scale=True):
+    z, x = static(dt, (3, 5), "z"), static(dt, (3, 4), "x")
+    y, s = static(dt, (4, 5), "y"), T.scalar("s", dtype=dt)
+    inputs = [z, x, y, s] if scale else [z, x, y]
+    return inputs, fn(*inputs)
+
+
 CASES = [
     Case("constant_folding", "cast_of_static_shape",
          lambda dt: (lambda x, s: ([x, s], x * T.cast(s.shape[1], dt)))(vec(dt),
@@ -303,6 +310,18 @@ CASES = [
          np.square, present=("sqr",), absent=("mul",), sympy=True),
     Case("dot_plus_bias_to_dotadd", "dense_layer", _dot_bias,
          lambda m, w, b: m @ w + b, present=("DotAdd",), absent=("Dot", "add")),
+    Case("scaled_dot_add_to_gemm", "sgd_step", lambda dt: _gemm_args(
+        dt, lambda z, x, y: z - np.asarray(0.1, dt) * T.dot(x, y), scale=False),
+        lambda z, x, y: z - 0.1 * (x @ y), present=("Gemm",), absent=("Dot", "sub", "mul")),
+    Case("scaled_dot_add_to_gemm", "scale_on_the_right", lambda dt: _gemm_args(
+        dt, lambda z, x, y, s: z + T.dot(x, y) * s),
+        lambda z, x, y, s: z + (x @ y) * s, present=("Gemm",), absent=("Dot", "add", "mul")),
+    Case("scaled_dot_add_to_gemm", "dot_minus_scaled_z", lambda dt: _gemm_args(
+        dt, lambda z, x, y, s: T.dot(x, y) - s * z),
+        lambda z, x, y, s: x @ y - s * z, present=("Gemm",), absent=("Dot", "sub", "mul")),
+    Case("scaled_dot_add_to_gemm", "scaled_bias_row", lambda dt: _gemm_args(
+        dt, lambda z, x, y, s: z[0] - s * T.dot(x, y)),
+        lambda z, x, y, s: z[0] - s * (x @ y), present=("Gemm",), absent=("Dot", "sub")),
 ]
 
 
@@ -416,6 +435,11 @@ NEGATIVE += [
          lambda: (lambda m, w, b: ([m, w, b], [T.dot(m, w) + b, 2 * T.dot(m, w)]))(
              static("float64", (None, 4), "m"), static("float64", (4, 5), "w"),
              static("float64", (5,), "b"))),
+    _neg("scaled_dot_add_to_gemm",  # the scaled product is used twice: computed once
+         lambda: _gemm_args("float64", lambda z, x, y, s: [z - s * T.dot(x, y),
+                                                           s * T.dot(x, y)])),
+    _neg("scaled_dot_add_to_gemm",  # a scale that is not a scalar
+         lambda: _gemm_args("float64", lambda z, x, y: z - z * T.dot(x, y), scale=False)),
     _neg("crossentropy_of_softmax_to_log_softmax",  # softmax over the wrong axis
          lambda: _m_y("float64", lambda m, y: T.nnet.categorical_crossentropy(
              T.nnet.softmax(m, axis=0), y))),

@@ -15,7 +15,7 @@ import theon.tensor as T
 from theon.gradient import GradientError, verify_grad
 from theon.ops import scalar as S
 from theon.ops.base import theon_op_classes
-from theon.ops.blas import DotAdd
+from theon.ops.blas import DotAdd, Gemm
 from theon.ops.elemwise import ELEMWISE as E
 from theon.symbolic.graph import toposort
 
@@ -280,6 +280,10 @@ STRUCTURAL = {
     "dot_add": (lambda a, b, c: T.dot(a, b) + c, [_r(3, 4), _r(4, 2), _r(2)]),
     "dot_add_op": (lambda a, b, c: DotAdd()(a, b, c), [_r(3, 4), _r(4, 2), _r(2)]),
     "dot_add_op_vector": (lambda a, b, c: DotAdd()(a, b, c), [_r(3, 4), _r(4), _r(3)]),
+    "gemm": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
+             [_r(3, 2), _r(), _r(3, 4), _r(4, 2), _r()]),
+    "gemm_bias_row": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
+                      [_r(2), _r(), _r(3, 4), _r(4, 2), _r()]),
     # shapes
     "reshape": (lambda x: T.reshape(x, (4, 3)), [_r(3, 4)]),
     "reshape_minus1": (lambda x: x.reshape((2, -1)), [_r(3, 4)]),
