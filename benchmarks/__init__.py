@@ -213,6 +213,14 @@ def _check(case: Case, values: dict[str, Any]) -> None:
                                  f"numpy: {got!r} vs {ref!r}")
 
 
+def _wait_for_kernels() -> None:
+    """Let theon's background kernel compiles finish: a call case times the steady state, not
+    the calls that run numpy while gcc works (a compile case times what function() takes)."""
+    ccompiler = sys.modules.get("theon.backends.ccompiler")
+    if ccompiler is not None:
+        ccompiler.wait_all()
+
+
 def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Result:
     """Build every available implementation of ``case``, check them, and time them."""
     result = Result(case)
@@ -228,6 +236,8 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Re
             continue  # the header says it is not installed
         try:
             bench = _as_bench(builder(data))
+            if case.kind == "call":
+                _wait_for_kernels()
             start = time.perf_counter()
             value = bench.fn(*bench.args)  # warm-up (for JAX: compiles)
             result.first[impl] = value if bench.self_timed else time.perf_counter() - start

@@ -70,17 +70,22 @@ def test_w1_theon_matches_numpy(builder):
     np.testing.assert_allclose(got, want, rtol=cases.W1_RTOL, atol=cases.W1_ATOL)
 
 
-def test_floor_pass_moves_w1_bytes_and_writes_only_its_output():
-    data = cases.w1_data(1003)  # not a multiple of a vector's width: the loop's tail runs
+def test_floor_passes_move_w1_bytes_and_write_only_their_output():
+    data = cases.w1_data(100_003)  # not a multiple of a vector's width: the loop's tail runs
     before = {k: v.copy() for k, v in data.items()}
-    bench = cases.floor_w1(data)
-    out = bench.fn(*bench.args)
+    passes, out = cases.floor_passes(data)
     if ccompiler.compiler() is None:
-        assert bench.self_timed and out > 0  # the copy's time, scaled
-        return
-    np.testing.assert_allclose(out, data["a"] + data["b"] + data["c"] + data["d"], rtol=1e-6)
+        assert passes == {}
+    for label, run in passes.items():
+        out[:] = 0
+        assert run() is out
+        np.testing.assert_allclose(out, data["a"] + data["b"] + data["c"] + data["d"],
+                                   rtol=1e-6, err_msg=label)
     for k in data:
         np.testing.assert_array_equal(data[k], before[k])
+    bench = cases.floor_w1(data)
+    assert bench.self_timed and bench.fn() > 0
+    assert "n float32" in bench.note()
 
 
 def test_kernel_compile_child_reports_a_cold_then_cached_build(tmp_path):
