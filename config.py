@@ -12,7 +12,9 @@ C kernels (``backends/ccompiler.py``): ``cxx`` is the compiler command, by defau
 driver); ``cxx=`` (empty) turns compiling off. Compiled libraries are cached in ``compiledir``,
 which unless set is ``base_compiledir/compiledir_<system>-<machine>-py<version>``;
 ``base_compiledir`` is ``$XDG_CACHE_HOME/theon`` (``~/.cache/theon``). ``del config.compiledir``
-goes back to the derived default.
+goes back to the derived default. ``openmp`` splits large kernels across the cores;
+``wait_for_kernels`` makes ``function()`` wait for its kernels to compile instead of running
+on numpy until they are ready.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ _CHOICES = {
 # (``THEON_FLAGS=blas.ldflags=...`` and ``config.blas.ldflags`` both work).
 _THEANO_ONLY = {
     "optimizer": "fast_run", "exception_verbosity": "low", "compute_test_value": "off",
-    "openmp": False, "force_device": False, "warn_float64": "ignore",
+    "force_device": False, "warn_float64": "ignore",
     "allow_gc": True, "linker": "cvm", "print_active_device": True, "deterministic": "default",
     "optimizer_including": "", "optimizer_excluding": "", "optimizer_verbose": False,
     "on_opt_error": "warn", "profile": False, "profile_memory": False, "nocleanup": False,
@@ -79,6 +81,10 @@ class Config:
     mode: str = "FAST_RUN"
     base_compiledir: str = field(default_factory=_default_compiledir)
     cxx: str = field(default_factory=_default_cxx)
+    # split large elementwise kernels across the cores (Theano's flag, on here by default)
+    openmp: bool = True
+    # function() waits for its C kernels to compile instead of starting on numpy
+    wait_for_kernels: bool = False
     on_unused_input: str = "raise"
 
     def __setattr__(self, name: str, value) -> None:

@@ -8,17 +8,19 @@ the mode's linker here, so a new backend is one module that calls ``register`` a
 op. What an op needs to run on a backend lives in that backend's own table keyed by op class,
 with the op's ``impl``/``perform`` as the default.
 
-Theano's linker names (``cvm``, ``vm``, ``c|py``, ...) are accepted as aliases of the numpy
-backend. ``'c'`` is the C backend (``c_backend.py``): today the numpy backend with each
-elementwise node run as a generated C kernel.
+Theano's linker names are accepted: ``cvm`` (the default), ``vm``, ``c|py``... are the C
+backend (``c_backend.py``: the numpy backend with elementwise work, fused, run as generated C
+kernels, and plain numpy where no compiler is found); ``py`` and ``numpy`` the numpy backend.
 """
 from __future__ import annotations
 
 from typing import Any
 
 _REGISTRY: dict[str, Any] = {}
-_ALIASES = {name: "py" for name in ("cvm", "vm", "c|py", "c|py_nogc", "cvm_nogc", "vm_nogc",
-                                    "numpy")}
+# Theano's linkers that ran C code are the C backend here (which is numpy where no compiler
+# is found); its pure-Python linkers are the numpy backend
+_ALIASES = {**{name: "c" for name in ("cvm", "vm", "c|py", "c|py_nogc", "cvm_nogc", "vm_nogc")},
+            "numpy": "py"}
 
 
 def register(name: str, backend: Any) -> None:
@@ -33,7 +35,7 @@ def get(name: str) -> Any:
     key = name if name in _REGISTRY else _ALIASES.get(name, name)
     if key not in _REGISTRY:
         raise ValueError(f"unknown linker {name!r}: the registered backends are "
-                         f"{sorted(_REGISTRY)} (Theano's names {sorted(_ALIASES)} mean 'py')")
+                         f"{sorted(_REGISTRY)} (and Theano's names {sorted(_ALIASES)})")
     return _REGISTRY[key]
 
 

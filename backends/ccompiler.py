@@ -584,6 +584,18 @@ def wait_all(timeout: float | None = None) -> None:
         time.sleep(0.0005)  # a worker takes its finished Future off the list just after
 
 
+def cancel_pending(timeout: float | None = None) -> int:
+    """Drop the background compiles not started yet (their Futures end cancelled, and the
+    functions waiting for them stay on numpy) and wait for those running. Returns how many
+    were dropped. For a process about to exit, or a test run ending."""
+    dropped = 0
+    for fut in _POOL.futures():
+        if fut.cancel():
+            dropped += 1
+    wait_all(timeout)
+    return dropped
+
+
 # -- the cache as a whole (python -m theon.cache) ------------------------------------------------
 
 @dataclass

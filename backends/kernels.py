@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ops.scalar import ScalarOp
+from ..ops.fused import ScalarGraph
 from .dialect import C, Dialect
 from .dialect import render as render_row
 
@@ -29,64 +28,60 @@ from .dialect import render as render_row
 MAX_DIMS = 16
 
 
-@dataclass(frozen=True)
-class ScalarGraph:
-    """What one element of a fused kernel's outputs is.
-
-    ``in_dtypes``: the dtypes of the inputs. ``steps``: rows applied in order, each to
-    operands given as references: ``r < len(in_dtypes)`` is input ``r``, else step
-    ``r - len(in_dtypes)``. ``outputs``: the references the kernel stores."""
-
-    in_dtypes: tuple[str, ...]
-    steps: tuple[tuple[ScalarOp, tuple[int, ...]], ...]
-    outputs: tuple[int, ...]
-    # every reference's dtype, fixed when the graph is made: a row's output dtype can depend
-    # on config.floatX (int32 / int32), and a kernel must not change with a later setting
-    ref_dtypes: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        n = len(self.in_dtypes)
-        for k, (op, refs) in enumerate(self.steps):
-            if len(refs) != op.nin:
-                raise ValueError(f"step {k}: {op.name} takes {op.nin} operands, got "
-                                 f"{len(refs)}")
-            if any(not 0 <= r < n + k for r in refs):
-                raise ValueError(f"step {k} ({op.name}) reads {refs}: only the inputs and "
-                                 "earlier steps can be read")
-        if not self.outputs or any(not 0 <= r < n + len(self.steps) for r in self.outputs):
-            raise ValueError(f"outputs {self.outputs} refer to nothing computed")
-        dtypes = list(self.in_dtypes)
-        for op, refs in self.steps:
-            dtypes.append(op.output_dtype(*[dtypes[r] for r in refs]))
-        object.__setattr__(self, "ref_dtypes", tuple(dtypes))
-
-    @classmethod
-    def of_row(cls, op: ScalarOp, in_dtypes: Sequence[str]) -> ScalarGraph:
-        """The graph of one row (an unfused Elemwise node)."""
-        n = len(in_dtypes)
-        return cls(tuple(in_dtypes), ((op, tuple(range(n))),), (n,))
-
-    @property
-    def out_dtypes(self) -> tuple[str, ...]:
-        return tuple(self.ref_dtypes[r] for r in self.outputs)
+# Functions glibc's libmvec (x86_64, glibc >= 2.35) has vector variants of, by their double
+# name; each also has its float one (expf...). glibc declares the variants only under
+# -ffast-math, which theon never uses: the C source declares them itself (``VECTOR_MATH``), and
+# gcc then calls them from vectorised loops, with -fno-math-errno.
+MVEC_FUNCTIONS = ("acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cos", "cosh",
+                  "erf", "exp", "exp2", "expm1", "log", "log10", "log1p", "log2", "pow", "sin",
+                  "sinh", "tan", "tanh")
 
 
-def render(graph: ScalarGraph, name: str, dialect: Dialect = C) -> str:
-    """C source defining ``void name(int64_t ndim, const int64_t *shape, char **data,
-    const int64_t *strides)``: ``data`` holds the inputs' then the outputs' first elements,
-    ``strides[a * ndim + d]`` is array ``a``'s byte stride in dimension ``d`` (``ndim`` >= 1,
-    at most MAX_DIMS; a dimension of length 0 makes the call do nothing)."""
+def c_declarations() -> str:
+    """What the C loops need besides the dialect's helpers: ``THEON_SCALAR_LOOP``, which keeps
+    the compiler from vectorising the strided loop (the slow path: vectorising it too took
+    most of gcc's time), and the vector variants of libmvec, declared only where the backend
+    defines ``THEON_MVEC`` (gcc on x86_64 glibc, linking -lmvec)."""
+    lines = ["#if defined(__GNUC__)",
+             '#define THEON_SCALAR_LOOP __asm__ volatile("" ::: "memory")',
+             "#else",
+             "#define THEON_SCALAR_LOOP",
+             "#endif",
+             "#if defined(THEON_MVEC) && defined(__GNUC__) && !defined(__clang__)",
+             '#define THEON_SIMD __attribute__((simd("notinbranch")))']
+    for f in MVEC_FUNCTIONS:
+        two = f in ("atan2", "pow")
+        for t, suffix in (("double", ""), ("float", "f")):
+            params = f"{t}, {t}" if two else t
+            lines.append(f"THEON_SIMD {t} {f}{suffix}({params});")
+    lines.append("#endif")
+    return "\n".join(lines) + "\n"
+
+
+def render(graph: ScalarGraph, name: str, dialect: Dialect = C, *,
+           hoisted: Sequence[int] = (), prelude: bool = True, qualifier: str = "") -> str:
+    """C source defining ``{qualifier} void name(int64_t ndim, const int64_t *shape,
+    char **data, const int64_t *strides, int64_t begin, int64_t end)``.
+
+    ``data`` holds the inputs' then the outputs' first elements; ``strides[a * ndim + d]`` is
+    array ``a``'s byte stride in dimension ``d`` (``ndim`` >= 1, at most MAX_DIMS, every
+    length >= 1). The call computes the elements ``begin`` to ``end`` (exclusive) of the C-order
+    walk over ``shape``, so that threads can share a call. ``hoisted``: inputs expected to be
+    constant along the innermost dimension (broadcast in it: stride 0): the vectorised loop
+    reads them once per row. With ``prelude`` the source starts with the dialect's helpers
+    (several kernels in one source take it once)."""
     if dialect is not C:
         raise NotImplementedError(f"the {dialect.name} loop is not written yet: only the "
                                   "C dialect renders kernels so far")
     dtypes = graph.ref_dtypes
     n_in, n_out = len(graph.in_dtypes), len(graph.outputs)
     n_arrays = n_in + n_out
+    hoisted = frozenset(hoisted)
     ct = dialect.ctype
 
-    def body(load: str, store: str) -> list[str]:
-        lines = [f"const {ct(d)} v{r} = {load.format(a=r, t=ct(d))};"
-                 for r, d in enumerate(graph.in_dtypes)]
+    def body(load, store: str, skip=frozenset()) -> list[str]:
+        lines = [f"const {ct(d)} v{r} = {load(r, ct(d))};"
+                 for r, d in enumerate(graph.in_dtypes) if r not in skip]
         for k, (op, refs) in enumerate(graph.steps):
             r = n_in + k
             ins = [dtypes[i] for i in refs]
@@ -99,56 +94,64 @@ def render(graph: ScalarGraph, name: str, dialect: Dialect = C) -> str:
             lines.append(store.format(a=n_in + j, t=ct(dtypes[r]), v=f"v{r}") + ";")
         return lines
 
-    contiguous = body("((const {t} *)p{a})[i]", "(({t} *)p{a})[i] = {v}")
-    strided = body("*(const {t} *)(p{a} + i * s{a})", "*({t} *)(p{a} + i * s{a}) = {v}")
+    contiguous = body(lambda a, t: f"(({'const ' + t} *)p{a})[j]", "(({t} *)p{a})[j] = {v}",
+                      skip=hoisted)
+    strided = body(lambda a, t: f"*(const {t} *)(p{a} + j * s{a})",
+                   "*({t} *)(p{a} + j * s{a}) = {v}")
     array_dtypes = list(graph.in_dtypes) + [dtypes[r] for r in graph.outputs]
-    sizes = " && ".join(f"s{a} == (int64_t)sizeof({ct(d)})" for a, d in enumerate(array_dtypes))
+    fast = " && ".join(f"s{a} == 0" if a in hoisted else f"s{a} == (int64_t)sizeof({ct(d)})"
+                       for a, d in enumerate(array_dtypes))
+    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *)p{a};"
+             for a in sorted(hoisted)]
     pointer = ", ".join(f"*p{a}" for a in range(n_arrays))
     inner_strides = "; ".join(f"const int64_t s{a} = strides[{a} * ndim + last]"
                               for a in range(n_arrays))
-    offsets = "\n".join(
-        f"            p{a} = data[{a}];" for a in range(n_arrays))
-    advance = "\n".join(
-        f"                p{a} += idx[d] * strides[{a} * ndim + d];" for a in range(n_arrays))
+    start = "\n".join(f"        p{a} = data[{a}] + i * s{a};" for a in range(n_arrays))
+    advance = "\n".join(f"            p{a} += idx[d] * strides[{a} * ndim + d];"
+                         for a in range(n_arrays))
     indent = "                "
-    src = [dialect.prelude(sorted(set(dtypes))),
-           f"void {name}(int64_t ndim, const int64_t *shape, char **data, "
-           "const int64_t *strides)",
-           "{",
-           f"    int64_t idx[{MAX_DIMS}] = {{0}};",
-           "    int64_t outer = 1;",
-           "    const int64_t last = ndim - 1;",
-           "    for (int64_t d = 0; d < ndim; d++) {",
-           "        if (shape[d] == 0) return;",
-           "        if (d < last) outer *= shape[d];",
-           "    }",
-           "    const int64_t n = shape[last];",
-           f"    {inner_strides};",
-           f"    const int contiguous = {sizes};",
-           "    for (int64_t o = 0; o < outer; o++) {",
-           f"        char {pointer};",
-           "        {",
-           offsets,
-           "            for (int64_t d = 0; d < last; d++) {",
-           advance,
-           "            }",
-           "        }",
-           "        if (contiguous) {",
-           "            for (int64_t i = 0; i < n; i++) {",
-           *[indent + line for line in contiguous],
-           "            }",
-           "        } else {",
-           "            for (int64_t i = 0; i < n; i++) {",
-           *[indent + line for line in strided],
-           "            }",
-           "        }",
-           "        for (int64_t d = last - 1; d >= 0; d--) {  /* the next outer index */",
-           "            if (++idx[d] < shape[d]) break;",
-           "            idx[d] = 0;",
-           "        }",
-           "    }",
-           "}",
-           ""]
+    src = [dialect.prelude(sorted(set(dtypes))) + c_declarations()] if prelude else []
+    src += [f"{qualifier + ' ' if qualifier else ''}void {name}(int64_t ndim, "
+            "const int64_t *shape, char **data, const int64_t *strides, int64_t begin, "
+            "int64_t end)",
+            "{",
+            f"    int64_t idx[{MAX_DIMS}];",
+            "    const int64_t last = ndim - 1;",
+            "    const int64_t n = shape[last];",
+            f"    {inner_strides};",
+            f"    const int fast = {fast};",
+            "    int64_t row = begin / n, i = begin % n, left = end - begin;",
+            "    for (int64_t d = last - 1; d >= 0; d--) {  /* the row's index */",
+            "        idx[d] = row % shape[d];",
+            "        row /= shape[d];",
+            "    }",
+            "    while (left > 0) {",
+            "        const int64_t count = n - i < left ? n - i : left;",
+            f"        char {pointer};",
+            start,
+            "        for (int64_t d = 0; d < last; d++) {",
+            advance,
+            "        }",
+            "        if (fast) {",
+            *["            " + line for line in hoist],
+            "            for (int64_t j = 0; j < count; j++) {",
+            *[indent + line for line in contiguous],
+            "            }",
+            "        } else {",
+            "            for (int64_t j = 0; j < count; j++) {",
+            indent + "THEON_SCALAR_LOOP;",
+            *[indent + line for line in strided],
+            "            }",
+            "        }",
+            "        left -= count;",
+            "        i = 0;",
+            "        for (int64_t d = last - 1; d >= 0; d--) {  /* the next row */",
+            "            if (++idx[d] < shape[d]) break;",
+            "            idx[d] = 0;",
+            "        }",
+            "    }",
+            "}",
+            ""]
     return "\n".join(src)
 
 
@@ -223,14 +226,18 @@ def launch(fn, graph: ScalarGraph, *inputs: np.ndarray,
         raise ValueError(f"a kernel takes at most {MAX_DIMS} dimensions once collapsed, "
                          f"got {len(cshape)}")
     ndim = len(cshape)
+    total = int(np.prod(cshape))
+    if total == 0:
+        return outs
     c_shape = (ctypes.c_int64 * ndim)(*cshape)
     c_strides = (ctypes.c_int64 * (ndim * len(every)))(*[s for st in cstrides for s in st])
     c_data = (ctypes.c_void_p * len(every))(*[a.ctypes.data for a in every])
-    fn(ndim, c_shape, c_data, c_strides)
+    fn(ndim, c_shape, c_data, c_strides, 0, total)
     return outs
 
 
 def c_signature() -> tuple:
     """(restype, argtypes) of a rendered kernel, for ctypes."""
     return None, (ctypes.c_int64, ctypes.POINTER(ctypes.c_int64),
-                  ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64))
+                  ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64),
+                  ctypes.c_int64, ctypes.c_int64)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 # register themselves in compile/rewrite.py's PASSES and are listed here.
 OPTIMIZERS = {
     "fast_run": ("merge", "constant_folding", "canonicalize", "stabilize", "specialize",
-                 "merge"),
+                 "fusion", "merge"),
     "fast_compile": ("merge", "constant_folding"),
     "None": (),
 }

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import sympy as sp
 
+from ..ops.fused import Fused
 from ..symbolic.graph import Constant, Variable
 
 # Ops that pass their first input through unchanged, element for element.
@@ -38,6 +39,14 @@ def _translate(node, args: list[sp.Expr]) -> sp.Expr:
         if sop.sympy is not None:  # the row's formula (ops/scalar.py), given the sympy module
             return sop.sympy(sp, *args)
         raise ValueError(f"to_sympy: no sympy formula for the elementwise op {sop.name!r}")
+    if isinstance(op, Fused):  # its rows' formulas, composed as its scalar graph says
+        refs = list(args)
+        for step, operands in op.graph.steps:
+            if step.sympy is None:
+                raise ValueError(f"to_sympy: no sympy formula for the elementwise op "
+                                 f"{step.name!r} (fused in {op})")
+            refs.append(step.sympy(sp, *[refs[r] for r in operands]))
+        return refs[op.graph.outputs[0]]
     if name == "DimShuffle":
         kept = [d for d in op.new_order if d != "x"]
         if kept == sorted(kept):  # only broadcast dims added or dropped: same elements

@@ -94,12 +94,7 @@ class Elemwise(Op):
         return run
 
     def infer_shape(self, fgraph, node: Apply, input_shapes):
-        out = []
-        for d in range(node.outputs[0].ndim):
-            dims = [shp[d] for x, shp in zip(node.inputs, input_shapes)
-                    if not x.type.broadcastable[d]]
-            out.append(dims[0] if dims else 1)
-        return [tuple(out)]
+        return [broadcast_shape(node, input_shapes)]
 
     def L_op(self, inputs, outputs, output_grads):
         return _elemwise_grad()(self, inputs, outputs, output_grads)
@@ -108,6 +103,17 @@ class Elemwise(Op):
         if type(self).L_op is not Elemwise.L_op:  # a subclass with its own rule
             return self.L_op(inputs, outputs, output_grads)
         return _elemwise_grad()(self, inputs, outputs, output_grads, fit=False)
+
+
+def broadcast_shape(node: Apply, input_shapes) -> tuple:
+    """The output shape of an elementwise node: per dimension, the length of an input that
+    does not broadcast in it (all such lengths are equal, or computing fails), else 1."""
+    out = []
+    for d in range(node.outputs[0].ndim):
+        dims = [shp[d] for x, shp in zip(node.inputs, input_shapes)
+                if not x.type.broadcastable[d]]
+        out.append(dims[0] if dims else 1)
+    return tuple(out)
 
 
 # ids of (row, floatX, *input types) -> ((row, input types), output type, and None or, per

@@ -1,2 +1,2 @@
 """The rule tables, one module per phase; importing this package registers them all."""
-from . import canonicalize, shapes, specialize, stabilize  # noqa: F401
+from . import canonicalize, fusion, shapes, specialize, stabilize  # noqa: F401

@@ -1,43 +1,73 @@
-"""Linker 'c' (backends/c_backend.py): elementwise nodes as generated C kernels, the rest on
-numpy. The whole op suite also runs on it in CI (THEON_TEST_BACKENDS=c python -m pytest
-tests/ops); these tests check what is particular to it."""
+"""The C backend (backends/c_backend.py): fused elementwise work as generated C kernels, the
+rest on numpy; the default linker wherever a compiler is found. The whole op suite also runs
+on it in CI (THEON_TEST_BACKENDS=c python -m pytest tests/ops); these tests check what is
+particular to it: kernels are really used, the switch from numpy when they finish compiling,
+the fallbacks, and the outputs it hands out."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 import theon
-import theon.backends
 import theon.tensor as T
-from theon.backends import ccompiler
+from theon.backends import c_backend, ccompiler
 from theon.compile.mode import Mode
+from theon.ops.fused import Fused
 
 pytestmark = pytest.mark.skipif(ccompiler.compiler() is None,
                                 reason="no C compiler found (config.cxx)")
 C = Mode(linker="c")
 
 
-def test_elementwise_nodes_run_as_compiled_kernels():
+@pytest.fixture(autouse=True)
+def _wait_for_kernels():
+    old = theon.config.wait_for_kernels
+    theon.config.wait_for_kernels = True
+    yield
+    theon.config.wait_for_kernels = old
+
+
+def kernel_nodes(f) -> list:
+    """The nodes of ``f`` that run a loaded kernel."""
+    out = []
+    for node in f.maker.fgraph.toposort():
+        spec = c_backend._spec(node)
+        if spec is not None and c_backend._KERNELS.entries.get(spec) is not None:
+            out.append(node)
+    return out
+
+
+def test_the_default_linker_is_the_c_backend():
+    assert theon.backends.get(theon.config.linker) is theon.backends.get("c")
+    assert theon.backends.get("py") is not theon.backends.get("c")
+
+
+def test_fused_work_runs_as_one_compiled_kernel():
     x, y = T.matrix("x"), T.row("y")
-    theon.backends.get("c")._kernels.clear()  # so that the kernels are asked for again
-    before = ccompiler.stats["compiled"] + ccompiler.stats["memory_hits"] + \
-        ccompiler.stats.get("disk_hits", 0)
     f = theon.function([x, y], T.tanh(x) * y - x, mode=C)
-    after = ccompiler.stats["compiled"] + ccompiler.stats["memory_hits"] + \
-        ccompiler.stats.get("disk_hits", 0)
-    assert after > before  # the kernels came from the compiler or its cache
+    nodes = kernel_nodes(f)
+    assert len(nodes) == 1 and isinstance(nodes[0].op, Fused)
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(5, 3)), rng.normal(size=(1, 3))
     np.testing.assert_allclose(f(a, b), np.tanh(a) * b - a, rtol=1e-14)
     np.testing.assert_allclose(f(a.T.copy().T, b), np.tanh(a) * b - a, rtol=1e-14)
+    # transposed, sliced and reversed views, and a broadcast row given as a strided view
+    big = rng.normal(size=(6, 8))
+    for view in (big.T[:5, :3], big[::2, ::-3][:, :3], big[1:6, 2:5]):
+        row = big[:1, ::3][:, :3]
+        np.testing.assert_allclose(f(view, row), np.tanh(view) * row - view, rtol=1e-14)
 
 
 def test_integer_semantics_are_numpys():
     x, y = T.vector("x", dtype="int8"), T.vector("y", dtype="int8")
-    f = theon.function([x, y], [x // y, x % y, x * y, T.maximum(x, y)], mode=C)
+    f = theon.function([x, y], [x // y, x % y, x * y, T.maximum(x, y), (x * y) // y + x],
+                       mode=C)
+    assert kernel_nodes(f)
     a = np.array([-7, 7, -128, 5, 100], dtype="int8")
     b = np.array([2, -2, -1, 0, 3], dtype="int8")
     with np.errstate(all="ignore"):
-        want = [a // b, a % b, a * b, np.maximum(a, b)]
+        want = [a // b, a % b, a * b, np.maximum(a, b), (a * b) // b + a]
     for got, w in zip(f(a, b), want):
         assert got.dtype == w.dtype
         np.testing.assert_array_equal(got, w)
@@ -45,7 +75,8 @@ def test_integer_semantics_are_numpys():
 
 def test_a_shape_mismatch_names_the_users_line_as_on_numpy():
     x, y = T.matrix("x"), T.matrix("y")
-    f = theon.function([x, y], x + y, mode=C)
+    f = theon.function([x, y], T.exp(x + y) * 2, mode=C)
+    assert kernel_nodes(f)
     with pytest.raises(ValueError) as err:
         f(np.ones((2, 3)), np.ones((2, 4)))
     assert __file__ in str(err.value)
@@ -53,7 +84,86 @@ def test_a_shape_mismatch_names_the_users_line_as_on_numpy():
 
 def test_scalars_and_empty_arrays():
     a, b = T.dscalar("a"), T.dvector("b")
-    f = theon.function([a, b], [a * 2 + 1, b * a], mode=C)
+    f = theon.function([a, b], [a * 2 + 1, T.exp(b * a) + 1], mode=C)
     s, v = f(1.5, np.zeros(0))
     assert s.shape == () and float(s) == 4.0
     assert v.shape == (0,)
+    s, v = f(1.5, np.ones(1))
+    np.testing.assert_allclose(v, np.exp([1.5]) + 1)
+
+
+def test_an_output_held_by_the_caller_is_never_rewritten():
+    x = T.dvector("x")
+    f = theon.function([x], T.exp(x) * 2 + 1, mode=C)
+    assert kernel_nodes(f)
+    first = f(np.zeros(4))
+    view = f(np.ones(4))[1:]
+    second = f(np.full(4, 2.0))
+    np.testing.assert_allclose(first, np.full(4, 3.0))
+    np.testing.assert_allclose(view, np.full(3, 2 * np.e + 1))
+    np.testing.assert_allclose(second, np.full(4, 2 * np.exp(2) + 1))
+    assert not np.shares_memory(first, second) and not np.shares_memory(view, second)
+
+
+def test_an_output_nobody_holds_is_reused():
+    """A fresh large array costs a page fault per page: a dropped output is written again."""
+    x = T.dvector("x")
+    f = theon.function([x], T.exp(x) * 2 + 1, mode=C)
+    address = f(np.zeros(1000)).ctypes.data
+    assert f(np.ones(1000)).ctypes.data == address
+
+
+def test_arguments_that_are_not_arrays_take_the_slow_path():
+    x = T.dvector("x")
+    y = T.dscalar("y")
+    f = theon.function([x, y], T.exp(x) * y + 1, mode=C)
+    assert kernel_nodes(f)
+    np.testing.assert_allclose(f([0.0, 1.0], 2.0), np.exp([0.0, 1.0]) * 2 + 1)
+    np.testing.assert_allclose(f(np.arange(3.0), np.float64(0.5)),
+                               np.exp(np.arange(3.0)) * 0.5 + 1)
+
+
+def test_the_function_switches_to_its_kernels_when_they_are_compiled():
+    theon.config.wait_for_kernels = False
+    x = T.dvector("x")
+    # a graph no other test compiles, so that its kernel is new to this process
+    f = theon.function([x], T.arctan(T.sinh(x) * 3.25) - 0.125, mode=C)
+    want = np.arctan(np.sinh(np.arange(5.0)) * 3.25) - 0.125
+    np.testing.assert_allclose(f(np.arange(5.0)), want, rtol=1e-14)  # numpy or C
+    ccompiler.wait_all(timeout=120)
+    assert kernel_nodes(f)
+    (node,) = kernel_nodes(f)
+    spec = c_backend._spec(node)
+    assert spec not in c_backend._KERNELS.pending
+    np.testing.assert_allclose(f(np.arange(5.0)), want, rtol=1e-14)
+
+
+def test_a_failed_compile_warns_once_and_runs_on_numpy(monkeypatch):
+    monkeypatch.setattr(c_backend, "_FLAGS", [("-fno-such-flag-for-theon",)])
+    monkeypatch.setattr(c_backend._KERNELS, "warned", False)
+    x = T.dvector("x")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = theon.function([x], T.arcsinh(T.cosh(x) * 1.75) + 0.375, mode=C)
+        g = theon.function([x], T.arcsinh(T.cosh(x) * 2.75) + 0.375, mode=C)
+    messages = [str(w.message) for w in caught if "C kernels unavailable" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert not kernel_nodes(f) and not kernel_nodes(g)
+    np.testing.assert_allclose(f(np.arange(3.0)), np.arcsinh(np.cosh(np.arange(3.0)) * 1.75)
+                               + 0.375)
+
+
+def test_no_compiler_means_numpy(monkeypatch):
+    monkeypatch.setattr(theon.config, "cxx", "")
+    x = T.dvector("x")
+    f = theon.function([x], T.log1p(T.exp(x) * 4.5) - 1.0625, mode=C)
+    assert not kernel_nodes(f)
+    np.testing.assert_allclose(f(np.arange(3.0)), np.log1p(np.exp(np.arange(3.0)) * 4.5)
+                               - 1.0625)
+
+
+def test_py_forces_the_numpy_path():
+    x = T.dvector("x")
+    f = theon.function([x], T.exp(x) * 2 + 1, mode=Mode(linker="py"))
+    assert "theon_k" not in f.source
+    np.testing.assert_allclose(f(np.zeros(2)), [3.0, 3.0])

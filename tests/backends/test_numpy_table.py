@@ -45,7 +45,8 @@ def test_the_form_follows_the_schedule_size(monkeypatch):
     x = T.dvector("x")
     small, large = x * 2, T.exp(x * 2) + 1
     monkeypatch.setattr(numpy_backend, "TABLE_NODES", 3)
-    f, g = theano.function([x], small), theano.function([x], large)
+    unfused = theano.Mode().excluding("fusion")  # one node per operation
+    f, g = theano.function([x], small, mode=unfused), theano.function([x], large, mode=unfused)
     assert len(f.maker.fgraph.toposort()) < 3 <= len(g.maker.fgraph.toposort())
     assert not _is_table(f) and _is_table(g)
     np.testing.assert_allclose(g(np.array([0.0, 1.0])), np.exp([0.0, 2.0]) + 1)
@@ -192,7 +193,8 @@ def test_equal_nodes_share_one_thunk():
     h = x
     for k in range(10):
         h = T.tanh(h) * T.constant(1.0 + k)
-    f = theano.function([x], h, mode=theano.Mode(linker="py"))  # not a backend of THEON_FLAGS
+    # the numpy backend, not one of THEON_FLAGS; unfused, so that the nodes are many
+    f = theano.function([x], h, mode=theano.Mode(linker="py").excluding("fusion"))
     assert len(_thunk_names(f)) == 2  # tanh and mul, on the same types
     expected = np.array([0.5])
     for k in range(10):

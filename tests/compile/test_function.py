@@ -437,7 +437,9 @@ def test_debugprint_function_and_variable():
     buf = io.StringIO()
     theano.printing.debugprint(f, file=buf)
     text = buf.getvalue()
-    assert 'tanh' in text and 'mul' in text and 'x' in text and 'y' in text
+    # one fused node, printed as its formula
+    assert 'tanh((x + y)) * y' in text.replace('i0', 'x').replace('i1', 'y'), text
+    assert 'x' in text and 'y' in text
     s = theano.printing.debugprint(out, file='str')
     assert isinstance(s, str)
     assert 'Elemwise{tanh}' in s and 'Elemwise{add}' in s and 'Elemwise{mul}' in s

@@ -511,6 +511,15 @@ def _():
     return Case([v, w], T.outer(v, w), [(rnd(3), rnd(4)), (rnd(0), rnd(2)), (rnd(1), rnd(1))])
 
 
+@case("fused")
+def _():
+    from theon.ops import scalar as S
+    from theon.ops.fused import Fused, ScalarGraph
+    x, y = T.dmatrix("x"), T.drow("y")
+    op = Fused(ScalarGraph(("float64",) * 2, ((S.mul, (0, 1)), (S.exp, (2,))), (3,)))
+    return Case([x, y], op(x, y), [(rnd(3, 4), rnd(1, 4)), (rnd(0, 2), rnd(1, 2))])
+
+
 @case("dot_add")
 def _():
     a, b, c = T.dmatrix("a"), T.dmatrix("b"), T.dvector("c")

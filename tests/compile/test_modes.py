@@ -28,10 +28,12 @@ def rnd(*shape):
 
 
 def _ops(f) -> list:
+    """The ops of the compiled graph; a Fused node lists the rows it holds."""
     out = []
     for node in f.maker.fgraph.toposort():
         sop = getattr(node.op, "scalar_op", None)
         out.append(sop.name if sop is not None else type(node.op).__name__)
+        out.extend(step.name for step, _ in getattr(getattr(node.op, "graph", None), "steps", ()))
     return out
 
 

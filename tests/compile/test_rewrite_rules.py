@@ -31,11 +31,14 @@ DTYPES = ("float64", "float32")
 
 
 def op_keys(fgraph) -> Counter:
-    """How often each op occurs: Elemwise by scalar op name, others by their name."""
+    """How often each op occurs: Elemwise by scalar op name, others by their name; the rows
+    a Fused node holds count as if they were unfused (fusion runs after the rules)."""
     keys = Counter()
     for node in fgraph.toposort():
         sop = getattr(node.op, "scalar_op", None)
         keys[sop.name if sop is not None else str(node.op).split("{")[0]] += 1
+        for step, _ in getattr(getattr(node.op, "graph", None), "steps", ()):
+            keys[step.name] += 1
     return keys
 
 

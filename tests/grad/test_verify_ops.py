@@ -221,6 +221,13 @@ def _distinct(*shape):
 
 _Y = np.array([0, 3, 1], dtype="int32")
 
+def _fused_op():
+    from theon.ops import scalar as S
+    from theon.ops.fused import Fused, ScalarGraph
+    steps = ((S.mul, (0, 1)), (S.add, (3, 2)), (S.tanh, (4,)), (S.true_div, (5, 0)))
+    return Fused(ScalarGraph(("float64",) * 3, steps, (6,)))
+
+
 STRUCTURAL = {
     # reductions
     "sum_all": (lambda x: x.sum(), [_r(3, 4)]),
@@ -280,6 +287,8 @@ STRUCTURAL = {
     "dot_add": (lambda a, b, c: T.dot(a, b) + c, [_r(3, 4), _r(4, 2), _r(2)]),
     "dot_add_op": (lambda a, b, c: DotAdd()(a, b, c), [_r(3, 4), _r(4, 2), _r(2)]),
     "dot_add_op_vector": (lambda a, b, c: DotAdd()(a, b, c), [_r(3, 4), _r(4), _r(3)]),
+    # tanh(x * y + z) / x as one fused node (the fusion pass makes these), z broadcast
+    "fused": (lambda x, y, z: _fused_op()(x, y, z), [_r(3, 4), _r(3, 4), _r(1, 4)]),
     "gemm": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
              [_r(3, 2), _r(), _r(3, 4), _r(4, 2), _r()]),
     "gemm_bias_row": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),

@@ -1,0 +1,106 @@
+"""The fusion pass: connected elementwise nodes become one ``Fused`` node (ops/fused.py).
+
+Runs last in FAST_RUN, before the final merge, once every other rewrite has settled the graph.
+From the outputs back, each elementwise node not yet taken starts a cluster, which takes the
+elementwise node producing one of its inputs when every client of that input is already in
+the cluster: the intermediate is then needed by nobody else, so it never has to reach memory,
+and the cluster stays convex (no path leaves it and comes back, which would make a cycle). A
+variable read outside the cluster stays an input of it, computed by its own node: recomputing
+it inside would cost more than the memory pass it saves in the common cases (a layer's
+activation read by the next layer and by the gradient).
+
+Every Elemwise input has the output's rank, so a cluster's nodes all have one rank; an
+intermediate that is broadcast in some dimension is recomputed per element of the output,
+which is what a fused loop does anyway.
+"""
+from __future__ import annotations
+
+from ...ops.elemwise import Elemwise
+from ...ops.fused import Fused, ScalarGraph
+from ...symbolic.graph import Apply, Variable
+from ..fgraph import FunctionGraph
+from ..rewrite import PASSES
+
+# The most distinct inputs one fused node reads: each is a pointer and a stride per dimension
+# in the kernel's arguments, and a kernel reading more arrays than this is memory-bound anyway.
+MAX_INPUTS = 32
+# The most elementwise nodes one fused node holds: a longer chain becomes several kernels, so
+# that each compiles in a fraction of a second (gcc's time grows faster than the kernel).
+MAX_NODES = 128
+
+# dtypes every kernel dialect has (no float16, no complex): other nodes stay unfused
+KERNEL_DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                           "uint32", "uint64", "float32", "float64"))
+
+
+def fusable(node: Apply) -> bool:
+    """A plain Elemwise node (not a subclass with its own computation) on kernel dtypes."""
+    return (type(node.op) is Elemwise
+            and all(v.dtype in KERNEL_DTYPES for v in node.inputs)
+            and node.outputs[0].dtype in KERNEL_DTYPES)
+
+
+def fuse(fgraph: FunctionGraph) -> None:
+    """Replace each cluster of two or more connected elementwise nodes by one Fused node."""
+    order = fgraph.toposort()
+    position = {node: k for k, node in enumerate(order)}
+    taken: set[Apply] = set()
+    clients = fgraph.clients
+    for root in reversed(order):
+        if root in taken or not fusable(root) or root.outputs[0].ndim == 0:
+            continue
+        cluster = _grow(root, clients, taken, position)
+        taken |= cluster
+        if len(cluster) < 2:
+            continue
+        nodes = sorted(cluster, key=position.__getitem__)
+        inputs, graph = _scalar_graph(nodes, root.outputs[0])
+        if graph.ref_dtypes[len(inputs):] != tuple(n.outputs[0].dtype for n in nodes):
+            continue  # a row's dtype rule reads floatX, changed since the graph was built
+        new = Fused(graph)(*inputs)
+        new.owner.tag = tuple(n.outputs[0].trace for n in nodes)  # for Fused.blame
+        fgraph.replace(root.outputs[0], new, reason="fusion")
+
+
+def _grow(root: Apply, clients, taken: set[Apply], position: dict) -> set[Apply]:
+    cluster = {root}
+    inputs = set(root.inputs)
+    grew = True
+    while grew:  # until no producer qualifies: taking one can qualify another (a diamond)
+        grew = False
+        for var in list(inputs):
+            node = var.owner
+            if node is None or node in cluster or node in taken or node not in position \
+                    or not fusable(node):  # not in position: an intermediate given as input
+                continue
+            if not all(c != "output" and c in cluster for c, _ in clients[var]):
+                continue
+            new_inputs = (inputs - {var}) | set(node.inputs)
+            if len(new_inputs) > MAX_INPUTS or len(cluster) >= MAX_NODES:
+                continue
+            cluster.add(node)
+            inputs = new_inputs
+            grew = True
+    return cluster
+
+
+def _scalar_graph(nodes: list[Apply], out: Variable) -> tuple[list[Variable], ScalarGraph]:
+    """The cluster's external inputs (in order of first use) and its scalar graph."""
+    made = {node.outputs[0] for node in nodes}
+    inputs: list[Variable] = []
+    ref: dict[Variable, int] = {}
+    for node in nodes:
+        for v in node.inputs:
+            if v not in made and v not in ref:
+                ref[v] = len(inputs)
+                inputs.append(v)
+    steps = []
+    for node in nodes:
+        refs = tuple(ref[v] for v in node.inputs)
+        ref[node.outputs[0]] = len(inputs) + len(steps)
+        steps.append((node.op.scalar_op, refs))
+    graph = ScalarGraph(tuple(v.dtype for v in inputs), tuple(steps), (ref[out],))
+    return inputs, graph
+
+
+PASSES["fusion"] = fuse
