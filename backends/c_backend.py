@@ -280,10 +280,10 @@ class CBackend(NumpyBackend):
         return super().build(fgraph, plan)
 
     def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
-        fallback = thunk(node, inner)
         spec = _spec(node)
         if spec is None or spec not in _KERNELS.entries and spec not in _KERNELS.pending:
-            return fallback
+            return thunk(node, inner)
+        fallback = _lazy(node)
         entry = _KERNELS.entries.get(spec)
         if entry is not None:  # loaded already: no indirection
             return _runner(entry, node, fallback, spec)
@@ -295,17 +295,40 @@ class CBackend(NumpyBackend):
         return run
 
 
+def _lazy(node: Apply) -> Callable:
+    """The node's numpy thunk, made on its first call: a kernel node seldom needs it, and
+    making one per node (a Fused node's prepares every row) was a good part of build time."""
+    made: list = []
+
+    def run(*args):
+        if not made:
+            made.append(thunk(node))
+        return made[0](*args)
+    return run
+
+
+# (row, input dtypes, output dtype, broadcast patterns) -> the spec of an Elemwise node
+_ROW_SPECS: dict[tuple, KernelSpec | None] = {}
+
+
 def _spec(node: Apply) -> KernelSpec | None:
     """The kernel a node runs as, or None for a node that stays on numpy."""
     op = node.op
     if isinstance(op, Fused):
         graph = op.graph
+        if graph.out_dtypes != tuple(o.dtype for o in node.outputs):
+            return None
     elif type(op) is Elemwise and node.outputs[0].ndim > 0:
         # (on a 0-d array a numpy ufunc call costs less than any kernel call)
-        graph = ScalarGraph.of_row(op.scalar_op, tuple(i.dtype for i in node.inputs))
+        key = (op.scalar_op, *[i.type for i in node.inputs], node.outputs[0].type)
+        if key not in _ROW_SPECS:
+            graph = ScalarGraph.of_row(op.scalar_op, tuple(i.dtype for i in node.inputs))
+            ok = graph.out_dtypes == (node.outputs[0].dtype,) and \
+                len(node.inputs) + 1 <= MAX_ARRAYS and node.outputs[0].ndim <= kernels.MAX_DIMS
+            _ROW_SPECS[key] = KernelSpec(
+                graph, tuple(i.type.broadcastable for i in node.inputs)) if ok else None
+        return _ROW_SPECS[key]
     else:
-        return None
-    if graph.out_dtypes != tuple(o.dtype for o in node.outputs):
         return None
     if len(node.inputs) + len(node.outputs) > MAX_ARRAYS or node.outputs[0].ndim > \
             kernels.MAX_DIMS:

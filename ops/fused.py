@@ -61,6 +61,12 @@ class ScalarGraph:
         for op, refs in self.steps:
             dtypes.append(op.output_dtype(*[dtypes[r] for r in refs]))
         object.__setattr__(self, "ref_dtypes", tuple(dtypes))
+        # hashed once: graphs key kernel tables, and equal graphs are looked up per node
+        object.__setattr__(self, "_hash", hash((self.in_dtypes, self.steps, self.outputs,
+                                                self.ref_dtypes)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of_row(cls, op: ScalarOp, in_dtypes: Sequence[str]) -> ScalarGraph:
