@@ -133,9 +133,18 @@ def switch_operands(cond: str, a: str, b: str) -> tuple[str, str, str]:
 
 # -- numpy implementations numpy does not provide directly ---------------------------------------
 
-def _sigmoid(x, dtype=None):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(e.dtype, copy=False)
+def _sigmoid(x):
+    """exp(min(x, 0)) / (1 + exp(-|x|)): 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x))
+    below, so neither tail overflows or loses its relative precision. Arithmetic instead of a
+    select (np.where on random signs costs ten times an exp), in place after two arrays."""
+    x = np.asarray(x)
+    num = np.asarray(np.minimum(x, 0))  # asarray: a 0-d result comes back as a numpy scalar
+    np.exp(num, out=num)
+    den = np.asarray(np.abs(x))
+    np.negative(den, out=den)
+    np.exp(den, out=den)
+    np.add(den, 1, out=den)
+    return np.divide(num, den, out=num)
 
 
 def _softplus(x):
