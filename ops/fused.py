@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from sys import getrefcount
 
 import numpy as np
 
@@ -173,6 +174,9 @@ class Fused(Op):
                   for i, x in enumerate(node.inputs)]
         checks = [(i, dims) for i, dims in checks if dims]
         single = len(outputs) == 1
+        # Arrays earlier calls made, written again once nobody holds them (a fresh large array
+        # costs a page fault per 4 KiB on first write; see _free_buffer)
+        pool: list = []
 
         def run(*args):
             try:
@@ -194,7 +198,14 @@ class Fused(Op):
                             values.append(fn(*operands, out=v))
                             break
                     else:
-                        values.append(np.asarray(fn(*operands)))
+                        buf = _free_buffer(pool, dtype, full)
+                        if buf is None:
+                            buf = np.asarray(fn(*operands))
+                            if buf.shape == full and len(pool) < len(steps):
+                                pool.append(buf)
+                            values.append(buf)
+                        else:
+                            values.append(fn(*operands, out=buf))
                 else:
                     values.append(np.asarray(fn(*operands)))
             results = []
@@ -266,6 +277,17 @@ class Fused(Op):
                 if gx is not None:
                     add(r, gx)
         return [grads.get(k) for k in range(n_in)]
+
+
+def _free_buffer(pool: list, dtype: np.dtype, shape: tuple):
+    """An array of ``pool`` with this dtype and shape that nobody else holds: three references
+    are the pool's, the loop's and getrefcount's argument. A returned output the caller
+    dropped qualifies; one the caller keeps, or any view of it, does not. Checking and taking
+    happen without releasing the GIL, so two threads never take the same array."""
+    for v in pool:
+        if v.shape == shape and v.dtype == dtype and getrefcount(v) == 3:
+            return v
+    return None
 
 
 def _label(var: Variable) -> str:
