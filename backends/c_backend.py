@@ -62,8 +62,13 @@ typedef void (*theon_loop)(int64_t, const int64_t *, char **, const int64_t *, i
                            int64_t);
 
 static void *theon_ndarray_type;
+static int theon_parallel = 1;
 
 void theon_set_ndarray_type(void *type) { theon_ndarray_type = type; }
+
+/* 0 in a forked child: libgomp's threads do not survive fork, and a parallel region there
+   can hang */
+void theon_set_parallel(int on) { theon_parallel = on; }
 
 int64_t theon_probe(theon_array *a, int what)
 {
@@ -131,7 +136,7 @@ static int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arra
         for (int a = 0; a < n_arrays; a++)
             for (int d = 0; d < cd; d++) packed[a * cd + d] = strides[a * THEON_MAX_DIMS + d];
 #ifdef _OPENMP
-        if (total >= THEON_PARALLEL && omp_get_max_threads() > 1) {
+        if (theon_parallel && total >= THEON_PARALLEL && omp_get_max_threads() > 1) {
             #pragma omp parallel
             {
                 const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -392,12 +397,24 @@ def _entry(lib: ccompiler.LoadedLibrary, spec: KernelSpec, name: str) -> Callabl
 
 
 _CHECKED: set = set()
+# each loaded library's theon_set_parallel, called with 0 in a forked child
+_PARALLEL_SWITCHES: list = []
+
+
+def _serial_after_fork() -> None:
+    for switch in _PARALLEL_SWITCHES:
+        switch(0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_serial_after_fork)
 
 
 def _check_layout(lib: ccompiler.LoadedLibrary) -> None:
     """Tell the library which type is numpy's ndarray, and check that it reads arrays where
     numpy keeps their fields (the struct layout an entry assumes)."""
     lib.function("theon_set_ndarray_type", None, [ctypes.c_void_p])(id(np.ndarray))
+    _PARALLEL_SWITCHES.append(lib.function("theon_set_parallel", None, [ctypes.c_int]))
     if _CHECKED:
         return
     probe = lib.function("theon_probe", ctypes.c_int64, [ctypes.py_object, ctypes.c_int])

@@ -167,3 +167,20 @@ def test_py_forces_the_numpy_path():
     f = theon.function([x], T.exp(x) * 2 + 1, mode=Mode(linker="py"))
     assert "theon_k" not in f.source
     np.testing.assert_allclose(f(np.zeros(2)), [3.0, 3.0])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_large_kernels_without_threads():
+    """libgomp's thread pool does not survive fork: a child runs the loops on one thread."""
+    import os
+    x = T.dvector("x")
+    f = theon.function([x], T.tanh(x) * 2 + 1, mode=C)
+    big = np.linspace(-3, 3, c_backend.PARALLEL_ELEMENTS * 2)
+    want = np.tanh(big) * 2 + 1
+    np.testing.assert_allclose(f(big), want, rtol=1e-14)  # the parent's threads start
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the kernel gives the right answer
+        ok = np.allclose(f(big), want, rtol=1e-14)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
