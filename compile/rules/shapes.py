@@ -21,6 +21,12 @@ inner dimension, reshape's element count, an index out of range, a set_subtensor
 does not fit x[index], split sizes. No check is added where the graph computes the value
 anyway (its computation raises), and one whose lengths are one variable (``exp(x) * x``) is
 removed, so graphs that compute their values, gradients among them, pay nothing.
+
+The checks of every node below the value are kept, not only those of the node asked about:
+an input whose ``Shape`` the answer reads gets its own when that Shape is rewritten in turn,
+and any other input is walked into at once. The answer can be a constant while an input's
+shape is unknown (a rewrite such as ``(a + b) - b -> a`` gives a term whose type promises less
+than the node it replaced), and it must raise all the same.
 """
 from __future__ import annotations
 
@@ -308,21 +314,45 @@ def _value_is_computed(fgraph, x: Variable, via=None) -> bool:
                for c, _ in fgraph.clients.get(x, ()))
 
 
+def _shapes_read(lengths) -> set:
+    """The variables whose ``Shape`` the integer expressions ``lengths`` read. The walk stops
+    at a Shape node and at a value that is not an integer (computing it raises its own
+    errors), so it stays within the length arithmetic."""
+    found: set = set()
+    stack, seen = list(lengths), set()
+    while stack:
+        v = stack.pop()
+        if v in seen or v.owner is None:
+            continue
+        seen.add(v)
+        if isinstance(v.owner.op, Shape):
+            found.add(v.owner.inputs[0])
+        elif getattr(v, "dtype", "").startswith(("int", "uint")):
+            stack.extend(v.owner.inputs)
+    return found
+
+
 def _checked(fgraph, x: Variable, result: Variable, entries=None, via=None,
-             seen=None) -> Variable:
+             seen=None, read=None) -> Variable:
     """``result`` (x's shape, or one of its lengths) behind the run-time checks that computing
     ``x`` would make, so that asking for the shape raises where the value would.
 
-    An input whose shape is static gives constant lengths, so no later rewrite of its Shape
-    will add its own checks: they are added here, down to inputs of unknown shape."""
+    The checks of an input ``v`` whose ``v.shape`` the result reads come when a later rewrite
+    answers that Shape. Every other input is walked into here: one of static shape (its
+    lengths are constants), and also one of unknown shape that the result does not read, as
+    when x's static shape made the result a constant (``exp`` of a term that a cancelled sum
+    left with less static shape than exp's type says): its checks would be lost otherwise.
+    ``read``: the variables whose Shape the result reads so far."""
     if x.owner is None or _value_is_computed(fgraph, x, via):
         return result
     seen = set() if seen is None else seen
     if x.owner in seen:
         return result
     seen.add(x.owner)
+    read = _shapes_read([result]) if read is None else read
     if isinstance(x.owner.op, ShapeCheck):  # a value's own checks hold for its shape too
         result = x.owner.op(result, *x.owner.inputs[1:])
+        read |= _shapes_read(x.owner.inputs[1:])
     if entries is None and isinstance(x.owner.op, Reshape):
         entries = _inferred_shape(fgraph, x)
     c = None if entries is None and isinstance(x.owner.op, Reshape) else \
@@ -331,9 +361,10 @@ def _checked(fgraph, x: Variable, result: Variable, entries=None, via=None,
         what = (f"{x.owner.op}({', '.join(_label(v, i) for i, v in enumerate(x.owner.inputs))})"
                 f" (created at {format_trace(x.trace)}; only its shape was asked for)")
         result = ShapeCheck(c.checks, c.labels, what)(result, *c.lengths)
+        read |= _shapes_read(c.lengths)
     for inp in x.owner.inputs:
-        if all(n is not None for n in getattr(inp.type, "shape", (None,))):
-            result = _checked(fgraph, inp, result, via=x.owner, seen=seen)
+        if hasattr(inp.type, "shape") and inp not in read:
+            result = _checked(fgraph, inp, result, via=x.owner, seen=seen, read=read)
     return result
 
 

@@ -181,6 +181,40 @@ def test_shape_check_only_where_the_value_is_not_computed():
         f(np.ones(4), np.ones(3))
 
 
+# The fuzzer's case=([(3,), (2,)], [(None,), (2,)], ['add', 'add', 'sub', 'exp']): the
+# cancelling rewrite turns ((x0 + x1) + x0) - x1 into a ShapeCheck of x0 + x0, whose type no
+# longer says length 2, while exp(...) still does; the shape became the constant [2] and the
+# walk for checks stopped at the input of unknown shape, dropping the check x0 vs x1.
+@pytest.mark.parametrize("build", [
+    lambda x0, x1: T.exp(((x0 + x1) + x0) - x1),
+    lambda x0, x1: (((x0 + x1) + x0) - x1) * 2.0,
+    lambda x0, x1: (lambda s: s * s)(((x0 + x1) + x0) - x1),
+    lambda x0, x1: T.exp(x1 - (x1 + x0 * x0)),
+    lambda x0, x1: T.exp((x0 + x1) - x0),
+], ids=["exp", "mul_constant", "mul_self", "mul_term", "cancel_to_static"])
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_shape_of_static_value_over_a_cancelled_sum_keeps_its_check(build, ndim):
+    x0 = T.TensorType("float64", shape=(None,) + (4,) * (ndim - 1))("x0")
+    x1 = T.TensorType("float64", shape=(2,) + (4,) * (ndim - 1))("x1")
+    out = build(x0, x1)
+    assert out.type.shape[0] == 2
+    bad = [np.ones((3,) + (4,) * (ndim - 1)), np.ones((2,) + (4,) * (ndim - 1))]
+    good = [np.ones((2,) + (4,) * (ndim - 1)), bad[1]]
+    with pytest.raises(ValueError):
+        theon.function([x0, x1], out, mode="FAST_COMPILE")(*bad)
+    for what, want in ((out.shape, good[1].shape), (out.shape[0], 2)):
+        f = theon.function([x0, x1], what)
+        np.testing.assert_array_equal(f(*good), want)
+        with pytest.raises(ValueError) as err:
+            f(*bad)
+        assert "test_audit_indexing.py" in str(err.value)  # names the user's line
+    f_val = theon.function([x0, x1], out)
+    np.testing.assert_allclose(f_val(*good), theon.function(
+        [x0, x1], out, mode="FAST_COMPILE")(*good))
+    with pytest.raises(ValueError):
+        f_val(*bad)
+
+
 # -- fuzzing: numpy-style indices -------------------------------------------------------------
 # Each case: a random shape of 1 to 4 dimensions and an index mixing integers (negative too),
 # slices with any step, newaxis, one Ellipsis anywhere (covering zero dimensions too), integer
