@@ -8,8 +8,8 @@ with numpy's semantics (floor division and modulo with the sign of the divisor, 
 maximum, ...). ``render`` writes one row, for given input dtypes, as one C expression whose
 value has the C type of the output dtype, so that expressions compose.
 
-This is the seed of the kernel renderer of the C and CUDA backends: no loops, no kernels, no
-compilation here.
+The kernel renderer (backends/kernels.py) writes the loops around these expressions: no
+loops, no kernels, no compilation here.
 """
 from __future__ import annotations
 
@@ -57,14 +57,16 @@ def _wide_unsigned(dtype: str) -> str:
 # -- the helpers: C source per kind of dtype -----------------------------------------------------
 # Bodies use the parameters a (and b), {t} for the C type and {w} for _wide_unsigned's C type,
 # and call math functions and helpers by their table names, resolved per dtype like a template.
-# No float literals: an integer constant is promoted to the float type of the other operand.
+# No float literals: an integer constant is promoted to the float type of the other operand,
+# except as an argument of a math function: CUDA overloads copysign(float, double) and
+# copysign(double, double), so copysign(0, x) is ambiguous there and takes ({t})0.
 
 _FLOORDIV_FLOAT = """{t} m, d, f;
 if (b == 0) return a / b;
 m = fmod(a, b);
 d = (a - m) / b;  /* a - m is a multiple of b, up to rounding */
 if (m != 0 && (b < 0) != (m < 0)) d -= 1;
-if (d == 0) return copysign(0, a / b);
+if (d == 0) return copysign(({t})0, a / b);
 f = floor(d);
 if (2 * (d - f) > 1) f += 1;  /* d was just below an integer */
 return f;"""
@@ -82,7 +84,7 @@ return (r != 0 && (r < 0) != (b < 0)) ? ({t})(r + b) : r;"""
 _MOD_FLOAT = """{t} m;
 if (b == 0) return fmod(a, b);
 m = fmod(a, b);
-if (m == 0) return copysign(0, b);
+if (m == 0) return copysign(({t})0, b);
 if ((b < 0) != (m < 0)) m += b;
 return m;"""
 
@@ -170,7 +172,8 @@ class Dialect:
     ``ctypes``: dtype -> C type. ``header``: what the prelude starts with. ``qualifier``: how
     a helper is declared. ``suffix``: float dtype -> suffix of the math functions (``f`` for
     float32: ``expf``). ``replace``: (math name, dtype) -> another function (e.g. a faster,
-    less exact intrinsic)."""
+    less exact intrinsic). ``gpu``: kernels in this dialect are CUDA ``__global__`` functions
+    (backends/kernels.py writes a grid-stride loop instead of a C loop)."""
 
     name: str
     ctypes: Mapping[str, str]
@@ -178,6 +181,7 @@ class Dialect:
     qualifier: str
     suffix: Mapping[str, str] = field(default_factory=lambda: {"float32": "f", "float64": ""})
     replace: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    gpu: bool = False
 
     def ctype(self, dtype: str) -> str:
         """The C type of ``dtype``."""
@@ -237,13 +241,16 @@ _CUDA_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32":
                "float64": "double"}
 
 C = Dialect("C", _C_TYPES, "#include <math.h>\n#include <stdint.h>", "static inline")
+# Not static: NVRTC warns (#177) about every static function a program leaves unused, and the
+# prelude defines each helper for every dtype of the kernels; __forceinline__ is inline, so
+# unused ones cost nothing and say nothing.
 CUDA = Dialect("CUDA", _CUDA_TYPES, "/* theon helpers, CUDA dialect */",
-               "static __device__ __forceinline__")
+               "__device__ __forceinline__", gpu=True)
 # float32 through the hardware intrinsics: faster, a few ulp less exact (as nvcc's
 # --use_fast_math would do).
 CUDA_FAST = Dialect("CUDA_FAST", _CUDA_TYPES, CUDA.header, CUDA.qualifier, replace={
     (n, "float32"): f"__{n}f" for n in ("exp", "log", "log2", "log10", "sin", "cos", "tan",
-                                        "pow")})
+                                        "pow")}, gpu=True)
 
 
 # -- rendering a row -------------------------------------------------------------------------
