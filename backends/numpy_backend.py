@@ -24,6 +24,32 @@ profiling backend) override ``thunk``.
 
 When a node fails, the traceback's line number (or the table's step) says which node it was;
 the error is re-raised with the node, its input shapes and the user's line that created it.
+
+Memory planning. A fresh 40 MB array costs page faults on its first write, about as
+much as the arithmetic filling it, so a node may write its output into a buffer that nothing
+reads any more (``v3 = f(v1, v2, out=v3)``) instead of allocating one. ``_MemoryPlan`` decides
+which, once per build, from the schedule, each buffer's last reader (a view, per the ops'
+``view_map``, reads its base), and what belongs to someone else. Never handed out: a function
+input's buffer, a constant's, a buffer an output or an update value holds, one a lazy branch
+that may not run computed, one read later. The one exception is a shared variable's own
+update (``W <- W - lr * dW``): the node computing the new value writes into ``W``'s storage
+when nothing reads the old ``W`` after it, the old ``W`` is not returned, and the function was
+compiled with ``Plan.inplace_updates``. A buffer goes to a node only when its shape provably is
+the output's: equal static shapes, or a chain of elementwise relations (``SAME_SHAPE``) made by
+nodes that ran before it.
+
+The protocol of a thunk that can write into a given buffer (numpy ufuncs follow it natively):
+it has the attribute ``takes_out = True``, and ``fn(*inputs, out=buf)`` computes the node's one
+output into ``buf`` and returns ``buf``. ``buf`` is an array of the output's dtype and shape, in
+any memory layout, that no later node reads; it may be the very buffer of an input this node
+reads last (or a view of one), so the thunk must give the right values then (ufuncs do; a BLAS
+call must not write where it still reads). Given a buffer it cannot use (read-only, another
+shape: the plan's proof of shapes covers successful runs only), it returns a new array
+instead, or raises the error the plain call would raise, having written nothing. Called
+without ``out``, it returns a new array that no one else holds, which is what lets the plan
+hand that array on once it is dead. A backend overriding ``thunk`` (the C backend's kernels)
+adopts the protocol by setting the attribute on the thunks that follow it; an op whose output
+has its input's shape whenever it runs gets a ``SAME_SHAPE`` entry.
 """
 from __future__ import annotations
 
@@ -39,7 +65,9 @@ from typing import Any
 import numpy as np
 
 from ..ops.base import Op
+from ..ops.blas import Gemm
 from ..ops.control import IfElse
+from ..ops.elemwise import Elemwise, _broadcast_checks, _check_runtime_broadcast, _numpy_kernel
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace
 from ..symbolic.types import TensorType
@@ -118,6 +146,10 @@ class Plan:
     # (given positional args, keyword args) -> all positional args, for any call that is not
     # the plain positional one (None: the function takes its arguments positionally only)
     bind: Callable | None = None
+    # an update may be computed into its shared variable's own buffer once nothing reads the
+    # old value (memory planning; the checking mode, which keeps the old values to compare,
+    # turns it off)
+    inplace_updates: bool = False
 
 
 # op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy. Like
@@ -148,6 +180,8 @@ def thunk(node: Apply, inner: Sequence[Callable] = ()) -> Callable:
     entry = _entry(THUNKS, op)
     if entry is not None:
         fn = entry(node, inner)
+    elif type(op).impl is Elemwise.impl:
+        fn = _elemwise_thunk(node) or op.impl(node)
     elif type(op).perform is Op.perform:
         fn = op.impl(node, inner) if inner else op.impl(node)
     else:
@@ -165,6 +199,77 @@ def thunk(node: Apply, inner: Sequence[Callable] = ()) -> Callable:
             args[i] = np.array(args[i], copy=True)
         return fn(*args)
     return on_copies
+
+
+def _elemwise_thunk(node: Apply) -> Callable | None:
+    """An Elemwise node's thunk taking ``out=`` when its numpy kernel is a plain ufunc giving
+    the output dtype: the ufunc itself where numpy's broadcasting cannot go wrong, else a
+    closure that checks the operands as ``Elemwise.impl`` does (before writing anything into
+    a buffer it was given). None for any other kernel."""
+    op = node.op
+    if len(node.outputs) != 1:
+        return None
+    kernel = _numpy_kernel(op.scalar_op, tuple(x.dtype for x in node.inputs),
+                           node.outputs[0].dtype)
+    if not (kernel is op.scalar_op.np_fn and isinstance(kernel, np.ufunc) and kernel.nout == 1):
+        return None
+    checks = _broadcast_checks(node)
+    if not checks:
+        return kernel
+    name = op.scalar_op.name
+
+    def run(*args, out=None):
+        if out is not None:
+            shp = out.shape
+            for i, dims in checks:
+                a_shape = args[i].shape
+                if a_shape != shp:
+                    for d in dims:
+                        if a_shape[d] != shp[d]:  # not the shape planned: let run() decide
+                            return run(*args)
+            try:
+                return kernel(*args, out=out)
+            except ValueError:  # a buffer numpy refuses (read-only, another shape)
+                return run(*args)
+        res = kernel(*args)
+        shp = res.shape
+        for i, dims in checks:
+            a_shape = args[i].shape
+            if a_shape != shp:
+                _check_runtime_broadcast(name, node, i, a_shape, shp, dims)
+        return res
+    run.takes_out = True
+    return run
+
+
+def takes_out(fn: Callable) -> bool:
+    """Whether a thunk follows the ``out=`` protocol (see the module docstring)."""
+    return fn.__class__ is np.ufunc and fn.nout == 1 or getattr(fn, "takes_out", False) is True
+
+
+def _same_shape_elemwise(node: Apply) -> list[int]:
+    """The inputs of an elementwise node with exactly its output's shape whenever it runs: those
+    with the output's broadcast pattern (a dimension that does not broadcast must match)."""
+    if type(node.op).impl is not Elemwise.impl:  # another impl may broadcast as it likes
+        return []
+    pattern = node.outputs[0].type.broadcastable
+    return [i for i, x in enumerate(node.inputs)
+            if isinstance(x.type, TensorType) and x.type.broadcastable == pattern]
+
+
+def _same_shape_gemm(node: Apply) -> list[int]:
+    """Gemm's addend, when it does not broadcast into the product."""
+    at = node.op._inputs(list(range(5))).index(0)  # where z is among the inputs
+    z = node.inputs[at]
+    return [at] if z.type.broadcastable == node.outputs[0].type.broadcastable else []
+
+
+#: op class -> (node -> indices of the inputs whose shape is the single output's whenever the
+#: node runs without error). The memory plan proves a dead buffer fits an output with these.
+SAME_SHAPE: dict[type, Callable[[Apply], list[int]]] = {
+    Elemwise: _same_shape_elemwise,
+    Gemm: _same_shape_gemm,
+}
 
 
 def _perform_thunk(op: Op, node: Apply) -> Callable:
@@ -265,15 +370,22 @@ class _Thunks:
         # (op number, input types, output types) -> thunk. Types by identity: equal types are
         # mostly one instance, and the graph keeps each alive while the build runs.
         self._cache: dict[tuple, Callable] = {}
+        self._per_node: dict[Apply, Callable] = {}  # the thunks made for one node each
 
     def get(self, node: Apply) -> Callable:
         if self.per_node or node in self.inner:
-            return self.backend.thunk(node, self.inner.get(node, ()))
+            fn = self._per_node.get(node)
+            if fn is None:
+                fn = self._per_node[node] = self.backend.thunk(node, self.inner.get(node, ()))
+            return fn
         k = self._op_no.get(id(node.op))
         if k is None:
             k = self._number_op(node.op)
         if k < 0:
-            return thunk(node)
+            fn = self._per_node.get(node)
+            if fn is None:
+                fn = self._per_node[node] = thunk(node)
+            return fn
         ins, outs = node.inputs, node.outputs
         if len(outs) == 1 and len(ins) == 1:  # the common shapes without a list comprehension
             key = (k, id(ins[0].type), id(outs[0].type))
@@ -302,14 +414,151 @@ class _Thunks:
         return k
 
 
+class _MemoryPlan:
+    """Which node writes its output into which buffer (see the module docstring).
+
+    ``into`` maps a node to the variable whose buffer receives its output: a dead intermediate
+    computed in the same block (then the output takes that variable's name), or the shared
+    variable whose update it computes. ``held`` are the intermediates kept past their last use
+    until the node taking their buffer runs (so neither deleted nor renamed at their last
+    use); ``guarded`` the nodes whose buffer (a shared value) may turn out to be read-only and
+    whose thunk (a bare ufunc) would then fail, so the line hands the buffer over only if it is
+    writable."""
+
+    def __init__(self, sched: _Schedule, thunks: _Thunks, fgraph, plan: Plan):
+        self.into: dict[Apply, Variable] = {}
+        self.held: set[Variable] = set()
+        self.guarded: set[Apply] = set()
+        flat, position, placement = sched.flat, sched.position, sched.placement
+        takers = {}  # node -> its thunk, for the nodes that can write into a given buffer
+        for node in flat:
+            outs = node.outputs
+            if len(outs) != 1 or node.op.view_map or node.op.destroy_map or \
+                    not isinstance(outs[0].type, TensorType) or outs[0].type.ndim == 0:
+                continue
+            fn = thunks.get(node)
+            if takes_out(fn):
+                takers[node] = fn
+        if not takers:
+            return
+        never = len(flat)  # the position of a buffer read after the last node
+        n_explicit = plan.n_explicit
+        # shared variables with one storage (a shared variable and its clones) as one buffer
+        storage: dict[int, Variable] = {}
+        canon: dict[Variable, Variable] = {}
+        for var, box in zip(fgraph.inputs[n_explicit:], plan.shared_containers):
+            canon[var] = storage.setdefault(id(box), var)
+        # the buffers each view may share (the ops' view_map), as their base variables
+        bases: dict[Variable, set] = {}
+        for node in flat:
+            for o, ins in node.op.view_map.items():
+                base = set()
+                for i in ins:
+                    v = node.inputs[i]
+                    base |= bases.get(v) or {canon.get(v, v)}
+                bases[node.outputs[o]] = base
+        # where each buffer is read last (outputs and update values: after everything)
+        death: dict[Variable, int] = {}
+        for v, pos in sched.last_use.items():
+            for b in bases.get(v) or (canon.get(v, v),):
+                if death.get(b, -1) < pos:
+                    death[b] = pos
+        returned = fgraph.outputs[:plan.n_outputs]
+        for v in fgraph.outputs:
+            for b in bases.get(v) or (canon.get(v, v),):
+                death[b] = never
+        # update value -> the shared variable whose storage it may be computed into
+        targets: dict[Variable, Variable] = {}
+        if plan.inplace_updates:
+            exposed = set()  # buffers a caller receives without a copy
+            for v, copy in zip(returned, plan.copy_outputs):
+                if not copy:
+                    exposed |= bases.get(v) or {v}
+            owner_of = {id(box): canon[var] for var, box in
+                        zip(fgraph.inputs[n_explicit:], plan.shared_containers)}
+            copies = list(plan.copy_updates) + [False] * len(plan.update_containers)
+            for k, (v, box) in enumerate(zip(fgraph.outputs[plan.n_outputs:],
+                                             plan.update_containers)):
+                w = owner_of.get(id(box))
+                if w is None or copies[k] or v.owner not in takers or v in exposed or \
+                        v.type.dtype != w.type.dtype or v.type.ndim != w.type.ndim:
+                    continue
+                targets[v] = w
+        # intermediates whose buffer can be handed on once dead: fresh arrays (a taker's)
+        free_at: dict[int, list[Variable]] = {}
+        for node in takers:
+            v = node.outputs[0]
+            at = death.get(v, position[node])
+            if at < never:
+                free_at.setdefault(at, []).append(v)
+        # Shapes known equal: static shapes, or a chain of SAME_SHAPE relations made by nodes
+        # that ran before (top-level nodes: a branch's node may not have run).
+        parent: dict[Variable, Variable] = {}
+
+        def find(v):
+            root = v
+            while root in parent:
+                root = parent[root]
+            while v is not root:  # path compression
+                parent[v], v = root, parent[v]
+            return root
+
+        def same_shape(node) -> list[int]:
+            rule = _entry(SAME_SHAPE, node.op)
+            return rule(node) if rule is not None else []
+
+        def fits(b: Variable, out: Variable, node: Apply) -> bool:
+            if b.type.dtype != out.type.dtype or b.type.ndim != out.type.ndim:
+                return False
+            shape = b.type.shape
+            if None not in shape and shape == out.type.shape:
+                return True
+            group = find(b)
+            return any(find(node.inputs[i]) is group for i in same_shape(node))
+
+        pools: dict[Any, list[Variable]] = {}
+        into, held = self.into, self.held
+        for pos, node in enumerate(flat):
+            for v in free_at.get(pos, ()):
+                pools.setdefault(placement.get(v.owner), []).append(v)
+            block = placement.get(node)
+            fn = takers.get(node)
+            if fn is not None:
+                out = node.outputs[0]
+                w = targets.get(out)
+                if w is not None and death.get(w, -1) <= pos and fits(w, out, node):
+                    into[node] = w
+                    if fn.__class__ is np.ufunc:
+                        self.guarded.add(node)
+                else:
+                    pool = pools.get(block, ())
+                    for k in range(len(pool) - 1, -1, -1):  # the latest to die first
+                        b = pool[k]
+                        if fits(b, out, node):
+                            del pool[k]
+                            into[node] = b
+                            if death.get(b, position[b.owner]) < pos:
+                                held.add(b)
+                            break
+            if block is None and len(node.outputs) == 1:
+                for i in same_shape(node):
+                    a, b = find(node.inputs[i]), find(node.outputs[0])
+                    if a is not b:
+                        parent[b] = a
+
+
 class _Code:
     """Renders nodes as lines of Python: the whole schedule in code mode, a lazy node with its
     branches (a segment) in table mode. ``render`` gives ``(text, owner)`` pairs, ``owner``
     naming the node a line computes for the error message."""
 
     def __init__(self, sched: _Schedule, thunks: _Thunks, ctx: Ctx, keep: set,
-                 params: list | None = None, fnames: dict[int, str] | None = None):
+                 params: list | None = None, fnames: dict[int, str] | None = None,
+                 memory: _MemoryPlan | None = None):
         self.sched, self.thunks, self.ctx, self.keep = sched, thunks, ctx, keep
+        self.into = memory.into if memory is not None else {}
+        self.held = memory.held if memory is not None else set()
+        self.guarded = memory.guarded if memory is not None else set()
         self.names: dict[Variable, str] = {}
         # None: every variable is named before use; a list: variables computed outside the
         # rendered nodes become parameters, listed here
@@ -348,6 +597,7 @@ class _Code:
 
     def render(self, nodes: list[Apply], block) -> list[tuple]:
         sched, names, keep, ref = self.sched, self.names, self.keep, self.ref
+        into, held = self.into, self.held
         last_use, position, children = sched.last_use, sched.position, sched.children
         hooks, defined_in, counter = sched.hooks, self.defined_in, self._counter
         fnames, comments, thunk_of = self._fnames, self._comments, self.thunks.get
@@ -368,10 +618,35 @@ class _Code:
                 # not already listed (an input given twice)
                 if last_use[v] == pos and v.owner is not None and v not in keep and (
                         defined_in.get(v) is None if block is None else self._visible(v, block)
-                        ) and name not in dead:
+                        ) and name not in dead and v not in held:
                     dead.append(name)
             owner = (node, in_names)
-            if hook is None:
+            target = into.get(node) if into else None
+            if target is not None:
+                # the output is computed into a dead buffer (the plan's) and takes its name,
+                # or into a shared variable's own storage (then under a name of its own)
+                buffer = names.get(target) or ref(target)
+                if target.owner is None:
+                    name = f"v{next(counter)}"
+                else:
+                    name = buffer
+                    if name in dead:
+                        dead.remove(name)
+                (o,) = outs
+                names[o] = name
+                defined_in[o] = block
+                fn = thunk_of(node)
+                fname = fnames.get(id(fn))
+                if fname is None:
+                    fname = fnames[id(fn)] = self.ctx.bind(fn, "f")
+                comment = comments.get(id(op))
+                if comment is None:
+                    comment = comments[id(op)] = _comment(node)
+                if node in self.guarded:  # a bare ufunc cannot fall back on a read-only array
+                    buffer = f"{buffer} if {buffer}.flags.writeable else None"
+                append((f"{name} = {fname}({', '.join(in_names)}, out={buffer})  # {comment}",
+                        owner))
+            elif hook is None:
                 # A plain call's output takes the name of an input it is the last use of:
                 # ``v3 = f(v3, v5)`` drops the old value when the new one is bound, as a
                 # ``del`` would, with one line less to generate and compile.
@@ -407,7 +682,7 @@ class _Code:
                 else:
                     out += [(text, owner) for text in hook(node, in_names, out_names, self.ctx)]
             for v in outs:
-                if v not in last_use and v not in keep:
+                if v not in last_use and v not in keep and v not in held:
                     dead.append(names[v])
             if dead:
                 append((f"del {', '.join(dead)}", None))
@@ -428,8 +703,9 @@ ZERO_D_ARRAYS = _ufunc_takes_ellipsis()
 
 # How a step of a table reads its inputs (its third field, ``b``): b >= 0, two registers a
 # and b; ONE, register a; GETTER, any other number, ``a(r)`` being their sequence; CLEAR, no
-# call: the step drops the value in its output register.
-ONE, GETTER, CLEAR = -1, -2, -3
+# call: the step drops the value in its output register; INTO, as GETTER, the output computed
+# into the buffer its register holds (``out=``, the memory plan's).
+ONE, GETTER, CLEAR, INTO = -1, -2, -3, -4
 
 
 def _NO_ARGS(r: list) -> tuple:
@@ -454,8 +730,10 @@ def _run(r: list, steps: list, nodes: list) -> None:
                 r[out] = fn(r[a])
             elif b == -3:  # CLEAR
                 r[out] = None
-            else:  # GETTER
+            elif b == -2:  # GETTER
                 r[out] = fn(*a(r))
+            else:  # INTO
+                r[out] = fn(*a(r), out=r[out])
     except Exception as err:
         if isinstance(err, NodeError):
             raise
@@ -464,6 +742,14 @@ def _run(r: list, steps: list, nodes: list) -> None:
             raise
         values = [r[a], r[b]] if b >= 0 else [r[a]] if b == ONE else list(a(r))
         raise node_error(err, node, values) from err
+
+
+def _writable_only(fn: Callable) -> Callable:
+    """A bare ufunc handed a shared value's storage, which may be read-only: then it makes a
+    new array, as a thunk following the ``out=`` protocol would."""
+    def run(*args, out):
+        return fn(*args, out=out if out.flags.writeable else None)
+    return run
 
 
 def _unpacking(fn: Callable, n: int) -> Callable:
@@ -485,8 +771,10 @@ class _Table:
     A step is a tuple of numbers and shared objects (thunks, the clearing steps), so a large
     table is cheap to build and leaves little for the garbage collector to walk."""
 
-    def __init__(self, sched: _Schedule, thunks: _Thunks, inputs: list, label: str):
+    def __init__(self, sched: _Schedule, thunks: _Thunks, inputs: list, label: str,
+                 memory: _MemoryPlan | None = None):
         self.sched, self.thunks, self.label = sched, thunks, label
+        self.memory = memory
         self.slot: dict[Variable, int] = {v: k for k, v in enumerate(inputs)}
         self.n_inputs = len(inputs)
         self.init: list = []      # registers from n_inputs on: constants, None for the others
@@ -549,6 +837,9 @@ class _Table:
         last_use, keep, position, hooks = sched.last_use, sched.keep, sched.position, sched.hooks
         append, thunk_of, reads = self.steps.append, self.thunks.get, self.reads
         append_node = self.nodes.append
+        memory = self.memory
+        into = memory.into if memory is not None else {}
+        held = memory.held if memory is not None else ()
         for node in sched.top:
             if hooks[node.op.__class__] is not None:
                 self._segment(node)
@@ -563,19 +854,31 @@ class _Table:
                     s = self.slot_of(v)
                 in_slots.append(s)
                 if last_use[v] == pos and v.owner is not None and v not in keep \
-                        and s not in dead:
+                        and s not in dead and v not in held:
                     dead.append(s)
             outs = node.outputs
-            if len(outs) == 1:
+            target = into.get(node) if into else None
+            if target is not None:  # computed into the buffer in the target's register
+                out = slot[outs[0]] = slot[target]
+                if out in dead:
+                    dead.remove(out)
+                if node in memory.guarded:
+                    fn = _writable_only(fn)
+                getter = itemgetter(*in_slots) if len(in_slots) > 1 else \
+                    itemgetter(slice(in_slots[0], in_slots[0] + 1))
+                append((fn, getter, INTO, out))
+                append_node(node)
+            elif len(outs) == 1:
                 out = slot[outs[0]] = dead.pop(0) if dead else free.pop() if free else \
                     self.new_slot()
             else:
                 out = self._several(node)
                 fn = _unpacking(fn, len(outs))
-            append((fn, *reads(in_slots), out))
-            append_node(node)
+            if target is None:
+                append((fn, *reads(in_slots), out))
+                append_node(node)
             for v in outs:
-                if v not in last_use and v not in keep:
+                if v not in last_use and v not in keep and v not in held:
                     dead.append(slot[v])
             if dead:
                 self._clear(dead)
@@ -590,7 +893,7 @@ class _Table:
         sched = self.sched
         params: list[Variable] = []
         code = _Code(sched, self.thunks, self.seg_ctx, sched.keep | set(node.outputs), params,
-                     self._seg_fnames)
+                     self._seg_fnames, memory=self.memory)
         name = f"segment{len(self.segments)}"
         body = code.render([node], None)  # names the parameters as it meets them
         lines, line_owner = self.seg_lines, self.seg_owner
@@ -662,7 +965,12 @@ class _Table:
             else:  # an itemgetter: its registers are in its pickling recipe
                 text = args.get(id(a))
                 if text is None:
-                    text = args[id(a)] = ", ".join([reg[s] for s in a.__reduce__()[1]])
+                    slots = a.__reduce__()[1]
+                    if len(slots) == 1 and isinstance(slots[0], slice):
+                        slots = range(slots[0].start, slots[0].stop)
+                    text = args[id(a)] = ", ".join([reg[s] for s in slots])
+            if b == INTO:
+                text = f"{text}, out={target}"
             append(f"#   {target} = {name}({text})  # {comment}")
         return "\n".join(lines) + "\n" + self.seg_source
 
@@ -709,7 +1017,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     # -- the schedule -------------------------------------------------------------------------
     table = None
     if len(sched.order) >= TABLE_NODES:
-        table = _Table(sched, thunks, list(fgraph.inputs), filename[1:-1])
+        table = _Table(sched, thunks, list(fgraph.inputs), filename[1:-1],
+                       _MemoryPlan(sched, thunks, fgraph, plan))
         table.build()
         ref = lambda var: f"r[{table.slot_of(var)}]"  # noqa: E731
         registers = ", ".join(args + shared)
@@ -717,7 +1026,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
         emit(f"{ctx.bind(_run, '_run')}(r, {ctx.bind(table.steps, '_steps')}, "
              f"{ctx.bind(table.nodes, '_nodes')})")
     else:
-        code = _Code(sched, thunks, ctx, sched.keep)
+        code = _Code(sched, thunks, ctx, sched.keep, memory=_MemoryPlan(sched, thunks, fgraph,
+                                                                          plan))
         ref = code.ref
         for k, var in enumerate(fgraph.inputs):
             code.names[var] = args[k] if k < n_explicit else f"s{k - n_explicit}"
