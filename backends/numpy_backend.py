@@ -68,6 +68,7 @@ from ..ops.base import Op
 from ..ops.blas import Gemm
 from ..ops.control import IfElse
 from ..ops.elemwise import Elemwise, _broadcast_checks, _check_runtime_broadcast, _numpy_kernel
+from ..ops.fused import Fused
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.trace import format_trace
 from ..symbolic.types import TensorType
@@ -247,14 +248,19 @@ def takes_out(fn: Callable) -> bool:
     return fn.__class__ is np.ufunc and fn.nout == 1 or getattr(fn, "takes_out", False) is True
 
 
-def _same_shape_elemwise(node: Apply) -> list[int]:
-    """The inputs of an elementwise node with exactly its output's shape whenever it runs: those
-    with the output's broadcast pattern (a dimension that does not broadcast must match)."""
-    if type(node.op).impl is not Elemwise.impl:  # another impl may broadcast as it likes
-        return []
+def same_shape_broadcasting(node: Apply) -> list[int]:
+    """For an op broadcasting as Theano does (a dimension that does not broadcast must have the
+    output's length, or the node fails): the inputs with the output's broadcast pattern, which
+    then have exactly its shape."""
     pattern = node.outputs[0].type.broadcastable
     return [i for i, x in enumerate(node.inputs)
             if isinstance(x.type, TensorType) and x.type.broadcastable == pattern]
+
+
+def _same_shape_elemwise(node: Apply) -> list[int]:
+    if type(node.op).impl is not Elemwise.impl:  # another impl may broadcast as it likes
+        return []
+    return same_shape_broadcasting(node)
 
 
 def _same_shape_gemm(node: Apply) -> list[int]:
@@ -268,6 +274,7 @@ def _same_shape_gemm(node: Apply) -> list[int]:
 #: node runs without error). The memory plan proves a dead buffer fits an output with these.
 SAME_SHAPE: dict[type, Callable[[Apply], list[int]]] = {
     Elemwise: _same_shape_elemwise,
+    Fused: same_shape_broadcasting,  # its numpy thunk and its C kernels check the pattern
     Gemm: _same_shape_gemm,
 }
 

@@ -364,6 +364,19 @@ def test_gemm_update_accumulates_into_the_weights():
     assert W.get_value(borrow=True) is storage
 
 
+@pytest.mark.parametrize("linker", ["py", "c"])
+def test_a_fused_node_proves_shapes_for_later_nodes(linker):
+    # the fused node's output has its input's shape, so the Gemm may take the DotAdd's buffer
+    x, W, c, a, b = (T.dmatrix(k) for k in ("x", "W", "c", "a", "b"))
+    q = T.tanh(T.exp(T.dot(x, W) + c) + 1)
+    f = theano.function([x, W, c, a, b], q - 0.5 * T.dot(a, b), mode=theano.Mode(linker=linker))
+    assert any("Gemm" in line for line in planned(f)), f.source
+    X, Wv, C, A, B = data(3, 4), data(4, 5), data(3, 5), data(3, 2), data(2, 5)
+    got = call_twice(f, X, Wv, C, A, B)
+    np.testing.assert_allclose(got, np.tanh(np.exp(X @ Wv + C) + 1) - 0.5 * A @ B, rtol=1e-12)
+    no_alias(got, X, Wv, C, A, B)
+
+
 def test_mlp_training_equals_the_unrewritten_graph():
     x, y = T.fmatrix("x"), T.ivector("y")
     start = [data(6, 5, dtype="float32") - 1, data(5, dtype="float32") - 1,
