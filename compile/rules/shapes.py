@@ -349,10 +349,10 @@ def _checked(fgraph, x: Variable, result: Variable, entries=None, via=None,
     if x.owner in seen:
         return result
     seen.add(x.owner)
-    read = _shapes_read([result]) if read is None else read
     if isinstance(x.owner.op, ShapeCheck):  # a value's own checks hold for its shape too
         result = x.owner.op(result, *x.owner.inputs[1:])
-        read |= _shapes_read(x.owner.inputs[1:])
+        if read is not None:
+            read |= _shapes_read(x.owner.inputs[1:])
     if entries is None and isinstance(x.owner.op, Reshape):
         entries = _inferred_shape(fgraph, x)
     c = None if entries is None and isinstance(x.owner.op, Reshape) else \
@@ -361,10 +361,17 @@ def _checked(fgraph, x: Variable, result: Variable, entries=None, via=None,
         what = (f"{x.owner.op}({', '.join(_label(v, i) for i, v in enumerate(x.owner.inputs))})"
                 f" (created at {format_trace(x.trace)}; only its shape was asked for)")
         result = ShapeCheck(c.checks, c.labels, what)(result, *c.lengths)
-        read |= _shapes_read(c.lengths)
+        if read is not None:
+            read |= _shapes_read(c.lengths)
     for inp in x.owner.inputs:
-        if hasattr(inp.type, "shape") and inp not in read:
-            result = _checked(fgraph, inp, result, via=x.owner, seen=seen, read=read)
+        if inp.owner is None or not hasattr(inp.type, "shape"):
+            continue  # a root makes no checks
+        if None in inp.type.shape:
+            if read is None:  # walked only when needed: most inputs are roots or static
+                read = _shapes_read([result])
+            if inp in read:
+                continue
+        result = _checked(fgraph, inp, result, via=x.owner, seen=seen, read=read)
     return result
 
 
