@@ -435,7 +435,8 @@ def test_fuzz_shape_only_graph_raises_like_the_value(case):
             f_fast(*vals)
     else:
         np.testing.assert_array_equal(f_shape(*vals), value.shape)
-        np.testing.assert_array_equal(f_fast(*vals), value)
+        # a C kernel's exp (libmvec) may differ from numpy's by an ulp
+        np.testing.assert_allclose(f_fast(*vals), value, rtol=1e-14, atol=0)
 
 
 def _shape_case_graph(xs, ops):
