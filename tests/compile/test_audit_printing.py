@@ -188,7 +188,8 @@ def test_pickle_10000_deep_graph_and_function():
     f = theano.function([x], y)
     g = pickle.loads(pickle.dumps(f))
     xs = np.linspace(-1, 1, 4)
-    np.testing.assert_allclose(g(xs), f(xs), rtol=0, atol=0)
+    # one may already run its C kernels (libmvec's sin), the other numpy
+    np.testing.assert_allclose(g(xs), f(xs), rtol=1e-13, atol=0)
     assert sys.getrecursionlimit() == limit
 
 
