@@ -9,8 +9,9 @@ them) and compared with the numpy backend's kernel for the row: exactly for inte
 a few ulp for floats, nan for nan. A new row is covered without an edit here; a row whose numpy
 function refuses part of its domain lists that part in ``_valid``.
 
-The CUDA dialects are checked as text (no CUDA compiler here): balanced parentheses, every
-function called is a CUDA math function or defined in the prelude, only CUDA's C types.
+The CUDA dialects are checked as text here: balanced parentheses, every function called is a
+CUDA math function or defined in the prelude, only CUDA's C types;
+tests/backends/test_cuda_kernels.py compiles them with NVRTC and runs them on the CPU.
 """
 from __future__ import annotations
 
