@@ -42,6 +42,12 @@ from .numpy_backend import NumpyBackend, thunk
 
 log = logging.getLogger("theon")
 
+# OpenMP threads that spin after a parallel loop (libgomp's default) take the core the
+# next numpy or BLAS call needs: on a 2-core machine under load W1 at 1e6 took 10 ms spinning
+# against 1.3 ms sleeping. libgomp reads this when it loads, with the first kernel library;
+# a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Arrays of at least this many elements are split across OpenMP threads: below it, waking
 # the threads costs more than the loop.
 PARALLEL_ELEMENTS = 1 << 17
