@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -215,12 +216,21 @@ def _check(case: Case, values: dict[str, Any]) -> None:
                                  f"numpy: {got!r} vs {ref!r}")
 
 
-def _wait_for_kernels() -> None:
-    """Let theon's background kernel compiles finish: a call case times the steady state, not
-    the calls that run numpy while gcc works (a compile case times what function() takes)."""
-    ccompiler = sys.modules.get("theon.backends.ccompiler")
-    if ccompiler is not None:
-        ccompiler.wait_all()
+@contextmanager
+def _kernels_before_return(case: Case):
+    """For a call case, function() waits for its own C kernels (config.wait_for_kernels): the
+    case times the steady state, not the calls that run numpy while gcc works (a compile case
+    times what function() takes, so it is left as it is)."""
+    if case.kind != "call":
+        yield
+        return
+    from theon.config import config as cfg
+    old = cfg.wait_for_kernels
+    cfg.wait_for_kernels = True
+    try:
+        yield
+    finally:
+        cfg.wait_for_kernels = old
 
 
 def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Result:
@@ -237,9 +247,8 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Re
         if not available(impl):
             continue  # the header says it is not installed
         try:
-            bench = _as_bench(builder(data))
-            if case.kind == "call":
-                _wait_for_kernels()
+            with _kernels_before_return(case):
+                bench = _as_bench(builder(data))
             start = time.perf_counter()
             value = bench.fn(*bench.args)  # warm-up (for JAX: compiles)
             result.first[impl] = value if bench.self_timed else time.perf_counter() - start
