@@ -64,7 +64,10 @@ def fuse(fgraph: FunctionGraph) -> None:
 
 def _grow(root: Apply, clients, taken: set[Apply], position: dict) -> set[Apply]:
     cluster = {root}
-    inputs = set(root.inputs)
+    # an ordered set (a dict): which producers fit under MAX_INPUTS depends on the order they
+    # are tried in, and a set of variables iterates in the order of their memory addresses, so
+    # the same graph would fuse differently (and compile other kernels) from run to run
+    inputs = dict.fromkeys(root.inputs)
     grew = True
     while grew:  # until no producer qualifies: taking one can qualify another (a diamond)
         grew = False
@@ -75,7 +78,8 @@ def _grow(root: Apply, clients, taken: set[Apply], position: dict) -> set[Apply]
                 continue
             if not all(c != "output" and c in cluster for c, _ in clients[var]):
                 continue
-            new_inputs = (inputs - {var}) | set(node.inputs)
+            new_inputs = {v: None for v in inputs if v is not var}
+            new_inputs.update(dict.fromkeys(node.inputs))
             if len(new_inputs) > MAX_INPUTS or len(cluster) >= MAX_NODES:
                 continue
             cluster.add(node)
