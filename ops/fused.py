@@ -159,12 +159,22 @@ class Fused(Op):
         steps = []
         last = graph.last_reads()
         fresh: list[bool] = []
+        # Each reference's broadcast pattern (a step broadcasts where all its operands do). A
+        # step broadcast where the output is not (exp of a row, times a matrix) is smaller than
+        # the output: it computes on its own shape, never into an output-sized buffer, where
+        # the ufunc would repeat its work for every row of the output.
+        out_pattern = node.outputs[0].type.broadcastable
+        patterns = [x.type.broadcastable for x in node.inputs]
         for k, (sop, refs) in enumerate(graph.steps):
             ins = tuple(graph.ref_dtypes[r] for r in refs)
             out = graph.ref_dtypes[n_in + k]
             fn = _numpy_kernel(sop, ins, out)
-            # a ufunc giving the output dtype by itself can write into a dead buffer
-            ufunc = fn is sop.np_fn and isinstance(fn, np.ufunc)
+            patterns.append(tuple(all(patterns[r][d] for r in refs)
+                                  for d in range(len(out_pattern))))
+            # a ufunc giving the output dtype by itself, on the output's shape, can write into
+            # a dead buffer
+            ufunc = fn is sop.np_fn and isinstance(fn, np.ufunc) and \
+                patterns[-1] == out_pattern
             # buffers a ufunc step made (never an input's, nor a view) and nothing reads later
             dead = tuple(r for r in set(refs) if r >= n_in and last[r] == k and fresh[r - n_in])
             fresh.append(ufunc)
