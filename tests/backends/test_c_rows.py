@@ -64,8 +64,8 @@ PY = Mode(linker="py", optimizer=None)
 CAST_DOMAIN = Dom(0.0, 3.0, 0, 5)
 
 _I = np.iinfo
-_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, -1.5, 2.5, 3.0, -7.25, 0.1, 1e-3, 100.0, 1e30, -1e30,
-           5e-324, np.inf, -np.inf, np.nan]
+_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, -1.5, 2.5, 3.0, -7.25, 0.1, -0.4, 1e-3, 100.0,
+           1e30, -1e30, 5e-324, np.inf, -np.inf, np.nan]
 SPECIAL = {
     "bool": [False, True],
     "int8": [0, 1, -1, 2, -3, 5, 7, -8, 127, -128],
@@ -73,7 +73,7 @@ SPECIAL = {
     "int32": [0, 1, -1, 3, -7, 65537, -100000, _I("int32").max, _I("int32").min],
     "int64": [0, 1, -1, 3, -7, 2 ** 40 + 3, -(2 ** 53 + 1), _I("int64").max, _I("int64").min],
     "uint8": [0, 1, 2, 3, 7, 100, 128, 255],
-    "float32": _FLOATS[:12] + [1e-40, 3e38, -3e38, np.inf, -np.inf, np.nan],
+    "float32": _FLOATS[:14] + [1e-40, 3e38, -3e38, np.inf, -np.inf, np.nan],
     "float64": _FLOATS,
 }
 
@@ -206,6 +206,12 @@ def _bcast_shapes(shape, nin):
             for i in range(nin)]
 
 
+# Rows whose numpy computation gives +0.0 where C (and numpy's own rounding functions) give
+# -0.0: compared here without the sign of zero, and by
+# test_round_half_away_from_zero_keeps_the_sign_of_zero (a strict xfail) with it.
+ZERO_SIGN_BUGS = {"round_half_away_from_zero"}
+
+
 def _compare(got, want, label: str, failures: list, where: str) -> None:
     got, want = np.asarray(got), np.asarray(want)
     if got.dtype != want.dtype or got.shape != want.shape:
@@ -217,8 +223,9 @@ def _compare(got, want, label: str, failures: list, where: str) -> None:
     else:
         with np.errstate(all="ignore"):
             close = np.abs(got - want) <= ULPS * np.spacing(np.abs(want))
-            zero_sign = (want != 0) | (np.signbit(got) == np.signbit(want))
-            bad = ~(((got == want) & zero_sign) | (np.isnan(got) & np.isnan(want)) | close)
+            zero_sign = (want != 0) | (np.signbit(got) == np.signbit(want)) | (
+                label.split("(")[0] in ZERO_SIGN_BUGS)
+            bad = ~((((got == want) | close) & zero_sign) | (np.isnan(got) & np.isnan(want)))
     if bad.any():
         i = tuple(int(j) for j in np.argwhere(bad)[0])
         failures.append(f"{label} {where}: {int(bad.sum())} of {bad.size} differ, at {i}: "
@@ -315,11 +322,29 @@ def test_every_row_on_special_values_equals_numpy(suite):
     assert not failures, f"{len(failures)} differences:\n" + "\n".join(failures[:60])
 
 
+_ROUND_BUG = pytest.mark.xfail(
+    strict=True, reason="ops/scalar.py _round_half_away returns +0.0 for -0.4 and -0.0 (trunc "
+    "gives -0.0, then + 0 makes it +0.0); C's round and numpy's own rounding keep -0.0")
+
+
+@pytest.mark.parametrize("linker", [pytest.param("py", marks=_ROUND_BUG), "c"])
+def test_round_half_away_from_zero_keeps_the_sign_of_zero(linker, monkeypatch):
+    monkeypatch.setattr(theon.config, "wait_for_kernels", True)
+    x = T.vector("x")
+    v = np.array([-0.4, -0.0, -0.5, 0.4, -2.5, 2.5])
+    f = theon.function([x], T.round(x, "half_away_from_zero"), mode=Mode(linker=linker,
+                                                                          optimizer=None))
+    got = f(v)
+    want = np.array([-0.0, -0.0, -1.0, 0.0, -3.0, 3.0])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
 def _same(a, b) -> bool:
     if isinstance(a, np.floating):
         if np.isnan(a) and np.isnan(b):
             return True
-        if a == b and (b != 0 or np.signbit(a) == np.signbit(b)):
-            return True
-        return abs(float(a) - float(b)) <= ULPS * float(np.spacing(np.abs(b)))
+        if b == 0 and np.signbit(a) != np.signbit(b):
+            return False
+        return a == b or abs(float(a) - float(b)) <= ULPS * float(np.spacing(np.abs(b)))
     return a == b
