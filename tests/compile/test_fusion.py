@@ -449,3 +449,30 @@ def test_fused_nodes_run_as_kernels_with_the_numpy_results(monkeypatch):
     want = theon.function([x, r, i], outs, mode=NO_REWRITES)(*values)
     for a, b in zip(f(*values), want):
         np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+@needs_cc
+def test_the_largest_clusters_run_as_kernels(monkeypatch):
+    """A cluster at MAX_INPUTS (plus its output) and one at MAX_NODES fit a kernel's
+    arguments (c_backend.MAX_ARRAYS) and compile."""
+    from theon.backends import c_backend
+    monkeypatch.setattr(theon.config, "wait_for_kernels", True)
+    assert fusion.MAX_INPUTS + 1 <= c_backend.MAX_ARRAYS
+    xs = [T.vector(f"x{k}") for k in range(fusion.MAX_INPUTS)]
+    wide = xs[0]
+    for x in xs[1:]:
+        wide = wide + T.exp(x) * 0.5
+    y = T.vector("y")
+    long = y
+    for k in range(fusion.MAX_NODES):
+        long = T.sin(long) if k % 2 else long * 0.75
+    f = theon.function(xs + [y], [wide, long], mode=Mode(linker="c"))
+    sizes = sorted((len(n.inputs), len(n.op.graph.steps)) for n in fused(f))
+    assert sizes[-1][0] == fusion.MAX_INPUTS and max(s for _, s in sizes) == fusion.MAX_NODES
+    for node in fused(f):
+        assert c_backend._KERNELS.entries.get(c_backend._spec(node)) is not None
+    values = [RNG.normal(size=6) for _ in xs + [y]]
+    want = theon.function(xs + [y], [wide, long], mode=NO_REWRITES)(*values)
+    for got, w in zip(f(*values), want):
+        np.testing.assert_allclose(got, w, rtol=1e-12)
+
