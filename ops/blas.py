@@ -5,6 +5,7 @@ import numpy as np
 
 from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
+from . import cblas
 from .base import Op, as_tensor_variable, graph_error
 from .elemwise import _check_runtime_broadcast
 from .scalar import upcast
@@ -333,47 +334,6 @@ def _scalar(v, name: str):
     return v
 
 
-try:  # optional: BLAS's own accumulation (beta * C + alpha * A B written into C)
-    from scipy.linalg import blas as _scipy_blas
-    _GEMM = {np.dtype("float32"): _scipy_blas.sgemm, np.dtype("float64"): _scipy_blas.dgemm}
-except ImportError:  # pragma: no cover - depends on the environment
-    _GEMM = {}
-
-
-def _fortran(m):
-    """``(array, trans)`` with ``array`` Fortran-ordered and ``op(array) == m`` (BLAS reads a
-    C-ordered matrix as its transpose), or None for a matrix with neither layout."""
-    if m.flags.f_contiguous:
-        return m, 0
-    if m.flags.c_contiguous:
-        return m.T, 1
-    return None
-
-
-def _blas_accumulate(z, alpha, x, y, beta) -> bool:
-    """``z[...] = beta * z + alpha * x @ y`` by one BLAS gemm writing into ``z``, when scipy is
-    there and the layouts allow it (2-d, contiguous one way or the other, one float dtype, no
-    overlap); False when it did nothing."""
-    fn = _GEMM.get(z.dtype)
-    if fn is None or x.ndim != 2 or y.ndim != 2 or z.ndim != 2 or not z.size or \
-            x.shape[1] == 0 or x.dtype != z.dtype or y.dtype != z.dtype or \
-            z.shape != (x.shape[0], y.shape[1]) or x.shape[1] != y.shape[0] or \
-            not z.flags.writeable or np.may_share_memory(z, x) or np.may_share_memory(z, y):
-        return False
-    if z.flags.f_contiguous:
-        c, a, b = z, _fortran(x), _fortran(y)
-    elif z.flags.c_contiguous:  # z.T is Fortran-ordered: z.T = y.T @ x.T
-        c, a, b = z.T, _fortran(y.T), _fortran(x.T)
-    else:
-        return False
-    if a is None or b is None:
-        return False
-    r = fn(alpha, a[0], b[0], beta, c, trans_a=a[1], trans_b=b[1], overwrite_c=1)
-    if r is not c and not np.shares_memory(r, c):  # scipy worked on a copy: bring it home
-        c[...] = r
-    return True
-
-
 class Gemm(Op):
     """``b * z + a * dot(x, y)`` with ``a`` and ``b`` scalars (Theano's gemm); ``z`` broadcasts
     into the product's shape as an addend does (a bias row), and the dot has numpy.dot's
@@ -382,8 +342,8 @@ class Gemm(Op):
     The specialize phase makes it from a dot followed by a scaled add (``W - lr * dot(x, y)``).
     Its thunk takes ``out=``: the numpy backend hands it the buffer to write into, ``z``'s own
     when nothing reads ``z`` afterwards (a weight update), and BLAS then accumulates the product
-    into ``z`` (scipy's sgemm/dgemm with beta, when scipy is installed) instead of making the
-    product and adding it."""
+    into ``z`` (numpy's own BLAS gemm with beta, ``cblas.py``) instead of making the product
+    and adding it."""
 
     def make_node(self, z, a, x, y, b) -> Apply:
         return self._node([z, _scalar(a, "Gemm"), None, None, _scalar(b, "Gemm")], x, y)
@@ -484,7 +444,7 @@ def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
     if out is not None and (out.shape != shape or out.dtype != dtype or
                             not out.flags.writeable):
         out = None  # not a buffer this result fits in: make a new one
-    if out is z and _blas_accumulate(z, alpha, x, y, beta):
+    if out is z and cblas.gemm_into(z, alpha, x, y, beta):
         return z
     if out is not None and out is not z and pshape == shape and x.ndim <= 2 and \
             y.ndim <= 2 and x.dtype == y.dtype == dtype and not np.may_share_memory(out, z):

@@ -2,11 +2,13 @@
 specialize rule that makes it from a dot followed by a scaled add."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import theon as theano
 import theon.tensor as T
-from theon.ops import blas
+from theon.ops import cblas
 from theon.ops.blas import DotAdd, Gemm
 
 NO_REWRITES = theano.Mode(optimizer=None)
@@ -94,14 +96,14 @@ def test_thunk_errors_name_the_shapes():
     np.testing.assert_array_equal(z, 0)  # a refused call writes nothing
 
 
-@pytest.mark.skipif(not blas._GEMM, reason="scipy is not installed: no BLAS accumulation")
+@pytest.mark.skipif(not cblas.available("float32"), reason="numpy's BLAS exports no cblas gemm")
 @pytest.mark.parametrize("z_layout", ["c", "f"])
 @pytest.mark.parametrize("x_layout", ["c", "f"])
 def test_blas_accumulates_into_z(z_layout, x_layout, monkeypatch):
     calls = []
-    real = blas._GEMM[np.dtype("float32")]
-    monkeypatch.setitem(blas._GEMM, np.dtype("float32"),
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = cblas._gemms[np.dtype("float32")]
+    monkeypatch.setitem(cblas._gemms, np.dtype("float32"),
+                        lambda *a: calls.append(1) or real(*a))
     run = _thunk("float32")
     x = LAYOUTS[x_layout](rng.standard_normal((5, 3)).astype("float32"))
     y = rng.standard_normal((3, 4)).astype("float32")
@@ -111,6 +113,49 @@ def test_blas_accumulates_into_z(z_layout, x_layout, monkeypatch):
     assert run(z, a, x, y, b, out=z) is z
     assert calls, "BLAS did not accumulate into z"
     np.testing.assert_allclose(z, want, rtol=1e-5, atol=1e-5)
+
+
+def _views(m: np.ndarray) -> dict:
+    """``m``'s values in layouts BLAS may or may not read in place."""
+    big = np.zeros((m.shape[0] * 2 + 1, m.shape[1] * 3 + 2), m.dtype)
+    sliced = big[1:1 + m.shape[0], 2:2 + m.shape[1]]  # a row stride wider than the row
+    sliced[...] = m
+    wide = np.zeros((m.shape[1], m.shape[0] * 2 + 3), m.dtype)[:, 1:1 + m.shape[0]].T
+    wide[...] = m  # a transposed view with a leading dimension wider than its rows
+    every_other = np.zeros((m.shape[0], m.shape[1] * 2), m.dtype)[:, ::2]
+    every_other[...] = m  # no unit stride either way: BLAS cannot read it
+    reversed_ = m[::-1].copy()[::-1]
+    return {"c": m.copy(), "f": np.array(m, order="F"), "sliced": sliced,
+            "wide": wide, "every_other": every_other, "reversed": reversed_}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(5, 3, 4), (1, 3, 4), (5, 1, 4), (5, 3, 1), (1, 1, 1)])
+def test_gemm_into_every_layout(dtype, shape):
+    m, k, n = shape
+    X, Y, Z = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for (xn, x), (yn, y), zn in itertools.product(_views(X).items(), _views(Y).items(),
+                                                  _views(Z)):
+        z = _views(Z)[zn]  # fresh: the call writes into it
+        before = z.copy()
+        done = cblas.gemm_into(z, -0.5, x, y, 2.0)
+        if done:
+            np.testing.assert_allclose(z, 2.0 * Z - 0.5 * (X @ Y), rtol=tol, atol=tol,
+                                       err_msg=f"x {xn}, y {yn}, z {zn}")
+        else:
+            np.testing.assert_array_equal(z, before)
+            assert not cblas.available(dtype) or "every_other" in (xn, yn, zn) or \
+                "reversed" in (xn, yn, zn), f"x {xn}, y {yn}, z {zn} should go to BLAS"
+
+
+def test_gemm_into_refuses_overlap_and_mixed_dtypes():
+    z = rng.standard_normal((4, 4))
+    assert not cblas.gemm_into(z, 1.0, z, z.copy(), 1.0)
+    assert not cblas.gemm_into(z, 1.0, z.astype("float32"), z.copy(), 1.0)
+    frozen = z.copy()
+    frozen.flags.writeable = False
+    assert not cblas.gemm_into(frozen, 1.0, z, z, 1.0)
 
 
 def test_dotadd_is_a_gemm_with_unit_scales():
