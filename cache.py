@@ -48,7 +48,8 @@ def _list(out) -> None:
                   f"{label}", file=out)
     total = sum(e.size for e in found)
     print(f"{_count(len(found), 'entry', 'entries')}, {_size(total)} in all", file=out)
-    for kind, note in (("temporary", "a compile in progress or left by a killed process"),
+    for kind, note in (("probes", "the compiler's version and libraries found, remembered"),
+                       ("temporary", "a compile in progress or left by a killed process"),
                        ("other", "not theon's: left alone")):
         some = [e for e in items if e.kind == kind]
         if some:

@@ -20,7 +20,6 @@ the dialect lacks, a value that is not an ndarray, or shapes the node's types do
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import platform
@@ -152,6 +151,146 @@ static int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arra
         }
 #endif
         loop(cd, shape, data, packed, 0, total);
+    }
+    return 0;
+}
+
+typedef void (*theon_rloop)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
+                            int64_t, int64_t);
+typedef void (*theon_rpart)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
+                            int64_t, int64_t, int64_t, void *);
+typedef void (*theon_rmerge)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
+                             int64_t, const void *, int64_t);
+
+/* A reduction: the inputs (one rank, broadcast as the pattern says) reduced over the
+   dimensions marked in `reduced` into the output (the kept dimensions). Kept dimensions go
+   first, reduced ones last, each group in the order of the inputs' strides (the smallest
+   innermost, where the loop vectorises), merged where every array allows. Returns as
+   theon_run; 2 also for an empty reduction (the numpy thunk gives the identity, or raises
+   for max and min). */
+static int theon_reduce(theon_rloop loop, theon_rpart part, theon_rmerge merge, int acc_size,
+                        int n_in, theon_array **arrays, const unsigned char *broadcastable,
+                        const unsigned char *reduced)
+{
+    const int nd = arrays[0]->nd, n_arrays = n_in + 1;
+    theon_array *out = arrays[n_in];
+    int64_t len[THEON_MAX_DIMS], st[THEON_MAX_ARRAYS][THEON_MAX_DIMS];
+    int order[THEON_MAX_DIMS];
+    int64_t shape[THEON_MAX_DIMS], strides[THEON_MAX_DIMS * THEON_MAX_ARRAYS];
+    char *data[THEON_MAX_ARRAYS];
+    int64_t n_out = 1, r = 1;
+    int nk = 0, nr = 0, k = 0, no = 0;
+    if (nd > THEON_MAX_DIMS || nd < 1) return 1;
+    for (int a = 0; a < n_arrays; a++) {
+        if (arrays[a]->type != theon_ndarray_type) return 1;
+        if (a < n_in && arrays[a]->nd != nd) return 1;
+        data[a] = arrays[a]->data;
+    }
+    for (int d = 0; d < nd; d++) nk += !reduced[d];
+    if (out->nd != nk) return 1;
+    for (int d = 0; d < nd; d++) {
+        int64_t n = -1;
+        for (int a = 0; a < n_in && n < 0; a++)
+            if (!broadcastable[a * nd + d]) n = arrays[a]->dimensions[d];
+        if (n < 0) n = 1;
+        for (int a = 0; a < n_in; a++) {
+            const int64_t m = arrays[a]->dimensions[d];
+            if (broadcastable[a * nd + d] ? m != 1 : m != n) return 2;
+            st[a][d] = broadcastable[a * nd + d] || n == 1 ? 0 : arrays[a]->strides[d];
+        }
+        if (reduced[d]) {
+            st[n_in][d] = 0;
+            r *= n;
+        } else {
+            if (out->dimensions[k] != n) return 1;
+            st[n_in][d] = n == 1 ? 0 : out->strides[k];
+            k++;
+            n_out *= n;
+        }
+        len[d] = n;
+    }
+    if (n_out == 0) return 0;
+    if (r == 0) return 2;
+    /* the order: kept then reduced, each by decreasing stride of the first input that moves
+       in it (insertion sort, stable: equal strides keep numpy's order) */
+    for (int group = 0; group < 2; group++) {
+        const int first = no;
+        for (int d = 0; d < nd; d++) {
+            if (reduced[d] != group || len[d] == 1) continue;
+            int64_t key = 0;
+            for (int a = 0; a < n_in && key == 0; a++) key = st[a][d] < 0 ? -st[a][d] : st[a][d];
+            int at = no++;
+            while (at > first) {
+                const int e = order[at - 1];
+                int64_t ke = 0;
+                for (int a = 0; a < n_in && ke == 0; a++) ke = st[a][e] < 0 ? -st[a][e] : st[a][e];
+                if (ke >= key) break;
+                order[at] = e;
+                at--;
+            }
+            order[at] = d;
+        }
+        /* merge neighbours of the group where every array steps over the inner one whole */
+        int cd = group == 0 ? 0 : nk;
+        for (int q = first; q < no; q++) {
+            const int d = order[q];
+            if (q > first) {
+                int ok = 1;
+                for (int a = 0; a < n_arrays && ok; a++)
+                    ok = strides[a * THEON_MAX_DIMS + cd - 1] == st[a][d] * len[d];
+                if (ok) {
+                    shape[cd - 1] *= len[d];
+                    for (int a = 0; a < n_arrays; a++) strides[a * THEON_MAX_DIMS + cd - 1] = st[a][d];
+                    continue;
+                }
+            }
+            shape[cd] = len[d];
+            for (int a = 0; a < n_arrays; a++) strides[a * THEON_MAX_DIMS + cd] = st[a][d];
+            cd++;
+        }
+        if (group == 0) nk = cd;
+        else nr = cd - nk;
+        if (group == 1 && nr == 0) {  /* one element (or length-1 dimensions) per output */
+            shape[nk] = 1;
+            for (int a = 0; a < n_arrays; a++) strides[a * THEON_MAX_DIMS + nk] = 0;
+            nr = 1;
+        }
+    }
+    {
+        const int nd2 = nk + nr;
+        int64_t packed[THEON_MAX_DIMS * THEON_MAX_ARRAYS];
+        for (int a = 0; a < n_arrays; a++)
+            for (int d = 0; d < nd2; d++) packed[a * nd2 + d] = strides[a * THEON_MAX_DIMS + d];
+#ifdef _OPENMP
+        if (theon_parallel && n_out * r >= THEON_PARALLEL && omp_get_max_threads() > 1) {
+            const int threads = omp_get_max_threads() < 64 ? omp_get_max_threads() : 64;
+            if (n_out >= 4 * threads) {  /* enough outputs: threads share them */
+                #pragma omp parallel
+                {
+                    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+                    loop(nk, nr, shape, data, packed, n_out * t / nt, n_out * (t + 1) / nt);
+                }
+            } else {  /* few long ones: threads split each output's reduced range */
+                unsigned char accs[64 * 8];
+                for (int64_t o = 0; o < n_out; o++) {
+                    int used = threads;
+                    #pragma omp parallel num_threads(threads)
+                    {
+                        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+                        if (t == 0) used = (int)nt;
+                        part(nk, nr, shape, data, packed, o, r * t / nt, r * (t + 1) / nt,
+                             accs + t * acc_size);
+                    }
+                    merge(nk, nr, shape, data, packed, o, accs, used);
+                }
+            }
+            return 0;
+        }
+#endif
+        (void)part;
+        (void)merge;
+        (void)acc_size;
+        loop(nk, nr, shape, data, packed, 0, n_out);
     }
     return 0;
 }
@@ -391,7 +530,7 @@ def _flags() -> tuple[tuple[str, ...], bool]:
     if not _FLAGS:
         flags = ["-march=native"]
         if platform.machine() in ("x86_64", "AMD64") and platform.libc_ver()[0] == "glibc" \
-                and ctypes.util.find_library("mvec"):
+                and ccompiler.find_library("mvec"):
             flags += ["-DTHEON_MVEC", "-lmvec"]
         _FLAGS.append(tuple(flags + ["-lm"]))
     return _FLAGS[0], bool(config.openmp) and (os.cpu_count() or 1) > 1

@@ -167,15 +167,87 @@ def _probe(command: str) -> Compiler | str:
         return f"the C compiler config.cxx={command!r} is not found on PATH"
     # run as found, not resolved: a wrapper such as ccache behaves by the name it is called by
     path = os.path.abspath(where)
+    real = os.path.realpath(path)
     try:
-        # in the C locale, so that the key does not change with the user's language
-        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "LC_ALL": "C"}, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"the C compiler {path} does not run: {exc}"
-    if done.returncode != 0:
-        return f"`{path} --version` failed: {done.stderr.strip()}"
-    return Compiler(command, path, os.path.realpath(path), done.stdout.strip())
+        st = os.stat(real)
+    except OSError as exc:
+        return f"the C compiler {path} cannot be read: {exc}"
+    # `--version` costs a process start (4 ms): remembered in the cache folder per binary, by
+    # its size and modification time, so that a cached function loads without running it
+    identity = f"{path}|{real}|{st.st_size}|{st.st_mtime_ns}"
+    version = _remembered("compiler-version", identity)
+    if version is None:
+        try:
+            # in the C locale, so that the key does not change with the user's language
+            done = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                  timeout=60, env={**os.environ, "LC_ALL": "C"}, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"the C compiler {path} does not run: {exc}"
+        if done.returncode != 0:
+            return f"`{path} --version` failed: {done.stderr.strip()}"
+        version = done.stdout.strip()
+        _remember("compiler-version", identity, version)
+    return Compiler(command, path, real, version)
+
+
+def find_library(name: str) -> str | None:
+    """``ctypes.util.find_library(name)``, remembered in the cache folder per C library
+    version: the lookup runs ldconfig or the compiler (2-3 ms), at every process start."""
+    import ctypes.util
+    identity = f"{name}|{_libc()}"
+    found = _remembered("library", identity)
+    if found is None:
+        found = ctypes.util.find_library(name) or ""
+        _remember("library", identity, found)
+    return found or None
+
+
+# -- remembered probes: small facts about this machine, kept in the cache folder --------------
+
+PROBES = "probes.json"
+_PROBES_MAX_BYTES = 1 << 20
+_probes: dict[str, dict] = {}  # cache folder -> its probes, read once
+
+
+def _probe_file() -> Path:
+    return cache_dir() / PROBES
+
+
+def _read_probes() -> dict:
+    where = str(cache_dir())
+    memo = _probes.get(where)
+    if memo is None:
+        try:
+            with open(_probe_file(), "rb") as f:
+                memo = json.loads(f.read(_PROBES_MAX_BYTES))
+            if not isinstance(memo, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in memo.items()):
+                memo = {}  # not ours, or damaged: probe again, and write it anew
+        except (OSError, ValueError):
+            memo = {}
+        _probes[where] = memo
+    return memo
+
+
+def _remembered(what: str, identity: str) -> str | None:
+    return _read_probes().get(f"{what}:{identity}")
+
+
+def _remember(what: str, identity: str, value: str) -> None:
+    """Add a fact to the probe file: written whole to a temporary file, then renamed, so a
+    reader sees the old file or the new one; two writers at once lose one fact, which is
+    probed again next time."""
+    memo = _read_probes()
+    memo[f"{what}:{identity}"] = value
+    try:
+        root = cache_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="tmp-probes-", dir=root)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(memo, f)
+        os.replace(tmp, _probe_file())
+    except OSError:  # a read-only cache folder: probe again in each process
+        pass
 
 
 def _require_compiler() -> Compiler:
@@ -311,10 +383,13 @@ def _prepare(source: str, flags: Sequence[str], openmp: bool,
 def _load_or_build(root: Path, key: str, source: str, cc: Compiler, argv: tuple,
                    name: str) -> LoadedLibrary:
     entry = root / key
+    start = time.perf_counter()
     if _verify(entry, key)[0] is not None:  # the common case, without the lock
         lib = _try_load(entry, key, name)
         if lib is not None:
             stats["disk_hits"] += 1
+            # the time a cached library takes to load (checksum, dlopen), for benchmarks
+            stats["disk_load_seconds"] += time.perf_counter() - start
             return lib
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -603,7 +678,8 @@ class Entry:
     """One item of the cache folder, as ``python -m theon.cache list`` shows it."""
 
     path: Path
-    kind: str          # "entry", "temporary", "lock" or "other" (not theon's: left alone)
+    kind: str          # "entry", "temporary", "lock", "probes" or "other" (not theon's: left
+    #                    alone)
     size: int          # bytes, a folder's files summed
     age: float         # seconds since last use (an entry) or last change
     name: str = ""     # the label given to compile_library
@@ -617,6 +693,8 @@ def _is_key(name: str) -> bool:
 def _kind(name: str) -> str:
     if _is_key(name):
         return "entry"
+    if name == PROBES:
+        return "probes"
     if name.startswith("tmp-"):
         return "temporary"
     if name.endswith(".lock") and _is_key(name[:-5]):

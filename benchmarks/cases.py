@@ -501,9 +501,13 @@ def _kernel_compile_bench(cached: bool) -> Bench:
         hits = statistics.median(r["stats"].get("disk_hits", 0) for r in timed)
         py = statistics.median(r["py_seconds"] for r in timed)
         none = "" if compiled or hits else " (no kernel at all: the C linker ran W1 on numpy)"
+        load = ""
+        if hits:
+            ms = statistics.median(r["stats"].get("disk_load_seconds", 0) for r in timed) * 1e3
+            load = f"; loading the library from the cache (checksum, dlopen) took {ms:.2f} ms"
         return (f"function() + first call on Mode(linker={W1_COMPILE_LINKER!r}), a fresh "
                 f"process per sample: gcc compiled {compiled:g} libraries, {hits:g} came from "
-                f"the disk cache{none}; the same on linker 'py' takes {py * 1e3:.1f} ms")
+                f"the disk cache{none}; the same on linker 'py' takes {py * 1e3:.1f} ms{load}")
     return Bench(once, self_timed=True, note=note)
 
 

@@ -428,3 +428,67 @@ def test_the_cache_command_lists_and_clears(cachedir, tmp_path):
         cache.main(["list"], out=f)
     assert out.read_text().splitlines()[0] == str(cachedir)
     assert "0 entries" in out.read_text()
+
+
+# -- remembered probes -----------------------------------------------------------------------------
+
+def _fresh_probe(monkeypatch) -> list:
+    """Forget this process's probes; record the compiler processes started from now on."""
+    C._COMPILERS.clear()
+    C._probes.clear()
+    started = []
+    real = C.subprocess.run
+    monkeypatch.setattr(C.subprocess, "run",
+                        lambda args, *a, **k: started.append(args) or real(args, *a, **k))
+    return started
+
+
+def test_the_compiler_version_is_probed_once_per_cache_folder(cachedir, monkeypatch):
+    started = _fresh_probe(monkeypatch)
+    first = C.compiler()
+    assert first is not None and len(started) == 1 and "--version" in started[0]
+    assert (cachedir / C.PROBES).exists()
+    _fresh_probe(monkeypatch)  # a new process: the version comes from the probe file
+    second = C.compiler()
+    assert second == first and len(started) == 1
+    assert C.find_library("m") == C.find_library("m")  # remembered, with the same answer
+    listed = _cli("list", cachedir=cachedir)
+    assert "the compiler's version and libraries found, remembered" in listed
+    assert C.cache_key(ADD, first, ()) == C.cache_key(ADD, second, ())
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b'["a list"]', b'{"compiler-version:x": 3}',
+                                    b""])
+def test_a_damaged_probe_file_means_probing_again(cachedir, monkeypatch, damage):
+    _fresh_probe(monkeypatch)
+    C.compiler()
+    (cachedir / C.PROBES).write_bytes(damage)
+    started = _fresh_probe(monkeypatch)
+    assert C.compiler() is not None and len(started) == 1
+    assert json.loads((cachedir / C.PROBES).read_text())  # written anew, whole
+
+
+def test_a_changed_compiler_binary_is_probed_again(cachedir, monkeypatch, tmp_path):
+    real = Path(C.compiler().real)
+    fake = tmp_path / "bin" / "theon-test-cc"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(config, "cxx", fake.name)
+    started = _fresh_probe(monkeypatch)
+    assert C.compiler() is not None and len(started) == 1
+    C._COMPILERS.clear()
+    assert C.compiler() is not None and len(started) == 1  # the probe file answered
+    fake.write_text(f'#!/bin/sh\n# upgraded\nexec "{real}" "$@"\n')  # another size and time
+    C._COMPILERS.clear()
+    assert C.compiler() is not None and len(started) == 2
+
+
+def test_an_unwritable_cache_folder_still_probes(cachedir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+    monkeypatch.setattr(C.tempfile, "mkstemp", refuse)  # (root ignores a folder's mode bits)
+    started = _fresh_probe(monkeypatch)
+    assert C.compiler() is not None and len(started) == 1
+    assert not (cachedir / C.PROBES).exists()
