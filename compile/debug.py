@@ -5,6 +5,7 @@ inputs, old against new, and the error names the first rule whose replacement ch
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,7 +52,10 @@ class CheckedFunction:
         containers = [v.container for v in self.fgraph.inputs[len(self.explicit_inputs):]]
         before = [c[0] for c in containers]
         expected = self.reference(*args, **kwargs)
-        ref_after = [c[0] for c in containers]
+        # copies: the rewritten function may write its updates into the old values' buffers
+        # (the in-place path is what is checked), and an update the reference passed through
+        # unchanged is one of those old values
+        ref_after = [copy.deepcopy(c[0]) for c in containers]
         for c, v in zip(containers, before):
             c[0] = v
         got = self.fast(*args, **kwargs)

@@ -139,8 +139,8 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
                 bind=signature.bind,
                 # writing an update into the shared value's own storage is an optimization:
                 # a mode that rewrites nothing (the checking mode's reference) keeps the old
-                # arrays intact, and so does the checking mode, which holds them to compare
-                inplace_updates=bool(the_mode.passes) and not getattr(the_mode, "check", False))
+                # arrays intact; the checking mode compares the in-place path against it
+                inplace_updates=bool(the_mode.passes))
     fn = backends.get(the_mode.linker or config.linker).build(fgraph, plan)
     fgraph.release_bookkeeping()
     compiled = _function_class(fn)(fn, ins, fgraph, n_out, single, name, the_mode, pairs,

@@ -416,6 +416,34 @@ def test_checking_mode_keeps_the_old_values_to_compare():
         np.testing.assert_allclose(W.get_value(), w)
 
 
+def test_checking_mode_checks_the_in_place_path():
+    W = theano.shared(data(6), "W")
+    x = vec("x")
+    checking = theano.Mode(linker="py", optimizer="fast_run", check=True)
+    f = theano.function([x], (W * x).sum(), updates=[(W, W - x)], mode=checking)
+    X = data(6)
+    f(X)
+    buffer = W.get_value(borrow=True)
+    w = buffer.copy()
+    f(X)  # the rewritten function writes W - x into W's own buffer, and is compared
+    assert W.get_value(borrow=True) is buffer
+    np.testing.assert_allclose(buffer, w - X)
+
+
+def test_checking_mode_with_updates_passing_values_through():
+    a, b = theano.shared(data(5), "a"), theano.shared(data(5) + 3, "b")
+    x = vec("x", 5)
+    f = theano.function([x], a.sum(), updates=[(a, b), (b, b + x)], mode="DebugMode")
+    A, B, X = a.get_value(), b.get_value(), data(5)
+    f(X)
+    np.testing.assert_allclose(a.get_value(), B)
+    np.testing.assert_allclose(b.get_value(), B + X)
+    f(X)
+    np.testing.assert_allclose(a.get_value(), B + X)
+    np.testing.assert_allclose(b.get_value(), B + 2 * X)
+    del A
+
+
 # -- lazy branches ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cond", [0, 1])
