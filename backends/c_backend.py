@@ -34,6 +34,7 @@ import numpy as np
 from ..config import config
 from ..ops.elemwise import Elemwise
 from ..ops.fused import Fused, ScalarGraph
+from ..ops.fused_reduce import FusedReduce
 from ..symbolic.graph import Apply
 from . import ccompiler, kernels, register
 from .dialect import C
@@ -168,7 +169,8 @@ typedef void (*theon_rmerge)(int64_t, int64_t, const int64_t *, char **, const i
    innermost, where the loop vectorises), merged where every array allows. Returns as
    theon_run; 2 also for an empty reduction (the numpy thunk gives the identity, or raises
    for max and min). */
-static int theon_reduce(theon_rloop loop, theon_rpart part, theon_rmerge merge, int acc_size,
+static int theon_reduce(theon_rloop loop, theon_rloop outer, theon_rpart part,
+                        theon_rmerge merge, int acc_size,
                         int n_in, theon_array **arrays, const unsigned char *broadcastable,
                         const unsigned char *reduced)
 {
@@ -218,12 +220,14 @@ static int theon_reduce(theon_rloop loop, theon_rpart part, theon_rmerge merge, 
         for (int d = 0; d < nd; d++) {
             if (reduced[d] != group || len[d] == 1) continue;
             int64_t key = 0;
-            for (int a = 0; a < n_in && key == 0; a++) key = st[a][d] < 0 ? -st[a][d] : st[a][d];
+            for (int a = 0; a < n_in && key == 0; a++)
+                key = st[a][d] < 0 ? -st[a][d] : st[a][d];
             int at = no++;
             while (at > first) {
                 const int e = order[at - 1];
                 int64_t ke = 0;
-                for (int a = 0; a < n_in && ke == 0; a++) ke = st[a][e] < 0 ? -st[a][e] : st[a][e];
+                for (int a = 0; a < n_in && ke == 0; a++)
+                    ke = st[a][e] < 0 ? -st[a][e] : st[a][e];
                 if (ke >= key) break;
                 order[at] = e;
                 at--;
@@ -240,7 +244,8 @@ static int theon_reduce(theon_rloop loop, theon_rpart part, theon_rmerge merge, 
                     ok = strides[a * THEON_MAX_DIMS + cd - 1] == st[a][d] * len[d];
                 if (ok) {
                     shape[cd - 1] *= len[d];
-                    for (int a = 0; a < n_arrays; a++) strides[a * THEON_MAX_DIMS + cd - 1] = st[a][d];
+                    for (int a = 0; a < n_arrays; a++)
+                        strides[a * THEON_MAX_DIMS + cd - 1] = st[a][d];
                     continue;
                 }
             }
@@ -259,12 +264,27 @@ static int theon_reduce(theon_rloop loop, theon_rpart part, theon_rmerge merge, 
     {
         const int nd2 = nk + nr;
         int64_t packed[THEON_MAX_DIMS * THEON_MAX_ARRAYS];
+        int across = 0;
         for (int a = 0; a < n_arrays; a++)
             for (int d = 0; d < nd2; d++) packed[a * nd2 + d] = strides[a * THEON_MAX_DIMS + d];
+        if (nk > 0 && shape[nk - 1] >= 8) {
+            /* Across the outputs (a vector lane per output) where the rows to reduce are
+               short, or strided where the inputs step through the last kept dimension more
+               closely: a sum over the first axis of a C-order matrix. */
+            int64_t sk = 0, sr = 0;
+            for (int a = 0; a < n_in && sk == 0 && sr == 0; a++) {
+                sk = packed[a * nd2 + nk - 1];
+                sr = packed[a * nd2 + nd2 - 1];
+            }
+            sk = sk < 0 ? -sk : sk;
+            sr = sr < 0 ? -sr : sr;
+            across = shape[nd2 - 1] < 32 || (sk != 0 && sk < sr);
+        }
+        if (across) loop = outer;
 #ifdef _OPENMP
         if (theon_parallel && n_out * r >= THEON_PARALLEL && omp_get_max_threads() > 1) {
             const int threads = omp_get_max_threads() < 64 ? omp_get_max_threads() : 64;
-            if (n_out >= 4 * threads) {  /* enough outputs: threads share them */
+            if (n_out >= 4 * threads || across) {  /* enough outputs: threads share them */
                 #pragma omp parallel
                 {
                     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -304,10 +324,28 @@ class KernelSpec:
 
     graph: ScalarGraph
     patterns: tuple[tuple[bool, ...], ...]
+    # a reduction of the graph's output (a FusedReduce node): its kind, axes, output dtype and
+    # initial value; kind None for elementwise work
+    kind: str | None = None
+    axis: tuple[int, ...] = ()
+    dtype: str = ""
+    initial: float | None = None
 
     @property
     def hoisted(self) -> tuple[int, ...]:
-        return tuple(i for i, p in enumerate(self.patterns) if not p or p[-1])
+        # inputs broadcast along the dimension the loop walks innermost: the last one, or for
+        # a reduction the last reduced one (where the layout is C order)
+        last = self.axis[-1] if self.kind is not None and self.axis else -1
+        return tuple(i for i, p in enumerate(self.patterns) if not p or p[last])
+
+    @property
+    def hoisted_outer(self) -> tuple[int, ...]:
+        """A reduction's inputs broadcast along its last kept dimension (which its outer loop
+        walks innermost, where the layout is C order)."""
+        kept = [d for d in range(len(self.patterns[0])) if d not in self.axis]
+        if self.kind is None or not kept:
+            return ()
+        return tuple(i for i, p in enumerate(self.patterns) if p[kept[-1]])
 
 
 class _Kernels:
@@ -464,6 +502,14 @@ _ROW_SPECS: dict[tuple, KernelSpec | None] = {}
 def _spec(node: Apply) -> KernelSpec | None:
     """The kernel a node runs as, or None for a node that stays on numpy."""
     op = node.op
+    if isinstance(op, FusedReduce):
+        graph = op.graph
+        if kernels.reduce_acc_dtype(op.kind, graph.out_dtypes[0], op.dtype) is None or \
+                node.outputs[0].dtype != op.dtype or not op.axis or \
+                len(node.inputs) + 1 > MAX_ARRAYS or node.inputs[0].ndim > kernels.MAX_DIMS:
+            return None
+        return KernelSpec(graph, tuple(i.type.broadcastable for i in node.inputs), op.kind,
+                          op.axis, op.dtype, op.initial)
     if isinstance(op, Fused):
         graph = op.graph
         if graph.out_dtypes != tuple(o.dtype for o in node.outputs):
@@ -492,6 +538,8 @@ MAX_ARRAYS = 40
 
 def _render(spec: KernelSpec, name: str) -> str:
     graph = spec.graph
+    if spec.kind is not None:
+        return _render_reduce(spec, name)
     loop = kernels.render(graph, f"{name}_loop", C, hoisted=spec.hoisted, prelude=False,
                           qualifier="static")
     n_in, n_arrays = len(graph.in_dtypes), len(graph.in_dtypes) + len(graph.outputs)
@@ -505,6 +553,33 @@ def _render(spec: KernelSpec, name: str) -> str:
         f"    theon_array *arrays[] = {{{arrays}}};",
         f"    static const unsigned char broadcastable[] = {{{flags}}};",
         f"    return theon_run({name}_loop, {n_in}, {n_arrays}, arrays, broadcastable);",
+        "}",
+        ""])
+
+
+def _render_reduce(spec: KernelSpec, name: str) -> str:
+    graph = spec.graph
+    loop = kernels.render_reduce(graph, spec.kind, spec.dtype, f"{name}_loop", C,
+                                 initial=spec.initial, hoisted=spec.hoisted,
+                                 hoisted_outer=spec.hoisted_outer, prelude=False,
+                                 qualifier="static")
+    acc = kernels.reduce_acc_dtype(spec.kind, graph.out_dtypes[0], spec.dtype)
+    n_in = len(graph.in_dtypes)
+    ndim = len(spec.patterns[0])
+    params = ", ".join(f"theon_array *a{k}" for k in range(n_in + 1))
+    arrays = ", ".join(f"a{k}" for k in range(n_in + 1))
+    flags = ", ".join(str(int(b)) for p in spec.patterns for b in p) or "0"
+    reduced = ", ".join(str(int(d in spec.axis)) for d in range(ndim))
+    return "\n".join([
+        loop,
+        f"int {name}({params})",
+        "{",
+        f"    theon_array *arrays[] = {{{arrays}}};",
+        f"    static const unsigned char broadcastable[] = {{{flags}}};",
+        f"    static const unsigned char reduced[] = {{{reduced}}};",
+        f"    return theon_reduce({name}_loop, {name}_loop_outer, {name}_loop_part, "
+        f"{name}_loop_merge, "
+        f"{np.dtype(acc).itemsize}, {n_in}, arrays, broadcastable, reduced);",
         "}",
         ""])
 
@@ -532,7 +607,10 @@ def _flags() -> tuple[tuple[str, ...], bool]:
         if platform.machine() in ("x86_64", "AMD64") and platform.libc_ver()[0] == "glibc" \
                 and ccompiler.find_library("mvec"):
             flags += ["-DTHEON_MVEC", "-lmvec"]
-        _FLAGS.append(tuple(flags + ["-lm"]))
+        # -fopenmp-simd: the reduction loops' `#pragma omp simd reduction(...)`, which lets
+        # the compiler keep a partial accumulator per vector lane (without -ffast-math it may
+        # not reorder a sum by itself), with or without OpenMP's threads
+        _FLAGS.append(tuple(flags + ["-fopenmp-simd", "-lm"]))
     return _FLAGS[0], bool(config.openmp) and (os.cpu_count() or 1) > 1
 
 
@@ -570,9 +648,40 @@ def _check_layout(lib: ccompiler.LoadedLibrary) -> None:
     _CHECKED.add(True)
 
 
+def _reduce_runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec
+                   ) -> Callable:
+    """The callable running a reduction's ``entry``: allocate the output (the kept
+    dimensions of an input broadcast nowhere, or of the inputs' broadcast shape), call, and on
+    a refusal hand the call to the numpy thunk (which raises the error, or computes what the
+    kernel does not: an empty reduction, a value that is not an array)."""
+    dtype = np.dtype(node.outputs[0].dtype)
+    patterns, axis = spec.patterns, spec.axis
+    ref = next((i for i, p in enumerate(patterns) if not any(p)), None)
+    ndim = len(patterns[0])
+    kept = [d for d in range(ndim) if d not in axis]
+    empty = np.empty
+
+    def run(*args):
+        if ref is not None:
+            shape = getattr(args[ref], "shape", None)
+            if shape is None or len(shape) != ndim:
+                return fallback(*args)
+        else:
+            shape = kernels.elemwise_shape([np.asarray(a) for a in args], patterns)
+            if shape is None:
+                return fallback(*args)
+        out = empty(tuple(shape[d] for d in kept), dtype)
+        if entry(*args, out):
+            return fallback(*args)
+        return out
+    return run
+
+
 def _runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec) -> Callable:
     """The callable running ``entry`` on a node's arguments: allocate the outputs, call, and
     on a refusal convert the arguments to arrays once or hand the call to the numpy thunk."""
+    if spec.kind is not None:
+        return _reduce_runner(entry, node, fallback, spec)
     dtypes = [np.dtype(o.dtype) for o in node.outputs]
     patterns = spec.patterns
     # an input broadcast in no dimension has the output's shape (the entry checks the rest)

@@ -391,3 +391,372 @@ def c_signature() -> tuple:
     return None, (ctypes.c_int64, ctypes.POINTER(ctypes.c_int64),
                   ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64),
                   ctypes.c_int64, ctypes.c_int64)
+
+
+# -- reductions ------------------------------------------------------------------------------
+
+# How many elements of a row the reduction loop sums before handing the block's sum to the
+# cascade (a binary counter of block sums: the error grows with log2(blocks), as in numpy's
+# pairwise sum, not with the length). A block is also what ``#pragma omp simd`` splits across
+# vector lanes, each lane accumulating its own partial sum.
+REDUCE_BLOCK = 2048
+
+REDUCE_KINDS = ("sum", "prod", "max", "min", "all", "any")
+
+
+# The most outputs ``name_outer`` accumulates at once (its accumulators live on the stack).
+OUTER_RUN = 1024
+
+
+def _render_outer(graph: ScalarGraph, dialect: Dialect, name: str, q: str, acc_t: str,
+                  out_t: str, identity: str, fold: Callable[..., str], nan: bool,
+                  hoisted: Sequence[int]) -> list[str]:
+    """The lines of ``name_outer`` (see ``render_reduce``): ``fold`` writes an element into
+    the accumulator it is given, here ``acc[j]`` (and whether a NaN was seen, ``an[j]``)."""
+    n_in = len(graph.in_dtypes)
+    ct = dialect.ctype
+    hoisted = frozenset(hoisted)
+
+    def fold_j(v: str) -> str:
+        return fold(v, "acc[j]", "an[j]")
+
+    contiguous = _element(graph, dialect, lambda a, t: f"(({'const ' + t} *)q{a})[j]",
+                          lambda a, t, v: fold_j(v), skip=hoisted)
+    strided = _element(graph, dialect, lambda a, t: f"*(const {t} *)(q{a} + j * k{a})",
+                       lambda a, t, v: fold_j(v))
+    fast = " && ".join(f"k{a} == 0" if a in hoisted else f"k{a} == (int64_t)sizeof({ct(d)})"
+                       for a, d in enumerate(graph.in_dtypes)) or "1"
+    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *)q{a};"
+             for a in sorted(hoisted)]
+    ind = "                    "
+    return [
+        f"{q}void {name}_outer(int64_t nk, int64_t nr, const int64_t *shape, char **data, "
+        "const int64_t *strides, int64_t begin, int64_t end)",
+        "{",
+        "    const int64_t nd = nk + nr, n = shape[nk - 1];",
+        f"    char *base[{max(n_in, 1)}];",
+        f"    int64_t rs[{max(n_in, 1) * MAX_DIMS}], idx[{MAX_DIMS}], off[{max(n_in, 1)}];",
+        f"    {acc_t} acc[{OUTER_RUN}];",
+        *([f"    int an[{OUTER_RUN}];"] if nan else []),
+        "    int64_t r = 1;",
+        "    for (int64_t d = nk; d < nd; d++) r *= shape[d];",
+        *[f"    const int64_t k{a} = strides[{a} * nd + nk - 1];" for a in range(n_in)],
+        f"    const int64_t ko = strides[{n_in} * nd + nk - 1];",
+        f"    const int fast = {fast};",
+        "    for (int64_t o = begin; o < end;) {",
+        "        const int64_t i = o % n;",
+        "        int64_t count = n - i < end - o ? n - i : end - o;",
+        f"        if (count > {OUTER_RUN}) count = {OUTER_RUN};",
+        f"        char *out = {name}_at(nk, nr, shape, data, strides, o, base, rs);",
+        "        for (int64_t j = 0; j < count; j++) {",
+        f"            acc[j] = {identity};",
+        *(["            an[j] = 0;"] if nan else []),
+        "        }",
+        "        for (int64_t d = 0; d < nr; d++) idx[d] = 0;",
+        f"        for (int a = 0; a < {n_in}; a++) off[a] = 0;",
+        "        for (int64_t e = 0; e < r; e++) {",
+        *[f"            const char *q{a} = base[{a}] + off[{a}];" for a in range(n_in)],
+        "            if (fast) {",
+        *["                " + line for line in hoist],
+        "                #pragma omp simd",
+        "                for (int64_t j = 0; j < count; j++) {",
+        *[ind + line for line in contiguous],
+        "                }",
+        "            } else {",
+        "                #pragma omp simd",
+        "                for (int64_t j = 0; j < count; j++) {",
+        *[ind + line for line in strided],
+        "                }",
+        "            }",
+        "            for (int64_t d = nr - 1; d >= 0; d--) {  /* the next reduced element */",
+        "                if (++idx[d] < shape[nk + d]) {",
+        f"                    for (int a = 0; a < {n_in}; a++) off[a] += rs[a * nr + d];",
+        "                    break;",
+        "                }",
+        "                idx[d] = 0;",
+        f"                for (int a = 0; a < {n_in}; a++) "
+        "off[a] -= (shape[nk + d] - 1) * rs[a * nr + d];",
+        "            }",
+        "        }",
+        "        for (int64_t j = 0; j < count; j++)",
+        (f"            *({out_t} *)(out + j * ko) = ({out_t})(an[j] ? ({acc_t})NAN : acc[j]);"
+         if nan else f"            *({out_t} *)(out + j * ko) = ({out_t})acc[j];"),
+        "        o += count;",
+        "    }",
+        "}",
+        ""]
+
+
+def reduce_acc_dtype(kind: str, value: str, out: str) -> str | None:
+    """The dtype a C reduction of ``kind`` accumulates ``value``s in to give ``out``, or None
+    where no kernel is written (numpy computes it).
+
+    Float sums accumulate in float64 whatever the output: the loop adds in a different order
+    than numpy's pairwise sum, and accumulating float32 in float64 makes our error (a rounding
+    at the end) smaller than numpy's own, instead of merely as small; the vector loop converts
+    and adds (memory is the bound: 1e6 float32 elements take the same time either way).
+    Integer sums and products accumulate in uint64, whose overflow wraps (defined in C; the
+    signed result is the same bits numpy's wrapping int64 arithmetic gives). Float products
+    multiply in the output's dtype, as numpy does (an underflow or overflow on the way is
+    numpy's). Max and min compare in the output dtype; all and any count in int."""
+    if kind not in REDUCE_KINDS:
+        return None
+    fl, vfl = out in ("float32", "float64"), value in ("float32", "float64")
+    if kind in ("sum", "prod"):
+        if out == "bool" or (vfl and not fl):
+            return None
+        if fl:
+            return "float64" if kind == "sum" else out
+        return "uint64"
+    if kind in ("max", "min"):
+        return out if out == value else None
+    return "int32" if out == "bool" else None
+
+
+def _c_literal(value: float, dtype: str) -> str:
+    if np.isnan(value):
+        return "NAN"
+    if np.isinf(value):
+        return "INFINITY" if value > 0 else "-INFINITY"
+    return repr(float(value)) if dtype in ("float32", "float64") else str(int(value))
+
+
+def _reduce_identity(kind: str, dtype: str, initial: float | None) -> str:
+    """The accumulator's first value: numpy's identity, -0.0 for float sums (adding -0.0
+    changes nothing, so a sum of negative zeros stays -0.0 as numpy's does; the empty sum,
+    +0.0, never reaches the loop), the type's extreme for integer max and min."""
+    if initial is not None:
+        return _c_literal(initial, dtype)
+    fl = dtype in ("float32", "float64")
+    if kind == "sum":
+        return "-0.0" if fl else "0"
+    if kind == "prod":
+        return "1"
+    if kind == "all":
+        return "1"
+    if kind == "any":
+        return "0"
+    if fl:
+        return "-INFINITY" if kind == "max" else "INFINITY"
+    info = np.iinfo(dtype) if dtype != "bool" else None
+    if info is None:
+        return "0" if kind == "max" else "1"
+    lo, hi = int(info.min), int(info.max)
+    # INT64_MIN has no literal: (-INT64_MAX - 1)
+    lit = {np.iinfo("int64").min: "(-INT64_MAX - 1)", np.iinfo("int64").max: "INT64_MAX",
+           np.iinfo("uint64").max: "UINT64_MAX"}
+    value = lo if kind == "max" else hi
+    return lit.get(value, f"{value}LL" if dtype.startswith("int") else f"{value}ULL")
+
+
+def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
+                  dialect: Dialect = C, *, initial: float | None = None,
+                  hoisted: Sequence[int] = (), hoisted_outer: Sequence[int] = (),
+                  prelude: bool = True, qualifier: str = "") -> str:
+    """The source of a kernel reducing ``graph``'s single output with ``kind``.
+
+    Three functions (C dialect), sharing the per-element statements of the elementwise loop
+    (``_element``); the arrays are the inputs, then the output; shape and strides cover the
+    ``nk`` kept dimensions, then the ``nr`` reduced ones (each array's ``nk + nr`` byte
+    strides, the output's 0 in the reduced ones; lengths >= 1):
+
+    - ``void name(nk, nr, shape, data, strides, begin, end)`` computes the outputs ``begin``
+      to ``end`` (C order over the kept dimensions), each over its whole reduced range;
+    - ``void name_part(nk, nr, shape, data, strides, o, rbegin, rend, void *acc)`` stores
+      into ``acc`` the accumulator of output ``o`` over the reduced elements ``rbegin`` to
+      ``rend`` (C order over the reduced dimensions), so that threads can split one output;
+    - ``void name_merge(nk, shape, data, strides, o, const void *accs, int64_t count)``
+      combines ``count`` such accumulators (in order) into output ``o``.
+
+    - ``void name_outer(nk, nr, shape, data, strides, begin, end)`` computes the same outputs
+      the other way round: for a run of outputs along the innermost kept dimension, every
+      reduced element in turn is folded into one accumulator per output, the loop over the
+      run vectorised (a sum over the first axis of a C-order matrix, or rows shorter than a
+      vector: each lane is an output).
+
+    The innermost reduced dimension (the kept one, in ``name_outer``) is the loop the compiler
+    vectorises, with a copy for the case where every input is contiguous in it (``hoisted``
+    inputs, ``hoisted_outer`` in ``name_outer``: stride 0)."""
+    if dialect.gpu:
+        raise NotImplementedError("the CUDA dialect of a reduction is not written yet")
+    if len(graph.outputs) != 1:
+        raise ValueError("a reduction kernel reduces one output")
+    value = graph.out_dtypes[0]
+    acc_dtype = reduce_acc_dtype(kind, value, out_dtype)
+    if acc_dtype is None:
+        raise ValueError(f"no C reduction {kind} of {value} to {out_dtype}")
+    if initial is not None and kind not in ("max", "min"):
+        raise ValueError("an initial value is for max and min")
+    n_in = len(graph.in_dtypes)
+    hoisted = frozenset(hoisted)
+    ct = dialect.ctype
+    acc_t, out_t = ct(acc_dtype), ct(out_dtype)
+    nan = kind in ("max", "min") and value in ("float32", "float64")
+    cascade = kind == "sum" and acc_dtype == "float64"
+
+    def fold(v: str, b: str = "b", bn: str = "bn") -> str:
+        """The statement folding the value ``v`` into the accumulator ``b`` (and whether
+        a NaN was seen, into ``bn``)."""
+        x = f"(({acc_t})(({out_t}){v}))"  # numpy casts each value to the output's dtype
+        if kind == "sum":
+            return f"{b} += {x}"
+        if kind == "prod":
+            return f"{b} *= {x}"
+        if kind == "all":
+            return f"{b} &= ({v} != 0)"
+        if kind == "any":
+            return f"{b} |= ({v} != 0)"
+        cmp = ">" if kind == "max" else "<"
+        return f"{b} = {v} {cmp} {b} ? {v} : {b}" + (f"; {bn} |= ({v} != {v})" if nan else "")
+
+    omp_op = {"sum": "+", "prod": "*", "all": "&", "any": "|", "max": "max",
+              "min": "min"}[kind]
+    clause = f"reduction({omp_op}:b)" + (" reduction(|:bn)" if nan else "")
+    contiguous = _element(graph, dialect, lambda a, t: f"(({'const ' + t} *)p{a})[j]",
+                          lambda a, t, v: fold(v), skip=hoisted)
+    strided = _element(graph, dialect, lambda a, t: f"*(const {t} *)(p{a} + j * s{a})",
+                       lambda a, t, v: fold(v))
+    fast = " && ".join(f"s{a} == 0" if a in hoisted else f"s{a} == (int64_t)sizeof({ct(d)})"
+                       for a, d in enumerate(graph.in_dtypes)) or "1"
+    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *)p{a};"
+             for a in sorted(hoisted)]
+    identity = _reduce_identity(kind, out_dtype if kind in ("max", "min") else acc_dtype,
+                                initial)
+    ident_b = _reduce_identity(kind, out_dtype if kind in ("max", "min") else acc_dtype, None)
+    if kind in ("max", "min"):
+        cmp = ">" if kind == "max" else "<"
+        merge_expr = f"(x {cmp} acc ? x : acc)"
+        merge_block = f"acc = b {cmp} acc ? b : acc;" + (" an |= bn;" if nan else "")
+    else:
+        op = {"sum": "+", "prod": "*", "all": "&", "any": "|"}[kind]
+        merge_expr = f"(acc {op} x)"
+        merge_block = f"acc = acc {op} b;"
+    if nan:  # an accumulator that is NaN stays NaN, whatever it meets
+        merge_expr = f"(acc != acc ? acc : x != x ? x : {merge_expr})"
+    if cascade:
+        merge_block = ("{ int64_t c = ++blocks; while ((c & 1) == 0) { b = stack[--depth] + b; "
+                       "c >>= 1; } stack[depth++] = b; }")
+    pointers = ", ".join(f"*p{a}" for a in range(n_in)) or "*unused"
+    inner_strides = "; ".join(f"const int64_t s{a} = rs[{a} * nr + last]"
+                              for a in range(n_in)) or "(void)rs"
+    start = "\n".join(f"        p{a} = base[{a}] + i * s{a};" for a in range(n_in))
+    advance = "\n".join(f"            p{a} += idx[d] * rs[{a} * nr + d];" for a in range(n_in))
+    ind = "                    "
+    q = f"{qualifier} " if qualifier else ""
+    outer = _render_outer(graph, dialect, name, q, acc_t, out_t, identity, fold, nan,
+                          hoisted_outer)
+    src = [dialect.prelude(sorted(set(graph.ref_dtypes) | {out_dtype, acc_dtype}))
+           + c_declarations()] if prelude else []
+    src += [
+        f"/* {kind} of {graph.expression()} */",
+        f"static {acc_t} {name}_acc(int64_t nr, const int64_t *rshape, char *const *base, "
+        "const int64_t *rs, int64_t rbegin, int64_t rend)",
+        "{",
+        f"    int64_t idx[{MAX_DIMS}];",
+        "    const int64_t last = nr - 1;",
+        "    const int64_t n = rshape[last];",
+        f"    {inner_strides};",
+        f"    const int fast = {fast};",
+        "    int64_t row = rbegin / n, i = rbegin % n, left = rend - rbegin;",
+        f"    {acc_t} acc = {identity};",
+        *(["    int an = 0;"] if nan else []),
+        *([f"    {acc_t} stack[64];", "    int depth = 0;", "    int64_t blocks = 0;"]
+          if cascade else []),
+        "    for (int64_t d = last - 1; d >= 0; d--) {",
+        "        idx[d] = row % rshape[d];",
+        "        row /= rshape[d];",
+        "    }",
+        "    while (left > 0) {",
+        "        const int64_t count = n - i < left ? n - i : left;",
+        f"        char {pointers};",
+        start,
+        "        for (int64_t d = 0; d < last; d++) {",
+        advance,
+        "        }",
+        f"        for (int64_t c0 = 0; c0 < count; c0 += {REDUCE_BLOCK}) {{",
+        f"            const int64_t c1 = count - c0 < {REDUCE_BLOCK} ? count : c0 + "
+        f"{REDUCE_BLOCK};",
+        f"            {acc_t} b = {ident_b};",
+        *(["            int bn = 0;"] if nan else []),
+        "            if (fast) {",
+        *["                " + line for line in hoist],
+        f"                #pragma omp simd {clause}",
+        "                for (int64_t j = c0; j < c1; j++) {",
+        *[ind + line for line in contiguous],
+        "                }",
+        "            } else {",
+        "                for (int64_t j = c0; j < c1; j++) {",
+        ind + "THEON_SCALAR_LOOP;",
+        *[ind + line for line in strided],
+        "                }",
+        "            }",
+        f"            {merge_block}",
+        "        }",
+        "        left -= count;",
+        "        i = 0;",
+        "        for (int64_t d = last - 1; d >= 0; d--) {",
+        "            if (++idx[d] < rshape[d]) break;",
+        "            idx[d] = 0;",
+        "        }",
+        "    }",
+        *(["    while (depth > 0) acc = stack[--depth] + acc;"] if cascade else []),
+        *([f"    if (an) acc = ({acc_t})NAN;"] if nan else []),
+        "    return acc;",
+        "}",
+        "",
+        # the base pointers of output o, and the reduced strides packed per input
+        f"static char *{name}_at(int64_t nk, int64_t nr, const int64_t *shape, char **data, "
+        f"const int64_t *strides, int64_t o, char **base, int64_t *rs)",
+        "{",
+        "    const int64_t nd = nk + nr;",
+        f"    char *out = data[{n_in}];",
+        f"    for (int a = 0; a < {n_in}; a++) {{",
+        "        base[a] = data[a];",
+        "        for (int64_t d = 0; d < nr; d++) rs[a * nr + d] = strides[a * nd + nk + d];",
+        "    }",
+        "    for (int64_t d = nk - 1; d >= 0; d--) {",
+        "        const int64_t k = o % shape[d];",
+        "        o /= shape[d];",
+        f"        for (int a = 0; a < {n_in}; a++) base[a] += k * strides[a * nd + d];",
+        f"        out += k * strides[{n_in} * nd + d];",
+        "    }",
+        "    return out;",
+        "}",
+        "",
+        f"{q}void {name}(int64_t nk, int64_t nr, const int64_t *shape, char **data, "
+        "const int64_t *strides, int64_t begin, int64_t end)",
+        "{",
+        f"    char *base[{max(n_in, 1)}];",
+        f"    int64_t rs[{max(n_in, 1) * MAX_DIMS}], r = 1;",
+        "    for (int64_t d = nk; d < nk + nr; d++) r *= shape[d];",
+        "    for (int64_t o = begin; o < end; o++) {",
+        f"        char *out = {name}_at(nk, nr, shape, data, strides, o, base, rs);",
+        f"        *({out_t} *)out = ({out_t}){name}_acc(nr, shape + nk, base, rs, 0, r);",
+        "    }",
+        "}",
+        "",
+        *outer,
+        f"{q}void {name}_part(int64_t nk, int64_t nr, const int64_t *shape, char **data, "
+        "const int64_t *strides, int64_t o, int64_t rbegin, int64_t rend, void *acc)",
+        "{",
+        f"    char *base[{max(n_in, 1)}];",
+        f"    int64_t rs[{max(n_in, 1) * MAX_DIMS}];",
+        f"    {name}_at(nk, nr, shape, data, strides, o, base, rs);",
+        f"    *({acc_t} *)acc = {name}_acc(nr, shape + nk, base, rs, rbegin, rend);",
+        "}",
+        "",
+        f"{q}void {name}_merge(int64_t nk, int64_t nr, const int64_t *shape, char **data, "
+        "const int64_t *strides, int64_t o, const void *accs, int64_t count)",
+        "{",
+        f"    char *base[{max(n_in, 1)}];",
+        f"    int64_t rs[{max(n_in, 1) * MAX_DIMS}];",
+        f"    char *out = {name}_at(nk, nr, shape, data, strides, o, base, rs);",
+        f"    {acc_t} acc = (({'const ' + acc_t} *)accs)[0];",
+        "    for (int64_t t = 1; t < count; t++) {",
+        f"        const {acc_t} x = (({'const ' + acc_t} *)accs)[t];",
+        f"        acc = {merge_expr};",
+        "    }",
+        f"    *({out_t} *)out = ({out_t})acc;",
+        "}",
+        ""]
+    return "\n".join(src)

@@ -9,6 +9,11 @@ variable read outside the cluster stays an input of it, computed by its own node
 it inside would cost more than the memory pass it saves in the common cases (a layer's
 activation read by the next layer and by the gradient).
 
+A reduction whose input is made by a fused node or a lone elementwise node that nobody else
+reads (not an output either) then takes that work as its prologue: one ``FusedReduce`` node
+(ops/fused_reduce.py), which a kernel computes reading the inputs once, without writing the
+elementwise result to memory. The DimShuffle that ``keepdims`` adds stays outside.
+
 Every Elemwise input has the output's rank, so a cluster's nodes all have one rank. A node
 whose result is broadcast where the cluster's output is not (``exp(b)`` for a row ``b`` in
 ``x * exp(b)``) stays out of the cluster: a fused loop would compute it again for every element
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 from ...ops.elemwise import Elemwise
 from ...ops.fused import Fused, ScalarGraph
+from ...ops.fused_reduce import FusedReduce
+from ...ops.reduce import Reduce
 from ...symbolic.graph import Apply, Variable
 from ..fgraph import FunctionGraph
 from ..rewrite import PASSES
@@ -63,6 +70,40 @@ def fuse(fgraph: FunctionGraph) -> None:
         new = Fused(graph)(*inputs)
         new.owner.tag = tuple(n.outputs[0].trace for n in nodes)  # for Fused.blame
         fgraph.replace(root.outputs[0], new, reason="fusion")
+    fuse_reductions(fgraph)
+
+
+def fuse_reductions(fgraph: FunctionGraph) -> None:
+    """Give each reduction the elementwise work producing its input, where nobody else reads
+    that input: the pair becomes one FusedReduce node."""
+    clients = fgraph.clients
+    order = fgraph.toposort()
+    inside = set(order)
+    for node in order:
+        if type(node.op) is not Reduce or node.outputs[0].dtype not in KERNEL_DTYPES:
+            continue
+        (var,) = node.inputs
+        producer = var.owner
+        if producer is None or var.ndim == 0 or producer not in inside:
+            # (not inside: an intermediate given as an input, read, not computed)
+            continue
+        if [c for c, _ in clients[var]] != [node]:
+            continue  # read by others (or an output): it has to reach memory anyway
+        if isinstance(producer.op, Fused) and len(producer.outputs) == 1:
+            graph, traces = producer.op.graph, producer.tag
+            traces = traces if isinstance(traces, tuple) else ()
+        elif fusable(producer):
+            graph = ScalarGraph.of_row(producer.op.scalar_op,
+                                       tuple(v.dtype for v in producer.inputs))
+            if graph.out_dtypes != (var.dtype,):
+                continue  # the row's dtype rule reads floatX, changed since it was built
+            traces = (var.trace,)
+        else:
+            continue
+        op = node.op
+        new = FusedReduce(graph, op.kind, op.axis, op.dtype, op.initial)(*producer.inputs)
+        new.owner.tag = (*traces, node.outputs[0].trace)  # for the errors' lines
+        fgraph.replace(node.outputs[0], new, reason="fusion")
 
 
 def _grow(root: Apply, clients, taken: set[Apply], position: dict) -> set[Apply]:
