@@ -204,7 +204,7 @@ class Fused(Op):
                     shape = args[i].shape
                     if full is None or any(shape[d] != full[d] for d in dims):
                         self.blame(node, args)  # raises, naming the user's node that fails
-            if blocked is not None and prod(full) >= blocked_min:
+            if blocked is not None and full is not None and prod(full) >= blocked_min:
                 return blocked(args, full)
             values = list(args)
             for fn, refs, ufunc, dead, dtype in steps:
@@ -387,14 +387,19 @@ class _Blocked:
             perm = tuple(sorted(perm, key=lambda d: -abs(model.strides[d]) * (full[d] > 1)))
         shape = tuple(full[d] for d in perm)
         pool = self.pool
-        outs = []
+        # the outputs in that order: the pool holds the arrays themselves, never views (a view
+        # of an output a caller keeps holds the array under it, not the view, so only the
+        # array's count tells that it is still in use)
+        targets = []
         for dtype in self.out_dtypes:
-            buf = _free_buffer(pool, dtype, full)
+            buf = _free_buffer(pool, dtype, shape)
             if buf is None:
-                buf = np.empty(shape, dtype).transpose(np.argsort(perm))
+                buf = np.empty(shape, dtype)
                 if len(pool) < self.pool_size:
                     pool.append(buf)
-            outs.append(buf)
+            targets.append(buf)
+        outs = targets if perm == tuple(range(ndim)) else \
+            [t.transpose(np.argsort(perm)) for t in targets]
         scratch = []
         for dtype in self.slot_dtypes:
             buf = _free_buffer(self.scratch, dtype, (self.block,))
@@ -404,7 +409,6 @@ class _Blocked:
                     self.scratch.append(buf)
             scratch.append(buf)
         read = [(r, whole[r].transpose(perm)) for r in self.read]
-        targets = [o.transpose(perm) for o in outs]
         # flat: every array read is contiguous in this order or a single element
         flat = all(a.size == 1 or (a.shape == shape and a.flags.c_contiguous)
                    for _, a in read) and all(o.flags.c_contiguous for o in targets)

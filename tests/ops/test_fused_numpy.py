@@ -222,6 +222,24 @@ def test_outputs_held_by_the_caller_are_never_written_again(small_blocks):
     np.testing.assert_array_equal(r4, want)
 
 
+@pytest.mark.parametrize("blocked", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_a_view_of_an_output_keeps_it(monkeypatch, blocked, transposed):
+    # a slice's base is the array under the output: holding the slice holds the output
+    monkeypatch.setattr(F, "BLOCK", BLOCK)
+    monkeypatch.setattr(F, "BLOCKED_MIN", 1 if blocked else 10**9)
+    x, y = T.matrices("x", "y")
+    f = theon.function([x, y], T.exp(x) * y + x, mode=PY)
+    v1, v2 = (RNG.standard_normal((40, 30)) for _ in range(2))
+    if transposed:
+        v1, v2 = np.asfortranarray(v1), np.asfortranarray(v2)
+    part = f(v1, v2)[::2, 1:]
+    keep = part.copy()
+    for _ in range(3):
+        f(v2, v1)
+    np.testing.assert_array_equal(part, keep)
+
+
 def test_threads_share_a_function(small_blocks):
     xs = T.fvectors("a", "b", "c", "d")
     f = theon.function(xs, w1(*xs), mode=PY)
