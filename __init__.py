@@ -7,7 +7,7 @@ Declare symbolic variables, build an expression graph, compile it with ``functio
     x, y = T.matrices('x', 'y')
     f = theano.function([x, y], x + y)
 """
-from . import compile, gradient, ifelse, printing, tensor  # noqa: F401
+from . import compile, gradient, ifelse, printing, scan_module, tensor  # noqa: F401
 from .compile.function import Function, MissingInputError, UnusedInputError, function
 from .compile.io import In, Out
 from .compile.mode import FAST_COMPILE, FAST_RUN, Mode
@@ -16,6 +16,7 @@ from .gradient import Lop, Rop, grad
 from .ops.base import Op, as_tensor_variable
 from .ops.blas import dot
 from .printing import pp
+from .scan.basic import foldl, foldr, map, reduce, scan  # noqa: A004 - Theano's names
 from .symbolic.graph import Apply, Constant, Variable, clone_replace
 from .symbolic.shared import SharedVariable, shared
 from .symbolic.types import TensorType
@@ -67,4 +68,5 @@ def _replacement(old, new, strict: bool):
 __all__ = ["Apply", "Constant", "FAST_COMPILE", "FAST_RUN", "Function", "In", "MissingInputError",
            "Mode", "Op", "Out", "Lop", "Rop", "grad", "gradient", "SharedVariable", "TensorType",
            "UnusedInputError", "Variable", "as_tensor_variable", "clone", "config", "dot",
-           "function", "pp", "printing", "shared", "tensor"]
+           "function", "pp", "printing", "shared", "tensor", "scan", "map", "reduce", "foldl",
+           "foldr", "scan_module"]

@@ -1,1 +1,4 @@
-"""Loops (``scan``): not yet implemented; see the project's issues."""
+"""Ops holding inner graphs: loops (``scan``, ``Scan``) and jacobian's row map (``MapRows``)."""
+from .basic import Scan, foldl, foldr, map, reduce, scan, until  # noqa: A004
+
+__all__ = ["Scan", "foldl", "foldr", "map", "reduce", "scan", "until"]

@@ -771,6 +771,34 @@ def _():
     return Case([x], jac, [(rnd(3),), (rnd(1),)])
 
 
+# Scan (scan/basic.py): a state fed back with tap -1, taps [-2, -1] with a map output, until.
+@case("scan_state")
+def _():
+    a, k = T.dvector("a"), T.iscalar("k")
+    out, _ = theano.scan(lambda prev, a: prev * a, outputs_info=T.ones_like(a),
+                         non_sequences=a, n_steps=k)
+    return Case([a, k], out, [(rnd(3), i32(4)), (rnd(0), i32(2)), (rnd(1), i32(0))])
+
+
+@case("scan_taps_and_map")
+def _():
+    x, h0 = T.dmatrix("x"), T.dmatrix("h0")
+    outs, _ = theano.scan(lambda x_tm1, x_t, h_tm2, h_tm1: [h_tm2 + h_tm1 * x_t, x_tm1.sum()],
+                          sequences=dict(input=x, taps=[-1, 0]),
+                          outputs_info=[dict(initial=h0, taps=[-2, -1]), None])
+    return Case([x, h0], outs, [(rnd(4, 3), rnd(2, 3)), (rnd(1, 3), rnd(3, 3)),
+                                (rnd(5, 1), rnd(2, 1))])
+
+
+@case("scan_until")
+def _():
+    lim = T.dscalar("lim")
+    out, _ = theano.scan(lambda p, lim: (p * 2, theano.scan_module.until(p * 2 > lim)),
+                         outputs_info=T.constant(1.0, dtype="float64"), non_sequences=lim,
+                         n_steps=50)
+    return Case([lim], out, [(np.float64(45),), (np.float64(0),)])
+
+
 # Extra ops (ops/extra.py): sort, roll, diagonals, triangles.
 @case("sort_axis0")
 def _():
@@ -831,6 +859,8 @@ NO_CASE = {
 # Ops whose output shape cannot be known without computing them: the shape graph may keep them.
 NEEDS_OUTPUT = {
     "MapRows": "the length of each row comes from an inner graph run at call time",
+    "Scan": "the row lengths of a map output (None in outputs_info) and the number of steps "
+            "of a loop with until come from the inner graph run at call time",
 }
 
 

@@ -1,0 +1,4 @@
+"""Theano's ``theano.scan_module``: ``scan`` and its helpers, and ``until``."""
+from .scan.basic import Scan, foldl, foldr, map, reduce, scan, until  # noqa: A004
+
+__all__ = ["Scan", "foldl", "foldr", "map", "reduce", "scan", "until"]

@@ -1,0 +1,144 @@
+"""Gradients through scan (backpropagation through time, a reverse Scan), against finite
+differences in float64 (verify_grad), for every tap kind, non-sequences passed or read
+implicitly, shared variables read inside fn, go_backwards and truncate_gradient."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import theon as theano
+import theon.tensor as T
+from theon.grad.reverse import NullTypeGradError
+from theon.gradient import verify_grad
+from theon.scan import Scan
+
+_rng = np.random.default_rng(7)
+
+
+def rnd(*shape, scale=1.0):
+    return _rng.normal(size=shape) * scale
+
+
+def test_rnn_sequence_state_and_non_sequences():
+    def rnn(x, W, U, h0):
+        h, _ = theano.scan(lambda x_t, h, W, U: T.tanh(T.dot(x_t, W) + T.dot(h, U)),
+                           sequences=x, outputs_info=h0, non_sequences=[W, U])
+        return h
+    verify_grad(rnn, [rnd(5, 3), rnd(3, 4), rnd(4, 4, scale=0.5), rnd(4)], rng=_rng)
+
+
+def test_the_gradient_is_a_reverse_scan():
+    x, h0 = T.dvector("x"), T.dscalar("h0")
+    h, _ = theano.scan(lambda v, h: h * v, sequences=x, outputs_info=h0)
+    gx, gh0 = T.grad(h.sum(), [x, h0])
+    f = theano.function([x, h0], [gx, gh0])
+    loops = [n.op for n in f.maker.fgraph.toposort() if isinstance(n.op, Scan)]
+    assert any(op.name.startswith("grad_of_") for op in loops)
+    xv = np.array([2., 3., 4.])
+    a, b = f(xv, 0.5)
+    # h = [h0 x0, h0 x0 x1, h0 x0 x1 x2]
+    np.testing.assert_allclose(a, [0.5 * (1 + 3 + 12), 0.5 * (2 + 8), 0.5 * 6])
+    np.testing.assert_allclose(b, 2 + 6 + 24)
+
+
+def test_output_taps_minus_two_minus_one():
+    def fib(a, c):
+        o, _ = theano.scan(lambda a2, a1, c: a2 * c + T.sin(a1),
+                           outputs_info=dict(initial=a, taps=[-2, -1]), non_sequences=c,
+                           n_steps=5)
+        return o
+    # three initial rows for two taps: the last one is unused and gets a zero gradient
+    verify_grad(fib, [rnd(3, 2), rnd(2)], rng=_rng)
+
+
+def test_output_taps_not_contiguous():
+    def f(a):
+        o, _ = theano.scan(lambda a3, a1: a3 * 0.5 + a1 * a1 * 0.3,
+                           outputs_info=dict(initial=a, taps=[-3, -1]), n_steps=6)
+        return o
+    verify_grad(f, [rnd(3)], rng=_rng)
+
+
+def test_sequence_taps():
+    def f(x):
+        o, _ = theano.scan(lambda a, b, c: a * b + c ** 2,
+                           sequences=dict(input=x, taps=[-2, 0, 1]))
+        return o
+    verify_grad(f, [rnd(7)], rng=_rng)
+
+
+def test_go_backwards():
+    def f(x, h0):
+        o, _ = theano.scan(lambda v, h: h * v + v, sequences=x, outputs_info=h0,
+                           go_backwards=True)
+        return o
+    verify_grad(f, [rnd(4), rnd()], rng=_rng)
+
+
+def test_map_output_state_and_integer_sequence():
+    def f(x):
+        (s, m), _ = theano.scan(lambda i, v, acc: [acc + v * T.cast(i, "float64"), T.exp(v)],
+                                sequences=[T.arange(x.shape[0]), x],
+                                outputs_info=[T.constant(0., dtype="float64"), None])
+        return s.sum() + m.sum()
+    verify_grad(f, [rnd(5)], rng=_rng)
+
+
+def test_implicit_non_sequence():
+    def f(x, W):
+        # W is read by fn without being passed: an implicit input of the loop
+        h, _ = theano.scan(lambda x_t, h: T.tanh(x_t + T.dot(h, W)), sequences=x,
+                           outputs_info=T.zeros((3,), dtype="float64"))
+        return h
+    verify_grad(f, [rnd(4, 3), rnd(3, 3, scale=0.5)], rng=_rng)
+
+
+def test_shared_variable_read_inside_fn():
+    W = theano.shared(rnd(3, 3, scale=0.5), name="W")
+    x = T.dmatrix("x")
+    h, _ = theano.scan(lambda x_t, h: T.tanh(x_t + T.dot(h, W)), sequences=x,
+                       outputs_info=T.zeros((3,), dtype="float64"))
+    cost = (h ** 2).sum()
+    gW = theano.function([x], T.grad(cost, W))
+    c = theano.function([x], cost)
+    xv, w0, eps = rnd(4, 3), W.get_value(), 1e-6
+    num = np.zeros_like(w0)
+    for idx in np.ndindex(*w0.shape):
+        for sign in (1, -1):
+            w = w0.copy()
+            w[idx] += sign * eps
+            W.set_value(w)
+            num[idx] += sign * c(xv) / (2 * eps)
+    W.set_value(w0)
+    np.testing.assert_allclose(gW(xv), num, rtol=1e-6, atol=1e-8)
+
+
+def test_truncate_gradient():
+    x, h0 = T.dvector("x"), T.dscalar("h0")
+    o, _ = theano.scan(lambda v, h: h * v + v, sequences=x, outputs_info=h0,
+                       truncate_gradient=2)
+    g = theano.function([x, h0], T.grad(o[-1], [x, h0]))
+    gx, gh0 = g(np.array([1., 2., 3., 4.]), 0.5)
+    # h2 = 18 (h = 1.5, 5, 18, 76): only the last two steps pass a gradient back
+    np.testing.assert_allclose(gx, [0., 0., 4 * (5 + 1), 18 + 1])
+    assert gh0 == 0.0
+    gx, gh0 = g(np.array([3., 4.]), 0.5)  # as long as the truncation: all of it
+    np.testing.assert_allclose([gx[0], gx[1], gh0], [4 * 1.5, 0.5 * 3 + 3 + 1, 12.])
+
+
+def test_zero_steps_gradient():
+    h0, k = T.dvector("h0"), T.iscalar("k")
+    o, _ = theano.scan(lambda h: h * 2, outputs_info=h0, n_steps=k)
+    g = theano.function([h0, k], T.grad(o.sum() + h0.sum(), h0))
+    np.testing.assert_allclose(g(np.ones(2), 0), [1., 1.])
+    np.testing.assert_allclose(g(np.ones(2), 3), [15., 15.])
+
+
+def test_until_and_shared_updates_have_no_gradient_yet():
+    x = T.dvector("x")
+    o, _ = theano.scan(lambda v: (v * 2, theano.scan_module.until(v > 1)), sequences=x)
+    with pytest.raises(NullTypeGradError, match="until"):
+        T.grad(o.sum(), x)
+    c = theano.shared(np.float64(1.0), name="c")
+    o, _ = theano.scan(lambda v: (v * c, {c: c * 2}), sequences=x)
+    with pytest.raises(NullTypeGradError, match="shared variable"):
+        T.grad(o.sum(), x)
