@@ -32,9 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import config
+from ..ops import scalar as S
 from ..ops.elemwise import Elemwise
 from ..ops.fused import Fused, ScalarGraph
 from ..ops.fused_reduce import FusedReduce
+from ..ops.nnet import Softmax
 from ..symbolic.graph import Apply
 from . import ccompiler, kernels, register
 from .dialect import C
@@ -462,12 +464,21 @@ class CBackend(NumpyBackend):
 
     def build(self, fgraph, plan) -> Callable:
         if ccompiler.compiler() is not None:
-            specs = [spec for spec in map(_spec, fgraph.toposort()) if spec is not None]
+            specs = []
+            for node in fgraph.toposort():
+                if isinstance(node.op, Softmax):
+                    specs += _softmax_specs(node) or ()
+                else:
+                    spec = _spec(node)
+                    if spec is not None:
+                        specs.append(spec)
             if specs:
                 _KERNELS.request(specs)
         return super().build(fgraph, plan)
 
     def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
+        if isinstance(node.op, Softmax):
+            return _softmax_thunk(node)
         spec = _spec(node)
         if spec is None or spec not in _KERNELS.entries and spec not in _KERNELS.pending:
             return thunk(node, inner)
@@ -530,6 +541,80 @@ def _spec(node: Apply) -> KernelSpec | None:
             kernels.MAX_DIMS:
         return None
     return KernelSpec(graph, tuple(i.type.broadcastable for i in node.inputs))
+
+
+def _softmax_specs(node: Apply) -> tuple[KernelSpec, KernelSpec, KernelSpec] | None:
+    """A Softmax or LogSoftmax node as three kernels, three passes over its input: the maximum
+    ``m`` along the axes, ``s = sum(exp(x - m))`` (a reduction with its prologue), then
+    ``exp(x - m) / s`` (or ``(x - m) - log(s)``), the numpy implementation's formula. The
+    numpy path keeps the op's own implementation (five passes, but no exp computed twice)."""
+    op, x = node.op, node.inputs[0]
+    dtype = x.dtype
+    if dtype not in ("float32", "float64") or x.ndim > kernels.MAX_DIMS or \
+            node.outputs[0].dtype != dtype:
+        return None
+    axes = op.axis if isinstance(op.axis, tuple) else (op.axis,)
+    pattern = x.type.broadcastable
+    reduced = tuple(True if d in axes else b for d, b in enumerate(pattern))
+    identity = ScalarGraph.of_row(S.identity, (dtype,))
+    denominator = ScalarGraph((dtype, dtype), ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    if op.log:
+        steps = ((S.sub, (0, 1)), (S.log, (2,)), (S.sub, (3, 4)))
+    else:
+        steps = ((S.sub, (0, 1)), (S.exp, (3,)), (S.true_div, (4, 2)))
+    result = ScalarGraph((dtype,) * 3, steps, (5,))
+    if result.out_dtypes != (dtype,) or denominator.out_dtypes != (dtype,):
+        return None
+    return (KernelSpec(identity, (pattern,), "max", axes, dtype),
+            KernelSpec(denominator, (pattern, reduced), "sum", axes, dtype),
+            KernelSpec(result, (pattern, reduced, reduced)))
+
+
+def _softmax_thunk(node: Apply) -> Callable:
+    """A Softmax node's callable: its numpy thunk until its three kernels are loaded."""
+    specs = _softmax_specs(node)
+    if specs is None or any(s not in _KERNELS.entries and s not in _KERNELS.pending
+                            for s in specs):
+        return thunk(node)
+    fallback = _lazy(node)
+    bound: list = []
+    entries = _KERNELS.entries
+
+    def run(x):
+        if not bound:
+            loaded = [entries.get(s) for s in specs]
+            if any(e is None for e in loaded):
+                return fallback(x)
+            bound.append(_softmax_runner(loaded, node, fallback))
+        return bound[0](x)
+    return run
+
+
+def _softmax_runner(loaded: Sequence[Callable], node: Apply, fallback: Callable) -> Callable:
+    maximum, denominator, result = loaded
+    op = node.op
+    axes = op.axis if isinstance(op.axis, tuple) else (op.axis,)
+    ndim = node.inputs[0].ndim
+    dtype = np.dtype(node.outputs[0].dtype)
+    empty = np.empty
+
+    def run(x):
+        if type(x) is not np.ndarray or x.ndim != ndim or x.size == 0 or x.dtype != dtype:
+            return fallback(x)
+        kept = tuple(n for d, n in enumerate(x.shape) if d not in axes)
+        keep = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
+        m = empty(kept, dtype)
+        if maximum(x, m):
+            return fallback(x)
+        m = m.reshape(keep)
+        s = empty(kept, dtype)
+        if denominator(x, m, s):
+            return fallback(x)
+        out = empty(x.shape, dtype)
+        if result(x, m, s.reshape(keep), out):
+            return fallback(x)
+        return out
+    return run
 
 
 # The most arrays (inputs and outputs) one entry takes.

@@ -234,3 +234,31 @@ def test_a_prologue_with_broadcast_inputs():
     # shapes the pattern refuses: the numpy thunk's error
     with pytest.raises(ValueError):
         f(np.ones((3, 4)), np.ones((2, 1)), np.ones((1, 4)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_and_log_softmax_run_as_three_kernels(dtype):
+    """max, sum(exp(x - m)) and exp(x - m) / s (or (x - m) - log(s)): three passes over x on
+    the C backend, the numpy implementation's formula, to a few ulps of it."""
+    x = TensorType(dtype, shape=(None, None))("x")
+    t = TensorType(dtype, shape=(None, None, None))("t")
+    outs = [T.nnet.softmax(x), T.nnet.log_softmax(x), T.nnet.softmax(x, axis=0),
+            T.nnet.softmax(t, axis=1), T.nnet.log_softmax(t, axis=(0, 2))]
+    f = theon.function([x, t], outs, mode=Mode(linker="c"))
+    specs = [s for n in f.maker.fgraph.toposort() if type(n.op).__name__ == "Softmax"
+             for s in c_backend._softmax_specs(n)]
+    assert len(specs) == 15 and all(c_backend._KERNELS.entries.get(s) for s in specs)
+    ref = theon.function([x, t], outs, mode=Mode(linker="py"))
+    tol = 8 * np.finfo(dtype).eps
+    for shape in ((256, 10), (7, 300), (1, 1), (0, 4), (3, 0)):
+        a = RNG.normal(size=shape).astype(dtype) * 5
+        b = RNG.normal(size=(4, 5, 6)).astype(dtype)
+        if a.size:
+            a.flat[0] = 80  # exp would overflow without the maximum subtracted
+        for got, want in zip(f(a, b.transpose(2, 0, 1)), ref(a, b.transpose(2, 0, 1))):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    a = np.array([[1.0, np.inf, 2.0], [np.nan, 0.0, 1.0], [-np.inf, 0.0, 0.0]], dtype)
+    with np.errstate(all="ignore"):
+        for got, want in zip(f(a, b), ref(a, b)):
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol, equal_nan=True)
