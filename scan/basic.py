@@ -22,9 +22,9 @@ How the arguments map onto the node (the same conventions as Theano's Scan):
   each outermost variable that does not depend on the step, computed once, before the loop.
 
 The gradient (``Scan.L_op``) is another Scan running the steps in reverse (see
-``_reverse_scan``). Not yet: a loop generated as one Python function (the body's call per step
-is the cost today), rewrites of loops, gradients through ``until`` and through shared
-variables updated by ``fn``, second order, ``R_op``.
+``_reverse_scan``); ``Rop`` transposes it. Not yet: a loop generated as one Python function
+(the body's call per step is the cost today), rewrites of loops (invariant code motion, only
+the last state kept, merging), the gradient through ``until``, checkpoints.
 """
 from __future__ import annotations
 
@@ -43,7 +43,15 @@ from ..ops.elemwise import ELEMWISE, cast
 from ..ops.join import concatenate
 from ..ops.shape import shape
 from ..ops.subtensor import inc_subtensor, set_subtensor
-from ..symbolic.graph import Apply, Constant, Variable, clone_replace, graph_inputs, toposort
+from ..symbolic.graph import (
+    Apply,
+    Constant,
+    Variable,
+    ancestors,
+    clone_replace,
+    graph_inputs,
+    toposort,
+)
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
@@ -274,15 +282,16 @@ class Scan(Op):
         gradients as cotangents: its own output gradient plus what later steps sent back
         through their taps. Those pending gradients travel as a window per fed-back output,
         one row per step of its longest tap; the gradients of the non-sequences are summed
-        in accumulators. Both are states of the reverse loop whose final value only is kept.
+        in accumulators. Both are states of the reverse loop whose final value only is kept;
+        differentiating such a loop (second order, or shared variables updated by fn) runs
+        the loop again keeping every step of those states (``_through_final_states``).
         """
         spec = self.spec
         if spec.as_while:
             raise NotImplementedError("scan with until: the number of steps depends on the "
                                       "values, and its gradient is not implemented")
         if spec.n_shared:
-            raise NotImplementedError("scan updating a shared variable inside fn: the gradient "
-                                      "through the updated state is not implemented")
+            return _through_final_states(self, inputs, outputs, output_grads)
         return _reverse_scan(self, inputs, outputs, output_grads)
 
 
@@ -678,6 +687,35 @@ def _row(v: Variable, name: str | None = None) -> Variable:
     return TensorType(v.dtype, shape=v.type.shape[1:])(name)
 
 
+def _through_final_states(op: Scan, inputs, outputs, output_grads) -> list:
+    """The gradient of a loop with states whose final value only is kept (shared variables
+    updated by fn; the sums and windows of a reverse loop, hence second order): the same body
+    again, keeping every step of those states (the forward loop is computed a second time),
+    differentiated as a loop of ordinary states."""
+    spec = op.spec
+    n_user, first = len(spec.outputs), 1 + spec.n_seqs + op.n_fed
+    twin = Scan(op.inner_inputs, op.inner_outputs,
+                spec._replace(outputs=spec.outputs + ((-1,),) * spec.n_shared, n_shared=0),
+                name=f"{op.name}_steps", truncate_gradient=op.truncate_gradient,
+                labels=op.labels + [f"final state {k}" for k in range(spec.n_shared)],
+                go_backwards=op.go_backwards)
+    steps = twin.make_node(*inputs).outputs
+    n = cast(inputs[0], "int64")
+    grads, direct = list(output_grads[:n_user]), {}
+    for k, g in enumerate(output_grads[n_user:]):
+        hist = steps[n_user + k]
+        if g is None or not _is_float(hist):
+            grads.append(None)
+            continue
+        # the final value is the last step's, or the initial value when no step ran
+        grads.append(inc_subtensor(zeros_like(hist)[n - 1:], shape_padleft(g)))
+        direct[first + k] = ELEMWISE["switch"](ELEMWISE["eq"](n, 0), g, zeros_like(g))
+    result = _reverse_scan(twin, inputs, steps, grads)
+    for i, g in direct.items():
+        result[i] = g if result[i] is None else result[i] + g
+    return result
+
+
 def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
     spec = op.spec
     n_seqs, n_user = spec.n_seqs, len(spec.outputs)
@@ -765,14 +803,33 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
     wrt = wrt_seq + wrt_taps + wrt_p
     got = grad(None, wrt, known_grads=known, disconnected_inputs="ignore") if wrt and known \
         else [zeros_like(v) for v in wrt]
+    # A gradient rule that reads the step's output (tanh's 1 - y^2, softmax's) reads the
+    # forward loop's row instead, given as one more sequence: the reverse step then does not
+    # compute the forward step again for it.
+    outputs_read = {}
+    for j, b in enumerate(body):
+        if b.owner is not None and b not in outputs_read.values() and j not in outputs_read:
+            outputs_read[j] = b
+    if outputs_read:
+        rows_of = {b: _row(outputs[j], b.name) for j, b in outputs_read.items()}
+        swapped = clone_replace(list(got), rows_of)
+        used = set(ancestors(swapped))
+        for j, b in outputs_read.items():
+            if rows_of[b] in used:
+                rev_seqs.append(outputs[j][::-1])
+                rev_in.append(rows_of[b])
+        got = swapped
     got = dict(zip(wrt, got))
 
     new_carried = []
     for w, (_j, taps, _rows, tap_rows) in enumerate(windows):
         pending = carried_in[w]
-        nxt = concatenate([pending[1:], zeros_like(pending[:1])])
-        for tap, row in zip(taps, tap_rows):
-            nxt = inc_subtensor(nxt[-1 - tap], got[row])
+        if taps == (-1,):  # the window is one row: what this step sent back through tap -1
+            nxt = shape_padleft(got[tap_rows[0]])
+        else:  # row i waits for position t - 1 - i: shift by one, add this step's taps
+            nxt = concatenate([pending[1:], zeros_like(pending[:1])])
+            for tap, row in zip(taps, tap_rows):
+                nxt = inc_subtensor(nxt[-1 - tap], got[row])
         new_carried.append(_fit(nxt, pending.type))
     for c, i in zip(carried_in[len(windows):], float_p):
         new_carried.append(_fit(c + got[p_in[i]], c.type))

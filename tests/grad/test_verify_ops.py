@@ -407,8 +407,6 @@ STRUCTURAL = {
 # Structural cases where second order is not checked, with the reason.
 NO_SECOND_ORDER_STRUCT = {
     "prod_with_zeros": "the rule for zeros is piecewise: exact to first order only",
-    "scan_rnn": "the reverse loop keeps only the final value of its sums and windows, so it "
-                "has no gradient itself yet (issue 9: second order through scan)",
 }
 
 

@@ -1,6 +1,7 @@
 """Gradients through scan (backpropagation through time, a reverse Scan), against finite
 differences in float64 (verify_grad), for every tap kind, non-sequences passed or read
-implicitly, shared variables read inside fn, go_backwards and truncate_gradient."""
+implicitly, shared variables read or updated inside fn, go_backwards, truncate_gradient, second
+order and Rop."""
 from __future__ import annotations
 
 import numpy as np
@@ -133,12 +134,61 @@ def test_zero_steps_gradient():
     np.testing.assert_allclose(g(np.ones(2), 3), [15., 15.])
 
 
-def test_until_and_shared_updates_have_no_gradient_yet():
+def test_until_has_no_gradient_yet():
     x = T.dvector("x")
     o, _ = theano.scan(lambda v: (v * 2, theano.scan_module.until(v > 1)), sequences=x)
     with pytest.raises(NullTypeGradError, match="until"):
         T.grad(o.sum(), x)
-    c = theano.shared(np.float64(1.0), name="c")
-    o, _ = theano.scan(lambda v: (v * c, {c: c * 2}), sequences=x)
-    with pytest.raises(NullTypeGradError, match="shared variable"):
-        T.grad(o.sum(), x)
+
+
+def _cost_with_shared_update(xv, cv):
+    total, cur = 0.0, cv
+    for v in xv:
+        total += v * cur
+        cur = cur * v
+    return total + cur
+
+
+def test_through_a_shared_variable_updated_inside_fn():
+    x = T.dvector("x")
+    c = theano.shared(np.float64(1.5), name="c")
+    o, updates = theano.scan(lambda v: (v * c, {c: c * v}), sequences=x)
+    f = theano.function([x], T.grad(o.sum() + updates[c], [x, c]))
+    xv, eps = np.array([0.5, 2.0, 3.0]), 1e-6
+    gx, gc = f(xv)
+    num_x = [(_cost_with_shared_update(xv + eps * e, 1.5) -
+              _cost_with_shared_update(xv - eps * e, 1.5)) / (2 * eps) for e in np.eye(3)]
+    num_c = (_cost_with_shared_update(xv, 1.5 + eps) -
+             _cost_with_shared_update(xv, 1.5 - eps)) / (2 * eps)
+    np.testing.assert_allclose(gx, num_x, rtol=1e-7)
+    np.testing.assert_allclose(gc, num_c, rtol=1e-7)
+    gx, gc = f(np.zeros(0))  # no step: the final value is the initial one
+    assert gx.shape == (0,) and gc == 1.0
+
+
+def _rnn(x, W, h0):
+    h, _ = theano.scan(lambda x_t, h, W: T.tanh(x_t + T.dot(h, W)), sequences=x,
+                       outputs_info=h0, non_sequences=W)
+    return h
+
+
+def test_second_order():
+    def second(x, W, h0):
+        out = _rnn(x, W, h0)
+        return T.grad((out * out).sum(), W)
+    verify_grad(second, [rnd(4, 3), rnd(3, 3, scale=0.5), rnd(3)], n_tests=1, rng=_rng)
+
+
+def test_rop_and_hessian_vector_product():
+    x, W, h0, V = T.dmatrix("x"), T.dmatrix("W"), T.dvector("h0"), T.dmatrix("V")
+    h = _rnn(x, W, h0)
+    gW = T.grad((h ** 2).sum(), W)
+    f = theano.function([x, W, h0, V], [T.Rop(h, W, V), T.grad((gW * V).sum(), W)])
+    h_f, g_f = theano.function([x, W, h0], h), theano.function([x, W, h0], gW)
+    xv, wv, hv, vv, eps = rnd(4, 3), rnd(3, 3, scale=0.5), rnd(3), rnd(3, 3), 1e-6
+    jv, hess_v = f(xv, wv, hv, vv)
+    np.testing.assert_allclose(jv, (h_f(xv, wv + eps * vv, hv) - h_f(xv, wv - eps * vv, hv))
+                               / (2 * eps), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(hess_v, (g_f(xv, wv + eps * vv, hv) -
+                                        g_f(xv, wv - eps * vv, hv)) / (2 * eps),
+                               rtol=1e-6, atol=1e-8)
