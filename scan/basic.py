@@ -172,6 +172,7 @@ class Scan(Op):
                         f"scan {name!r}: n_steps is {n} but sequence input {k} has only "
                         f"{s.shape[0]} steps (after cutting it for its taps). Give fewer "
                         "n_steps, or leave n_steps out: then the shortest sequence sets it.")
+            seq_flat = [(s, s.ndim == 1) for s in seqs]
             inits = args[n_seqs:n_seqs + n_fed]
             shared = list(args[n_seqs + n_fed:n_seqs + n_fed + n_shared])
             nonseqs = list(args[n_seqs + n_fed + n_shared:])
@@ -194,13 +195,15 @@ class Scan(Op):
                     buf[:offset] = init[:offset]
                 bufs.append(buf)
                 offsets.append(offset)
-                reads.extend((buf, offset + tap) for tap in taps)
+                reads.extend((buf, offset + tap, buf.ndim == 1) for tap in taps)
             shared_shapes = [np.shape(v) for v in shared]
             maps: list = [None] * len(map_index)
             steps = n
             for t in range(n):
-                ins = [s[t] for s in seqs]
-                ins += [buf[t + at] for buf, at in reads]
+                # a row of a vector is read as a 0-d array (s[t, ...]), not a numpy scalar,
+                # which the body's argument checks would convert through the full filter
+                ins = [s[t, ...] if flat else s[t] for s, flat in seq_flat]
+                ins += [buf[t + at, ...] if flat else buf[t + at] for buf, at, flat in reads]
                 ins += shared
                 ins += nonseqs
                 try:

@@ -192,3 +192,11 @@ def test_rop_and_hessian_vector_product():
     np.testing.assert_allclose(hess_v, (g_f(xv, wv + eps * vv, hv) -
                                         g_f(xv, wv - eps * vv, hv)) / (2 * eps),
                                rtol=1e-6, atol=1e-8)
+
+
+def test_scan_inside_scan():
+    def row_recurrence(row):
+        out, _ = theano.scan(lambda v, acc: acc * v + v, sequences=row,
+                             outputs_info=T.constant(0.0, dtype="float64"))
+        return out
+    verify_grad(lambda x: theano.scan(row_recurrence, sequences=x)[0], [rnd(2, 3)], rng=_rng)

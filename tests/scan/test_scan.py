@@ -348,6 +348,15 @@ def test_pickle_compiled_function_with_scan():
     assert counter.get_value() == 3
 
 
+def test_pickle_symbolic_scan_graph():
+    x = T.dmatrix("x")
+    out, _ = theano.scan(lambda r, acc: acc * 0.5 + r, sequences=x,
+                         outputs_info=T.zeros((3,), dtype="float64"))
+    x2, out2 = pickle.loads(pickle.dumps((x, out)))
+    xv = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(theano.function([x2], out2)(xv), theano.function([x], out)(xv))
+
+
 def test_debug_mode_on_scan():
     a = T.dvector("a")
     x = T.dmatrix("x")
