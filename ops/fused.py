@@ -193,6 +193,10 @@ class Fused(Op):
         wide = [p == out_pattern for p in patterns]
         blocked = _Blocked(graph, steps, wide, pool) if len(out_pattern) else None
         blocked_min = BLOCKED_MIN  # read when compiled, as BLOCK (tests set both)
+        # an input of the output's pattern has its size once the checks pass: reading it
+        # costs a tiny call less than the product of the shape
+        sized = next((i for i, x in enumerate(node.inputs)
+                      if x.type.broadcastable == out_pattern), None)
 
         def run(*args):
             try:
@@ -204,11 +208,12 @@ class Fused(Op):
                     shape = args[i].shape
                     if full is None or any(shape[d] != full[d] for d in dims):
                         self.blame(node, args)  # raises, naming the user's node that fails
-            if blocked is not None and full is not None and prod(full) >= blocked_min:
+            if blocked is not None and (args[sized].size if sized is not None else
+                                        prod(full) if full is not None else 0) >= blocked_min:
                 return blocked(args, full)
             values = list(args)
             for fn, refs, ufunc, dead, dtype in steps:
-                operands = [values[r] for r in refs]
+                operands = list(map(values.__getitem__, refs))  # no comprehension frame
                 if ufunc:
                     for r in dead:
                         v = values[r]
@@ -475,14 +480,15 @@ class _Blocked:
 
 
 def _run_block(loop: list, vals: list, dest: list) -> None:
+    get = vals.__getitem__
     for fn, refs, ref, kind, target in loop:
         if kind == _UFUNC:
-            vals[ref] = fn(*[vals[r] for r in refs], out=dest[target])
+            vals[ref] = fn(*map(get, refs), out=dest[target])
         elif kind == _CALL:
-            vals[ref] = fn(*[vals[r] for r in refs])
+            vals[ref] = fn(*map(get, refs))
         else:
             out = dest[target]
-            np.copyto(out, fn(*[vals[r] for r in refs]))
+            np.copyto(out, fn(*map(get, refs)))
             vals[ref] = out
 
 
