@@ -434,7 +434,8 @@ def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
     """``b * z + a * dot(x, y)`` in ``dtype``, into ``out`` when it is given (``a``/``b`` None
     for 1). ``out`` may be ``z`` itself: the product is then accumulated into it."""
     pshape = x.shape[:-1] + (y.shape[:-2] + y.shape[-1:] if y.ndim > 1 else ())
-    shape = np.broadcast_shapes(z.shape, pshape)
+    # (broadcast_shapes costs microseconds: a loop body calls this every step)
+    shape = z.shape if z.shape == pshape else np.broadcast_shapes(z.shape, pshape)
     for k, (i, dims) in enumerate(fixed):
         given = pshape if k == 0 else z.shape
         if given != shape:

@@ -362,3 +362,14 @@ def test_fast_compile_compiles_a_long_chain_quickly():
     np.testing.assert_allclose(results["FAST_COMPILE"], results["FAST_RUN"])
     # loose: FAST_COMPILE runs a subset of FAST_RUN's passes
     assert times["FAST_COMPILE"] <= 2 * times["FAST_RUN"] + 1.0, times
+
+
+def test_debug_mode_compiles_inner_graphs():
+    """An op holding an inner graph (jacobian's row map) gets its graphs compiled in the
+    checking mode too, and the result is checked."""
+    x = T.dvector("x")
+    jac = T.jacobian(T.tanh(x) * x.sum(), x)
+    f = theano.function([x], jac, mode="DebugMode")
+    v = np.array([0.3, -1.2, 2.0])
+    want = theano.function([x], jac, mode=theano.Mode(linker="py", optimizer=None))(v)
+    np.testing.assert_allclose(f(v), want)

@@ -362,14 +362,7 @@ def test_debug_mode_on_scan():
     x = T.dmatrix("x")
     out, _ = theano.scan(lambda r, h: T.tanh(h + r.sum() * T.exp(h)), sequences=x,
                          outputs_info=a)
-    try:
-        f = theano.function([x, a], out, mode="DebugMode")
-    except AttributeError as err:
-        # compile/function.py's _compile_inner_graphs takes `.fn` of each compiled inner graph,
-        # which a CheckedFunction (the checking mode's result) lacks; jacobian's MapRows too
-        if "'CheckedFunction' object has no attribute 'fn'" not in str(err):
-            raise
-        pytest.xfail("DebugMode cannot compile inner graphs yet (CheckedFunction has no .fn)")
+    f = theano.function([x, a], out, mode="DebugMode")
     xv = np.random.default_rng(1).normal(size=(4, 3))
     want = theano.function([x, a], out)(xv, np.zeros(3))
     np.testing.assert_allclose(f(xv, np.zeros(3)), want)
