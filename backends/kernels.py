@@ -499,7 +499,9 @@ def reduce_acc_dtype(kind: str, value: str, out: str) -> str | None:
     signed result is the same bits numpy's wrapping int64 arithmetic gives). Float products
     multiply in the output's dtype, as numpy does (an underflow or overflow on the way is
     numpy's). Max and min compare in the output dtype; all and any count in int."""
-    if kind not in REDUCE_KINDS:
+    known = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+             "float32", "float64")
+    if kind not in REDUCE_KINDS or value not in known or out not in known:
         return None
     fl, vfl = out in ("float32", "float64"), value in ("float32", "float64")
     if kind in ("sum", "prod"):
