@@ -490,8 +490,12 @@ class CBackend(NumpyBackend):
         cell = _Cell(node, fallback, spec)
         _KERNELS.attach(cell)
 
-        def run(*args):
-            return cell.run(*args)
+        def run(*args, out=None):
+            fn = cell.run  # the numpy thunk until the kernel loads, which may not take out=
+            if out is not None and getattr(fn, "takes_out", False):
+                return fn(*args, out=out)
+            return fn(*args)
+        run.takes_out = True
         return run
 
 
@@ -788,7 +792,7 @@ def _runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec) 
     patterns = spec.patterns
     # an input broadcast in no dimension has the output's shape (the entry checks the rest)
     ref = next((i for i, p in enumerate(patterns) if not any(p)), None)
-    empty = np.empty
+    empty, ndarray, may_share = np.empty, np.ndarray, np.may_share_memory
     getrefcount = sys.getrefcount
 
     def shape_of(args):
@@ -810,18 +814,28 @@ def _runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec) 
         dtype = dtypes[0]
         last: list = [None]
 
-        def run(*args):
+        def run(*args, out=None):
+            shape = args[ref].shape
+            # the memory plan's buffer (a dead intermediate, a shared value's own storage):
+            # used unless it overlaps an input other than exactly (the loop reads an element
+            # and then writes the same one; a shifted or transposed view would be read after
+            # being written)
+            if out is not None and type(out) is ndarray and out.dtype == dtype and \
+                    out.shape == shape and out.flags.writeable and \
+                    not any(a is not out and may_share(a, out) for a in args) and \
+                    entry(*args, out) == 0:
+                return out
             # The previous call's output, if nobody but this closure holds it any more (three
             # references: the list, the local, getrefcount's argument), is rewritten instead
             # of allocating: a fresh large array costs a page fault per 4 KiB on first write.
             out = last[0]
-            shape = args[ref].shape
             if out is None or getrefcount(out) > 3 or out.shape != shape:
                 out = last[0] = empty(shape, dtype)
             if entry(*args, out):
                 last[0] = None
                 return slow(args)
             return out
+        run.takes_out = True  # numpy_backend's out= protocol
         return run
 
     def run_many(*args):

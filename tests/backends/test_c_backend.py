@@ -184,3 +184,61 @@ def test_a_forked_child_runs_large_kernels_without_threads():
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- kernels writing into a given buffer (numpy_backend's out= protocol) -----------------------
+
+def test_a_weight_update_is_written_into_the_shared_storage_by_the_kernel():
+    rng = np.random.default_rng(3)
+    b = theon.shared(rng.normal(size=(4, 5)), "b")
+    storage = b.get_value(borrow=True)
+    g = T.matrix("g")
+    f = theon.function([g], [], updates=[(b, b - 0.1 * T.tanh(g))], mode=C)
+    (node,) = kernel_nodes(f)
+    assert isinstance(node.op, Fused)
+    want = b.get_value()
+    for _ in range(3):
+        G = rng.normal(size=(4, 5))
+        f(G)
+        want = want - 0.1 * np.tanh(G)
+        assert b.get_value(borrow=True) is storage
+        np.testing.assert_allclose(storage, want, rtol=1e-14)
+
+
+def _kernel_thunk(out_expr, *inputs):
+    f = theon.function(list(inputs), out_expr, mode=C)
+    (node,) = kernel_nodes(f)
+    fn = c_backend.CBackend().thunk(node)
+    assert fn.takes_out
+    return fn
+
+
+def test_the_kernel_writes_into_a_dead_input_it_reads():
+    x, y = T.matrix("x"), T.matrix("y")
+    fn = _kernel_thunk(T.exp(x) * y + x, x, y)
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    want = np.exp(a) * b + a
+    assert fn(a, b, out=a) is a  # the very buffer of an input: each element read, then written
+    np.testing.assert_allclose(a, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("view", ["transposed", "shifted", "read-only", "wrong dtype",
+                                  "wrong shape"])
+def test_a_buffer_the_kernel_cannot_use_is_left_alone(view):
+    x, y = T.matrix("x"), T.matrix("y")
+    fn = _kernel_thunk(T.exp(x) * y + x, x, y)
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(4, 5))
+    a, b = base[:, :4], rng.normal(size=(4, 4))
+    want = np.exp(a) * b + a
+    out = {"transposed": lambda: a.T,  # overlaps a other than element for element
+           "shifted": lambda: base[:, 1:],
+           "read-only": lambda: np.frombuffer(np.zeros(16).tobytes()).reshape(4, 4),
+           "wrong dtype": lambda: np.zeros((4, 4), "float32"),
+           "wrong shape": lambda: np.zeros((4, 5))}[view]()
+    before = base.copy()
+    got = fn(a, b, out=out)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert got is not out
+    np.testing.assert_array_equal(base, before)  # nothing written into the input

@@ -520,6 +520,18 @@ def _():
     return Case([x, y], op(x, y), [(rnd(3, 4), rnd(1, 4)), (rnd(0, 2), rnd(1, 2))])
 
 
+@case("fused_reduce")
+def _():
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    x, y = T.dmatrix("x"), T.dcol("y")
+    graph = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    op = FusedReduce(graph, "sum", (1,), "float64")
+    return Case([x, y], op(x, y), [(rnd(3, 4), rnd(3, 1)), (rnd(0, 2), rnd(0, 1)),
+                                   (rnd(2, 0), rnd(2, 1))])
+
+
 @case("dot_add")
 def _():
     a, b, c = T.dmatrix("a"), T.dmatrix("b"), T.dvector("c")

@@ -228,6 +228,14 @@ def _fused_op():
     return Fused(ScalarGraph(("float64",) * 3, steps, (6,)))
 
 
+def _fused_reduce_op():
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    graph = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    return FusedReduce(graph, "sum", (1,), "float64")
+
+
 STRUCTURAL = {
     # reductions
     "sum_all": (lambda x: x.sum(), [_r(3, 4)]),
@@ -289,6 +297,9 @@ STRUCTURAL = {
     "dot_add_op_vector": (lambda a, b, c: DotAdd()(a, b, c), [_r(3, 4), _r(4), _r(3)]),
     # tanh(x * y + z) / x as one fused node (the fusion pass makes these), z broadcast
     "fused": (lambda x, y, z: _fused_op()(x, y, z), [_r(3, 4), _r(3, 4), _r(1, 4)]),
+    # sum over rows of exp(x - c) as one node (the fusion pass makes these: softmax's
+    # denominator), c a column
+    "fused_reduce": (lambda x, c: _fused_reduce_op()(x, c), [_r(3, 4), _r(3, 1)]),
     "gemm": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
              [_r(3, 2), _r(), _r(3, 4), _r(4, 2), _r()]),
     "gemm_bias_row": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
