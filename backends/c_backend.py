@@ -567,7 +567,7 @@ def _spec(node: Apply) -> KernelSpec | None:
 def _softmax_specs(node: Apply) -> tuple[KernelSpec, KernelSpec, KernelSpec] | None:
     """A Softmax or LogSoftmax node as three kernels, three passes over its input: the maximum
     ``m`` along the axes, ``s = sum(exp(x - m))`` (a reduction with its prologue), then
-    ``exp(x - m) / s`` (or ``(x - m) - log(s)``), the numpy implementation's formula. The
+    ``exp(x - m) / s`` (or ``(x - m) - log(s)``): the op's formula (``Softmax.passes``). The
     numpy path keeps the op's own implementation (five passes, but no exp computed twice)."""
     op, x = node.op, node.inputs[0]
     dtype = x.dtype
@@ -578,12 +578,7 @@ def _softmax_specs(node: Apply) -> tuple[KernelSpec, KernelSpec, KernelSpec] | N
     pattern = x.type.broadcastable
     reduced = tuple(True if d in axes else b for d, b in enumerate(pattern))
     identity = ScalarGraph.of_row(S.identity, (dtype,))
-    denominator = ScalarGraph((dtype, dtype), ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
-    if op.log:
-        steps = ((S.sub, (0, 1)), (S.log, (2,)), (S.sub, (3, 4)))
-    else:
-        steps = ((S.sub, (0, 1)), (S.exp, (3,)), (S.true_div, (4, 2)))
-    result = ScalarGraph((dtype,) * 3, steps, (5,))
+    denominator, result = op.passes(dtype)
     if result.out_dtypes != (dtype,) or denominator.out_dtypes != (dtype,):
         return None
     return (KernelSpec(identity, (pattern,), "max", axes, dtype),
@@ -644,11 +639,32 @@ MAX_ARRAYS = 40
 
 def _render(spec: KernelSpec, name: str) -> str:
     graph = spec.graph
-    if spec.kind is not None:
-        return _render_reduce(spec, name)
-    loop = kernels.render(graph, f"{name}_loop", C, hoisted=spec.hoisted, prelude=False,
-                          qualifier="static")
-    n_in, n_arrays = len(graph.in_dtypes), len(graph.in_dtypes) + len(graph.outputs)
+    n_in = len(graph.in_dtypes)
+    if spec.kind is None:
+        loop = kernels.render(graph, f"{name}_loop", C, hoisted=spec.hoisted, prelude=False,
+                              qualifier="static")
+        n_arrays = n_in + len(graph.outputs)
+        return _entry_source(loop, name, spec, n_arrays,
+                             f"theon_run({name}_loop, {n_in}, {n_arrays}, arrays, "
+                             "broadcastable)")
+    loop = kernels.render_reduce(graph, spec.kind, spec.dtype, f"{name}_loop", C,
+                                 initial=spec.initial, hoisted=spec.hoisted,
+                                 hoisted_outer=spec.hoisted_outer, prelude=False,
+                                 qualifier="static")
+    acc = kernels.reduce_acc_dtype(spec.kind, graph.out_dtypes[0], spec.dtype)
+    ndim = len(spec.patterns[0])
+    reduced = ", ".join(str(int(d in spec.axis)) for d in range(ndim))
+    return _entry_source(
+        loop, name, spec, n_in + 1,
+        f"theon_reduce({name}_loop, {name}_loop_outer, {name}_loop_part, {name}_loop_merge, "
+        f"{np.dtype(acc).itemsize}, {n_in}, arrays, broadcastable, reduced)",
+        tables=[f"    static const unsigned char reduced[] = {{{reduced}}};"])
+
+
+def _entry_source(loop: str, name: str, spec: KernelSpec, n_arrays: int, call: str,
+                  tables: Sequence[str] = ()) -> str:
+    """``loop`` and the entry ``int name(theon_array *a0, ...)`` that hands the arrays and the
+    inputs' broadcast pattern (and ``tables``) to ``call``, a theon_run or theon_reduce."""
     params = ", ".join(f"theon_array *a{k}" for k in range(n_arrays))
     arrays = ", ".join(f"a{k}" for k in range(n_arrays))
     flags = ", ".join(str(int(b)) for p in spec.patterns for b in p) or "0"
@@ -658,34 +674,8 @@ def _render(spec: KernelSpec, name: str) -> str:
         "{",
         f"    theon_array *arrays[] = {{{arrays}}};",
         f"    static const unsigned char broadcastable[] = {{{flags}}};",
-        f"    return theon_run({name}_loop, {n_in}, {n_arrays}, arrays, broadcastable);",
-        "}",
-        ""])
-
-
-def _render_reduce(spec: KernelSpec, name: str) -> str:
-    graph = spec.graph
-    loop = kernels.render_reduce(graph, spec.kind, spec.dtype, f"{name}_loop", C,
-                                 initial=spec.initial, hoisted=spec.hoisted,
-                                 hoisted_outer=spec.hoisted_outer, prelude=False,
-                                 qualifier="static")
-    acc = kernels.reduce_acc_dtype(spec.kind, graph.out_dtypes[0], spec.dtype)
-    n_in = len(graph.in_dtypes)
-    ndim = len(spec.patterns[0])
-    params = ", ".join(f"theon_array *a{k}" for k in range(n_in + 1))
-    arrays = ", ".join(f"a{k}" for k in range(n_in + 1))
-    flags = ", ".join(str(int(b)) for p in spec.patterns for b in p) or "0"
-    reduced = ", ".join(str(int(d in spec.axis)) for d in range(ndim))
-    return "\n".join([
-        loop,
-        f"int {name}({params})",
-        "{",
-        f"    theon_array *arrays[] = {{{arrays}}};",
-        f"    static const unsigned char broadcastable[] = {{{flags}}};",
-        f"    static const unsigned char reduced[] = {{{reduced}}};",
-        f"    return theon_reduce({name}_loop, {name}_loop_outer, {name}_loop_part, "
-        f"{name}_loop_merge, "
-        f"{np.dtype(acc).itemsize}, {n_in}, arrays, broadcastable, reduced);",
+        *tables,
+        f"    return {call};",
         "}",
         ""])
 

@@ -94,6 +94,25 @@ def _array_dtypes(graph: ScalarGraph) -> list[str]:
     return list(graph.in_dtypes) + list(graph.out_dtypes)
 
 
+def _inner_loops(graph: ScalarGraph, dialect: Dialect, store_contiguous: Callable,
+                 store_strided: Callable, hoisted: frozenset, dtypes: Sequence[str],
+                 p: str = "p", s: str = "s") -> tuple[list[str], list[str], str, list[str]]:
+    """The pieces of an innermost C loop over ``j``, for the arrays ``{p}0, {p}1...`` with byte
+    strides ``{s}0, {s}1...`` (``dtypes``: theirs): the element's statements for the contiguous
+    copy (hoisted inputs not read) and the strided copy, the test choosing the contiguous copy,
+    and the reads of the hoisted inputs before it."""
+    ct = dialect.ctype
+    contiguous = _element(graph, dialect, lambda a, t: f"(({'const ' + t} *){p}{a})[j]",
+                          store_contiguous, skip=hoisted)
+    strided = _element(graph, dialect, lambda a, t: f"*(const {t} *)({p}{a} + j * {s}{a})",
+                       store_strided)
+    fast = " && ".join(f"{s}{a} == 0" if a in hoisted else
+                       f"{s}{a} == (int64_t)sizeof({ct(d)})" for a, d in enumerate(dtypes)) or "1"
+    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *){p}{a};"
+             for a in sorted(hoisted)]
+    return contiguous, strided, fast, hoist
+
+
 def render(graph: ScalarGraph, name: str, dialect: Dialect = C, *,
            hoisted: Sequence[int] = (), prelude: bool = True, qualifier: str = "",
            ndim: int | None = None, index32: bool = False) -> str:
@@ -122,15 +141,9 @@ def render(graph: ScalarGraph, name: str, dialect: Dialect = C, *,
     n_in, n_out = len(graph.in_dtypes), len(graph.outputs)
     n_arrays = n_in + n_out
     hoisted = frozenset(hoisted)
-    ct = dialect.ctype
-    contiguous = _element(graph, dialect, lambda a, t: f"(({'const ' + t} *)p{a})[j]",
-                          lambda a, t, v: f"(({t} *)p{a})[j] = {v}", skip=hoisted)
-    strided = _element(graph, dialect, lambda a, t: f"*(const {t} *)(p{a} + j * s{a})",
-                       lambda a, t, v: f"*({t} *)(p{a} + j * s{a}) = {v}")
-    fast = " && ".join(f"s{a} == 0" if a in hoisted else f"s{a} == (int64_t)sizeof({ct(d)})"
-                       for a, d in enumerate(_array_dtypes(graph)))
-    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *)p{a};"
-             for a in sorted(hoisted)]
+    contiguous, strided, fast, hoist = _inner_loops(
+        graph, dialect, lambda a, t, v: f"(({t} *)p{a})[j] = {v}",
+        lambda a, t, v: f"*({t} *)(p{a} + j * s{a}) = {v}", hoisted, _array_dtypes(graph))
     pointer = ", ".join(f"*p{a}" for a in range(n_arrays))
     inner_strides = "; ".join(f"const int64_t s{a} = strides[{a} * ndim + last]"
                               for a in range(n_arrays))
@@ -414,20 +427,14 @@ def _render_outer(graph: ScalarGraph, dialect: Dialect, name: str, q: str, acc_t
     """The lines of ``name_outer`` (see ``render_reduce``): ``fold`` writes an element into
     the accumulator it is given, here ``acc[j]`` (and whether a NaN was seen, ``an[j]``)."""
     n_in = len(graph.in_dtypes)
-    ct = dialect.ctype
     hoisted = frozenset(hoisted)
 
     def fold_j(v: str) -> str:
         return fold(v, "acc[j]", "an[j]")
 
-    contiguous = _element(graph, dialect, lambda a, t: f"(({'const ' + t} *)q{a})[j]",
-                          lambda a, t, v: fold_j(v), skip=hoisted)
-    strided = _element(graph, dialect, lambda a, t: f"*(const {t} *)(q{a} + j * k{a})",
-                       lambda a, t, v: fold_j(v))
-    fast = " && ".join(f"k{a} == 0" if a in hoisted else f"k{a} == (int64_t)sizeof({ct(d)})"
-                       for a, d in enumerate(graph.in_dtypes)) or "1"
-    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *)q{a};"
-             for a in sorted(hoisted)]
+    contiguous, strided, fast, hoist = _inner_loops(
+        graph, dialect, lambda a, t, v: fold_j(v), lambda a, t, v: fold_j(v), hoisted,
+        graph.in_dtypes, p="q", s="k")
     ind = "                    "
     return [
         f"{q}void {name}_outer(int64_t nk, int64_t nr, const int64_t *shape, char **data, "
@@ -614,14 +621,9 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
     omp_op = {"sum": "+", "prod": "*", "all": "&", "any": "|", "max": "max",
               "min": "min"}[kind]
     clause = f"reduction({omp_op}:b)" + (" reduction(|:bn)" if nan else "")
-    contiguous = _element(graph, dialect, lambda a, t: f"(({'const ' + t} *)p{a})[j]",
-                          lambda a, t, v: fold(v), skip=hoisted)
-    strided = _element(graph, dialect, lambda a, t: f"*(const {t} *)(p{a} + j * s{a})",
-                       lambda a, t, v: fold(v))
-    fast = " && ".join(f"s{a} == 0" if a in hoisted else f"s{a} == (int64_t)sizeof({ct(d)})"
-                       for a, d in enumerate(graph.in_dtypes)) or "1"
-    hoist = [f"const {ct(graph.in_dtypes[a])} v{a} = *(const {ct(graph.in_dtypes[a])} *)p{a};"
-             for a in sorted(hoisted)]
+    contiguous, strided, fast, hoist = _inner_loops(
+        graph, dialect, lambda a, t, v: fold(v), lambda a, t, v: fold(v), hoisted,
+        graph.in_dtypes)
     identity = _reduce_identity(kind, out_dtype if kind in ("max", "min") else acc_dtype,
                                 initial)
     ident_b = _reduce_identity(kind, out_dtype if kind in ("max", "min") else acc_dtype, None)

@@ -10,9 +10,11 @@ import numpy as np
 
 from ..symbolic.graph import Apply
 from ..symbolic.types import FLOAT_DTYPES, TensorType
+from . import scalar as S
 from .base import INTEGER_DTYPES, Op, as_tensor_variable, graph_error, same_type
 from .elemwise import ELEMWISE as E
 from .elemwise import cast
+from .fused import ScalarGraph
 from .reduce import Reduce, normalize_axis
 from .reduce import sum as sum_
 
@@ -82,6 +84,18 @@ class Softmax(Op):
             e /= s
             return e
         return run
+
+    def passes(self, dtype: str) -> tuple[ScalarGraph, ScalarGraph]:
+        """The formula of ``impl`` as scalar graphs, for a backend computing it in three passes
+        over ``x`` (after ``m``, the maximum along the axes): the denominator
+        ``s = sum(exp(x - m))`` over the axes, of inputs ``(x, m)``, then the result, of inputs
+        ``(x, m, s)``: ``exp(x - m) / s``, or ``(x - m) - log(s)``."""
+        denominator = ScalarGraph((dtype, dtype), ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+        if self.log:
+            steps = ((S.sub, (0, 1)), (S.log, (2,)), (S.sub, (3, 4)))
+        else:
+            steps = ((S.sub, (0, 1)), (S.exp, (3,)), (S.true_div, (4, 2)))
+        return denominator, ScalarGraph((dtype,) * 3, steps, (5,))
 
     def infer_shape(self, fgraph, node, shapes):
         return [shapes[0]]
