@@ -810,11 +810,14 @@ def _runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec) 
             # used unless it overlaps an input other than exactly (the loop reads an element
             # and then writes the same one; a shifted or transposed view would be read after
             # being written)
-            if out is not None and type(out) is ndarray and out.dtype == dtype and \
-                    out.shape == shape and out.flags.writeable and \
-                    not any(a is not out and may_share(a, out) for a in args) and \
-                    entry(*args, out) == 0:
-                return out
+            if out is not None and out.__class__ is ndarray and out.shape == shape and \
+                    (out.dtype is dtype or out.dtype == dtype) and out.flags.writeable:
+                for a in args:  # (a loop, not any(...): a loop body calls this every step)
+                    if a is not out and may_share(a, out):
+                        break
+                else:
+                    if entry(*args, out) == 0:
+                        return out
             # The previous call's output, if nobody but this closure holds it any more (three
             # references: the list, the local, getrefcount's argument), is rewritten instead
             # of allocating: a fresh large array costs a page fault per 4 KiB on first write.

@@ -1041,7 +1041,8 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
         for k, value in enumerate(shared):
             emit(f"s{k} = {value}")
         emit("try:")
-        for text, owner in code.render(sched.top, None):
+        body_lines = code.render(sched.top, None)
+        for text, owner in body_lines:
             emit(text, owner, indent=2)
         if not sched.order:
             emit("pass", indent=2)
@@ -1084,6 +1085,9 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     def set_trusted(trusted: bool) -> None:  # the generated checks read the global _check
         namespace["_check"] = not trusted
     fn.set_trusted = set_trusted
+    if table is None and not shared and not update_containers and \
+            n_explicit == len(fgraph.inputs):
+        fn.body = LoopBody(body_lines, namespace, args, results)
     # The source stays in linecache for tracebacks while the function lives, and no longer:
     # a loop compiling many functions must not keep every source.
     weakref.finalize(fn, linecache.cache.pop, filename, None)
@@ -1093,6 +1097,27 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
 
 
 _MISSING = object()
+
+
+class LoopBody:
+    """A compiled graph as lines of Python that a loop (scan's) writes inline, instead of
+    calling the function once per step: no call, no argument checks (the loop's values have
+    the graph inputs' types already).
+
+    ``lines`` are ``(text, owner)`` pairs that read the inputs as the names in ``params`` and
+    leave the outputs as the expressions in ``results``; their names are bound in
+    ``namespace`` (a loop's globals start as a copy of it). A loop wraps the lines in
+    ``try:``, and ``raiser(line_owner)`` (the loop's own line numbers -> the owners of the
+    lines it took) turns an error into one that names the failing node."""
+
+    def __init__(self, lines: list[tuple], namespace: dict, params: list[str],
+                 results: list[str]):
+        self.lines, self.namespace = lines, namespace
+        self.params, self.results = params, results
+
+    @staticmethod
+    def raiser(line_owner: dict[int, Any], namespace: dict[str, Any]) -> Callable:
+        return _make_raiser(line_owner, namespace)
 
 
 def _given(args: tuple, rest: tuple) -> tuple:

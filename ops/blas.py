@@ -58,9 +58,15 @@ class Dot(Op):
         dtype = np.dtype(node.outputs[0].dtype)
 
         def dot(a, b):
-            # asarray: vector.vector gives a numpy scalar; other ops expect a 0-d array.
-            return np.asarray(np.dot(a, b), dtype=dtype)
-        return _run_checked("dot", dot)
+            try:
+                r = np.dot(a, b)
+            except ValueError as err:
+                raise ValueError(f"dot: shapes {a.shape} and {b.shape} are not aligned ({err})"
+                                 ) from None
+            # vector.vector gives a numpy scalar; other ops expect a 0-d array
+            return r if r.__class__ is np.ndarray and r.dtype == dtype else \
+                np.asarray(r, dtype=dtype)
+        return dot
 
     def infer_shape(self, fgraph, node, shapes):
         sa, sb = shapes
@@ -433,6 +439,13 @@ def _dot_broadcastable(x, y) -> tuple:
 def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
     """``b * z + a * dot(x, y)`` in ``dtype``, into ``out`` when it is given (``a``/``b`` None
     for 1). ``out`` may be ``z`` itself: the product is then accumulated into it."""
+    p = None
+    if out is None and a is None and b is None:
+        # the common small case first (a loop body's bias add): the product has z's shape, so
+        # no broadcasting is involved and the sum goes into the fresh product
+        p = np.dot(x, y)
+        if p.__class__ is np.ndarray and p.dtype == dtype and p.shape == z.shape:
+            return np.add(p, z, out=p)
     pshape = x.shape[:-1] + (y.shape[:-2] + y.shape[-1:] if y.ndim > 1 else ())
     # (broadcast_shapes costs microseconds: a loop body calls this every step)
     shape = z.shape if z.shape == pshape else np.broadcast_shapes(z.shape, pshape)
@@ -451,7 +464,8 @@ def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
             y.ndim <= 2 and x.dtype == y.dtype == dtype and not np.may_share_memory(out, z):
         p = np.matmul(x, y, out=out)  # the product straight into the buffer
     else:
-        p = np.dot(x, y)
+        if p is None:
+            p = np.dot(x, y)
         if p.dtype != dtype or not isinstance(p, np.ndarray):
             p = np.asarray(p, dtype=dtype)
     if alpha != 1:

@@ -22,9 +22,9 @@ How the arguments map onto the node (the same conventions as Theano's Scan):
   each outermost variable that does not depend on the step, computed once, before the loop.
 
 The gradient (``Scan.L_op``) is another Scan running the steps in reverse (see
-``_reverse_scan``); ``Rop`` transposes it. Not yet: a loop generated as one Python function
-(the body's call per step is the cost today), rewrites of loops (invariant code motion, only
-the last state kept, merging), the gradient through ``until``, checkpoints.
+``_reverse_scan``); ``Rop`` transposes it. The node's thunk runs the steps as one generated
+function with the body's lines inlined (``loop.py``). Not yet: the gradient through ``until``,
+checkpoints, a loop in generated C.
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ from ..symbolic.graph import (
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
+from .loop import compile_steps
 
 MAP = None  # the taps of an output that is not fed back
 
@@ -149,15 +150,17 @@ class Scan(Op):
     def impl(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
         fn, = inner
         spec, name, labels = self.spec, self.name, self.labels
-        n_seqs, n_shared = spec.n_seqs, spec.n_shared
-        n_fed = self.n_fed
+        n_seqs, n_fed = spec.n_seqs, self.n_fed
         fed_taps = [taps for taps in spec.outputs if taps is not MAP]
         fed_index = [j for j, taps in enumerate(spec.outputs) if taps is not MAP]
         map_index = [j for j, taps in enumerate(spec.outputs) if taps is MAP]
         map_types = [self.inner_outputs[j].type for j in map_index]
         n_user = len(spec.outputs)
-        as_while = spec.as_while
         single = len(node.outputs) == 1
+        ins = node.inputs[1:]
+        steps_of = compile_steps(self, fn, [v.ndim for v in ins[:n_seqs]],
+                                 [v.ndim + (taps == (-1,)) for v, taps in
+                                  zip(ins[n_seqs:n_seqs + n_fed], fed_taps)])
 
         def run(n_steps, *args):
             n = int(n_steps)
@@ -172,11 +175,9 @@ class Scan(Op):
                         f"scan {name!r}: n_steps is {n} but sequence input {k} has only "
                         f"{s.shape[0]} steps (after cutting it for its taps). Give fewer "
                         "n_steps, or leave n_steps out: then the shortest sequence sets it.")
-            seq_flat = [(s, s.ndim == 1) for s in seqs]
             inits = args[n_seqs:n_seqs + n_fed]
-            shared = list(args[n_seqs + n_fed:n_seqs + n_fed + n_shared])
-            nonseqs = list(args[n_seqs + n_fed + n_shared:])
-            bufs, offsets, reads = [], [], []
+            rest = args[n_seqs + n_fed:]
+            bufs, offsets = [], []
             for k, (taps, init) in enumerate(zip(fed_taps, inits)):
                 init = np.asarray(init)
                 if taps == (-1,):
@@ -195,62 +196,21 @@ class Scan(Op):
                     buf[:offset] = init[:offset]
                 bufs.append(buf)
                 offsets.append(offset)
-                reads.extend((buf, offset + tap, buf.ndim == 1) for tap in taps)
-            shared_shapes = [np.shape(v) for v in shared]
-            maps: list = [None] * len(map_index)
-            steps = n
-            for t in range(n):
-                # a row of a vector is read as a 0-d array (s[t, ...]), not a numpy scalar,
-                # which the body's argument checks would convert through the full filter
-                ins = [s[t, ...] if flat else s[t] for s, flat in seq_flat]
-                ins += [buf[t + at, ...] if flat else buf[t + at] for buf, at, flat in reads]
-                ins += shared
-                ins += nonseqs
-                try:
-                    outs = fn(*ins)
-                except Exception as err:
-                    raise _step_error(err, f"scan {name!r}: step {t} (of {n}) failed:") from err
-                for k, buf in enumerate(bufs):
-                    value = outs[fed_index[k]]
-                    if np.shape(value) != buf.shape[1:]:
-                        raise ValueError(
-                            f"scan {name!r}: {labels[fed_index[k]]} has shape "
-                            f"{np.shape(value)} at step {t}, but the state it feeds back has "
-                            f"shape {buf.shape[1:]} (its initial value in outputs_info, or the "
-                            "previous step). A state keeps its shape from step to step.")
-                    buf[offsets[k] + t] = value
-                for k, j in enumerate(map_index):
-                    value = outs[j]
-                    if maps[k] is None:
-                        maps[k] = np.empty((n,) + np.shape(value), dtype=map_types[k].dtype)
-                    elif np.shape(value) != maps[k].shape[1:]:
-                        raise ValueError(
-                            f"scan {name!r}: {labels[j]} has shape {np.shape(value)} at step "
-                            f"{t} but {maps[k].shape[1:]} at step 0; the steps of an output "
-                            "are stacked, so they must have one shape.")
-                    maps[k][t] = value
-                for k in range(n_shared):
-                    value = outs[n_user + k]
-                    if np.shape(value) != shared_shapes[k]:
-                        raise ValueError(
-                            f"scan {name!r}: the update of shared input {k} has shape "
-                            f"{np.shape(value)} at step {t}, but the shared value has shape "
-                            f"{shared_shapes[k]}; an update inside scan keeps the shape.")
-                    shared[k] = value
-                if as_while and outs[-1]:
-                    steps = t + 1
-                    break
+            steps, done = steps_of(n, *seqs, *bufs, *offsets, *rest)
+            maps, shared = done[:len(map_index)], done[len(map_index):]
             results: list = [None] * n_user
             for k, j in enumerate(fed_index):
                 results[j] = bufs[k][offsets[k]:offsets[k] + steps]
             for k, j in enumerate(map_index):
-                if maps[k] is None:  # no step ran: the lengths not known statically are 0
+                stacked = maps[k]
+                if stacked is None:  # no step ran: the lengths not known statically are 0
                     empty = (0,) + tuple(s or 0 for s in map_types[k].shape)
-                    maps[k] = np.empty(empty, dtype=map_types[k].dtype)
-                results[j] = maps[k][:steps]
-            results += [np.array(v, copy=True) if v is args[n_seqs + n_fed + k] else v
+                    stacked = np.empty(empty, dtype=map_types[k].dtype)
+                results[j] = stacked[:steps]
+            results += [np.array(v, copy=True) if v is rest[k] else v
                         for k, v in enumerate(shared)]
             return results[0] if single else tuple(results)
+        run.steps = steps_of  # (its generated source, for tests and the curious)
         return run
 
     def infer_shape(self, fgraph, node: Apply, shapes):
@@ -296,16 +256,6 @@ class Scan(Op):
         if spec.n_shared:
             return _through_final_states(self, inputs, outputs, output_grads)
         return _reverse_scan(self, inputs, outputs, output_grads)
-
-
-def _step_error(err: Exception, head: str) -> Exception:
-    """``err`` again, its message led by ``head`` (same class where it can be rebuilt)."""
-    message = f"{head}\n{err}"
-    try:
-        new = type(err)(message)
-    except Exception:  # an exception class with other arguments
-        return RuntimeError(message)
-    return new
 
 
 # -- the scan() function ---------------------------------------------------------------------
