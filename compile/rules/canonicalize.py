@@ -266,6 +266,26 @@ def div_self_to_one(fgraph, node):
     return None
 
 
+@register("canonicalize", "eq")
+def eq_of_extremum_to_comparison(fgraph, node):
+    """eq(maximum(x, y), x) -> ge(x, y), eq(minimum(x, y), x) -> le(x, y), either operand
+    order: the gradient of relu and of every maximum/minimum asks which input won. Equal
+    everywhere, NaN (both false) and -0.0 (both true against 0.0) included, as long as the
+    extremum keeps x's dtype (no rounding of x on one side only); the comparison reads x
+    and y instead of the extremum's output, often an array written only for this."""
+    a, b = node.inputs
+    for z, x in ((a, b), (b, a)):
+        key = op_key(z)
+        if key not in ("maximum", "minimum") or z.dtype != x.dtype:
+            continue
+        p, q = z.owner.inputs
+        if x is not p and x is not q:
+            continue
+        y = q if x is p else p
+        return E["ge" if key == "maximum" else "le"](x, y)
+    return None
+
+
 @register("canonicalize", "exp")
 def exp_log_to_identity(fgraph, node):
     """exp(log(x)) -> x (Theano's rule; equal wherever log(x) is defined)"""

@@ -325,6 +325,13 @@ CASES = [
     Case("scaled_dot_add_to_gemm", "scaled_bias_row", lambda dt: _gemm_args(
         dt, lambda z, x, y, s: z[0] - s * T.dot(x, y)),
         lambda z, x, y, s: z[0] - s * (x @ y), present=("Gemm",), absent=("Dot", "sub")),
+    # (new cases go last: the audit tests draw their data in this order)
+    Case("eq_of_extremum_to_comparison", "relu_gradient",
+         lambda dt: _xy(dt, lambda x, y: T.grad((T.nnet.relu(x) * y).sum(), x)),
+         lambda x, y: y * (x >= 0), present=("ge",), absent=("maximum", "eq")),
+    Case("eq_of_extremum_to_comparison", "x_equals_minimum",
+         lambda dt: _xy(dt, lambda x, y: T.eq(x, T.minimum(y, x))),
+         lambda x, y: x <= y, present=("le",), absent=("minimum", "eq")),
 ]
 
 
@@ -716,3 +723,20 @@ def test_sigmoid_factors_that_all_cancel_leave_the_product():
     one, minus_one = f(np.array([-2.0, 0.0, 3.0]))
     np.testing.assert_allclose(one, 1.0)
     np.testing.assert_allclose(minus_one, -1.0)
+
+
+def test_eq_of_extremum_to_comparison_on_nan_and_signed_zeros():
+    """ge/le give what eq(maximum/minimum(x, y), x) gives on every special value."""
+    x, y = T.dvectors("x", "y")
+    outs = [T.eq(T.maximum(x, y), x), T.eq(x, T.maximum(y, x)), T.eq(T.minimum(x, y), x)]
+    f = theano.function([x, y], outs, mode=FAST_RUN)
+    ref = theano.function([x, y], outs, mode=NO_REWRITES)
+    assert "eq_of_extremum_to_comparison" in fired(f)
+    special = [np.nan, -0.0, 0.0, 1.0, -1.0, np.inf, -np.inf]
+    a, b = (np.array(v) for v in zip(*[(p, q) for p in special for q in special]))
+    for got, want in zip(f(a, b), ref(a, b)):
+        np.testing.assert_array_equal(got, want)
+    # a maximum upcasting x (int32 with float32 gives float64) is left alone
+    i, s = T.ivector("i"), T.fvector("s")
+    g = theano.function([i, s], T.eq(T.maximum(i, s), i), mode=FAST_RUN)
+    assert "eq_of_extremum_to_comparison" not in fired(g)
