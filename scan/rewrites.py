@@ -1,0 +1,534 @@
+"""Rewrites of scan loops (issue 9, part 4): work moves out of the loop, dead parts go.
+
+Each rule takes a ``Scan`` node of the graph being compiled apart (``_Loop``), edits its lists
+of sequences, states, outputs and non-sequences, and builds a new node through the public
+constructor. The loop body itself is not rewritten here: ``function()`` compiles it with the
+outer mode, which runs every phase on it. The rules:
+
+- ``scan_invariants_out_of_loop``: inner nodes that read only non-sequences and constants are
+  computed once, before the loop, and passed in as new non-sequences;
+- ``scan_sequence_work_before_loop``: row-wise work on the rows of step t (elementwise ops,
+  dimshuffles, ``dot(x_t, W)``) is computed over the whole sequence before the loop
+  (``dot(X, W)``, the sequence reshaped to a matrix) and read as a new sequence;
+- ``scan_unused_parts_removed``: outputs nobody reads, states that only feed themselves,
+  inputs the body does not read and inputs passed twice are dropped;
+- ``scan_loops_merged``: two loops over the same number of steps, neither reading the
+  other, become one loop.
+
+They are filed in the canonicalize phase, so what moves out of a loop meets the outer graph's
+stabilize, specialize and fusion phases (``dot(X, W) + b`` becomes a DotAdd there).
+
+A Scan node reads row t of each sequence input at step t (``scan()`` slices the sequences for
+their taps and reverses them for ``go_backwards``), so a sequence's taps and direction need no
+care here. A sequence may be longer than the number of steps: work moved before the loop
+reads ``x[:n_steps]``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..compile.fgraph import node_key
+from ..compile.rewrite import RULES, register
+from ..ops.blas import Dot, dot
+from ..ops.dimshuffle import DimShuffle, patternbroadcast, shape_padleft
+from ..ops.elemwise import Elemwise
+from ..ops.shape import Shape, reshape, shape
+from ..ops.subtensor import Subtensor
+from ..symbolic.graph import Apply, Constant, Variable, ancestors, clone_replace, toposort
+from .basic import MAP, Scan, ScanSpec
+
+PHASE = "canonicalize"
+
+
+# -- a loop taken apart ------------------------------------------------------------------------
+
+@dataclass
+class _Out:
+    """One user output: ``taps`` (MAP when not fed back), its initial value and the inner
+    inputs of its taps when fed back, its inner output and the node output it replaces."""
+
+    taps: tuple | None
+    init: Variable | None
+    tap_ins: list
+    inner: Variable
+    out: Variable | None
+    label: str
+
+
+@dataclass
+class _Shared:
+    """A state whose final value only is kept (a shared variable fn updates, a reverse loop's
+    sums): initial value, inner input, inner output, node output."""
+
+    init: Variable
+    inner_in: Variable
+    inner: Variable
+    out: Variable | None
+
+
+@dataclass
+class _Loop:
+    """A Scan node as editable lists (see ScanSpec for the layout they come from)."""
+
+    op: Scan
+    n_steps: Variable
+    seqs: list = field(default_factory=list)      # [outer, inner input]
+    outs: list = field(default_factory=list)      # _Out
+    shared: list = field(default_factory=list)    # _Shared
+    nonseqs: list = field(default_factory=list)   # [outer, inner input]
+    cond: Variable | None = None
+
+    @classmethod
+    def of(cls, node: Apply) -> _Loop:
+        op, spec = node.op, node.op.spec
+        ins, outs = op.inner_inputs, op.inner_outputs
+        loop = cls(op, node.inputs[0])
+        outer = iter(node.inputs[1:])
+        inner = iter(ins)
+        loop.seqs = [[next(outer), next(inner)] for _ in range(spec.n_seqs)]
+        n_user = len(spec.outputs)
+        fed = []
+        for j, taps in enumerate(spec.outputs):
+            tap_ins = [] if taps is MAP else [next(inner) for _ in taps]
+            o = _Out(taps, None, tap_ins, outs[j], node.outputs[j], op.labels[j])
+            loop.outs.append(o)
+            if taps is not MAP:
+                fed.append(o)
+        for o in fed:
+            o.init = next(outer)
+        loop.shared = [_Shared(next(outer), next(inner), outs[n_user + k],
+                               node.outputs[n_user + k]) for k in range(spec.n_shared)]
+        loop.nonseqs = [[next(outer), next(inner)] for _ in range(spec.n_nonseqs)]
+        loop.cond = outs[-1] if spec.as_while else None
+        return loop
+
+    # the inner graph
+    def inner_outputs(self) -> list[Variable]:
+        return ([o.inner for o in self.outs] + [s.inner for s in self.shared]
+                + ([self.cond] if self.cond is not None else []))
+
+    def inner_inputs(self) -> list[Variable]:
+        return ([i for _, i in self.seqs] + [t for o in self.outs for t in o.tap_ins]
+                + [s.inner_in for s in self.shared] + [i for _, i in self.nonseqs])
+
+    def substitute(self, replace: dict[Variable, Variable]) -> None:
+        """Swap inner variables in the body (one clone of the graph for all outputs)."""
+        new = iter(clone_replace(self.inner_outputs(), replace))
+        for o in self.outs:
+            o.inner = next(new)
+        for s in self.shared:
+            s.inner = next(new)
+        if self.cond is not None:
+            self.cond = next(new)
+
+    def build(self, name: str | None = None, labels: Sequence[str] | None = None) -> Apply:
+        """The new Scan node; each entry's ``out`` becomes the new node's output for it."""
+        op = self.op
+        spec = ScanSpec(n_seqs=len(self.seqs), outputs=tuple(o.taps for o in self.outs),
+                        n_shared=len(self.shared), n_nonseqs=len(self.nonseqs),
+                        as_while=self.cond is not None)
+        new_op = Scan(self.inner_inputs(), self.inner_outputs(), spec, name=name or op.name,
+                      labels=list(labels) if labels is not None else [o.label for o in self.outs],
+                      truncate_gradient=op.truncate_gradient, go_backwards=op.go_backwards)
+        node = new_op.make_node(self.n_steps, *[s for s, _ in self.seqs],
+                                *[o.init for o in self.outs if o.taps is not MAP],
+                                *[s.init for s in self.shared], *[s for s, _ in self.nonseqs])
+        outs = iter(node.outputs)
+        for o in self.outs:
+            o.out = next(outs)
+        for s in self.shared:
+            s.out = next(outs)
+        return node
+
+
+def _replacements(node: Apply, loop: _Loop) -> list:
+    """Build ``loop``'s node; the new outputs for ``node``'s outputs (None for one whose
+    entry was dropped). Until then each entry's ``out`` is the old node's output."""
+    entries = loop.outs + loop.shared
+    before = [e.out for e in entries]
+    loop.build()
+    new_of = {old: e.out for old, e in zip(before, entries)}
+    return [new_of.get(o) for o in node.outputs]
+
+
+# -- walks of the body ---------------------------------------------------------------------------
+
+def _eager(order: list[Apply], outputs: Iterable[Variable]) -> set[Apply]:
+    """The nodes of the body computed at every step: not only inside a lazy branch."""
+    need = set(outputs)
+    eager = set()
+    for node in reversed(order):
+        if not any(o in need for o in node.outputs):
+            continue
+        eager.add(node)
+        skip = {p for branch in node.op.branch_inputs(node) for p in branch} if node.op.lazy \
+            else ()
+        need.update(v for i, v in enumerate(node.inputs) if i not in skip)
+    return eager
+
+
+def _invariants(order: list[Apply], eager: set[Apply], fixed: set[Variable],
+                constant_work: bool = False) -> set[Variable]:
+    """The variables computed by eager nodes from ``fixed`` ones and constants alone; with
+    ``constant_work`` also those computed from constants alone (else that work stays for the
+    body's constant folding)."""
+    inv: set[Variable] = set()
+    for node in order:
+        if node not in eager or not node.inputs:
+            continue
+        reads = False
+        for i in node.inputs:
+            if i in fixed or i in inv:
+                reads = True
+            elif not isinstance(i, Constant):
+                break
+        else:
+            if reads or constant_work:
+                inv.update(node.outputs)
+    return inv
+
+
+def _frontier(order: list[Apply], moved: set[Variable], outputs: list[Variable]
+              ) -> list[Variable]:
+    """The variables of ``moved`` that something staying in the body reads, or that are
+    inner outputs, in a deterministic order."""
+    found: dict[Variable, None] = {}
+    for node in order:
+        if node.outputs[0] in moved:
+            continue
+        for i in node.inputs:
+            if i in moved:
+                found[i] = None
+    for o in outputs:
+        if o in moved:
+            found[o] = None
+    return list(found)
+
+
+def _clone_outside(outputs: list[Variable], replace: dict[Variable, Variable]) -> list[Variable]:
+    """A copy of the body's nodes between ``replace``'s keys (and constants) and
+    ``outputs``, for the outer graph. Every node is new: the outer graph's rewrites edit its
+    nodes in place, and none of them may belong to a loop body."""
+    memo = dict(replace)
+    for node in toposort(outputs, stop=memo):
+        new = node.clone_with_new_inputs([memo.get(i, i) for i in node.inputs])
+        memo.update(zip(node.outputs, new.outputs))
+    return [memo[o] for o in outputs]
+
+
+def _fresh(v: Variable) -> Variable:
+    """A new inner input standing for ``v``."""
+    return v.type(name=v.name)
+
+
+# -- rule 1: loop-invariant code motion ------------------------------------------------------------
+
+def scan_invariants_out_of_loop(fgraph, node):
+    """scan(body(x_t, h, f(W)), non_sequences=W) -> scan(body(x_t, h, V), non_sequences=f(W)):
+    work of the body that reads only non-sequences and constants is computed once, before the
+    loop"""
+    loop = _Loop.of(node)
+    outputs = loop.inner_outputs()
+    order = toposort(outputs)
+    fixed = {i for _, i in loop.nonseqs}
+    inv = _invariants(order, _eager(order, outputs), fixed)
+    if not inv:
+        return None
+    moved = _frontier(order, inv, outputs)
+    outer = _clone_outside(moved, {i: o for o, i in loop.nonseqs})
+    stand_in = {v: _fresh(v) for v in moved}
+    loop.substitute(stand_in)
+    loop.nonseqs += [[o, stand_in[v]] for v, o in zip(moved, outer)]
+    return _replacements(node, loop)
+
+
+# -- rule 2: sequence work before the loop ---------------------------------------------------
+
+def _bounding(n: Variable) -> set[Variable]:
+    """Variables ``v`` with ``n <= len(v)`` whatever the values: the sequences whose lengths
+    ``n`` is the minimum of (how ``scan()`` makes n_steps when it is not given)."""
+    out: set[Variable] = set()
+    stack = [n]
+    while stack:
+        v = stack.pop()
+        node = v.owner
+        if node is None:
+            continue
+        key = node_key(node)
+        if key == "minimum" or key.startswith("cast_int") and v.dtype in ("int64", "int32") \
+                and node.inputs[0].dtype in ("int64", "int32"):
+            stack.extend(node.inputs)
+        elif isinstance(node.op, Subtensor) and node.op.spec == (("i", 0),) and \
+                node.inputs[0].owner is not None and isinstance(node.inputs[0].owner.op, Shape):
+            out.add(node.inputs[0].owner.inputs[0])
+    return out
+
+
+def _row_node(node: Apply, kind: Callable[[Variable], str | None]) -> bool:
+    """Whether ``node`` is row-wise: applied to the stacked rows of the steps, it gives the
+    stacked results (``kind`` says "row" for a variable that is a step's row, "fixed" for one
+    that is the same at every step)."""
+    op = node.op
+    kinds = [kind(i) for i in node.inputs]
+    if None in kinds or "row" not in kinds:
+        return False
+    if isinstance(op, Elemwise):
+        # the stacked result is no larger than a stacked operand (no row broadcast against a
+        # larger non-sequence into a much larger array kept for every step)
+        out = node.outputs[0].broadcastable
+        return any(k == "row" and i.broadcastable == out for k, i in zip(kinds, node.inputs))
+    if isinstance(op, DimShuffle):
+        return True
+    if isinstance(op, Dot):
+        a, b = node.inputs
+        if kinds == ["row", "fixed"]:
+            return b.ndim in (1, 2)
+        return kinds == ["fixed", "row"] and b.ndim == 1 and a.ndim in (1, 2)
+    return False
+
+
+class _Stacker:
+    """Builds, in the outer graph, the stacked value (one row per step) of row-wise body
+    variables."""
+
+    def __init__(self, loop: _Loop, row_nodes: set[Apply], fixed_outer: Callable):
+        self.n = loop.n_steps
+        self.memo: dict[Variable, Variable] = {}
+        self.seq_outer = {inner: outer for outer, inner in loop.seqs}
+        self.row_nodes = row_nodes
+        self.fixed_outer = fixed_outer
+
+    def __call__(self, v: Variable) -> Variable:
+        got = self.memo.get(v)
+        if got is not None:
+            return got
+        if v in self.seq_outer:
+            stacked = self.seq_outer[v][:self.n]
+        else:
+            stacked = self._stack_node(v)
+        # the row's broadcast pattern, which the body's types were built with
+        want = (stacked.broadcastable[0],) + v.broadcastable
+        if stacked.broadcastable != want:
+            stacked = patternbroadcast(stacked, want)
+        self.memo[v] = stacked
+        return stacked
+
+    def _arg(self, v: Variable) -> Variable:
+        if v in self.seq_outer or (v.owner is not None and v.owner in self.row_nodes):
+            return self(v)
+        return shape_padleft(self.fixed_outer(v))  # the same for every step
+
+    def _stack_node(self, v: Variable) -> Variable:
+        node = v.owner
+        op = node.op
+        if isinstance(op, Elemwise):
+            args = [self._arg(i) for i in node.inputs]
+            return op.make_node(*args).outputs[node.outputs.index(v)]
+        if isinstance(op, DimShuffle):
+            order = (0,) + tuple("x" if d == "x" else d + 1 for d in op.new_order)
+            return DimShuffle(op.input_ndim + 1, order)(self(node.inputs[0]))
+        a, b = node.inputs
+        if self._is_row(b):  # dot(W, x_t) with x_t a vector: the rows of X times W.T
+            rows, w = self(b), self.fixed_outer(a)
+            return dot(rows, w.T if w.ndim == 2 else w)
+        rows, w = self(a), self.fixed_outer(b)
+        if rows.ndim == 2:
+            return dot(rows, w)
+        # dot of each step's matrix (or higher) with W: one product of the sequence seen as a
+        # matrix (numpy's dot of a 3-d array does not use a matrix product)
+        lengths = shape(rows)
+        lead = [lengths[d] for d in range(rows.ndim - 1)]
+        count = lead[0]
+        for n in lead[1:]:
+            count = count * n
+        flat = dot(reshape(rows, [count, lengths[rows.ndim - 1]], ndim=2), w)
+        tail = [shape(w)[1]] if w.ndim == 2 else []
+        return reshape(flat, lead + tail, ndim=len(lead) + len(tail))
+
+    def _is_row(self, v: Variable) -> bool:
+        return v in self.seq_outer or (v.owner is not None and v.owner in self.row_nodes)
+
+
+def scan_sequence_work_before_loop(fgraph, node):
+    """scan(body(dot(x_t, W), ...), sequences=X) -> scan(body(p_t, ...), sequences=dot(X, W)):
+    row-wise work on the rows of step t and non-sequences (elementwise ops, dimshuffles, dot
+    with a non-sequence) is computed over the whole sequence, before the loop"""
+    loop = _Loop.of(node)
+    if not loop.seqs:
+        return None
+    outputs = loop.inner_outputs()
+    order = toposort(outputs)
+    eager = _eager(order, outputs)
+    nonseq = {i for _, i in loop.nonseqs}
+    fixed = _invariants(order, eager, nonseq, constant_work=True) | nonseq
+    seq_index = {inner: k for k, (_, inner) in enumerate(loop.seqs)}
+    bounded = None
+
+    rows: dict[Variable, frozenset] = {}  # row-wise variable -> the sequences it reads
+    row_nodes: set[Apply] = set()
+
+    def kind(v):
+        if v in seq_index or v in rows:
+            return "row"
+        if v in fixed or isinstance(v, Constant):
+            return "fixed"
+        return None
+
+    for n in order:
+        if n not in eager or n.outputs[0] in fixed or not _row_node(n, kind):
+            continue
+        reads = frozenset().union(*[rows.get(i, frozenset({seq_index[i]}) if i in seq_index
+                                             else frozenset()) for i in n.inputs])
+        if len(reads) > 1:
+            # rows of several sequences meet: exact only when each has n_steps rows at least,
+            # else the loop's own error (too few steps) would become another one
+            if bounded is None:
+                bounded = _bounding(loop.n_steps)
+            if not all(loop.seqs[k][0] in bounded for k in reads):
+                continue
+        row_nodes.add(n)
+        for o in n.outputs:
+            rows[o] = reads
+    if not rows:
+        return None
+    moved = _frontier(order, set(rows), outputs)
+    if not moved:
+        return None
+    nonseq_outer = {i: o for o, i in loop.nonseqs}
+    cache: dict[Variable, Variable] = {}
+
+    def fixed_outer(v):
+        if isinstance(v, Constant):
+            return v
+        if v not in cache:
+            cache[v] = nonseq_outer[v] if v in nonseq_outer else \
+                _clone_outside([v], nonseq_outer)[0]
+        return cache[v]
+
+    stack = _Stacker(loop, row_nodes, fixed_outer)
+    stand_in = {v: _fresh(v) for v in moved}
+    new_seqs = [[stack(v), stand_in[v]] for v in moved]
+    loop.substitute(stand_in)
+    loop.seqs += new_seqs
+    return _replacements(node, loop)
+
+
+# -- rule 3: unused parts removed ----------------------------------------------------------------
+
+def scan_unused_parts_removed(fgraph, node):
+    """scan with outputs nobody reads, states that only feed themselves, inputs the body
+    does not read, or one outer input passed twice -> the same scan without them"""
+    loop = _Loop.of(node)
+    used = {id(e) for e in loop.outs + loop.shared if fgraph.n_clients(e.out)}
+    # a state is kept when something kept reads it; so is everything the condition reads
+    while True:
+        roots = [e.inner for e in loop.outs + loop.shared if id(e) in used]
+        if loop.cond is not None:
+            roots.append(loop.cond)
+        read = set(ancestors(roots))
+        more = {id(o) for o in loop.outs if id(o) not in used and o.taps is not MAP
+                and any(t in read for t in o.tap_ins)}
+        more |= {id(s) for s in loop.shared if id(s) not in used and s.inner_in in read}
+        if not more:
+            break
+        used |= more
+    if not used:
+        return None
+    changed = len(used) < len(loop.outs) + len(loop.shared)
+    loop.outs = [o for o in loop.outs if id(o) in used]
+    loop.shared = [s for s in loop.shared if id(s) in used]
+    # one outer variable passed twice: one inner input for both
+    same: dict[Variable, Variable] = {}
+    for entries in (loop.seqs, loop.nonseqs):
+        first: dict[tuple, Variable] = {}
+        for outer, inner in entries:
+            key = (outer, inner.type)
+            if key in first:
+                same[inner] = first[key]
+            else:
+                first[key] = inner
+    if same:
+        loop.substitute(same)
+        changed = True
+    read = set(ancestors(loop.inner_outputs()))
+    seqs = [e for e in loop.seqs if e[1] in read]
+    nonseqs = [e for e in loop.nonseqs if e[1] in read]
+    if not changed and len(seqs) == len(loop.seqs) and len(nonseqs) == len(loop.nonseqs):
+        return None
+    loop.seqs, loop.nonseqs = seqs, nonseqs
+    return _replacements(node, loop)
+
+
+# -- rule 4: loops merged --------------------------------------------------------------------------
+
+def _depends(fgraph, node: Apply, other: Apply) -> bool:
+    """Whether ``node`` reads (through the graph) an output of ``other``."""
+    return other in toposort(node.inputs, stop=fgraph.inputs)
+
+
+def scan_loops_merged(fgraph, node):
+    """scan(f, n) and scan(g, n), neither reading the other -> one scan of f and g over n"""
+    if node.op.spec.as_while:
+        return None
+    others = [c for c, i in fgraph.clients.get(node.inputs[0], ())
+              if c != "output" and i == 0 and c is not node and isinstance(c.op, Scan)
+              and not c.op.spec.as_while]
+    for other in others:
+        if _depends(fgraph, node, other) or _depends(fgraph, other, node):
+            continue
+        first, second = _Loop.of(node), _Loop.of(other)
+        # the second body gets inner inputs of its own (two loops may share them: a loop
+        # and its twin made for the gradient)
+        fresh = {v: _fresh(v) for v in second.inner_inputs()}
+        second.substitute(fresh)
+        for entries in (second.seqs, second.nonseqs):
+            for e in entries:
+                e[1] = fresh[e[1]]
+        for o in second.outs:
+            o.tap_ins = [fresh[t] for t in o.tap_ins]
+        for s in second.shared:
+            s.inner_in = fresh[s.inner_in]
+        olds = [o.out for o in second.outs + second.shared]
+        mine = [o.out for o in first.outs + first.shared]
+        # user outputs first, then final values, as the layout wants
+        merged = _Loop(first.op, first.n_steps, first.seqs + second.seqs,
+                       first.outs + second.outs, first.shared + second.shared,
+                       first.nonseqs + second.nonseqs)
+        merged.build(name=f"{node.op.name}+{other.op.name}")
+        for e, o in zip(second.outs + second.shared, olds):
+            if fgraph.n_clients(o):
+                fgraph.replace(o, e.out, "scan_loops_merged")
+        return [e.out if fgraph.n_clients(o) else None
+                for e, o in zip(first.outs + first.shared, mine)]
+    return None
+
+
+# Tried in this order on each Scan node: dropping dead parts first leaves less to move.
+RULE_FUNCTIONS = (scan_unused_parts_removed, scan_invariants_out_of_loop,
+                  scan_sequence_work_before_loop, scan_loops_merged)
+
+
+def install() -> None:
+    """File the rules in their phase (once; a second call changes nothing)."""
+    for fn in RULE_FUNCTIONS:
+        if fn not in _installed:
+            register(PHASE, "Scan")(fn)
+            _installed.append(fn)
+
+
+def uninstall() -> None:
+    """Take the rules out of the rule table again."""
+    for fn in _installed:
+        for rules in RULES.get(PHASE, {}).values():
+            while fn.rule in rules:
+                rules.remove(fn.rule)
+    _installed.clear()
+
+
+_installed: list = []
+
+
+def installed() -> bool:
+    """Whether the rules are in the rule table."""
+    return bool(_installed)
