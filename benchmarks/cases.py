@@ -536,6 +536,259 @@ def _w1_case(name: str, n: int, description: str, theon_builder, **kw) -> Case:
                 kw.pop("jax", jax_w1), rtol=W1_RTOL, atol=W1_ATOL, floor=floor_w1, **kw)
 
 
+
+# -- (e) W3: a vanilla RNN through scan (issue 9), forward and BPTT gradient ------------------
+# h_t = tanh(x_t W_in + h_{t-1} W_rec + b) from h0; loss = the states summed over steps and
+# units, averaged over the batch (so the gradients are O(1), and a float32 check means
+# something). Every implementation gets the same arrays as arguments; theon's weights are
+# inputs, not shared variables, so that JAX's jit takes the same signature.
+W3_STEPS, W3_BATCH, W3_IN, W3_HIDDEN = 100, 32, 64, 256
+W3_RTOL, W3_ATOL = 1e-3, 1e-4  # float32 through 100 steps, sums of 800k terms
+# W3b: the per-step cost of a tiny loop (one sequence, hidden 4, float64): 1,000 steps, so
+# a call's time in ms is the time of one step in us
+W3B_STEPS, W3B_IN, W3B_HIDDEN = 1000, 4, 4
+RNN_ARGS = ("x", "W_in", "W_rec", "b", "h0")
+
+
+def rnn_data(steps: int, batch: int | None, n_in: int, hidden: int, dtype: str,
+             seed: int = 0) -> dict:
+    """x (steps, [batch,] n_in), W_in, W_rec (scaled so the states neither die nor saturate),
+    b, h0 ([batch,] hidden). ``batch=None``: one sequence, vector states."""
+    rng = np.random.default_rng(seed)
+    rows = () if batch is None else (batch,)
+    data = {"x": rng.standard_normal((steps,) + rows + (n_in,)),
+            "W_in": rng.standard_normal((n_in, hidden)) / np.sqrt(n_in),
+            "W_rec": rng.standard_normal((hidden, hidden)) * (0.9 / np.sqrt(hidden)),
+            "b": rng.normal(scale=0.1, size=hidden),
+            "h0": rng.normal(scale=0.5, size=rows + (hidden,))}
+    return {k: v.astype(dtype) for k, v in data.items()}
+
+
+def w3_data() -> dict:
+    return rnn_data(W3_STEPS, W3_BATCH, W3_IN, W3_HIDDEN, "float32")
+
+
+def w3b_data() -> dict:
+    return rnn_data(W3B_STEPS, None, W3B_IN, W3B_HIDDEN, "float64")
+
+
+def _rnn_args(d) -> tuple:
+    return tuple(d[k] for k in RNN_ARGS)
+
+
+def theon_rnn_graph(dtype: str, batched: bool):
+    """(inputs [x, W_in, W_rec, b, h0], states h, loss) of the RNN through theano.scan."""
+    import theon as theano
+    import theon.tensor as T
+    x = (T.tensor3 if batched else T.matrix)("x", dtype=dtype)
+    W_in, W_rec = T.matrix("W_in", dtype=dtype), T.matrix("W_rec", dtype=dtype)
+    b = T.vector("b", dtype=dtype)
+    h0 = (T.matrix if batched else T.vector)("h0", dtype=dtype)
+
+    def step(x_t, h_tm1, W_in, W_rec, b):
+        return T.tanh(T.dot(x_t, W_in) + T.dot(h_tm1, W_rec) + b)
+
+    h, _ = theano.scan(step, sequences=x, outputs_info=h0, non_sequences=[W_in, W_rec, b])
+    loss = h.sum(axis=[0, 2]).mean() if batched else h.sum()
+    return [x, W_in, W_rec, b, h0], h, loss
+
+
+def theon_w3_forward(d):
+    import theon as theano
+    inputs, _, loss = theon_rnn_graph("float32", batched=True)
+    return Bench(theano.function(inputs, loss), _rnn_args(d))
+
+
+def theon_w3_grad_graph():
+    """(inputs, [loss, dW_in, dW_rec, db, dh0]): W3's loss and its BPTT gradient."""
+    import theon.tensor as T
+    inputs, _, loss = theon_rnn_graph("float32", batched=True)
+    return inputs, [loss] + T.grad(loss, inputs[1:])
+
+
+def theon_w3_grad(d):
+    import theon as theano
+    inputs, outputs = theon_w3_grad_graph()
+    return Bench(theano.function(inputs, outputs), _rnn_args(d))
+
+
+def theon_w3_build_and_compile(d):
+    """The scan graph, its gradient and function() together, a fresh graph each sample."""
+    import theon as theano
+
+    def build():
+        inputs, outputs = theon_w3_grad_graph()
+        return theano.function(inputs, outputs)
+    return Bench(build)
+
+
+def numpy_rnn_forward(x, W_in, W_rec, b, h0):
+    """Every state of the RNN, (steps,) + h0.shape: the input projection of all steps in one
+    matmul before the loop (as one would write it by hand), then one matmul per step."""
+    pre = np.matmul(x, W_in)
+    pre += b
+    H = np.empty(pre.shape, dtype=pre.dtype)
+    h = h0
+    for t in range(x.shape[0]):
+        a = h @ W_rec
+        a += pre[t]
+        h = np.tanh(a, out=H[t])
+    return H
+
+
+def _w3_loss(H):
+    return H.sum(axis=(0, 2)).mean(dtype=H.dtype)
+
+
+def numpy_rnn_bptt(x, W_in, W_rec, b, h0):
+    """W3's loss and its gradient with respect to W_in, W_rec, b, h0, by hand: the forward
+    loop keeps every state, the backward loop walks them in reverse; the weight gradients are
+    one matmul each over all steps."""
+    H = numpy_rnn_forward(x, W_in, W_rec, b, h0)
+    steps, batch, hidden = H.shape
+    dH = np.asarray(1 / batch, H.dtype)  # d loss / d h_t, the same for every state
+    dA = np.empty_like(H)  # d loss / d (pre-activation) per step
+    dh = np.zeros_like(h0)
+    W_rec_T = W_rec.T
+    for t in range(steps - 1, -1, -1):
+        dh += dH
+        da = np.multiply(H[t], H[t], out=dA[t])
+        np.subtract(1, da, out=da)
+        da *= dh
+        dh = da @ W_rec_T
+    flat_dA = dA.reshape(-1, hidden)
+    previous = np.concatenate([h0[None], H[:-1]]).reshape(-1, hidden)
+    dW_rec = previous.T @ flat_dA
+    dW_in = x.reshape(-1, x.shape[-1]).T @ flat_dA
+    db = flat_dA.sum(axis=0)
+    return [_w3_loss(H), dW_in, dW_rec, db, dh]
+
+
+def numpy_w3_forward(d):
+    return Bench(lambda *a: _w3_loss(numpy_rnn_forward(*a)), _rnn_args(d))
+
+
+def numpy_w3_grad(d):
+    return Bench(numpy_rnn_bptt, _rnn_args(d))
+
+
+def pytensor_rnn_graph(dtype: str, batched: bool):
+    import pytensor
+    import pytensor.tensor as pt
+    x = (pt.tensor3 if batched else pt.matrix)("x", dtype=dtype)
+    W_in, W_rec = pt.matrix("W_in", dtype=dtype), pt.matrix("W_rec", dtype=dtype)
+    b = pt.vector("b", dtype=dtype)
+    h0 = (pt.matrix if batched else pt.vector)("h0", dtype=dtype)
+    h, _ = pytensor.scan(lambda x_t, h_tm1, W_in, W_rec, b:
+                         pt.tanh(pt.dot(x_t, W_in) + pt.dot(h_tm1, W_rec) + b),
+                         sequences=x, outputs_info=h0, non_sequences=[W_in, W_rec, b])
+    loss = h.sum(axis=[0, 2]).mean() if batched else h.sum()
+    return [x, W_in, W_rec, b, h0], h, loss
+
+
+def pytensor_w3_forward(d):
+    import pytensor
+    inputs, _, loss = pytensor_rnn_graph("float32", batched=True)
+    return Bench(pytensor.function(inputs, loss), _rnn_args(d))
+
+
+def pytensor_w3_grad(d):
+    import pytensor
+    inputs, _, loss = pytensor_rnn_graph("float32", batched=True)
+    return Bench(pytensor.function(inputs, [loss] + pytensor.grad(loss, inputs[1:])),
+                 _rnn_args(d))
+
+
+def pytensor_w3_build_and_compile(d):
+    import pytensor
+
+    def build():
+        inputs, _, loss = pytensor_rnn_graph("float32", batched=True)
+        return pytensor.function(inputs, [loss] + pytensor.grad(loss, inputs[1:]))
+    return Bench(build)
+
+
+def _jax_rnn_states(x, W_in, W_rec, b, h0):
+    import jax
+    import jax.numpy as jnp
+
+    def step(h, x_t):
+        h = jnp.tanh(x_t @ W_in + h @ W_rec + b)
+        return h, h
+    return jax.lax.scan(step, h0, x)[1]
+
+
+def _jax_w3_loss(W_in, W_rec, b, h0, x):
+    return _jax_rnn_states(x, W_in, W_rec, b, h0).sum(axis=(0, 2)).mean()
+
+
+def _jax_w3_value_and_grad(W_in, W_rec, b, h0, x):
+    import jax
+    loss, grads = jax.value_and_grad(_jax_w3_loss, argnums=(0, 1, 2, 3))(W_in, W_rec, b, h0, x)
+    return (loss,) + tuple(grads)
+
+
+def _jax_rnn_args(d, dtype="float32") -> tuple:
+    """JAX's arguments in float32 (its 64-bit mode is off by default), in its order:
+    W_in, W_rec, b, h0, x."""
+    import jax.numpy as jnp
+    return tuple(jnp.asarray(d[k], dtype) for k in ("W_in", "W_rec", "b", "h0", "x"))
+
+
+def jax_w3_forward(d):
+    import jax
+    f, args = jax.jit(_jax_w3_loss), _jax_rnn_args(d)
+    return Bench(lambda: f(*args).block_until_ready())
+
+
+def jax_w3_grad(d):
+    import jax
+    f, args = jax.jit(_jax_w3_value_and_grad), _jax_rnn_args(d)
+    return Bench(lambda: [v.block_until_ready() for v in f(*args)])
+
+
+def jax_w3_compile(d):
+    import jax
+    args = _jax_rnn_args(d)
+
+    def compile_once():  # a fresh function each time: no trace or compile cache reused
+        def step(*a):
+            return _jax_w3_value_and_grad(*a)
+        return jax.jit(step).lower(*args).compile()
+    return Bench(compile_once)
+
+
+def _theon_w3b(linker: str | None):
+    def build(d):
+        import theon as theano
+        mode = None if linker is None else theano.Mode(linker=linker)
+        inputs, h, _ = theon_rnn_graph("float64", batched=False)
+        return Bench(theano.function(inputs, h, mode=mode), _rnn_args(d))
+    return build
+
+
+theon_w3b = _theon_w3b(None)              # function()'s default mode (the C backend)
+theon_w3b_numpy_path = _theon_w3b("py")   # the numpy backend
+
+
+def numpy_w3b(d):
+    return Bench(numpy_rnn_forward, _rnn_args(d))
+
+
+def pytensor_w3b(d):
+    import pytensor
+    inputs, h, _ = pytensor_rnn_graph("float64", batched=False)
+    return Bench(pytensor.function(inputs, h), _rnn_args(d))
+
+
+def jax_w3b(d):
+    import jax
+
+    def states(W_in, W_rec, b, h0, x):
+        return _jax_rnn_states(x, W_in, W_rec, b, h0)
+    f, args = jax.jit(states), _jax_rnn_args(d)
+    return Bench(lambda: f(*args).block_until_ready())
+
 CASES = [
     Case("add_scalars", "call overhead: function([a, b], a + b) on 0-d float64 arrays "
          "vs np.add(a, b)", scalar_data, theon_scalar_add, numpy_scalar_add,
@@ -572,4 +825,24 @@ CASES = [
     Case("w1_compile_cached", "the same with the compiledir an earlier process filled, in a "
          "fresh process (the disk cache: no gcc)", partial(w1_data, 1000),
          theon_w1_compile_cached, kind="compile", max_samples=3),
+    Case("w3_rnn_forward", f"W3: RNN h_t = tanh(x_t W_in + h_t-1 W_rec + b) through scan, "
+         f"hidden {W3_HIDDEN}, input {W3_IN}, batch {W3_BATCH}, {W3_STEPS} steps, float32, "
+         "forward to the loss (states summed, averaged over the batch) vs a numpy loop (input "
+         "projection hoisted into one matmul)", w3_data, theon_w3_forward, numpy_w3_forward,
+         pytensor_w3_forward, jax_w3_forward, rtol=W3_RTOL, atol=W3_ATOL),
+    Case("w3_rnn_grad", "W3's loss and its gradient w.r.t. W_in, W_rec, b, h0 (BPTT) vs "
+         "hand-written numpy BPTT (forward loop storing the states, backward loop, weight "
+         "gradients one matmul each); JAX: jax.lax.scan with value_and_grad", w3_data,
+         theon_w3_grad, numpy_w3_grad, pytensor_w3_grad, jax_w3_grad, rtol=W3_RTOL,
+         atol=W3_ATOL, budget=1.5),
+    Case("w3_rnn_compile", "W3 built and compiled cold: scan graph + T.grad + function(), a "
+         "fresh graph each sample (JAX: jit(value_and_grad).lower().compile() of a fresh "
+         "function)", w3_data, theon_w3_build_and_compile, None, pytensor_w3_build_and_compile,
+         jax_w3_compile, kind="compile", max_samples=10),
+    Case("w3b_tiny_rnn_numpy_path", f"W3b: per-step cost, RNN hidden {W3B_HIDDEN}, input "
+         f"{W3B_IN}, one float64 sequence of {W3B_STEPS} steps, forward (every state), theon on "
+         "Mode(linker='py'): a call's ms are a step's us (JAX in float32)", w3b_data,
+         theon_w3b_numpy_path, numpy_w3b, pytensor_w3b, jax_w3b),
+    Case("w3b_tiny_rnn", "W3b on function()'s default mode (the C backend): a call's ms are a "
+         "step's us", w3b_data, theon_w3b, numpy_w3b, None, jax_w3b),
 ]
