@@ -499,6 +499,10 @@ def scan_loops_merged(fgraph, node):
         for e, o in zip(second.outs + second.shared, olds):
             if fgraph.n_clients(o):
                 fgraph.replace(o, e.out, "scan_loops_merged")
+        # replacing gave every output of the new node the other loop's creation line; the
+        # node is in the graph now, so the engine's replacements will not set this one's
+        for e, o in zip(first.outs + first.shared, mine):
+            e.out.trace = o.trace
         return [e.out if fgraph.n_clients(o) else None
                 for e, o in zip(first.outs + first.shared, mine)]
     return None
