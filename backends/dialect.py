@@ -182,6 +182,10 @@ class Dialect:
     suffix: Mapping[str, str] = field(default_factory=lambda: {"float32": "f", "float64": ""})
     replace: Mapping[tuple[str, str], str] = field(default_factory=dict)
     gpu: bool = False
+    # How this dialect spells the special values that generated C names after its headers
+    # (math.h's NAN and INFINITY, stdint.h's INT64_MAX and UINT64_MAX), where it has no such
+    # headers (NVRTC has none); a name not in the table is spelled as it is.
+    constants: Mapping[str, str] = field(default_factory=dict)
 
     def ctype(self, dtype: str) -> str:
         """The C type of ``dtype``."""
@@ -206,6 +210,11 @@ class Dialect:
             raise ValueError(f"the math function {name} takes floats, not {dtype}: the row "
                              "should compute in a float dtype (c_in)")
         raise ValueError(f"{name} is neither a C99 math function nor a theon helper")
+
+    def constant(self, name: str) -> str:
+        """How this dialect writes the C constant ``name`` (``NAN``, ``INFINITY``, ``INT64_MAX``,
+        ``UINT64_MAX``)."""
+        return self.constants.get(name, name)
 
     def resolve(self, template: str, dtype: str) -> str:
         """``template`` with every call ``name(`` renamed to the function for ``dtype``."""
@@ -241,16 +250,19 @@ _CUDA_TYPES = {"bool": "bool", "int8": "signed char", "int16": "short", "int32":
                "float64": "double"}
 
 C = Dialect("C", _C_TYPES, "#include <math.h>\n#include <stdint.h>", "static inline")
+# NVRTC has no math.h or stdint.h: the special values from their bits and as literals.
+_CUDA_CONSTANTS = {"NAN": "__int_as_float(0x7fc00000)", "INFINITY": "__int_as_float(0x7f800000)",
+                   "INT64_MAX": "9223372036854775807LL", "UINT64_MAX": "18446744073709551615ULL"}
 # Not static: NVRTC warns (#177) about every static function a program leaves unused, and the
 # prelude defines each helper for every dtype of the kernels; __forceinline__ is inline, so
 # unused ones cost nothing and say nothing.
 CUDA = Dialect("CUDA", _CUDA_TYPES, "/* theon helpers, CUDA dialect */",
-               "__device__ __forceinline__", gpu=True)
+               "__device__ __forceinline__", gpu=True, constants=_CUDA_CONSTANTS)
 # float32 through the hardware intrinsics: faster, a few ulp less exact (as nvcc's
 # --use_fast_math would do).
 CUDA_FAST = Dialect("CUDA_FAST", _CUDA_TYPES, CUDA.header, CUDA.qualifier, replace={
     (n, "float32"): f"__{n}f" for n in ("exp", "log", "log2", "log10", "sin", "cos", "tan",
-                                        "pow")}, gpu=True)
+                                        "pow")}, gpu=True, constants=_CUDA_CONSTANTS)
 
 
 # -- rendering a row -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ compute an element with the same statements (``_element``); only the addressing 
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -206,6 +207,22 @@ _CUDA_INDEX = {False: ("long long", "long long", "long long"),
                True: ("unsigned int", "int", "int")}
 
 
+def _unravel(flat: str, index: str, length: str, tmp: str, ndim: int, index32: bool
+             ) -> list[str]:
+    """The statements giving the flat C-order index ``flat`` of a CUDA kernel's walk as an
+    index per dimension, ``{index}0...``, from the lengths ``{length}1...`` of the dimensions
+    after the first, the last (the fastest) first; ``tmp``: the variable dividing down."""
+    count, idx, _ = _CUDA_INDEX[bool(index32)]
+    if ndim == 1:
+        return [f"const {idx} {index}0 = " + (f"({idx}){flat};" if index32 else f"{flat};")]
+    lines = [f"{count} {tmp} = {flat};"]
+    for d in range(ndim - 1, 0, -1):
+        lines.append(f"const {idx} {index}{d} = ({idx})({tmp} % {length}{d});")
+        lines.append(f"{tmp} /= {length}{d};")
+    lines.append(f"const {idx} {index}0 = ({idx}){tmp};")
+    return lines
+
+
 def _render_cuda(graph: ScalarGraph, name: str, dialect: Dialect, *, ndim: int | None,
                  index32: bool, prelude: bool) -> str:
     """``extern "C" __global__ void name(p_0, ..., p_k, n, n_1, ..., n_{ndim-1},
@@ -228,16 +245,7 @@ def _render_cuda(graph: ScalarGraph, name: str, dialect: Dialect, *, ndim: int |
               ", ".join([f"const {count} n"] + [f"const {count} n{d}" for d in range(1, ndim)])]
     params += [", ".join(f"const {stride} s{a}_{d}" for d in range(ndim))
                for a in range(n_arrays)]
-    # the element's index in each dimension, from the last (the fastest)
-    unravel = []
-    if ndim > 1:
-        unravel.append(f"{count} r = i;")
-        for d in range(ndim - 1, 0, -1):
-            unravel.append(f"const {index} i{d} = ({index})(r % n{d});")
-            unravel.append(f"r /= n{d};")
-        unravel.append(f"const {index} i0 = ({index})r;")
-    else:
-        unravel.append(f"const {index} i0 = " + ("(int)i;" if index32 else "i;"))
+    unravel = _unravel("i", "i", "n", "r", ndim, index32)
 
     def offset(a: int) -> str:
         return " + ".join(f"i{d} * s{a}_{d}" for d in range(ndim))
@@ -558,10 +566,79 @@ def _reduce_identity(kind: str, dtype: str, initial: float | None) -> str:
     return lit.get(value, f"{value}LL" if dtype.startswith("int") else f"{value}ULL")
 
 
+@dataclass(frozen=True)
+class _Reduction:
+    """What every loop of a reduction shares, whatever its dialect: the accumulator's dtype
+    and C types, its first value, how a value is folded into it and how two accumulators
+    merge (``merge``: an expression of ``acc`` and ``x``, NaN-propagating for max and min of
+    floats, where ``nan`` says a loop also tracks whether a NaN was seen)."""
+
+    kind: str
+    acc_dtype: str
+    acc_t: str
+    out_t: str
+    nan: bool
+    identity: str  # with the initial value of max and min
+    ident_b: str  # without it
+    merge: str
+    nan_value: str
+
+    def fold(self, v: str, b: str = "b", bn: str = "bn") -> str:
+        """The statement folding the value ``v`` into the accumulator ``b`` (and whether
+        a NaN was seen, into ``bn``)."""
+        kind, acc_t, out_t = self.kind, self.acc_t, self.out_t
+        x = f"(({acc_t})(({out_t}){v}))"  # numpy casts each value to the output's dtype
+        if kind == "sum":
+            return f"{b} += {x}"
+        if kind == "prod":
+            return f"{b} *= {x}"
+        if kind == "all":
+            return f"{b} &= ({v} != 0)"
+        if kind == "any":
+            return f"{b} |= ({v} != 0)"
+        cmp = ">" if kind == "max" else "<"
+        return f"{b} = {v} {cmp} {b} ? {v} : {b}" + (f"; {bn} |= ({v} != {v})" if self.nan
+                                                     else "")
+
+
+_CONSTANT_NAMES = re.compile(r"\b(NAN|INFINITY|INT64_MAX|UINT64_MAX)\b")
+
+
+def _reduction(graph: ScalarGraph, kind: str, out_dtype: str, dialect: Dialect,
+               initial: float | None) -> _Reduction:
+    """The shared pieces of a reduction of ``graph``'s output with ``kind`` to ``out_dtype``
+    (constants spelled as ``dialect`` spells them); refuses what no loop computes."""
+    if len(graph.outputs) != 1:
+        raise ValueError("a reduction kernel reduces one output")
+    value = graph.out_dtypes[0]
+    acc_dtype = reduce_acc_dtype(kind, value, out_dtype)
+    if acc_dtype is None:
+        raise ValueError(f"no {dialect.name} reduction {kind} of {value} to {out_dtype}")
+    if initial is not None and kind not in ("max", "min"):
+        raise ValueError("an initial value is for max and min")
+    ct = dialect.ctype
+    nan = kind in ("max", "min") and value in ("float32", "float64")
+    if kind in ("max", "min"):
+        cmp = ">" if kind == "max" else "<"
+        merge = f"(x {cmp} acc ? x : acc)"
+    else:
+        merge = "(acc {} x)".format({"sum": "+", "prod": "*", "all": "&", "any": "|"}[kind])
+    if nan:  # an accumulator that is NaN stays NaN, whatever it meets
+        merge = f"(acc != acc ? acc : x != x ? x : {merge})"
+    which = out_dtype if kind in ("max", "min") else acc_dtype
+
+    def spell(text: str) -> str:
+        return _CONSTANT_NAMES.sub(lambda m: dialect.constant(m.group(1)), text)
+    return _Reduction(kind, acc_dtype, ct(acc_dtype), ct(out_dtype), nan,
+                      spell(_reduce_identity(kind, which, initial)),
+                      spell(_reduce_identity(kind, which, None)), merge, spell("NAN"))
+
+
 def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
                   dialect: Dialect = C, *, initial: float | None = None,
                   hoisted: Sequence[int] = (), hoisted_outer: Sequence[int] = (),
-                  prelude: bool = True, qualifier: str = "") -> str:
+                  prelude: bool = True, qualifier: str = "", nk: int | None = None,
+                  nr: int | None = None, index32: bool = False) -> str:
     """The source of a kernel reducing ``graph``'s single output with ``kind``.
 
     Three functions (C dialect), sharing the per-element statements of the elementwise loop
@@ -587,56 +664,31 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
     vectorises, with a copy for the case where every input is contiguous in it (``hoisted``
     inputs, ``hoisted_outer`` in ``name_outer``: stride 0)."""
     if dialect.gpu:
-        raise NotImplementedError("the CUDA dialect of a reduction is not written yet")
-    if len(graph.outputs) != 1:
-        raise ValueError("a reduction kernel reduces one output")
-    value = graph.out_dtypes[0]
-    acc_dtype = reduce_acc_dtype(kind, value, out_dtype)
-    if acc_dtype is None:
-        raise ValueError(f"no C reduction {kind} of {value} to {out_dtype}")
-    if initial is not None and kind not in ("max", "min"):
-        raise ValueError("an initial value is for max and min")
+        if hoisted or hoisted_outer or qualifier:
+            raise ValueError("hoisted, hoisted_outer and qualifier are options of the C loops "
+                             "only")
+        return _render_cuda_reduce(graph, kind, out_dtype, name, dialect, initial=initial,
+                                   nk=nk, nr=nr, index32=index32, prelude=prelude)
+    if nk is not None or nr is not None or index32:
+        raise ValueError("the C loops take their dimensions at run time, in 64-bit indices")
+    red = _reduction(graph, kind, out_dtype, dialect, initial)
     n_in = len(graph.in_dtypes)
     hoisted = frozenset(hoisted)
-    ct = dialect.ctype
-    acc_t, out_t = ct(acc_dtype), ct(out_dtype)
-    nan = kind in ("max", "min") and value in ("float32", "float64")
+    acc_dtype, acc_t, out_t, nan, fold = red.acc_dtype, red.acc_t, red.out_t, red.nan, red.fold
     cascade = kind == "sum" and acc_dtype == "float64"
-
-    def fold(v: str, b: str = "b", bn: str = "bn") -> str:
-        """The statement folding the value ``v`` into the accumulator ``b`` (and whether
-        a NaN was seen, into ``bn``)."""
-        x = f"(({acc_t})(({out_t}){v}))"  # numpy casts each value to the output's dtype
-        if kind == "sum":
-            return f"{b} += {x}"
-        if kind == "prod":
-            return f"{b} *= {x}"
-        if kind == "all":
-            return f"{b} &= ({v} != 0)"
-        if kind == "any":
-            return f"{b} |= ({v} != 0)"
-        cmp = ">" if kind == "max" else "<"
-        return f"{b} = {v} {cmp} {b} ? {v} : {b}" + (f"; {bn} |= ({v} != {v})" if nan else "")
-
     omp_op = {"sum": "+", "prod": "*", "all": "&", "any": "|", "max": "max",
               "min": "min"}[kind]
     clause = f"reduction({omp_op}:b)" + (" reduction(|:bn)" if nan else "")
     contiguous, strided, fast, hoist = _inner_loops(
         graph, dialect, lambda a, t, v: fold(v), lambda a, t, v: fold(v), hoisted,
         graph.in_dtypes)
-    identity = _reduce_identity(kind, out_dtype if kind in ("max", "min") else acc_dtype,
-                                initial)
-    ident_b = _reduce_identity(kind, out_dtype if kind in ("max", "min") else acc_dtype, None)
+    identity, ident_b, merge_expr = red.identity, red.ident_b, red.merge
     if kind in ("max", "min"):
         cmp = ">" if kind == "max" else "<"
-        merge_expr = f"(x {cmp} acc ? x : acc)"
         merge_block = f"acc = b {cmp} acc ? b : acc;" + (" an |= bn;" if nan else "")
     else:
         op = {"sum": "+", "prod": "*", "all": "&", "any": "|"}[kind]
-        merge_expr = f"(acc {op} x)"
         merge_block = f"acc = acc {op} b;"
-    if nan:  # an accumulator that is NaN stays NaN, whatever it meets
-        merge_expr = f"(acc != acc ? acc : x != x ? x : {merge_expr})"
     if cascade:
         merge_block = ("{ int64_t c = ++blocks; while ((c & 1) == 0) { b = stack[--depth] + b; "
                        "c >>= 1; } stack[depth++] = b; }")
@@ -704,7 +756,7 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
         "        }",
         "    }",
         *(["    while (depth > 0) acc = stack[--depth] + acc;"] if cascade else []),
-        *([f"    if (an) acc = ({acc_t})NAN;"] if nan else []),
+        *([f"    if (an) acc = ({acc_t}){red.nan_value};"] if nan else []),
         "    return acc;",
         "}",
         "",
@@ -764,3 +816,358 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
         "}",
         ""]
     return "\n".join(src)
+
+
+# -- the CUDA reduction --------------------------------------------------------------------
+
+# The C types of the accumulators a warp shuffle does not take: they travel as an int.
+_NARROW = frozenset(("bool", "int8", "int16", "uint8", "uint16"))
+
+
+def _cuda_tree(red: _Reduction) -> list[str]:
+    """The statements merging the accumulators ``acc`` of a group of ``group`` consecutive
+    threads (a power of two) into its first thread's: shuffles down each warp, then, for a
+    group of several warps, each warp's result through shared memory (``warps``) into the
+    group's first warp, shuffled down again. Every thread of the block runs them (the
+    shuffles name every lane, and the barriers are the block's)."""
+    narrow = red.acc_dtype in _NARROW
+
+    def shuffle(width: str) -> str:
+        if narrow:
+            return f"({red.acc_t})__shfl_down_sync(0xffffffffu, (int)acc, off, {width})"
+        return f"__shfl_down_sync(0xffffffffu, acc, off, {width})"
+    return [
+        "{",
+        "    const unsigned int width = group < 32 ? group : 32;",
+        "    for (unsigned int off = width / 2; off > 0; off /= 2) {",
+        f"        const {red.acc_t} x = {shuffle('width')};",
+        f"        acc = {red.merge};",
+        "    }",
+        "}",
+        "if (group > 32) {",
+        "    if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = acc;",
+        "    __syncthreads();",
+        "    if (lane < 32) {  /* the group's first warp */",
+        f"        acc = lane < group / 32 ? warps[threadIdx.x / 32 + lane] : {red.ident_b};",
+        "        for (unsigned int off = 16; off > 0; off /= 2) {",
+        f"            const {red.acc_t} x = {shuffle('32')};",
+        f"            acc = {red.merge};",
+        "        }",
+        "    }",
+        "    __syncthreads();  /* before warps is written again */",
+        "}"]
+
+
+def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
+                        dialect: Dialect, *, initial: float | None, nk: int | None,
+                        nr: int | None, index32: bool, prelude: bool) -> str:
+    """Two ``__global__`` kernels reducing ``graph``'s output over ``nr`` reduced dimensions
+    for each element of ``nk`` kept ones (0: one output), with 32-bit indices if ``index32``
+    (``cuda_reduce_launch`` says which variant a launch needs and gives its arguments).
+
+    ``name(p_0, ..., p_k, out, partial, n, n_1..., r, m_1..., s_0_0..., so_0..., group,
+    parts, chunk)``: the inputs' first elements, the output's, a scratch array of
+    accumulators; the number of outputs and the lengths of the kept dimensions after the
+    first; the number of reduced elements per output and the lengths of the reduced
+    dimensions after the first; each input's byte strides (kept dimensions, then reduced
+    ones), the output's (kept ones). A group of ``group`` consecutive threads (a power of
+    two dividing the block, itself a multiple of 32) computes one work item, the block's
+    groups consecutive items, and the blocks stride over the items as elementwise kernels
+    stride over elements (any grid computes them all). Item ``w`` is output ``w / parts``
+    over its reduced elements ``w % parts * chunk`` to ``+ chunk`` (C order over the reduced
+    dimensions): each thread folds every ``group``-th of them into its accumulator, with
+    the per-element statements of every other loop (``_element``), then the group merges
+    its accumulators (``_cuda_tree``: warp shuffles, shared memory across warps). With
+    ``parts`` 1 the group's first thread writes the output; else the item's accumulator
+    goes to ``partial[w]`` and ``name_merge(partial, out, n, n_1..., so_0..., group,
+    parts)`` merges each output's ``parts`` accumulators, one group per output, and writes
+    it.
+
+    Two passes, not atomics, for outputs split across blocks: the result does not depend on
+    the order in which blocks finish (float additions in another order round differently:
+    a run would not repeat its last bits), and every kind and dtype merges the same way
+    (there are no atomics for 8-bit integers, nor a NaN-propagating float maximum). The cost
+    is one small launch and ``parts`` accumulators per output.
+
+    As in the C loops: float sums accumulate in float64 (``reduce_acc_dtype``), integer sums
+    and products wrap in uint64, max and min propagate NaN (each thread notes a NaN it
+    folds; merges keep one), and an empty reduction gives the identity (a float sum's is
+    +0.0, not the -0.0 the accumulators start from so that a sum of -0.0 stays -0.0)."""
+    if nk is None or nr is None or not 0 <= nk <= MAX_DIMS or not 1 <= nr <= MAX_DIMS:
+        raise ValueError(f"a CUDA reduction is rendered for 0 to {MAX_DIMS} kept and 1 to "
+                         f"{MAX_DIMS} reduced dimensions (after collapse), got nk={nk}, "
+                         f"nr={nr}")
+    red = _reduction(graph, kind, out_dtype, dialect, initial)
+    count, _, stride = _CUDA_INDEX[bool(index32)]
+    n_in = len(graph.in_dtypes)
+    acc_t, out_t = red.acc_t, red.out_t
+    kept_lengths = [f"const {count} n"] + [f"const {count} n{d}" for d in range(1, nk)]
+    out_strides = [", ".join(f"const {stride} so_{d}" for d in range(nk))] if nk else []
+    params = [", ".join([f"const char *p{a}" for a in range(n_in)]
+                        + ["char *out", "char *partial"]),
+              ", ".join(kept_lengths),
+              ", ".join([f"const {count} r"] + [f"const {count} m{d}" for d in range(1, nr)])]
+    params += [", ".join(f"const {stride} s{a}_{d}" for d in range(nk + nr))
+               for a in range(n_in)]
+    params += out_strides + [f"const unsigned int group, const {count} parts, "
+                             f"const {count} chunk"]
+    kept = _unravel("o", "k", "n", "t", nk, index32) if nk else []
+    out_at = "out" + "".join(f" + k{d} * so_{d}" for d in range(nk))
+
+    def load(a: int, t: str) -> str:
+        offset = " + ".join(f"j{d} * s{a}_{nk + d}" for d in range(nr))
+        return f"*(const {t} *)(q{a} + {offset})"
+
+    body = _element(graph, dialect, load, lambda a, t, v: red.fold(v, "acc", "an"))
+    loop_head = ["const unsigned int lane = threadIdx.x % group, per = blockDim.x / group;"]
+    src = [dialect.prelude(sorted(set(graph.ref_dtypes) | {out_dtype, red.acc_dtype}))
+           ] if prelude else []
+    src += [
+        f"/* {kind} of {graph.expression()} */",
+        f'extern "C" __global__ void {name}(',
+        "    " + ",\n    ".join(params) + ")",
+        "{",
+        f"    __shared__ {acc_t} warps[32];",
+        *["    " + line for line in loop_head],
+        f"    const {count} items = n * parts;",
+        f"    for ({count} w0 = ({count})blockIdx.x * per; w0 < items;",
+        f"         w0 += ({count})gridDim.x * per) {{",
+        f"        const {count} w = w0 + threadIdx.x / group;",
+        "        const bool active = w < items;  /* else it folds nothing, merges only */",
+        *([f"        const {count} o = active ? w / parts : 0;"] if nk else []),
+        f"        {count} e0 = w % parts * chunk;",
+        "        if (e0 > r || !active) e0 = r;",
+        f"        const {count} e1 = r - e0 < chunk ? r : e0 + chunk;",
+        *["        " + line for line in kept],
+        *[f"        const char *q{a} = p{a}"
+          + "".join(f" + k{d} * s{a}_{d}" for d in range(nk)) + ";" for a in range(n_in)],
+        f"        {acc_t} acc = {red.identity};",
+        *(["        int an = 0;"] if red.nan else []),
+        f"        for ({count} e = e0 + lane; e < e1; e += group) {{",
+        *["            " + line for line in _unravel("e", "j", "m", "u", nr, index32) + body],
+        "        }",
+        *([f"        if (an) acc = ({acc_t}){red.nan_value};"] if red.nan else []),
+        *(["        if (r == 0) acc = 0;  /* the empty sum is +0.0 */"]
+          if kind == "sum" and red.acc_dtype in ("float32", "float64") else []),
+        *["        " + line for line in _cuda_tree(red)],
+        "        if (lane == 0 && active) {",
+        "            if (parts > 1)",
+        f"                (({acc_t} *)partial)[w] = acc;",
+        "            else",
+        f"                *({out_t} *)({out_at}) = ({out_t})acc;",
+        "        }",
+        "    }",
+        "}",
+        "",
+        f'extern "C" __global__ void {name}_merge(',
+        "    " + ",\n    ".join(["const char *partial, char *out", ", ".join(kept_lengths)]
+                                + out_strides
+                                + [f"const unsigned int group, const {count} parts"]) + ")",
+        "{",
+        f"    __shared__ {acc_t} warps[32];",
+        *["    " + line for line in loop_head],
+        f"    for ({count} w0 = ({count})blockIdx.x * per; w0 < n; w0 += ({count})gridDim.x * per) "
+        "{",
+        f"        const {count} o = w0 + threadIdx.x / group;",
+        "        const bool active = o < n;",
+        f"        {acc_t} acc = {red.identity};",
+        f"        for ({count} j = active ? lane : parts; j < parts; j += group) {{",
+        f"            const {acc_t} x = ((const {acc_t} *)partial)[o * parts + j];",
+        f"            acc = {red.merge};",
+        "        }",
+        *["        " + line for line in _cuda_tree(red)],
+        "        if (lane == 0 && active) {",
+        *["            " + line for line in kept],
+        f"            *({out_t} *)({out_at}) = ({out_t})acc;",
+        "        }",
+        "    }",
+        "}",
+        ""]
+    return "\n".join(src)
+
+
+# A CUDA reduction's launch: threads per block, reduced elements each thread should fold at
+# least (a group is sized to give it that many), blocks worth filling a GPU (an H100 runs
+# 132 SMs x 8 blocks of 256), and the most parts one output is split into.
+CUDA_REDUCE_BLOCK = 256
+CUDA_REDUCE_PER_THREAD = 8
+CUDA_REDUCE_BLOCKS = 1024
+CUDA_REDUCE_MAX_PARTS = 1024
+
+
+@dataclass(frozen=True)
+class CudaReducePass:
+    """One launch of a CUDA reduction: the kernel (``name + suffix``), its grid and block
+    (threads), and its arguments after the pointers (numpy scalars of its parameters' C
+    types). The pointers: the inputs, the output and the scratch array for ``""``; the
+    scratch array and the output for ``"_merge"``."""
+
+    suffix: str
+    grid: int
+    block: int
+    scalars: tuple[np.generic, ...]
+
+
+@dataclass(frozen=True)
+class CudaReducePlan:
+    """The launches of a reduction, in order, and how many accumulators (of
+    ``reduce_acc_dtype``) the scratch array holds (0: one pass, which never reads it; pass
+    any pointer)."""
+
+    group: int
+    parts: int
+    partials: int
+    passes: tuple[CudaReducePass, ...]
+
+
+def _pow2(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+@dataclass(frozen=True)
+class CudaReduceLaunch:
+    """How to launch a CUDA reduction of ``render_reduce(..., CUDA, nk=, nr=, index32=)`` on
+    given arrays: the kept dimensions (``nk`` of them, lengths ``kept``: ``size`` outputs)
+    and the reduced ones (``nr``, lengths ``reduced``: ``count`` elements per output), each
+    group ordered by decreasing stride and collapsed; ``strides``: each input's byte strides
+    (kept, then reduced), ``out_strides``: the output's (kept). ``size`` 0: nothing to launch.
+    ``plan`` gives the launches."""
+
+    nk: int
+    nr: int
+    index32: bool
+    size: int
+    count: int
+    kept: tuple[int, ...]
+    reduced: tuple[int, ...]
+    strides: tuple[tuple[int, ...], ...]
+    out_strides: tuple[int, ...]
+
+    def padded(self, nk: int, nr: int) -> CudaReduceLaunch:
+        """The same launch for a kernel rendered for ``nk`` kept and ``nr`` reduced dimensions,
+        at least this launch's: length-1 dimensions in front (one kernel of the most
+        dimensions serves every launch, for a few divisions more per element)."""
+        if nk < self.nk or nr < self.nr:
+            raise ValueError(f"a kernel for {nk} kept and {nr} reduced dimensions cannot take "
+                             f"{self.nk} and {self.nr}")
+        pk, pr = (0,) * (nk - self.nk), (0,) * (nr - self.nr)
+        strides = tuple(pk + s[:self.nk] + pr + s[self.nk:] for s in self.strides)
+        return CudaReduceLaunch(nk, nr, self.index32, self.size, self.count,
+                                (1,) * (nk - self.nk) + self.kept,
+                                (1,) * (nr - self.nr) + self.reduced, strides,
+                                pk + self.out_strides)
+
+    def plan(self, block: int = CUDA_REDUCE_BLOCK, *, grid: int | None = None,
+             group: int | None = None, parts: int | None = None) -> CudaReducePlan:
+        """The launches with ``block`` threads per block (a multiple of 32, at most 1024).
+        By default: groups of about ``count / CUDA_REDUCE_PER_THREAD`` threads per output
+        (a power of two, at most the block: short rows share a block, a warp, or are one
+        thread's each), and where that leaves fewer than ``CUDA_REDUCE_BLOCKS`` blocks of
+        whole-block groups with much to fold, each output split into ``parts`` (a second
+        pass merges them); ``grid``: at most 65536 blocks (the kernels stride over the
+        rest). ``grid``, ``group`` and ``parts`` may be given (tests: any of them computes
+        the same outputs)."""
+        if block % 32 or not 32 <= block <= 1024:
+            raise ValueError(f"a reduction's block is a multiple of 32 threads up to 1024, "
+                             f"got {block}")
+        r, n = self.count, self.size
+        if group is None:
+            group = min(block, _pow2(-(-r // CUDA_REDUCE_PER_THREAD)))
+        if group & (group - 1) or not 1 <= group <= block:
+            raise ValueError(f"a group is a power of two threads up to the block, got {group}")
+        per = block // group
+        if parts is None:
+            parts = 1
+            blocks = -(-n // per)
+            if group == block and blocks < CUDA_REDUCE_BLOCKS and \
+                    r >= 4 * block * CUDA_REDUCE_PER_THREAD:
+                parts = min(-(-CUDA_REDUCE_BLOCKS // blocks), CUDA_REDUCE_MAX_PARTS,
+                            r // (2 * block * CUDA_REDUCE_PER_THREAD))
+        parts = max(1, min(int(parts), max(r, 1)))
+        chunk = -(-r // parts)
+        if parts > 1:
+            parts = -(-r // chunk)  # no empty part
+        if self.index32 and n * parts > _INT32_MAX:
+            raise ValueError(f"{n} outputs in {parts} parts do not fit 32-bit indices")
+        count, stride = (np.uint32, np.int32) if self.index32 else (np.int64, np.int64)
+        kept = (count(n), *[count(k) for k in self.kept[1:]])
+        out_strides = tuple(stride(s) for s in self.out_strides)
+        first = CudaReducePass(
+            "", grid or max(1, min(-(-n * parts // per), 65536)), block,
+            (*kept, count(r), *[count(m) for m in self.reduced[1:]],
+             *[stride(s) for st in self.strides for s in st], *out_strides,
+             np.uint32(group), count(parts), count(chunk)))
+        if parts == 1:
+            return CudaReducePlan(group, 1, 0, (first,))
+        merge_group = min(block, _pow2(-(-parts // CUDA_REDUCE_PER_THREAD)))
+        merge_per = block // merge_group
+        second = CudaReducePass(
+            "_merge", grid or max(1, min(-(-n // merge_per), 65536)), block,
+            (*kept, *out_strides, np.uint32(merge_group), count(parts)))
+        return CudaReducePlan(group, parts, n * parts, (first, second))
+
+
+def _by_stride(dims: Sequence[int], strides: Sequence[Sequence[int]]) -> list[int]:
+    """``dims`` by decreasing |stride| of the first array that moves in each (stable: equal
+    strides keep their order), so that the innermost walks closest in memory."""
+    def key(d: int) -> int:
+        return -next((abs(s[d]) for s in strides if s[d]), 0)
+    return sorted(dims, key=key)
+
+
+def cuda_reduce_launch(arrays: Sequence, axis: Sequence[int], kind: str, *,
+                       initial: float | None = None, shape: Sequence[int] | None = None
+                       ) -> CudaReduceLaunch:
+    """What launching a CUDA reduction on ``arrays`` (inputs then the output; numpy-like:
+    ``shape``, ``strides``, ``ndim``) over the inputs' dimensions ``axis`` takes: the kept and
+    reduced dimensions, each ordered by decreasing stride of the inputs (the reduced elements
+    a group's threads read side by side are then close in memory) and collapsed (length 1
+    dropped, neighbours that every array steps over whole merged), and whether 32-bit
+    indices reach everything (the counts and each array's farthest byte offset fit an int;
+    a launch then splits an output into at most 2**31 / outputs parts). ``shape``: the
+    inputs' broadcast shape (default: computed). Max and min of an empty axis, with no
+    ``initial``, are refused (ValueError, as numpy refuses them) before anything launches."""
+    inputs, out = list(arrays[:-1]), arrays[-1]
+    if shape is None:
+        shape = np.broadcast_shapes(*[tuple(a.shape) for a in inputs])
+    shape = tuple(int(n) for n in shape)
+    axis = sorted({int(d) % len(shape) for d in axis}) if shape else []
+    kept_dims = [d for d in range(len(shape)) if d not in axis]
+    if tuple(out.shape) != tuple(shape[d] for d in kept_dims):
+        raise ValueError(f"the output's shape {tuple(out.shape)} is not the kept dimensions "
+                         f"of {shape} reduced over {axis}")
+    n = int(np.prod([shape[d] for d in kept_dims]))
+    r = int(np.prod([shape[d] for d in axis]))
+    if r == 0 and n and kind in ("max", "min") and initial is None:
+        raise ValueError(f"{kind} of an empty array (shape {shape}) over axes {axis} has "
+                         "no identity")
+    full = [broadcast_strides(a, shape) for a in inputs]
+    out_full = [0] * len(shape)
+    for k, d in enumerate(kept_dims):
+        out_full[d] = 0 if shape[d] == 1 else out.strides[k]
+    every = full + [tuple(out_full)]
+    groups = []
+    for dims in (kept_dims, axis):
+        dims = _by_stride([d for d in dims if shape[d] != 1], full)
+        cshape, cstrides = collapse([shape[d] for d in dims],
+                                    [[s[d] for d in dims] for s in every])
+        groups.append((cshape if dims else (), cstrides if dims else [() for _ in every]))
+    (kept, kst), (reduced, rst) = groups
+    if not reduced:  # one element per output
+        reduced, rst = (1,), [(0,) for _ in every]
+    strides = [k + q for k, q in zip(kst[:-1], rst[:-1])]
+    out_strides = kst[-1]
+    if n == 0 or r == 0:  # nothing is read: keep the strides from deciding the index width
+        strides = [(0,) * len(s) for s in strides]
+        out_strides = (0,) * len(out_strides) if n == 0 else out_strides
+    extents = [sum(max(m - 1, 0) * abs(s) for m, s in zip(kept + reduced, st))
+               for st in strides]
+    extents.append(sum(max(m - 1, 0) * abs(s) for m, s in zip(kept, out_strides)))
+    index32 = n <= _INT32_MAX and r <= _INT32_MAX and all(e <= _INT32_MAX for e in extents)
+    if len(kept) > MAX_DIMS or len(reduced) > MAX_DIMS:
+        raise ValueError(f"a kernel takes at most {MAX_DIMS} kept and {MAX_DIMS} reduced "
+                         f"dimensions once collapsed, got {len(kept)} and {len(reduced)}")
+    return CudaReduceLaunch(len(kept), len(reduced), index32, n, r, tuple(kept),
+                            tuple(reduced), tuple(tuple(s) for s in strides),
+                            tuple(out_strides))

@@ -133,13 +133,21 @@ def _compiler_version() -> str:
     return _VERSION[0]
 
 
-def build(source: str, cache: Path) -> Path:
+# Put before the kernels of a ``quick`` build: they compile without optimisation, the header
+# (the threads' scheduler, before them) with it.
+_QUICK = '#pragma GCC optimize ("O0")\n'
+
+
+def build(source: str, cache: Path, *, quick: bool = False) -> Path:
     """``source`` (CUDA kernels) compiled for the CPU into a shared library in ``cache``,
     keyed by the hash of what goes in; a process finding another building the same key waits
-    for it (flock) instead of compiling twice."""
+    for it (flock) instead of compiling twice. ``quick``: the kernels unoptimised, which
+    builds a reduction kernel about 5x faster (0.03 against 0.15 s), for tests whose arrays
+    are small."""
     if CXX is None:
         raise RuntimeError("no C++ compiler (g++) found")
-    text = source + "\n" + "".join(f"THEON_CPU_EXPORT({k})\n" for k in _KERNEL.findall(source))
+    text = (_QUICK if quick else "") + source + "\n" + "".join(
+        f"THEON_CPU_EXPORT({k})\n" for k in _KERNEL.findall(source))
     header = HEADER.read_bytes()
     key = hashlib.sha256(b"\0".join([text.encode(), header, " ".join(FLAGS).encode(),
                                      CXX.encode(), _compiler_version().encode()])

@@ -211,12 +211,20 @@ inline void resume(Block& b, int i) {
   ctx_switch(&b.sched, &b.f[i].ctx);
 }
 
-// Open the warp collective(s) of warp w whose members have all arrived.
+// Open the warp collective(s) of warp w whose members have all arrived.  Each
+// mask is checked once (the check depends only on the mask): lanes arriving one
+// by one made this cubic in the warp's size, most of a block-reduction test's time.
 inline bool try_release_warp(Block& b, int w) {
   int lo = w * warpSize, hi = std::min(b.n, lo + warpSize);
+  unsigned checked[32];
+  int n_checked = 0;
   for (int i = lo; i < hi; ++i) {
     if (b.f[i].st != AT_WARP) continue;
     unsigned m = b.f[i].mask;
+    bool again = false;
+    for (int c = 0; c < n_checked && !again; ++c) again = checked[c] == m;
+    if (again) continue;
+    checked[n_checked++] = m;
     bool all = true;
     for (int j = lo; j < hi; ++j) {
       if (!(m >> (j - lo) & 1u)) continue;

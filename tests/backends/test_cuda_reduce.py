@@ -1,0 +1,678 @@
+"""The CUDA dialect of the reduction kernels (backends/kernels.py ``render_reduce``), tested
+without a GPU the way test_cuda_kernels.py tests the elementwise ones (issue 8, part 3):
+
+1. NVRTC compiles every reduction kernel these tests create, for sm_80 and sm_90, with an
+   empty log: every kind on every dtype of the sweep, every collapsed shape the layouts
+   below give in 32- and 64-bit indices, and the reductions FAST_RUN makes of softmax,
+   log-softmax and an MLP's training step (FusedReduce nodes, plain Reduce nodes, Softmax's
+   passes), also in the fast-math dialect.
+2. g++ runs the same text on the CPU through ``cuda_cpu/`` under several launch shapes
+   (blocks of 32, 64, 256 threads; one block and many; groups of one thread, of a warp, of
+   several warps; outputs split in parts, merged by a second pass) and every result matches
+   numpy: every kind x dtype x axes (none, first, last, middle, several, all) x layout
+   (contiguous, transposed, strided and reversed, a broadcast input, size 0, size 1); NaN and
+   infinities through max and min; empty reductions; a long float32 sum against the exact
+   sum; the FAST_RUN reductions on their own layouts.
+3. On a machine with cupy and a GPU, cupy.RawKernel launches them and they match numpy.
+
+Kernels are rendered for 3 kept and 3 reduced dimensions and every launch is padded to that
+(``CudaReduceLaunch.padded``): one kernel per kind and dtype instead of one per collapsed
+shape keeps the builds short; a few kernels are rendered for every collapsed shape the
+layouts give, and run unpadded. Builds are cached as test_cuda_kernels.py caches them.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import importlib.util
+import itertools
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import theon
+import theon.tensor as T
+from theon.backends import dialect as D
+from theon.backends.kernels import (
+    CudaReduceLaunch,
+    cuda_reduce_launch,
+    reduce_acc_dtype,
+    render_reduce,
+)
+from theon.compile.mode import Mode
+from theon.ops import scalar as S
+from theon.ops.fused import ScalarGraph
+from theon.ops.fused_reduce import FusedReduce
+from theon.ops.reduce import Reduce, _acc_dtype
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# NVRTC, the CPU harness, the compile cache and the float comparison of the elementwise tests
+_elementwise = _load("theon_test_cuda_kernels_for_reduce", _HERE / "test_cuda_kernels.py")
+harness = _elementwise.harness
+ARCHS = _elementwise.ARCHS
+
+KINDS = ("sum", "prod", "max", "min", "all", "any")
+DTYPES = ("float32", "float64", "int32", "int8", "bool")
+AXES = {"none": (), "first": (0,), "last": (2,), "middle": (1,), "several": (0, 2),
+        "all": (0, 1, 2)}
+# the dimensions the sweep's kernels are rendered for: every 3-d launch pads to them
+GENERAL = (3, 3)
+# the collapsed shapes (kept, reduced) the 3-d layouts give, each rendered for the cases of
+# EXACT (kind, dtype, 32-bit indices) and run unpadded
+EXACT_SHAPES = ((0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (2, 1), (3, 1))
+EXACT = (("sum", "float32", True), ("max", "float64", False))
+
+# launch shapes: plan() arguments; any of them computes the same outputs
+LAUNCHES = ({"block": 32}, {"block": 64, "grid": 1}, {"block": 256},
+            {"block": 32, "group": 1, "grid": 1})
+# groups of several warps, outputs split in parts: for launches with few outputs (the
+# harness switches between the threads of a block at every shuffle and barrier)
+SPLIT = ({"block": 256, "group": 256, "parts": 3}, {"block": 64, "group": 64, "parts": 2,
+                                                    "grid": 1},
+         {"block": 128, "group": 64, "parts": 5, "grid": 2})
+FEW_OUTPUTS = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A reduction kernel: ``kind`` of ``graph``'s output to ``dtype``, rendered as
+    ``{name}_{nk}_{nr}_{32|64}`` for the (nk, nr, index32) in ``variants``."""
+
+    name: str
+    graph: ScalarGraph
+    kind: str
+    dtype: str
+    initial: float | None = None
+    variants: tuple[tuple[int, int, bool], ...] = ((*GENERAL, True),)
+    # where it comes from: the inputs' broadcast patterns and the axes (FAST_RUN cases)
+    patterns: tuple[tuple[bool, ...], ...] = ()
+    axis: tuple[int, ...] = ()
+    label: str = ""
+
+    @property
+    def acc_dtype(self) -> str:
+        return reduce_acc_dtype(self.kind, self.graph.out_dtypes[0], self.dtype)
+
+
+def _kernel_name(name: str, nk: int, nr: int, index32: bool) -> str:
+    return f"{name}_{nk}_{nr}_{32 if index32 else 64}"
+
+
+def _identity(dtype: str) -> ScalarGraph:
+    return ScalarGraph.of_row(S.identity, (dtype,))
+
+
+def sweep_cases() -> list[Case]:
+    """Every kind on every dtype of an identity prologue (a plain Reduce)."""
+    return [Case(f"sw_{dtype}_{kind}", _identity(dtype), kind, _acc_dtype(kind, dtype))
+            for dtype, kind in itertools.product(DTYPES, KINDS)]
+
+
+def exact_cases() -> list[Case]:
+    """Kernels rendered for every collapsed shape the layouts give, in one index width."""
+    return [Case(f"ex_{dtype}_{kind}", _identity(dtype), kind, _acc_dtype(kind, dtype),
+                 variants=tuple((nk, nr, index32) for nk, nr in EXACT_SHAPES))
+            for kind, dtype, index32 in EXACT]
+
+
+_FAST_RUN: list = []
+
+
+def fast_run_cases() -> list[Case]:
+    """The reductions of every node FAST_RUN makes of softmax, log-softmax (float32 and
+    float64) and an MLP's training step: FusedReduce nodes, plain Reduce nodes, and the
+    two reduction passes of Softmax and LogSoftmax nodes (the C backend's kernels), each
+    (graph, kind, dtype, initial) once, but for those of the sweep (a plain max or sum).
+    Each is rendered for the most dimensions its arrays collapse to, in both index
+    widths."""
+    if _FAST_RUN:
+        return _FAST_RUN
+    py = Mode(linker="py")  # the rewrites only: no C kernels compiled in the background
+    found = []
+
+    def take(label, inputs, outputs, updates=()):
+        f = theon.function(inputs, outputs, updates=list(updates), mode=py)
+        for node in f.maker.fgraph.toposort():
+            op = node.op
+            patterns = tuple(i.type.broadcastable for i in node.inputs)
+            if isinstance(op, FusedReduce):
+                found.append((label, op.graph, op.kind, op.dtype, op.initial, patterns,
+                              op.axis))
+            elif type(op) is Reduce and op.axis:
+                found.append((label, _identity(node.inputs[0].dtype), op.kind, op.dtype,
+                              op.initial, patterns, op.axis))
+            elif type(op).__name__ in ("Softmax", "LogSoftmax"):
+                dtype = node.inputs[0].dtype
+                axes = op.axis if isinstance(op.axis, tuple) else (op.axis,)
+                reduced = tuple(True if d in axes else b for d, b in enumerate(patterns[0]))
+                denominator, _ = op.passes(dtype)
+                found.append((label, _identity(dtype), "max", dtype, None, patterns, axes))
+                found.append((label, denominator, "sum", dtype, None,
+                              (patterns[0], reduced), axes))
+
+    old = theon.config.floatX
+    try:
+        for floatX in ("float32", "float64"):
+            theon.config.floatX = floatX
+            x = T.matrix("x")
+            shifted = x - x.max(axis=1, keepdims=True)
+            e = T.exp(shifted)
+            take("softmax", [x], [e / e.sum(axis=1, keepdims=True), T.nnet.softmax(x)])
+            take("log-softmax", [x], [shifted - T.log(e.sum(axis=1, keepdims=True)),
+                                      T.nnet.log_softmax(x)])
+        theon.config.floatX = "float32"
+        x, y = T.fmatrix("x"), T.ivector("y")
+        rng = np.random.default_rng(0)
+        params = [theon.shared(rng.normal(size=(4, 8)).astype("float32"), name="W1"),
+                  theon.shared(np.zeros(8, "float32"), name="b1"),
+                  theon.shared(rng.normal(size=(8, 3)).astype("float32"), name="W2"),
+                  theon.shared(np.zeros(3, "float32"), name="b2")]
+        W1, b1, W2, b2 = params
+        hidden = T.nnet.relu(T.dot(x, W1) + b1)
+        p = T.nnet.softmax(T.dot(hidden, W2) + b2)
+        loss = T.nnet.categorical_crossentropy(p, y).mean()
+        grads = T.grad(loss, params)
+        take("MLP step", [x, y], [loss, hidden],
+             [(w, w - np.float32(0.1) * g) for w, g in zip(params, grads)])
+    finally:
+        theon.config.floatX = old
+    seen = {(c.graph, c.kind, c.dtype, c.initial) for c in sweep_cases()}
+    for label, graph, kind, dtype, initial, patterns, axis in found:
+        if (graph, kind, dtype, initial) in seen:
+            continue
+        seen.add((graph, kind, dtype, initial))
+        shape = (len(patterns[0]) - len(axis), max(len(axis), 1))
+        _FAST_RUN.append(Case(f"fr{len(_FAST_RUN)}", graph, kind, dtype, initial,
+                              variants=((*shape, True), (*shape, False)), patterns=patterns,
+                              axis=axis, label=label))
+    return _FAST_RUN
+
+
+def _math(case: Case) -> bool:
+    """Whether the prologue calls a math function (what the fast-math dialect changes)."""
+    return any(op.name in ("exp", "log") for op, _ in case.graph.steps)
+
+
+def programs(dialect=D.CUDA) -> list[tuple[str, list[str], list[str]]]:
+    """(label, dtypes, kernel sources) of every reduction kernel the tests create, in a few
+    programs: the sweep one per dtype, the unpadded shapes one, the FAST_RUN reductions
+    one (only these in another dialect)."""
+    groups = [(f"sweep {dtype}", [c for c in sweep_cases() if c.graph.in_dtypes[0] == dtype])
+              for dtype in DTYPES]
+    groups += [("every collapsed shape", exact_cases()), ("FAST_RUN", fast_run_cases())]
+    if dialect is not D.CUDA:
+        groups = [(f"FAST_RUN, {dialect.name}",
+                   [dataclasses.replace(c, variants=c.variants[:1]) for c in fast_run_cases()
+                    if _math(c)])]
+    out = []
+    for label, cases in groups:
+        dtypes = sorted({d for c in cases for d in (*c.graph.ref_dtypes, c.dtype, c.acc_dtype)})
+        kernels = [render_reduce(c.graph, c.kind, c.dtype, _kernel_name(c.name, nk, nr, i32),
+                                 dialect, initial=c.initial, nk=nk, nr=nr, index32=i32,
+                                 prelude=False)
+                   for c in cases for nk, nr, i32 in c.variants]
+        out.append((label, dtypes, kernels))
+    return out
+
+
+# -- running a reduction -----------------------------------------------------------------------
+
+def reduce_on(get, case: Case, arrays, axis, *, pad=GENERAL, index32: bool | None = None,
+              launch=LAUNCHES[0], xp=np, check_launch=None):
+    """``case``'s reduction of ``arrays`` over ``axis`` by its kernels (``get(name)``: a
+    function of a CpuModule or a cupy.RawModule): the launch ``cuda_reduce_launch`` gives,
+    in 64-bit indices if ``index32`` is False, padded to ``pad`` dimensions (None: the
+    kernel of the launch's own; "case": the case's first variant), planned with
+    ``launch``'s arguments."""
+    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    kept = tuple(n for d, n in enumerate(shape) if d not in axis)
+    out = xp.empty(kept, dtype=case.dtype)
+    lay = cuda_reduce_launch([*arrays, out], axis, case.kind, initial=case.initial)
+    if check_launch:
+        check_launch(lay)
+    if not lay.size:
+        return out
+    if index32 is not None:
+        assert lay.index32 or not index32
+        lay = dataclasses.replace(lay, index32=index32)
+    if pad == "case":
+        pad = case.variants[0][:2]
+    if pad:
+        lay = lay.padded(*pad)
+    plan = lay.plan(**launch)
+    partial = xp.empty(max(plan.partials, 1), dtype=case.acc_dtype)
+    for step in plan.passes:
+        kernel = get(_kernel_name(case.name, lay.nk, lay.nr, lay.index32) + step.suffix)
+        pointers = [*arrays, out, partial] if step.suffix == "" else [partial, out]
+        kernel((step.grid,), (step.block,), (*pointers, *step.scalars))
+    return out
+
+
+def numpy_reduce(kind: str, values: np.ndarray, axis, dtype: str, initial=None) -> np.ndarray:
+    fn = getattr(np, kind)
+    with np.errstate(all="ignore"):
+        if kind in ("sum", "prod"):
+            return np.asarray(fn(values, axis=axis, dtype=dtype))
+        if initial is not None:
+            return np.asarray(fn(values, axis=axis, initial=initial))
+        return np.asarray(fn(values, axis=axis))
+
+
+def check(got, want, kind: str, values: np.ndarray, axis, where: str, ulps: int = 0) -> None:
+    """Exact, except float sums (within 16 eps of the sum of the absolute values: numpy sums
+    pairwise in the input's dtype, the kernels in float64 in another order), float products
+    (16 eps times sqrt(terms): rounding errors like a random walk) and, with ``ulps``, float
+    values of a prologue numpy computes with other math functions."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, \
+        f"{where}: {got.shape} {got.dtype}, numpy {want.shape} {want.dtype}"
+    if want.dtype.kind != "f":
+        np.testing.assert_array_equal(got, want, err_msg=where)
+        return
+    eps = np.finfo(want.dtype).eps
+    with np.errstate(all="ignore"):
+        if kind == "sum":
+            tol = 16 * eps * np.sum(np.abs(values.astype("float64")), axis=axis)
+        elif kind == "prod":
+            n = max(values.size // max(want.size, 1), 1)
+            tol = 16 * eps * np.abs(want.astype("float64")) * math.sqrt(n)
+        else:
+            tol = ulps * np.spacing(np.abs(want))
+        ok = (got == want) | (np.isnan(got) & np.isnan(want)) | (np.abs(got - want) <= tol)
+    assert ok.all(), f"{where}: CUDA {got[~ok][:5]}, numpy {want[~ok][:5]}"
+
+
+def values(rng, dtype: str, shape) -> np.ndarray:
+    """Values whose products stay finite: floats near +-1 (some exactly 1), small integers,
+    bools mostly true."""
+    if dtype == "bool":
+        return rng.random(shape) < 0.7
+    if dtype.startswith("float"):
+        v = rng.uniform(0.8, 1.25, shape) * rng.choice([1.0, 1.0, -1.0], shape)
+        v[rng.random(shape) < 0.1] = 1.0
+        return v.astype(dtype)
+    return rng.integers(-3, 4, shape, endpoint=True).astype(dtype)
+
+
+def layouts(rng, dtype: str):
+    """(label, a 3-d array) in every layout a kernel must take."""
+    base = values(rng, dtype, (5, 6, 7))
+    yield "contiguous", base
+    yield "transposed", np.ascontiguousarray(base.transpose(2, 1, 0)).transpose(2, 1, 0)
+    yield "strided, reversed", values(rng, dtype, (10, 6, 15))[::2, ::-1, ::-2]
+    yield "broadcast", np.broadcast_to(base[:, :1, :], (5, 6, 7))
+    yield "size 0 first", base[:0]
+    yield "size 0 last", base[:, :, :0]
+    yield "size 1", base[:1, :1, :1]
+    yield "size 1 middle", base[:, :1, :]
+
+
+def _empty_max(kind: str, a: np.ndarray, axis, initial=None) -> bool:
+    """Whether numpy (and the launch helper) refuse this reduction: max or min over an
+    empty axis with outputs to give."""
+    kept = [n for d, n in enumerate(a.shape) if d not in axis]
+    return kind in ("max", "min") and initial is None and a.size == 0 and \
+        math.prod(kept) > 0
+
+
+# -- 1. NVRTC ------------------------------------------------------------------------------------
+
+def test_every_reduction_kernel_compiles_with_nvrtc_for_sm80_and_sm90_without_warnings(
+        request, tmp_path_factory):
+    nvrtc = _elementwise._nvrtc()
+    jobs = [(label, dialect.prelude(dtypes) + "\n".join(kernels), (f"-arch={arch}",))
+            for dialect in (D.CUDA, D.CUDA_FAST)
+            for label, dtypes, kernels in programs(dialect) for arch in ARCHS]
+    results = _elementwise._compile_all(
+        nvrtc, jobs, _elementwise._cache_dir(request, tmp_path_factory, "theon_nvrtc"))
+    bad = [f"{label} {options}: {'compiled' if ok else 'FAILED'} with log:\n{log[:3000]}"
+           for label, options, ok, log in results if not ok or log.strip()]
+    assert not bad, "\n\n".join(bad)
+    assert len(results) == 2 * (len(DTYPES) + 3)
+
+
+def test_the_fast_run_reductions_are_found():
+    cases = fast_run_cases()
+    assert {c.label for c in cases} == {"softmax", "log-softmax", "MLP step"}
+    assert {c.kind for c in cases} == {"sum", "max"}
+    assert any(c.initial is not None for c in cases)  # logsumexp's max, -inf when empty
+    prologues = [c for c in cases if len(c.graph.steps) > 1 or len(c.graph.in_dtypes) > 1]
+    assert len(prologues) >= 2  # sum(exp(x - m)), float32 and float64
+    assert {c.graph.out_dtypes[0] for c in cases} == {"float32", "float64"}
+
+
+def test_a_reduction_kernel_spills_nothing():
+    """ptxas's report through NVRTC: the general kernel (3 + 3 dimensions, a float64
+    accumulator, 32 accumulators of shared memory) keeps everything in registers."""
+    nvrtc = _elementwise._nvrtc()
+    case = sweep_cases()[0]
+    source = render_reduce(case.graph, case.kind, case.dtype, "k", D.CUDA, nk=3, nr=3,
+                           index32=True)
+    ok, log, _ = nvrtc.compile(source, ("-arch=sm_90", "-Xptxas=-v"))
+    assert ok, log
+    assert log.count("0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads") == 2, log
+    assert "256 bytes smem" in log, log  # warps[32] of double
+
+
+# -- 2. the same text on the CPU -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cpu(request, tmp_path_factory):
+    """get(name): a kernel of the CPU build of every program, in two translation units
+    built side by side."""
+    if harness.CXX is None:
+        pytest.skip("no C++ compiler (g++) to run CUDA text on the CPU")
+    if not theon.config.cxx:
+        pytest.skip("config.cxx is empty: this run stands for a machine without a compiler")
+    kernels = [k for _, _, ks in programs() for k in ks]
+    half = len(kernels) // 2
+    sources = [D.CUDA.prelude() + "\n".join(part) for part in (kernels[:half], kernels[half:])]
+    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        libs = list(pool.map(lambda s: harness.build(s, cache, quick=True), sources))
+    modules = [harness.CpuModule(lib) for lib in libs]
+
+    def get(name: str):
+        for module in modules:
+            try:
+                return module.get_function(name)
+            except AttributeError:
+                continue
+        raise KeyError(name)
+    return SimpleNamespace(get=get)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_kind_axes_and_layout_matches_numpy(cpu, dtype):
+    """Every kind x axes x layout of ``dtype``, each under two of the launch shapes (in
+    turn), and under a split one where it has few outputs."""
+    rng = np.random.default_rng(list(DTYPES).index(dtype))
+    cases = [c for c in sweep_cases() if c.graph.in_dtypes[0] == dtype]
+    turn = itertools.count()
+    for (label, a), case, (axes, axis) in itertools.product(layouts(rng, dtype), cases,
+                                                            AXES.items()):
+        where = f"{case.kind} of {dtype} over {axes} axes {axis}, {label} {a.shape}"
+        if _empty_max(case.kind, a, axis):
+            with pytest.raises(ValueError, match="has no identity"):
+                reduce_on(cpu.get, case, [a], axis)
+            continue
+        want = numpy_reduce(case.kind, a, axis, case.dtype)
+        k = next(turn)
+        launches = [LAUNCHES[k % len(LAUNCHES)], LAUNCHES[(k + 1) % len(LAUNCHES)]]
+        if 0 < want.size <= FEW_OUTPUTS:
+            launches.append(SPLIT[k % len(SPLIT)])
+        for launch in launches:
+            got = reduce_on(cpu.get, case, [a], axis, launch=launch)
+            check(got, want, case.kind, a, axis, f"{where}, {launch}")
+
+
+def test_every_collapsed_shape_runs_unpadded_in_32_and_64_bit_indices(cpu):
+    """The kernels rendered for the launch's own dimensions, which is how a backend would
+    launch them: every collapsed shape the layouts give, a sum in 32-bit indices, a max in
+    64-bit ones."""
+    rng = np.random.default_rng(7)
+    seen = set()
+    for case in exact_cases():
+        dtype = case.graph.in_dtypes[0]
+        for (label, a), axis in itertools.product(layouts(rng, dtype), AXES.values()):
+            if _empty_max(case.kind, a, axis):
+                continue
+            want = numpy_reduce(case.kind, a, axis, case.dtype)
+            index32 = case.variants[0][2]
+            for launch in LAUNCHES[:3] + SPLIT[:1]:
+                if launch in SPLIT and want.size > FEW_OUTPUTS:
+                    continue
+                got = reduce_on(cpu.get, case, [a], axis, pad=None, index32=index32,
+                                launch=launch,
+                                check_launch=lambda lay: seen.add((lay.nk, lay.nr)))
+                check(got, want, case.kind, a, axis,
+                      f"{case.kind} {label} {axis} index32={index32} {launch}")
+    assert seen == set(EXACT_SHAPES)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_and_min_propagate_nan_and_keep_infinities(cpu, dtype):
+    a = values(np.random.default_rng(3), dtype, (4, 5, 70))
+    a[0, 1, 3] = np.nan
+    a[1, :, 5] = np.inf
+    a[2, 2, :] = -np.inf
+    a[3, 4, 69] = np.nan
+    a[3, 0, 0] = np.inf
+    a[3, 0, 1] = -np.inf
+    a[2, 3, :] = np.nan  # a row of NaN only
+    cases = [c for c in sweep_cases() if c.graph.in_dtypes[0] == dtype]
+    for case, axis, launch in itertools.product(cases, AXES.values(), LAUNCHES + SPLIT[:1]):
+        if launch in SPLIT and math.prod(n for d, n in enumerate(a.shape) if d not in axis) \
+                > 20:
+            continue
+        want = numpy_reduce(case.kind, a, axis, case.dtype)
+        got = reduce_on(cpu.get, case, [a], axis, launch=launch)
+        check(got, want, case.kind, a, axis, f"{case.kind} {axis} {launch}")
+
+
+def test_empty_reductions_give_the_identity_or_are_refused(cpu):
+    """An empty reduced range: the identity (+0.0 for a float sum, whose accumulators start
+    at -0.0), the initial value of a max that has one, or, for max and min without one,
+    ValueError before anything launches. No outputs: nothing launches."""
+    for case in sweep_cases():
+        dtype = case.graph.in_dtypes[0]
+        a = np.zeros((3, 0, 4), dtype)
+        if case.kind in ("max", "min"):
+            with pytest.raises(ValueError, match=f"{case.kind} of an empty array"):
+                reduce_on(cpu.get, case, [a], (1,))
+            assert reduce_on(cpu.get, case, [a], (0,)).shape == (0, 4)
+            continue
+        for launch in LAUNCHES[:3]:
+            got = reduce_on(cpu.get, case, [a], (1,), launch=launch)
+            want = numpy_reduce(case.kind, a, (1,), case.dtype)
+            check(got, want, case.kind, a, (1,), f"{case.kind} of {dtype}")
+            if case.kind == "sum" and dtype.startswith("float"):
+                assert not np.signbit(got).any()
+    # a sum of negative zeros stays -0.0, as numpy's does
+    case = next(c for c in sweep_cases() if c.name == "sw_float64_sum")
+    got = reduce_on(cpu.get, case, [np.full((2, 3, 4), -0.0)], (1,))
+    assert np.signbit(got).all()
+    # logsumexp's max: -inf for an empty row
+    case = next(c for c in fast_run_cases() if c.initial is not None)
+    got = reduce_on(cpu.get, case, [np.zeros((3, 0), case.dtype)], case.axis, pad="case")
+    np.testing.assert_array_equal(got, np.full(3, -np.inf, case.dtype))
+
+
+def test_a_long_float32_sum_splits_in_parts_and_is_as_close_as_numpys(cpu):
+    """One output over many elements: the default plan splits it across blocks and merges
+    the parts in a second pass; float32 accumulates in float64, so the result is within an
+    ulp of the exact sum (numpy's pairwise float32 sum is a few ulps off)."""
+    case = next(c for c in sweep_cases() if c.name == "sw_float32_sum")
+    rng = np.random.default_rng(11)
+    a = (rng.random((4, 25, 300)) * 100).astype("float32")
+    lay = cuda_reduce_launch([a, np.empty((), "float32")], (0, 1, 2), "sum")
+    plan = lay.padded(*GENERAL).plan(256)
+    assert plan.parts > 1 and len(plan.passes) == 2 and plan.group == 256, plan
+    got = reduce_on(cpu.get, case, [a], (0, 1, 2), launch={"block": 256})
+    exact = math.fsum(a.astype("float64").ravel().tolist())
+    ulp = float(np.spacing(np.float32(exact)))
+    ours, theirs = abs(float(got) - exact) / ulp, abs(float(a.sum()) - exact) / ulp
+    assert ours <= 1.0 and ours <= theirs + 1.0, (ours, theirs)
+
+
+def _fast_run_arrays(rng, case: Case):
+    """(label, inputs) for a FAST_RUN case: its inputs' broadcast patterns, on shapes of its
+    rank in several layouts, values around 0 (exp stays finite)."""
+    ndim = len(case.patterns[0])
+
+    def make(shape, k, order="C"):
+        dims = tuple(1 if b else n for b, n in zip(case.patterns[k], shape[-ndim:]))
+        x = (rng.normal(size=dims) * 3).astype(case.graph.in_dtypes[k])
+        return np.asfortranarray(x) if order == "F" else x
+
+    n = len(case.patterns)
+    yield "contiguous", [make((6, 7), k) for k in range(n)]
+    yield "transposed", [make((6, 7), k, "F") for k in range(n)]
+    yield "strided, reversed", [make((12, 14), k)[(slice(None, None, -2),) * ndim]
+                                if not any(case.patterns[k]) else make((6, 7), k)
+                                for k in range(n)]
+    yield "short rows, many", [make((40, 3), k) for k in range(n)]
+    yield "size 1", [make((1, 1), k) for k in range(n)]
+    yield "size 0", [make((0, 5), k) for k in range(n)]
+
+
+def test_fast_run_reductions_match_numpy_on_their_layouts(cpu):
+    """The reductions FAST_RUN makes of softmax, log-softmax and an MLP: the prologue (with
+    its broadcast inputs) computed as numpy computes it, then reduced."""
+    rng = np.random.default_rng(5)
+    for case in fast_run_cases():
+        for label, arrays in _fast_run_arrays(rng, case):
+            prologue, = _elementwise.reference(case.graph, arrays)
+            if _empty_max(case.kind, prologue, case.axis, case.initial):
+                continue
+            want = numpy_reduce(case.kind, prologue, case.axis, case.dtype, case.initial)
+            for index32, launch in ((True, LAUNCHES[0]), (True, LAUNCHES[2]),
+                                    (False, LAUNCHES[1])):
+                got = reduce_on(cpu.get, case, arrays, case.axis, pad="case",
+                                index32=index32, launch=launch)
+                check(got, want, case.kind, prologue, case.axis,
+                      f"{case.label}: {case.kind} of {case.graph.expression()} over "
+                      f"{case.axis}, {label}, index32={index32} {launch}", ulps=8)
+
+
+# -- the host side ---------------------------------------------------------------------------------
+
+def _array(shape, strides):
+    return SimpleNamespace(shape=tuple(shape), strides=tuple(strides), ndim=len(shape))
+
+
+def test_cuda_reduce_launch_orders_collapses_and_picks_the_index_width():
+    # a C-order (4, 5, 6) array over its middle axis: kept (4, 6), reduced (5,)
+    x = _array((4, 5, 6), (240, 48, 8))
+    lay = cuda_reduce_launch([x, _array((4, 6), (48, 8))], (1,), "sum")
+    assert (lay.nk, lay.nr, lay.size, lay.count) == (2, 1, 24, 5)
+    assert lay.kept == (4, 6) and lay.strides == ((240, 8, 48),) and lay.out_strides == (48, 8)
+    assert lay.index32
+    # over the first and last axes of its transpose: the kept and the reduced dimensions each
+    # by decreasing stride (the innermost reduced one closest in memory), then collapsed
+    t = _array((6, 5, 4), (8, 48, 240))
+    lay = cuda_reduce_launch([t, _array((5,), (8,))], (0, 2), "max")
+    assert (lay.nk, lay.nr, lay.reduced, lay.strides) == (1, 2, (4, 6), ((48, 240, 8),))
+    # everything: no kept dimension, one reduced of 120 elements
+    lay = cuda_reduce_launch([x, _array((), ())], (0, 1, 2), "sum")
+    assert (lay.nk, lay.nr, lay.kept, lay.reduced, lay.out_strides) == (0, 1, (), (120,), ())
+    # no axis: one element per output
+    lay = cuda_reduce_launch([x, _array((4, 5, 6), (240, 48, 8))], (), "sum")
+    assert (lay.nk, lay.nr, lay.count, lay.reduced) == (1, 1, 1, (1,))
+    # broadcast inputs: stride 0, never farther than their first element
+    b = _array((1, 2 ** 20), (0, 1))
+    lay = cuda_reduce_launch([b, _array((2 ** 11, 2 ** 20), (2 ** 20, 1)),
+                              _array((2 ** 11,), (1,))], (1,), "sum")
+    assert lay.index32 and lay.strides[0] == (0, 1)
+    # far apart: 64-bit indices
+    far = cuda_reduce_launch([_array((3, 4), (2 ** 30, 1)), _array((3,), (1,))], (1,), "sum")
+    assert not far.index32
+    # the output's shape must be the kept dimensions
+    with pytest.raises(ValueError, match="kept dimensions"):
+        cuda_reduce_launch([x, _array((4, 5), (40, 8))], (1,), "sum")
+    # max and min of an empty axis: refused, unless there is nothing to compute
+    e = _array((3, 0), (0, 8))
+    with pytest.raises(ValueError, match="max of an empty array"):
+        cuda_reduce_launch([e, _array((3,), (8,))], (1,), "max")
+    assert cuda_reduce_launch([e, _array((3,), (8,))], (1,), "max", initial=-np.inf).count == 0
+    assert cuda_reduce_launch([e, _array((0,), (8,))], (0,), "min").size == 0
+    empty = cuda_reduce_launch([e, _array((3,), (8,))], (1,), "sum")
+    assert empty.count == 0 and empty.size == 3
+
+
+def test_plan_sizes_groups_and_splits_long_outputs():
+    def plan(n, r, **kw):
+        lay = CudaReduceLaunch(1, 1, True, n, r, (n,), (r,), ((r * 4, 4),), (4,))
+        return lay.plan(**kw)
+
+    short = plan(1000, 10)  # rows of 10: two threads each, 128 outputs a block
+    assert (short.group, short.parts, short.partials) == (2, 1, 0)
+    assert short.passes[0].grid == 8 and short.passes[0].block == 256
+    wide = plan(1000, 5000)  # many long rows: a block each
+    assert (wide.group, wide.parts, wide.passes[0].grid) == (256, 1, 1000)
+    few = plan(2, 10 ** 6)  # two long rows: split, merged by a second pass
+    assert few.group == 256 and few.parts > 1 and few.partials == 2 * few.parts
+    first, second = few.passes
+    assert (first.suffix, second.suffix) == ("", "_merge")
+    assert first.grid == 2 * few.parts
+    assert [type(s) for s in second.scalars] == [np.uint32, np.int32, np.uint32, np.uint32]
+    forced = plan(3, 10, group=64, parts=4, grid=1, block=64)
+    assert (forced.group, forced.parts) == (64, 4) and forced.passes[0].grid == 1
+    assert plan(3, 10, parts=50).parts == 10  # no part without an element
+    with pytest.raises(ValueError, match="multiple of 32"):
+        plan(3, 10, block=48)
+    with pytest.raises(ValueError, match="power of two"):
+        plan(3, 10, group=3)
+    lay = CudaReduceLaunch(1, 1, True, 3, 4, (3,), (4,), ((16, 4),), (4,)).padded(3, 2)
+    assert (lay.kept, lay.reduced, lay.strides, lay.out_strides) == (
+        (1, 1, 3), (1, 4), ((0, 0, 16, 0, 4),), (0, 0, 4))
+
+
+def test_cuda_reductions_are_rendered_for_one_shape_and_index_width():
+    graph = _identity("float32")
+    text = render_reduce(graph, "sum", "float32", "s", D.CUDA, nk=0, nr=1, index32=True)
+    assert 'extern "C" __global__ void s(' in text and 'void s_merge(' in text
+    assert "double acc" in text  # a float32 sum accumulates in float64
+    assert "so_0" not in text  # no kept dimension: the output is one element
+    wide = render_reduce(graph, "max", "float32", "m", D.CUDA, nk=2, nr=2, prelude=False)
+    assert "const long long so_1" in wide and "theon_" not in wide
+    assert "NAN" not in wide and "INFINITY" not in wide  # NVRTC has no math.h
+    with pytest.raises(ValueError, match="kept and"):
+        render_reduce(graph, "sum", "float32", "k", D.CUDA)
+    with pytest.raises(ValueError, match="C loops only"):
+        render_reduce(graph, "sum", "float32", "k", D.CUDA, nk=1, nr=1, hoisted=(0,))
+    with pytest.raises(ValueError, match="at run time"):
+        render_reduce(graph, "sum", "float32", "k", D.C, nk=1, nr=1)
+    with pytest.raises(ValueError, match="no CUDA reduction"):
+        render_reduce(graph, "max", "float64", "k", D.CUDA, nk=1, nr=1)
+
+
+# -- 3. a GPU --------------------------------------------------------------------------------------
+
+def test_reduction_kernels_run_on_a_gpu_through_cupy():
+    """The same kernels launched by cupy.RawKernel on cupy arrays in the sweep's layouts and
+    on the FAST_RUN reductions; the GPU's math library differs from numpy's by a few ulps."""
+    cupy = _elementwise._cupy()
+    module = cupy.RawModule(code=D.CUDA.prelude() + "\n".join(
+        k for _, _, ks in programs() for k in ks))
+    rng = np.random.default_rng(9)
+    failures = []
+    for case in sweep_cases():
+        dtype = case.graph.in_dtypes[0]
+        for (label, host), axis in itertools.product(layouts(rng, dtype), AXES.values()):
+            if _empty_max(case.kind, host, axis):
+                continue
+            want = numpy_reduce(case.kind, host, axis, case.dtype)
+            for launch in (LAUNCHES[2], SPLIT[0]):
+                got = reduce_on(module.get_function, case, [cupy.asarray(host)], axis,
+                                launch=launch, xp=cupy)
+                try:
+                    check(cupy.asnumpy(got), want, case.kind, host, axis,
+                          f"{case.name} {label} {axis} {launch}")
+                except AssertionError as e:
+                    failures.append(str(e))
+    for case in fast_run_cases():
+        for label, arrays in _fast_run_arrays(rng, case):
+            prologue, = _elementwise.reference(case.graph, arrays)
+            if _empty_max(case.kind, prologue, case.axis, case.initial):
+                continue
+            want = numpy_reduce(case.kind, prologue, case.axis, case.dtype, case.initial)
+            got = reduce_on(module.get_function, case, [cupy.asarray(a) for a in arrays],
+                            case.axis, pad="case", launch=LAUNCHES[2], xp=cupy)
+            try:
+                check(cupy.asnumpy(got), want, case.kind, prologue, case.axis,
+                      f"{case.label} {case.name} {label}", ulps=16)
+            except AssertionError as e:
+                failures.append(str(e))
+    assert not failures, "\n".join(failures[:20])
