@@ -16,6 +16,12 @@ In a CUDA dialect the loop is a grid-stride loop of a ``__global__`` kernel over
 elements, rendered for one number of dimensions and one index width (32-bit where the arrays
 allow: ``cuda_launch`` decides, on the host, and gives the launch's arguments). Both loops
 compute an element with the same statements (``_element``); only the addressing differs.
+
+Reductions (``render_reduce``) fold the same statements' value into an accumulator: C loops
+over a range of outputs or of one output's reduced elements, or CUDA kernels (a group of
+threads per output, a tree of warp shuffles, a second pass for outputs split across blocks;
+``cuda_reduce_launch`` gives the layout and ``CudaReduceLaunch.plan`` the launches). Both
+dialects fold, merge and start from the same expressions (``_reduction``).
 """
 from __future__ import annotations
 
@@ -662,7 +668,11 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
 
     The innermost reduced dimension (the kept one, in ``name_outer``) is the loop the compiler
     vectorises, with a copy for the case where every input is contiguous in it (``hoisted``
-    inputs, ``hoisted_outer`` in ``name_outer``: stride 0)."""
+    inputs, ``hoisted_outer`` in ``name_outer``: stride 0).
+
+    In a CUDA dialect (``dialect.gpu``): kernels ``name`` and ``name_merge`` for ``nk`` kept
+    and ``nr`` reduced dimensions once collapsed, with 32-bit indices if ``index32``; see
+    ``_render_cuda_reduce`` and ``cuda_reduce_launch``."""
     if dialect.gpu:
         if hoisted or hoisted_outer or qualifier:
             raise ValueError("hoisted, hoisted_outer and qualifier are options of the C loops "
