@@ -305,13 +305,15 @@ def values(rng, dtype: str, shape) -> np.ndarray:
     return rng.integers(-3, 4, shape, endpoint=True).astype(dtype)
 
 
-def layouts(rng, dtype: str):
-    """(label, a 3-d array) in every layout a kernel must take."""
-    base = values(rng, dtype, (5, 6, 7))
+def layouts(rng, dtype: str, xp=np):
+    """(label, a 3-d array) in every layout a kernel must take, as arrays of ``xp`` (numpy,
+    or cupy: the views are then cupy's own)."""
+    base = xp.asarray(values(rng, dtype, (5, 6, 7)))
+    big = xp.asarray(values(rng, dtype, (10, 6, 15)))
     yield "contiguous", base
-    yield "transposed", np.ascontiguousarray(base.transpose(2, 1, 0)).transpose(2, 1, 0)
-    yield "strided, reversed", values(rng, dtype, (10, 6, 15))[::2, ::-1, ::-2]
-    yield "broadcast", np.broadcast_to(base[:, :1, :], (5, 6, 7))
+    yield "transposed", xp.ascontiguousarray(base.transpose(2, 1, 0)).transpose(2, 1, 0)
+    yield "strided, reversed", big[::2, ::-1, ::-2]
+    yield "broadcast", xp.broadcast_to(base[:, :1, :], (5, 6, 7))
     yield "size 0 first", base[:0]
     yield "size 0 last", base[:, :, :0]
     yield "size 1", base[:1, :1, :1]
@@ -650,13 +652,15 @@ def test_reduction_kernels_run_on_a_gpu_through_cupy():
     failures = []
     for case in sweep_cases():
         dtype = case.graph.in_dtypes[0]
-        for (label, host), axis in itertools.product(layouts(rng, dtype), AXES.values()):
+        for (label, device), axis in itertools.product(layouts(rng, dtype, cupy),
+                                                       AXES.values()):
+            host = cupy.asnumpy(device)
             if _empty_max(case.kind, host, axis):
                 continue
             want = numpy_reduce(case.kind, host, axis, case.dtype)
             for launch in (LAUNCHES[2], SPLIT[0]):
-                got = reduce_on(module.get_function, case, [cupy.asarray(host)], axis,
-                                launch=launch, xp=cupy)
+                got = reduce_on(module.get_function, case, [device], axis, launch=launch,
+                                xp=cupy)
                 try:
                     check(cupy.asnumpy(got), want, case.kind, host, axis,
                           f"{case.name} {label} {axis} {launch}")
@@ -668,6 +672,7 @@ def test_reduction_kernels_run_on_a_gpu_through_cupy():
             if _empty_max(case.kind, prologue, case.axis, case.initial):
                 continue
             want = numpy_reduce(case.kind, prologue, case.axis, case.dtype, case.initial)
+            # (the layouts become contiguous copies on the device: the CPU run covers them)
             got = reduce_on(module.get_function, case, [cupy.asarray(a) for a in arrays],
                             case.axis, pad="case", launch=LAUNCHES[2], xp=cupy)
             try:
