@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import importlib.util
 import itertools
 import math
@@ -461,6 +462,22 @@ def test_max_and_min_propagate_nan_and_keep_infinities(cpu, dtype):
         want = numpy_reduce(case.kind, a, axis, case.dtype)
         got = reduce_on(cpu.get, case, [a], axis, launch=launch)
         check(got, want, case.kind, a, axis, f"{case.kind} {axis} {launch}")
+
+
+def test_the_merges_hold_when_threads_run_in_reverse_order(cpu):
+    """Every thread a fiber, resumed last to first (harness mode 3): the warps reach the
+    shuffles and the barriers in another order. (The harness switches threads only there, so
+    a race between a read and a later write of shared memory stays hidden: without the
+    tree's second barrier these tests still pass; it is there by reading, not by test.)"""
+    rng = np.random.default_rng(13)
+    a = values(rng, "float64", (3, 4, 50))
+    for case in [c for c in sweep_cases() if c.name in ("sw_float64_sum", "sw_float64_max",
+                                                          "sw_float64_all")]:
+        for axis, launch in itertools.product(((2,), (0, 2), (0, 1, 2)), SPLIT):
+            want = numpy_reduce(case.kind, a, axis, case.dtype)
+            got = reduce_on(lambda name: functools.partial(cpu.get(name), mode=3), case, [a],
+                            axis, launch=launch)
+            check(got, want, case.kind, a, axis, f"{case.kind} {axis} {launch}, reversed")
 
 
 def test_empty_reductions_give_the_identity_or_are_refused(cpu):
