@@ -156,6 +156,60 @@ def _gemm_args(dt, fn, scale=True):
     return inputs, fn(*inputs)
 
 
+# -- scan loops (scan/rewrites.py) ---------------------------------------------------------------
+
+def _float_only(dt):
+    if not dt.startswith("float"):  # a state fed back keeps its dtype: tanh of ints has none
+        raise TypeError("the scan templates are float only")
+
+
+def _np_loop(h0, step, n, *seqs):
+    """The states of a loop of ``n`` steps, stacked (numpy)."""
+    out, h = [], h0
+    for t in range(n):
+        h = step(h, *[s[t] for s in seqs])
+        out.append(h)
+    return np.array(out)
+
+
+def _scan_with_invariant_work(dt):
+    """A loop whose body computes W.T * 2 at every step (made with the Scan constructor:
+    scan() itself computes what reads only outer variables before the loop; a reverse loop
+    of the gradient holds such work)."""
+    from theon.scan import Scan
+    from theon.scan.basic import ScanSpec
+    _float_only(dt)
+    h_in, W_in = vec(dt, "h"), static(dt, (4, 4), "W")
+    op = Scan([h_in, W_in], [T.tanh(T.dot(h_in, W_in.T * 2))],
+              ScanSpec(n_seqs=0, outputs=((-1,),), n_shared=0, n_nonseqs=1, as_while=False))
+    h0, W = static(dt, (4,), "h0"), static(dt, (4, 4), "W")
+    return [h0, W], op(3, h0, W)[-1]
+
+
+def _scan_rnn(dt):
+    _float_only(dt)
+    x, h0, W = mat(dt, "x"), static(dt, (5,), "h0"), static(dt, (4, 5), "W")
+    h, _ = theano.scan(lambda x_t, h, W: T.tanh(T.dot(x_t, W) + h), sequences=x,
+                       outputs_info=h0, non_sequences=W)
+    return [x, h0, W], h
+
+
+def _scan_two_outputs(dt, pick):
+    _float_only(dt)
+    x, h0 = mat(dt, "x"), mat(dt, "h0")
+    (h, m), _ = theano.scan(lambda x_t, h: [h * 0.5 + x_t, T.exp(h)], sequences=x,
+                            outputs_info=[h0, None])
+    return [x, h0], pick(h, m)
+
+
+def _scan_two_loops(dt):
+    _float_only(dt)
+    x, h0 = mat(dt, "x"), static(dt, (4,), "h0")
+    a, _ = theano.scan(lambda x_t, h: h * 0.5 + x_t, sequences=x, outputs_info=h0)
+    b, _ = theano.scan(lambda x_t, h: T.tanh(h) - x_t, sequences=x, outputs_info=h0)
+    return [x, h0], a + b
+
+
 CASES = [
     Case("constant_folding", "cast_of_static_shape",
          lambda dt: (lambda x, s: ([x, s], x * T.cast(s.shape[1], dt)))(vec(dt),
@@ -332,6 +386,23 @@ CASES = [
     Case("eq_of_extremum_to_comparison", "x_equals_minimum",
          lambda dt: _xy(dt, lambda x, y: T.eq(x, T.minimum(y, x))),
          lambda x, y: x <= y, present=("le",), absent=("minimum", "eq")),
+    Case("scan_invariants_out_of_loop", "transposed_weights",
+         lambda dt: _scan_with_invariant_work(dt),
+         lambda h0, W: _np_loop(h0, lambda h: np.tanh(h @ (W.T * 2)), 3)[-1],
+         present=("Scan",)),
+    Case("scan_sequence_work_before_loop", "input_projection",
+         lambda dt: _scan_rnn(dt),
+         lambda x, h0, W: _np_loop(h0, lambda h, x_t: np.tanh(x_t @ W + h), len(x), x),
+         present=("Scan", "Dot")),
+    Case("scan_unused_parts_removed", "unused_map_output",
+         lambda dt: _scan_two_outputs(dt, lambda h, m: h),
+         lambda x, h0: _np_loop(h0, lambda h, x_t: h * 0.5 + x_t, len(x), x),
+         present=("Scan",)),
+    Case("scan_loops_merged", "two_loops_over_x",
+         lambda dt: _scan_two_loops(dt),
+         lambda x, h0: _np_loop(h0, lambda h, x_t: h * 0.5 + x_t, len(x), x)
+         + _np_loop(h0, lambda h, x_t: np.tanh(h) - x_t, len(x), x),
+         count={"Scan": 1}),
 ]
 
 
