@@ -48,7 +48,8 @@ def test_the_body_is_inlined_into_the_loop(linker):
     np.testing.assert_allclose(f(x, h0, w), _rnn_numpy(x, h0, w), rtol=1e-12)
 
 
-def test_the_checking_mode_calls_its_checked_body():
+def test_the_checking_mode_runs_the_loop_to_numpys_result():
+    # (its body is a CheckedFunction, which has no lines to inline: the loop calls it)
     f = _rnn("DebugMode")
     rng = np.random.default_rng(1)
     x, h0, w = rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=(3, 3))
