@@ -1,5 +1,5 @@
 """``T.nnet``: Theano's neural-network helpers (re-exported from ``theon/ops/nnet.py``)."""
-from ..ops.nnet import (  # noqa: F401
+from ...ops.nnet import (  # noqa: F401
                         binary_crossentropy,
                         categorical_crossentropy,
                         crossentropy_categorical_1hot,
