@@ -12,6 +12,9 @@ outer mode, which runs every phase on it. The rules:
   (``dot(X, W)``, the sequence reshaped to a matrix) and read as a new sequence;
 - ``scan_unused_parts_removed``: outputs nobody reads, states that only feed themselves,
   inputs the body does not read and inputs passed twice are dropped;
+- ``scan_sums_after_loop``: a state of which only the final value is kept and that adds
+  ``dot(u_t, v_t)`` each step (a reverse loop's weight gradient) becomes one matrix product
+  after the loop, over the factors' rows stored per step (or read from the sequences);
 - ``scan_loops_merged``: two loops over the same number of steps, neither reading the
   other, become one loop.
 
@@ -508,9 +511,92 @@ def scan_loops_merged(fgraph, node):
     return None
 
 
+# -- rule 5: sums of products after the loop -----------------------------------------------------
+
+def _uses(order: list[Apply], outputs: list[Variable]) -> dict[Variable, int]:
+    """How many times each variable is read in the body (an inner output counts as a read)."""
+    count: dict[Variable, int] = {}
+    for node in order:
+        for i in node.inputs:
+            count[i] = count.get(i, 0) + 1
+    for o in outputs:
+        count[o] = count.get(o, 0) + 1
+    return count
+
+
+def _sum_of_products(U: Variable, V: Variable) -> Variable:
+    """sum over t of dot(U[t], V[t]), as one matrix product: the step axis joins the summed
+    one (U[t] is a vector or matrix (.., K), V[t] a vector or matrix (K, ..))."""
+    su, sv = shape(U), shape(V)
+    rows = su[0] * sv[1]  # steps x K
+    if U.ndim == 3:
+        left = reshape(DimShuffle(3, (1, 0, 2))(U), [su[1], rows], ndim=2)
+    else:
+        left = reshape(U, [rows], ndim=1)
+    right = reshape(V, [rows, sv[2]], ndim=2) if V.ndim == 3 else reshape(V, [rows], ndim=1)
+    return dot(left, right)
+
+
+def scan_sums_after_loop(fgraph, node):
+    """scan(body: s <- s + dot(u_t, v_t)) keeping only s's final value -> the scan storing
+    u_t and v_t per step (or reading them from its sequences), then s0 + one matrix product
+    over all steps after the loop (a reverse loop's weight gradients: one large product
+    instead of a small one and a fresh sum per step)"""
+    if node.op.spec.as_while:
+        return None
+    loop = _Loop.of(node)
+    outputs = loop.inner_outputs()
+    order = toposort(outputs)
+    eager = _eager(order, outputs)
+    uses = _uses(order, outputs)
+    seq_outer = {inner: outer for outer, inner in loop.seqs}
+    found = []
+    for s in loop.shared:
+        add = s.inner.owner
+        if add is None or add not in eager or node_key(add) != "add" or len(add.inputs) != 2 \
+                or uses.get(s.inner_in) != 1 or uses.get(s.inner) != 1:
+            continue
+        terms = [i for i in add.inputs if i is not s.inner_in]
+        if len(terms) != 1:
+            continue
+        g = terms[0]
+        if g.owner is None or not isinstance(g.owner.op, Dot) or g.type != s.inner.type \
+                or s.inner.type != s.inner_in.type:
+            continue
+        u, v = g.owner.inputs
+        if u.ndim not in (1, 2) or v.ndim not in (1, 2) or u.dtype != g.dtype \
+                or v.dtype != g.dtype or not all(x in seq_outer or x.owner is not None
+                                                 for x in (u, v)):
+            continue
+        found.append((s, u, v))
+    if not found:
+        return None
+    # a factor that is not a sequence's row is stored per step, as a map output of its own
+    stored: dict[Variable, _Out] = {}
+    for _, u, v in found:
+        for x in (u, v):
+            if x not in seq_outer and x not in stored:
+                stored[x] = _Out(MAP, None, [], x, None, f"factor {len(stored)}")
+    loop.outs += list(stored.values())
+    gone = {id(s) for s, _, _ in found}
+    kept = [s for s in loop.shared if id(s) not in gone]
+    before = {id(e): e.out for e in loop.outs + loop.shared}
+    loop.shared = kept
+    loop.build()
+    n = loop.n_steps
+
+    def stacked(x):
+        return seq_outer[x][:n] if x in seq_outer else stored[x].out
+
+    new_of = {before[id(e)]: e.out for e in loop.outs + loop.shared if before[id(e)] is not None}
+    for s, u, v in found:
+        new_of[s.out] = s.init + _sum_of_products(stacked(u), stacked(v))
+    return [new_of.get(o) for o in node.outputs]
+
+
 # Tried in this order on each Scan node: dropping dead parts first leaves less to move.
 RULE_FUNCTIONS = (scan_unused_parts_removed, scan_invariants_out_of_loop,
-                  scan_sequence_work_before_loop, scan_loops_merged)
+                  scan_sequence_work_before_loop, scan_sums_after_loop, scan_loops_merged)
 
 
 def install() -> None:

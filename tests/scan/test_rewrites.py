@@ -303,6 +303,87 @@ def test_a_loop_reading_another_does_not_merge():
     assert len(loops(f)) == 2
 
 
+# -- rule 5: sums of products after the loop -----------------------------------------------------
+
+def sums_of_dots(node) -> list:
+    """The final-value states of a loop that add a Dot to themselves each step."""
+    op, spec = node.op, node.op.spec
+    n_user = len(spec.outputs)
+    first = len(op.inner_inputs) - spec.n_nonseqs - spec.n_shared
+    found = []
+    for k in range(spec.n_shared):
+        out, state = op.inner_outputs[n_user + k], op.inner_inputs[first + k]
+        if out.owner is not None and state in out.owner.inputs and any(
+                i.owner is not None and type(i.owner.op).__name__ == "Dot"
+                for i in out.owner.inputs):
+            found.append(k)
+    return found
+
+
+def test_weight_gradient_sums_leave_the_reverse_loop():
+    inputs, outs = rnn_loss_and_grads("float64")
+    unrewritten = theano.function(inputs, outs, mode=PY.excluding("scan_sums_after_loop"))
+    _, backward_before = sorted(loops(unrewritten), key=lambda n: n.op.name.startswith("grad"))
+    assert len(sums_of_dots(backward_before)) == 2  # dW and dU, a product a step each
+    f = same_as_unrewritten(inputs, outs, rnn_args(), rtol=1e-10, atol=1e-12)
+    assert "scan_sums_after_loop" in fired(f)
+    _, backward = sorted(loops(f), key=lambda n: n.op.name.startswith("grad"))
+    assert not sums_of_dots(backward)
+    assert backward.op.spec.n_shared < backward_before.op.spec.n_shared
+
+
+def test_outer_products_of_vector_rows_are_summed_after_the_loop():
+    x, h0 = T.dmatrix("x"), T.dvector("h0")
+    W, U = T.dmatrix("W"), T.dmatrix("U")
+    h, _ = theano.scan(lambda x_t, h, W, U: T.tanh(T.dot(x_t, W) + T.dot(h, U)), sequences=x,
+                       outputs_info=h0, non_sequences=[W, U])
+    loss = (h ** 3).sum()
+    f = same_as_unrewritten([x, h0, W, U], T.grad(loss, [W, U, h0]),
+                            [rnd(7, 3), rnd(4), rnd(3, 4, scale=0.4), rnd(4, 4, scale=0.4)],
+                            rtol=1e-10, atol=1e-12)
+    assert "scan_sums_after_loop" in fired(f)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5])
+def test_a_shared_accumulator_of_products(steps):
+    # fn's own update of a shared variable: its final value is the start plus every product
+    acc = theano.shared(rnd(3, 2), name="acc")
+    dots = theano.shared(np.float64(1.5), name="dots")
+    X, Y, W = T.dtensor3("X"), T.dmatrix("Y"), T.dmatrix("W")
+
+    def step(x_t, y_t, W):
+        return T.tanh(y_t), {acc: acc + T.dot(x_t.T, T.tanh(T.dot(x_t, W))),
+                             dots: dots + T.dot(y_t, T.exp(y_t))}
+    out, upd = theano.scan(step, sequences=[X, Y], non_sequences=W)
+    start = (acc.get_value(), dots.get_value())
+    x, y, w = rnd(steps, 4, 3), rnd(steps, 5), rnd(3, 2)
+    f = theano.function([X, Y, W], out, updates=upd, mode=PY)
+    assert "scan_sums_after_loop" in fired(f)
+    f(x, y, w)
+    want_acc = start[0] + sum((x[t].T @ np.tanh(x[t] @ w) for t in range(steps)),
+                              np.zeros((3, 2)))
+    want_dots = start[1] + sum(float(y[t] @ np.exp(y[t])) for t in range(steps))
+    np.testing.assert_allclose(acc.get_value(), want_acc, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dots.get_value(), want_dots, rtol=1e-12)
+
+
+def test_an_accumulator_read_in_the_body_stays():
+    acc = theano.shared(np.zeros((2, 2)), name="acc")
+    X = T.dtensor3("X")
+    out, upd = theano.scan(lambda x_t: (acc.sum() + x_t.sum(), {acc: acc + T.dot(x_t.T, x_t)}),
+                           sequences=X)
+    f = theano.function([X], out, updates=upd, mode=PY)
+    assert "scan_sums_after_loop" not in fired(f)
+    x = rnd(4, 3, 2)
+    got = f(x)
+    a, want = np.zeros((2, 2)), []
+    for t in range(4):
+        want.append(a.sum() + x[t].sum())
+        a = a + x[t].T @ x[t]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(acc.get_value(), a, rtol=1e-12)
+
+
 # -- the RNN and its gradient --------------------------------------------------------------------
 
 def rnn_loss_and_grads(dtype):
@@ -321,8 +402,10 @@ def test_rnn_gradient_graph_gets_the_projection_hoisted(dtype):
     assert body_ops(forward)["Dot"] == 1
     assert any(n.inputs[0].owner is not None and type(n.inputs[0].owner.op).__name__ ==
                "Reshape" for n in dots_before_loop(f))
-    # the reverse loop: no gradient for X (nobody asked), W.T and U.T computed once
-    assert backward.op.spec.outputs == ()
+    # the reverse loop: no gradient for X (nobody asked), W.T and U.T computed once; its
+    # outputs are the factors of the weight gradients, summed after the loop
+    assert set(backward.op.spec.outputs) <= {None}
+    assert not sums_of_dots(backward)
     nonseqs = set(backward.op.inner_inputs[len(backward.op.inner_inputs)
                                            - backward.op.spec.n_nonseqs:])
     assert not [n for n in toposort(backward.op.inner_outputs)
