@@ -575,6 +575,16 @@ def _outer_reads(outputs: list[Variable], inner: list[Variable]) -> list[Variabl
     for node in order:
         if any(i in inside for i in node.inputs):
             inside.update(node.outputs)
+    # What only a lazy branch of the body reads stays in the body (up to the graph's own
+    # inputs), so that a step taking the other branch never computes it: computed once before
+    # the loop, a branch that would fail (or cost much) would run whatever the condition says.
+    lazy_reads = {node.inputs[p] for node in order if node.op.lazy and node.outputs[0] in inside
+                  for branch in node.op.branch_inputs(node) for p in branch}
+    pulled = set(ancestors([v for v in lazy_reads if v not in inside and v.owner is not None]))
+    if pulled:
+        for node in order:
+            if any(o in pulled for o in node.outputs):
+                inside.update(node.outputs)
     found: dict[Variable, None] = {}
     for node in order:
         if node.outputs[0] in inside:

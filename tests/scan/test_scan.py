@@ -290,6 +290,21 @@ def test_matrix_state_and_outer_closure_computed_once():
     assert type(body.op).__name__ != "Elemwise" and set(body.inputs) <= set(node.op.inner_inputs)
 
 
+@pytest.mark.parametrize("mode", ["FAST_RUN", theano.Mode(linker="py"), "DebugMode"])
+def test_outer_work_read_only_by_a_lazy_branch_stays_lazy(mode):
+    from theon.ifelse import ifelse
+    x, W = T.dvector("x"), T.dmatrix("W")
+    # the branch for x_t > 10 would fail (W is not square): no step takes it, so nothing may
+    # compute it, before the loop either
+    out, _ = theano.scan(lambda x_t, W: ifelse(T.gt(x_t, 10), T.dot(W, W).sum(), x_t * 2),
+                         sequences=x, non_sequences=W)
+    f = theano.function([x, W], out, mode=mode)
+    np.testing.assert_array_equal(f(np.arange(4.0), np.ones((2, 3))), [0, 2, 4, 6])
+    with pytest.raises(ValueError):
+        f(np.array([1.0, 20.0]), np.ones((2, 3)))  # step 1 takes it
+    np.testing.assert_array_equal(f(np.array([1.0, 20.0]), np.ones((2, 2))), [2, 8])
+
+
 def test_map_reduce_foldl_foldr():
     x = T.dvector("x")
     sq, _ = theano.map(lambda v: v ** 2, x)
