@@ -560,8 +560,10 @@ def scan_sums_after_loop(fgraph, node):
         if len(terms) != 1:
             continue
         g = terms[0]
-        if g.owner is None or not isinstance(g.owner.op, Dot) or g.type != s.inner.type \
-                or s.inner.type != s.inner_in.type:
+        # (static lengths may differ: the sum keeps the state's type, and so does init + sum)
+        if g.owner is None or not isinstance(g.owner.op, Dot) or g.dtype != s.inner.dtype \
+                or g.broadcastable != s.inner.broadcastable \
+                or s.inner_in.broadcastable != s.inner.broadcastable:
             continue
         u, v = g.owner.inputs
         if u.ndim not in (1, 2) or v.ndim not in (1, 2) or u.dtype != g.dtype \

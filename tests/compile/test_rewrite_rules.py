@@ -210,6 +210,19 @@ def _scan_two_loops(dt):
     return [x, h0], a + b
 
 
+def _scan_sum_of_products(dt):
+    """A loop keeping only the final value of acc <- acc + outer(x_t, x_t) (made with the Scan
+    constructor: the shape of a reverse loop's weight gradient)."""
+    from theon.scan import Scan
+    from theon.scan.basic import ScanSpec
+    _float_only(dt)
+    x_in, acc_in = vec(dt, "x_t"), static(dt, (4, 4), "acc")
+    op = Scan([x_in, acc_in], [acc_in + T.dot(x_in.dimshuffle(0, "x"), x_in.dimshuffle("x", 0))],
+              ScanSpec(n_seqs=1, outputs=(), n_shared=1, n_nonseqs=0, as_while=False))
+    x, acc0 = static(dt, (6, 4), "x"), static(dt, (4, 4), "acc0")
+    return [x, acc0], op(x.shape[0], x, acc0)
+
+
 CASES = [
     Case("constant_folding", "cast_of_static_shape",
          lambda dt: (lambda x, s: ([x, s], x * T.cast(s.shape[1], dt)))(vec(dt),
@@ -403,6 +416,9 @@ CASES = [
          lambda x, h0: _np_loop(h0, lambda h, x_t: h * 0.5 + x_t, len(x), x)
          + _np_loop(h0, lambda h, x_t: np.tanh(h) - x_t, len(x), x),
          count={"Scan": 1}),
+    Case("scan_sums_after_loop", "outer_products_of_rows",
+         lambda dt: _scan_sum_of_products(dt),
+         lambda x, acc0: acc0 + x.T @ x, present=("DotAdd",), absent=("Scan",)),
 ]
 
 
