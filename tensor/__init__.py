@@ -60,7 +60,7 @@ from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
 from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
 from ..symbolic.graph import Variable
 from ..symbolic.types import TensorType
-from . import nnet
+from . import nnet, shared_randomstreams  # noqa: F401 - theano.tensor.shared_randomstreams
 
 as_tensor = as_tensor_variable
 second = fill
