@@ -259,7 +259,7 @@ class Fused(Op):
                 results.append(v)
             return results[0] if single else tuple(results)
 
-        return run
+        return _small_path(node, steps, wide, run, min(SMALL, blocked_min)) or run
 
     def blame(self, node: Apply, args: Sequence) -> None:
         """Run the unfused steps one by one on ``args`` and raise the error of the first that
@@ -510,6 +510,60 @@ def _run_block(loop: list, vals: list, dest: list) -> None:
             out = dest[target]
             np.copyto(out, fn(*map(get, refs)))
             vals[ref] = out
+
+
+#: below this many elements a fresh array comes from the heap without page faults, so the
+#: straight-line path of small calls makes its arrays instead of looking for pooled ones
+SMALL = 1 << 14
+
+
+def _small_path(node: Apply, steps: list, wide: list, general: Callable, limit: int
+                ) -> Callable | None:
+    """The fused computation on small arrays as one generated function: the shape checks,
+    one line per step and the buffer choices written out (all known when compiling), for
+    the calls a loop body makes every step, where interpreting ``steps`` cost four times the
+    arithmetic. Anything else (large or unusual operands, a failing check) goes to
+    ``general``, which computes, blocks or raises with the user's line. Outputs of ``limit``
+    elements or more go there too."""
+    inputs, nd = node.inputs, node.outputs[0].ndim
+    n_in = len(inputs)
+    if nd == 0 or any(x.ndim != nd for x in inputs):
+        return None
+    names = ", ".join(f"v{i}" for i in range(n_in))
+    lines = [f"def fused_small({names}):", "    try:",
+             "        " + "; ".join(f"s{i} = v{i}.shape" for i in range(n_in)),
+             "    except AttributeError:", f"        return general({names})"]
+    full, bad = [], []
+    for d in range(nd):
+        owners = [i for i, x in enumerate(inputs) if not x.type.broadcastable[d]]
+        full.append(f"s{owners[0]}[{d}]" if owners else "1")
+        # the other operands: the same length, or 1 where their type broadcasts
+        bad += [f"s{i}[{d}] != {full[d] if i in owners else 1}" for i in range(n_in)
+                if not owners or i != owners[0]]
+    lines.append(f"    if {' or '.join(bad)}:" if bad else "    if False:")
+    lines.append(f"        return general({names})")
+    lines.append(f"    if {' * '.join(full)} >= {limit}:")
+    lines.append(f"        return general({names})")
+    namespace = {"general": general, "asarray": np.asarray, "array": np.array,
+                 "broadcast_to": np.broadcast_to}
+    for k, (fn, refs, ufunc, dead, dtype) in enumerate(steps):
+        namespace[f"f{k}"] = fn
+        args = ", ".join(f"v{r}" for r in refs)
+        reuse = next((r for r in dead if steps[r - n_in][4] == dtype), None) if ufunc else None
+        if reuse is not None:
+            call = f"f{k}({args}, out=v{reuse})"
+        elif ufunc:
+            call = f"f{k}({args})"
+        else:
+            call = f"asarray(f{k}({args}))"
+        lines.append(f"    v{n_in + k} = {call}")
+    shape = "(" + "".join(f"{f}, " for f in full) + ")"
+    results = [f"v{r}" if r >= n_in and wide[r] else f"array(broadcast_to(v{r}, {shape}))"
+               for r in node.op.graph.outputs]
+    lines.append(f"    return {results[0]}" if len(results) == 1 else
+                 f"    return ({', '.join(results)},)")
+    exec(compile("\n".join(lines), f"<fused {node.op}>", "exec"), namespace)  # noqa: S102
+    return namespace["fused_small"]
 
 
 def _free_buffer(pool: list, dtype: np.dtype, shape: tuple):

@@ -271,6 +271,57 @@ def test_broadcast_errors_still_name_the_node(small_blocks):
         f(np.ones((200, 3)), np.ones((200, 4)))
 
 
+# -- the straight-line path of small calls (what a loop body makes every step) ---------------------
+
+def small_path_of(f):
+    """The generated function a fused node of ``f`` runs on small arrays (its thunk)."""
+    node, = fused_nodes(f)
+    run = node.op.impl(node)
+    assert run.__name__ == "fused_small"
+    return run
+
+
+@pytest.mark.parametrize("shape", [(4,), (3, 5), (1, 5), (3, 1), (2, 3, 4), (0, 3)])
+def test_small_calls_equal_the_unfused_graph(shape):
+    a, b, c, d = (T.TensorType("float64", shape=tuple(1 if s == 1 else None for s in shape))(n)
+                  for n in "abcd")
+    vals = [RNG.normal(size=shape) for _ in range(3)] + [RNG.uniform(size=shape)]
+    small_path_of(theon.function([a, b, c, d], w1(a, b, c, d), mode=PY))
+    check([a, b, c, d], w1(a, b, c, d), vals)
+    check([a, b, c, d], [w1(a, b, c, d), a * b, a], vals)  # several outputs, an input one
+
+
+def test_small_calls_broadcast_rows_columns_and_mixed_dtypes():
+    m, r, col = T.dmatrix("m"), T.frow("r"), T.icol("col")
+    n = T.bvector("n")
+    outs = [T.exp(m * r) + col, T.switch(T.gt(m, 0), r, T.cast(col, "float32") * 2),
+            (m + n) * r]
+    got = check([m, r, col, n], outs, [RNG.normal(size=(3, 4)),
+                                       RNG.normal(size=(1, 4)).astype("float32"),
+                                       np.arange(3, dtype="int32")[:, None],
+                                       np.arange(4, dtype="int8")])
+    assert [g.shape for g in got] == [(3, 4)] * 3
+
+
+def test_small_calls_refuse_shapes_that_do_not_fit_naming_the_node():
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    f = theon.function([a, b], T.exp(a) * b + 1, mode=PY)
+    small_path_of(f)
+    with pytest.raises(ValueError, match="test_fused_numpy.py"):
+        f(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="test_fused_numpy.py"):
+        f(np.ones((2, 3)), np.ones((1, 3)))  # b's rows do not broadcast: its type says so
+
+
+def test_small_and_large_calls_of_one_function_agree(monkeypatch):
+    monkeypatch.setattr(F, "SMALL", 64)
+    a, b = T.dvector("a"), T.dvector("b")
+    f = theon.function([a, b], T.tanh(a * b) - b, mode=PY)
+    for n in (3, 63, 64, 65, 1000):
+        x, y = RNG.normal(size=n), RNG.normal(size=n)
+        np.testing.assert_array_equal(f(x, y), np.tanh(x * y) - y)
+
+
 # -- sigmoid -----------------------------------------------------------------------------------
 
 def _two_exp_sigmoid(x):
