@@ -15,6 +15,8 @@ outer mode, which runs every phase on it. The rules:
 - ``scan_sums_after_loop``: a state of which only the final value is kept and that adds
   ``dot(u_t, v_t)`` each step (a reverse loop's weight gradient) becomes one matrix product
   after the loop, over the factors' rows stored per step (or read from the sequences);
+- ``scan_only_last_state_kept``: a state fed back through tap -1 of which only ``out[-1]``
+  is read keeps its final value alone, not one row per step;
 - ``scan_loops_merged``: two loops over the same number of steps, neither reading the
   other, become one loop.
 
@@ -596,9 +598,50 @@ def scan_sums_after_loop(fgraph, node):
     return [new_of.get(o) for o in node.outputs]
 
 
+# -- rule 6: only the last state kept ---------------------------------------------------------
+
+def _last_rows(fgraph, out: Variable) -> list[Variable] | None:
+    """The ``out[-1]`` variables reading ``out``, if nothing else reads it."""
+    rows = []
+    for client, _ in fgraph.clients.get(out, ()):
+        if client == "output" or not isinstance(client.op, Subtensor) or \
+                client.op.spec != (("i", -1),):
+            return None
+        rows.append(client.outputs[0])
+    return rows or None
+
+
+def scan_only_last_state_kept(fgraph, node):
+    """scan(...)[-1] of a state fed back through tap -1 alone -> the scan keeping only that
+    state's final value (memory: one state instead of one per step)"""
+    loop = _Loop.of(node)
+    moved = []
+    for o in loop.outs:
+        if o.taps != (-1,) or o.out is None:
+            continue
+        rows = _last_rows(fgraph, o.out)
+        if rows and all(r.type == o.init.type for r in rows):
+            moved.append((o, rows))
+    if not moved:
+        return None
+    for o, _ in moved:
+        loop.outs.remove(o)
+        loop.shared.append(_Shared(o.init, o.tap_ins[0], o.inner, None))
+    kept = loop.outs + loop.shared[:len(loop.shared) - len(moved)]
+    before = [e.out for e in kept]
+    loop.build()
+    for (_, rows), s in zip(moved, loop.shared[len(loop.shared) - len(moved):]):
+        for r in rows:
+            # (with no step, the initial value: where out[-1] of an empty output would fail)
+            fgraph.replace(r, s.out, "scan_only_last_state_kept")
+    new_of = {old: e.out for old, e in zip(before, kept)}
+    return [new_of.get(o) for o in node.outputs]
+
+
 # Tried in this order on each Scan node: dropping dead parts first leaves less to move.
 RULE_FUNCTIONS = (scan_unused_parts_removed, scan_invariants_out_of_loop,
-                  scan_sequence_work_before_loop, scan_sums_after_loop, scan_loops_merged)
+                  scan_sequence_work_before_loop, scan_sums_after_loop,
+                  scan_only_last_state_kept, scan_loops_merged)
 
 
 def install() -> None:

@@ -419,6 +419,10 @@ CASES = [
     Case("scan_sums_after_loop", "outer_products_of_rows",
          lambda dt: _scan_sum_of_products(dt),
          lambda x, acc0: acc0 + x.T @ x, present=("DotAdd",), absent=("Scan",)),
+    Case("scan_only_last_state_kept", "last_state_of_rnn",
+         lambda dt: (lambda i, h: (i, h[-1]))(*_scan_rnn(dt)),
+         lambda x, h0, W: _np_loop(h0, lambda h, x_t: np.tanh(x_t @ W + h), len(x), x)[-1],
+         present=("Scan",)),
 ]
 
 

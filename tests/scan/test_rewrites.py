@@ -384,6 +384,44 @@ def test_an_accumulator_read_in_the_body_stays():
     np.testing.assert_allclose(acc.get_value(), a, rtol=1e-12)
 
 
+# -- rule 6: only the last state kept ---------------------------------------------------------
+
+def test_only_the_last_state_is_kept_when_only_it_is_read():
+    inputs, h = rnn_graph()
+    f = same_as_unrewritten(inputs, h[-1], rnn_args())
+    assert "scan_only_last_state_kept" in fired(f)
+    node, = loops(f)
+    assert node.op.spec.outputs == () and node.op.spec.n_shared == 1
+
+
+def test_reduce_and_foldl_keep_their_final_value_only():
+    x = T.dvector("x")
+    total, _ = theano.reduce(lambda x_t, acc: acc * 0.5 + x_t, sequences=x,
+                             outputs_info=T.constant(np.float64(1)))
+    left, _ = theano.foldl(lambda x_t, acc: T.maximum(acc, x_t), sequences=x,
+                           outputs_info=T.constant(np.float64(-5)))
+    f = same_as_unrewritten([x], [total, left], [rnd(6)])
+    assert "scan_only_last_state_kept" in fired(f)
+    assert all(n.op.spec.outputs == () for n in loops(f))
+
+
+def test_a_state_read_otherwise_keeps_every_step():
+    inputs, h = rnn_graph()
+    f = same_as_unrewritten(inputs, [h[-1], h.sum()], rnn_args())
+    assert "scan_only_last_state_kept" not in fired(f)
+    g = same_as_unrewritten(inputs, h[-2], rnn_args())
+    assert "scan_only_last_state_kept" not in fired(g)
+
+
+def test_last_state_of_an_until_loop():
+    x = T.dscalar("x")
+    out, _ = theano.scan(lambda v: (v * 2, theano.scan_module.until(v * 2 > 40)),
+                         outputs_info=x, n_steps=100)
+    f = same_as_unrewritten([x], out[-1], [np.float64(1.5)])
+    assert "scan_only_last_state_kept" in fired(f)
+    assert f(np.float64(1.5)) == 48.0
+
+
 # -- the RNN and its gradient --------------------------------------------------------------------
 
 def rnn_loss_and_grads(dtype):
