@@ -509,6 +509,16 @@ def scan(fn: Callable, sequences=None, outputs_info=None, non_sequences=None, n_
                             f"at {format_trace(where)})")
         shared_vars.append(var)
         shared_values.append(value)
+    # A shared variable the body reads with a default update of its own (a random stream's
+    # state) is updated by the loop too, as in Theano: each step draws anew, and the updates
+    # scan returns carry the final state.
+    reads = list(outputs) + shared_values + ([cond] if cond is not None else [])
+    while reads:
+        found = [v for v in graph_inputs(reads) if isinstance(v, SharedVariable)
+                 and v not in shared_vars and getattr(v, "default_update", None) is not None]
+        reads = [as_tensor_variable(v.default_update) for v in found]
+        shared_vars += found
+        shared_values += reads
 
     # the shared variables fn updates are states inside the loop
     shared_inner = [v.type(name=v.name) for v in shared_vars]

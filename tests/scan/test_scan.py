@@ -305,6 +305,26 @@ def test_outer_work_read_only_by_a_lazy_branch_stays_lazy(mode):
     np.testing.assert_array_equal(f(np.array([1.0, 20.0]), np.ones((2, 2))), [2, 8])
 
 
+def test_default_updates_of_shared_variables_the_body_reads_come_back():
+    # (a random stream's state works so: here a counter with a default update of its own)
+    counter = theano.shared(np.float64(0), name="counter")
+    counter.default_update = counter + 1
+    out, updates = theano.scan(lambda x_t: x_t + counter, sequences=T.dvector("x"))
+    assert list(updates) == [counter]
+    xs = T.dvector("xs")
+    out, updates = theano.scan(lambda x_t: x_t + counter, sequences=xs)
+    f = theano.function([xs], out, updates=updates)
+    np.testing.assert_array_equal(f(np.zeros(3)), [0, 1, 2])
+    assert counter.get_value() == 3
+    np.testing.assert_array_equal(f(np.zeros(2)), [3, 4])
+    # an explicit update from fn wins over the default one
+    out, updates = theano.scan(lambda x_t: (x_t + counter, {counter: counter + 10}),
+                               sequences=xs)
+    g = theano.function([xs], out, updates=updates)
+    np.testing.assert_array_equal(g(np.zeros(2)), [5, 15])
+    assert counter.get_value() == 25
+
+
 def test_map_reduce_foldl_foldr():
     x = T.dvector("x")
     sq, _ = theano.map(lambda v: v ** 2, x)
