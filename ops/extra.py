@@ -10,7 +10,7 @@ import numpy as np
 
 from ..symbolic.graph import Apply
 from ..symbolic.types import UINT_DTYPES, TensorType
-from .base import Op, as_int_scalar, as_tensor_variable, graph_error
+from .base import INTEGER_DTYPES, Op, as_int_scalar, as_tensor_variable, graph_error
 
 _SORT_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
 
@@ -355,3 +355,183 @@ def tril(m, k=0):
 def triu(m, k=0):
     """``numpy.triu``: ``m`` with the entries below diagonal ``k`` zeroed (last two axes)."""
     return Triangle(False, _as_k(k, "triu"))(m)
+
+
+# -- searchsorted, nonzero, bincount, to_one_hot, diff (Theano's extra_ops) ----------------------
+
+class SearchSorted(Op):
+    """``numpy.searchsorted(x, v, side, sorter)``: int64 insertion points of ``v`` in the
+    vector ``x`` (sorted, or put in order by the int vector ``sorter``)."""
+
+    __props__ = ("side",)
+
+    def __init__(self, side: str = "left"):
+        if side not in ("left", "right"):
+            raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+        self.side = side
+
+    def make_node(self, x, v, sorter=None) -> Apply:
+        x, v = as_tensor_variable(x), as_tensor_variable(v)
+        if x.ndim != 1:
+            raise graph_error(f"searchsorted: x must be a vector, got {x.type}", ValueError)
+        inputs = [x, v]
+        if sorter is not None:
+            sorter = as_tensor_variable(sorter)
+            if sorter.ndim != 1 or sorter.dtype not in INTEGER_DTYPES:
+                raise graph_error(f"searchsorted: sorter must be an int vector, got "
+                                  f"{sorter.type}")
+            inputs.append(sorter)
+        return Apply(self, inputs, [TensorType("int64", shape=v.type.shape)()])
+
+    def impl(self, node):
+        side = self.side
+
+        def run(x, v, sorter=None):
+            return np.asarray(np.searchsorted(x, v, side=side, sorter=sorter), dtype=np.int64)
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[1]]
+
+    def grad(self, inputs, grads):
+        return [None] * len(inputs)  # integer positions, constant almost everywhere
+
+
+def searchsorted(x, v, side="left", sorter=None):
+    """``numpy.searchsorted``: where the values ``v`` would go in the sorted vector ``x`` to keep
+    it sorted (int64, ``v``'s shape)."""
+    return SearchSorted(side)(x, v, sorter)
+
+
+class Nonzero(Op):
+    """The indices of the non-zero elements of ``a``, as an int64 matrix with one row per axis
+    (``numpy.nonzero`` stacked)."""
+
+    def make_node(self, a) -> Apply:
+        a = as_tensor_variable(a)
+        if a.ndim == 0:
+            raise graph_error("Nonzero only supports non-scalar arrays.", ValueError)
+        return Apply(self, [a], [TensorType("int64", shape=(a.ndim, None))()])
+
+    def impl(self, node):
+        def run(a):
+            return np.array(np.nonzero(a), dtype=np.int64).reshape(a.ndim, -1)
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        from .elemwise import ELEMWISE as E
+        from .reduce import sum as sum_
+        a = node.inputs[0]
+        return [(a.ndim, sum_(E["neq"](a, 0), dtype="int64"))]
+
+    def grad(self, inputs, grads):
+        return [None]
+
+
+def nonzero(a, return_matrix=False):
+    """``numpy.nonzero``: a tuple of int64 vectors, the indices of the non-zero elements along
+    each axis; ``return_matrix=True`` gives them as the rows of one matrix."""
+    matrix = Nonzero()(a)
+    if return_matrix:
+        return matrix
+    return tuple(matrix[i] for i in range(matrix.owner.inputs[0].ndim))
+
+
+def flatnonzero(a):
+    """``numpy.flatnonzero``: the indices of the non-zero elements of ``a`` flattened."""
+    a = as_tensor_variable(a)
+    if a.ndim == 0:
+        raise graph_error("Nonzero only supports non-scalar arrays.", ValueError)
+    return Nonzero()(a.flatten())[0]
+
+
+def nonzero_values(a):
+    """The non-zero elements of ``a`` flattened, in order."""
+    a = as_tensor_variable(a)
+    return a.flatten()[flatnonzero(a)]
+
+
+class BinCount(Op):
+    """``numpy.bincount(x, weights, minlength)``: how often each value of the non-negative int
+    vector ``x`` occurs (or the sum of its ``weights``). The dtype is ``x``'s, or the weights'
+    (Theano's rule, where numpy gives int64 or float64)."""
+
+    def make_node(self, x, minlength, weights=None) -> Apply:
+        x = as_tensor_variable(x)
+        if x.ndim != 1 or x.dtype not in INTEGER_DTYPES:
+            raise graph_error(f"bincount: x must be a vector of ints, got {x.type}")
+        minlength = as_int_scalar(minlength, "bincount: minlength")
+        inputs, dtype = [x, minlength], x.dtype
+        if weights is not None:
+            weights = as_tensor_variable(weights)
+            if weights.ndim != 1:
+                raise graph_error(f"bincount: weights must be a vector, got {weights.type}",
+                                  ValueError)
+            inputs.append(weights)
+            dtype = weights.dtype
+        return Apply(self, inputs, [TensorType(dtype, shape=(None,))()])
+
+    def impl(self, node):
+        dtype = np.dtype(node.outputs[0].dtype)
+
+        def run(x, minlength, weights=None):
+            if x.size and x.min() < 0:
+                raise ValueError(f"bincount: x has a negative value {x.min()}; bincount counts "
+                                 "non-negative ints")
+            if weights is not None and weights.shape != x.shape:
+                raise ValueError(f"bincount: {x.shape[0]} values but {weights.shape[0]} "
+                                 "weights")
+            if int(minlength) < 0:
+                raise ValueError(f"bincount: minlength must be non-negative, got {minlength}")
+            out = np.bincount(x.astype(np.int64, copy=False), weights, int(minlength))
+            return out.astype(dtype, copy=False)
+        return run
+
+    def infer_shape(self, fgraph, node, shapes):
+        from .elemwise import ELEMWISE as E
+        from .elemwise import cast
+        from .reduce import Reduce
+        x, minlength = node.inputs[:2]
+        top = Reduce("max", (0,), "int64", initial=-1)(cast(x, "int64"))
+        return [(E["maximum"](top + 1, cast(minlength, "int64")),)]
+
+    def grad(self, inputs, grads):
+        if len(inputs) == 2:
+            return [None, None]
+        x, g = inputs[0], grads[0]
+        return [None, None, g[x]]
+
+
+def bincount(x, weights=None, minlength=None, assert_nonneg=False):
+    """``numpy.bincount`` (Theano's ``extra_ops.bincount``): counts of each value of the int
+    vector ``x``, at least ``minlength`` long. Negative values are refused at run time whatever
+    ``assert_nonneg`` says (Theano without it wrapped them around the end of the result)."""
+    x = as_tensor_variable(x)
+    if x.ndim != 1:
+        raise graph_error("Inputs must be of dimension 1.")
+    return BinCount()(x, 0 if minlength is None else minlength, weights)
+
+
+def to_one_hot(y, nb_class, dtype=None):
+    """One row per label of the int vector ``y``: 1 in column ``y[i]`` of ``nb_class``, 0
+    elsewhere (dtype floatX unless given)."""
+    from ..config import config
+    from .alloc import arange, zeros
+    from .shape import shape
+    from .subtensor import set_subtensor
+    y = as_tensor_variable(y)
+    if y.ndim != 1 or y.dtype not in INTEGER_DTYPES:
+        raise graph_error(f"to_one_hot: y must be a vector of int labels, got {y.type}")
+    n = shape(y)[0]
+    out = zeros((n, nb_class), dtype=dtype or config.floatX)
+    return set_subtensor(out[arange(n), y], 1)
+
+
+def diff(x, n=1, axis=-1):
+    """``numpy.diff``: the ``n``-th difference along ``axis``."""
+    x = as_tensor_variable(x)
+    axis = _norm_axis(x, axis, "diff")
+    head = (slice(None),) * axis
+    for _ in range(int(n)):
+        x = x[head + (slice(1, None),)] - x[head + (slice(None, -1),)]
+    return x

@@ -290,3 +290,168 @@ def sigmoid_binary_crossentropy(output, target):
     """binary_crossentropy(sigmoid(output), target), computed stably from the logits."""
     o, t = as_tensor_variable(output), as_tensor_variable(target)
     return softplus(-o) * t + softplus(o) * (1 - t)
+
+
+# -- more activations, Theano's other names --------------------------------------------------------
+
+# SELU's constants (Klambauer et al. 2017): they keep activations at mean 0 and variance 1
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _like(value: float, x):
+    """A Python constant in ``x``'s float dtype, so that float32 models stay float32."""
+    return np.asarray(value, dtype=x.dtype) if x.dtype in FLOAT_DTYPES else value
+
+
+def selu(x):
+    """Scaled exponential linear unit: ``scale * elu(x, alpha)`` with SELU's constants."""
+    x = as_tensor_variable(x)
+    return _like(_SELU_SCALE, x) * elu(x, _like(_SELU_ALPHA, x))
+
+
+def softsign(x):
+    """``x / (1 + |x|)``."""
+    x = as_tensor_variable(x)
+    return x / (1 + E["abs"](x))
+
+
+def logsoftmax(x, axis=-1):
+    """Theano's other name of ``log_softmax``."""
+    return log_softmax(x, axis)
+
+
+def h_softmax(x, batch_size, n_outputs, n_classes, n_outputs_per_class, W1, b1, W2, b2,
+              target=None):
+    """Two-level hierarchical softmax (Theano's ``h_softmax``): the probability of an output
+    is that of its class (a softmax of ``dot(x, W1) + b1`` over ``n_classes``) times its own
+    within the class (a softmax of ``dot(x, W2[c]) + b2[c]`` over ``n_outputs_per_class``).
+    Without ``target``: every output's probability, (batch_size, n_outputs); with an int vector
+    ``target``: the probability of each row's target only."""
+    from .alloc import arange
+    from .blas import batched_dot, dot, tensordot
+    x, W1, b1, W2, b2 = (as_tensor_variable(v) for v in (x, W1, b1, W2, b2))
+    class_probs = softmax(dot(x, W1) + b1)
+    if target is None:
+        act = tensordot(x, W2, (1, 1)) + b2  # (batch, n_classes, n_outputs_per_class)
+        probs = softmax(act.reshape((-1, n_outputs_per_class)))
+        probs = probs.reshape((batch_size, n_classes, -1))
+        probs = class_probs.dimshuffle(0, 1, "x") * probs
+        return probs.reshape((batch_size, -1))[:, :n_outputs]
+    target = as_tensor_variable(target).flatten()
+    classes = target // n_outputs_per_class
+    within = target % n_outputs_per_class
+    act = batched_dot(x, W2[classes]) + b2[classes]
+    rows = arange(batch_size)
+    return class_probs[rows, classes] * softmax(act)[rows, within]
+
+
+# -- batch normalization (theano.tensor.nnet.bn) ---------------------------------------------------
+
+def batch_normalization(inputs, gamma, beta, mean, std, mode="low_mem"):
+    """``(inputs - mean) * (gamma / std) + beta`` with every argument broadcastable against
+    ``inputs`` (Theano's ``T.nnet.batch_normalization``; both modes compute the same values)."""
+    if mode not in ("low_mem", "high_mem"):
+        raise ValueError('mode must be either "low_mem", "high_mem"')
+    inputs, gamma, beta, mean, std = (as_tensor_variable(v)
+                                      for v in (inputs, gamma, beta, mean, std))
+    return (inputs - mean) * (gamma / std) + beta
+
+
+def _bn_axes(axes, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The normalized axes ('per-activation': the first; 'spatial': all but the second) and
+    the others."""
+    if isinstance(axes, str) and axes == "per-activation":
+        axes = (0,)
+    elif isinstance(axes, str) and axes == "spatial":
+        axes = (0,) + tuple(range(2, ndim))
+    elif isinstance(axes, (tuple, list, np.ndarray)):
+        axes = tuple(int(a) for a in axes)
+    else:
+        raise ValueError(f"invalid axes: {axes}")
+    axes = tuple(sorted(axes))
+    if not axes:
+        raise ValueError("there should be at least one normalization axis")
+    if min(axes) < 0 or max(axes) >= ndim:
+        raise ValueError(f"axes should be less than ndim (<{ndim}), but {axes} given")
+    return axes, tuple(i for i in range(ndim) if i not in axes)
+
+
+def _bn_params(params, ndim, axes, kept, what):
+    """Each parameter laid out like ``inputs``: given with ``inputs``' rank (length 1 on the
+    normalized axes) or with only the kept axes; returns them and whether they were reduced."""
+    from .dimshuffle import addbroadcast
+    params = [as_tensor_variable(p) for p in params]
+    reduced = params[0].ndim != ndim
+    want = len(kept) if reduced else ndim
+    for p in params:
+        if p.ndim != want:
+            raise ValueError(f"{what} dimensionality must match the number of non-normalized "
+                             f"axes, or have the same number of dimensions as the inputs; got "
+                             f"{[q.ndim for q in params]} instead of {want}")
+    if reduced:
+        pattern = ["x"] * ndim
+        for i, axis in enumerate(kept):
+            pattern[axis] = i
+        return [p.dimshuffle(pattern) for p in params], True
+    return [addbroadcast(p, *axes) for p in params], False
+
+
+def _bn_epsilon(epsilon, dtype):
+    from ..config import config
+    eps = np.asarray(epsilon, dtype=config.floatX)
+    if eps < 1e-5:  # cuDNN's minimum, which Theano imposes everywhere
+        raise ValueError(f"epsilon must be at least 1e-5, got {epsilon}")
+    return np.asarray(epsilon, dtype=dtype) if dtype in FLOAT_DTYPES else eps
+
+
+def batch_normalization_train(inputs, gamma, beta, axes="per-activation", epsilon=1e-4,
+                              running_average_factor=0.1, running_mean=None,
+                              running_var=None):
+    """Normalize ``inputs`` by its own mean and variance over ``axes`` (Theano's
+    ``bn.batch_normalization_train``): returns ``(out, mean, invstd)``, and the updated
+    ``running_mean`` and ``running_var`` (the variance unbiased, ``m / (m - 1)``) when both are
+    given. ``mean`` and ``invstd`` keep the parameters' layout."""
+    from .dimshuffle import patternbroadcast
+    from .elemwise import cast
+    from .reduce import mean as mean_
+    from .reduce import var as var_
+    from .shape import shape, shape_product
+    inputs = as_tensor_variable(inputs)
+    ndim = inputs.ndim
+    axes, kept = _bn_axes(axes, ndim)
+    (gamma, beta), reduced = _bn_params([gamma, beta], ndim, axes, kept, "gamma and beta")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be given or both be "
+                         "None")
+    eps = _bn_epsilon(epsilon, inputs.dtype)
+    mean = mean_(inputs, axis=axes, keepdims=True)
+    var = var_(inputs, axis=axes, keepdims=True)
+    invstd = E["inv"](E["sqrt"](var + eps))
+    out = (inputs - mean) * gamma * invstd + beta
+    results = [out, mean, invstd]
+    if running_mean is not None:
+        (rm, rv), _ = _bn_params([running_mean, running_var], ndim, axes, kept,
+                                 "running_mean and running_var")
+        factor = _like(running_average_factor, mean)
+        m = cast(shape_product(shape(inputs)[a] for a in axes), var.dtype)
+        new_mean = rm * (1 - factor) + mean * factor
+        new_var = rv * (1 - factor) + (m / (m - 1)) * var * factor
+        results += [patternbroadcast(new_mean, rm.broadcastable),
+                    patternbroadcast(new_var, rv.broadcastable)]
+    if reduced:
+        results = [results[0]] + [r.dimshuffle(kept) for r in results[1:]]
+    return tuple(results)
+
+
+def batch_normalization_test(inputs, gamma, beta, mean, var, axes="per-activation",
+                             epsilon=1e-4):
+    """Normalize ``inputs`` by a given mean and variance (Theano's
+    ``bn.batch_normalization_test``): ``(inputs - mean) * gamma / sqrt(var + epsilon) + beta``,
+    the parameters laid out as for ``batch_normalization_train``."""
+    inputs = as_tensor_variable(inputs)
+    axes, kept = _bn_axes(axes, inputs.ndim)
+    (gamma, beta, mean, var), _ = _bn_params([gamma, beta, mean, var], inputs.ndim, axes, kept,
+                                             "gamma, beta, mean and var")
+    eps = _bn_epsilon(epsilon, inputs.dtype)
+    return (inputs - mean) * gamma * E["inv"](E["sqrt"](var + eps)) + beta
