@@ -55,34 +55,36 @@ _MRG_FLOAT = {"float16": (0x7fff, 1, float(np.float16(3.0458e-05))),
               "float64": (0xffffffff, 0, 4.656612873077392578125e-10)}
 
 
-def _wrap32(v):
-    """Two's-complement int32 wraparound of int64 values: what the reference's int32
-    arithmetic does on overflow (a CUDA rendering does the add in uint32 and reinterprets)."""
-    return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-
-
 def _reduce_once(y, m):
-    """Theano's ``if (y < 0 or y >= m) y -= m`` on int32 values."""
-    return np.where((y < 0) | (y >= m), _wrap32(y - m), y)
+    """``y mod m`` for ``0 <= y < 2 m``: one conditional subtraction."""
+    return np.where(y >= m, y - m, y)
 
 
 def mrg_step(x11, x12, x13, x21, x22, x23):
     """One step of MRG31k3p: the scalar logic of the generator, applied elementwise.
 
     Each argument holds one component of the streams' states (int64 arrays, or Python ints,
-    each in [0, 2**31)); returns the six components of the next states and the raw sample, an
-    integer in [1, M1]. Every int32 overflow of the reference implementation is reproduced
-    by ``_wrap32``. This function is the whole per-element kernel: a backend renders these
-    lines, with one stream per thread."""
+    each below its modulus); returns the six components of the next states and the raw sample,
+    an integer in [1, M1]. This function is the whole per-element kernel: a backend renders
+    these lines, one stream per thread.
+
+    The reference (Theano's C and Python code, L'Ecuyer's) computes in int32 and lets sums
+    overflow, then subtracts the modulus once from a value that is negative or too large.
+    Every such sum is below 2**32 and below twice the modulus, so in exact int64 arithmetic the
+    same step is a subtraction when the sum reaches the modulus, with identical results (a
+    wrapped negative value minus the modulus wraps back to the exact sum minus the modulus)
+    and no overflow for a C or CUDA rendering either."""
     # first component: x1[n] = (2**22 x1[n-2] + (2**7 + 1) x1[n-3]) mod M1, by shifts and masks
-    y1 = _wrap32(((x12 & MASK12) << 22) + (x12 >> 9) + ((x13 & MASK13) << 7) + (x13 >> 24))
+    # (2**31 = 1 mod M1, so 2**22 x = 2**22 (x mod 2**9) + (x >> 9))
+    y1 = ((x12 & MASK12) << 22) + (x12 >> 9) + ((x13 & MASK13) << 7) + (x13 >> 24)
     y1 = _reduce_once(y1, M1)
-    y1 = _reduce_once(_wrap32(y1 + x13), M1)
+    y1 = _reduce_once(y1 + x13, M1)
     # second component: x2[n] = (2**15 x2[n-1] + (2**15 + 1) x2[n-3]) mod M2
-    z1 = _reduce_once(_wrap32(((x21 & MASK2) << 15) + MULT2 * (x21 >> 16)), M2)
-    z2 = _reduce_once(_wrap32(((x23 & MASK2) << 15) + MULT2 * (x23 >> 16)), M2)
-    z2 = _reduce_once(_wrap32(z2 + x23), M2)
-    z2 = _reduce_once(_wrap32(z2 + z1), M2)
+    # (2**31 = 21069 mod M2, so 2**15 x = 2**15 (x mod 2**16) + 21069 (x >> 16))
+    z1 = _reduce_once(((x21 & MASK2) << 15) + MULT2 * (x21 >> 16), M2)
+    z2 = _reduce_once(((x23 & MASK2) << 15) + MULT2 * (x23 >> 16), M2)
+    z2 = _reduce_once(z2 + x23, M2)
+    z2 = _reduce_once(z2 + z1, M2)
     raw = np.where(y1 <= z2, y1 - z2 + M1, y1 - z2)
     return y1, x11, x12, z2, x21, x22, raw
 
@@ -91,7 +93,9 @@ def mrg_to_float(raw: np.ndarray, dtype: str) -> np.ndarray:
     """Raw MRG samples (ints in [1, M1]) as floats in (0, 1) of ``dtype``: Theano's
     ``((raw & mask) + offset) * NORM`` computed in double, then rounded to ``dtype``."""
     mask, offset, norm = _MRG_FLOAT[dtype]
-    return (((raw & mask) + offset) * norm).astype(dtype)
+    if offset:
+        raw = (raw & mask) + offset
+    return (raw * norm).astype(dtype, copy=False)
 
 
 def mrg_uniform_sample(rstate: np.ndarray, n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -99,22 +103,24 @@ def mrg_uniform_sample(rstate: np.ndarray, n: int, dtype: str) -> tuple[np.ndarr
     new states and the samples. Element i is the (i // n_streams)-th draw of stream
     i % n_streams, as in Theano; each pass of the loop steps every stream still needed."""
     rstate = np.asarray(rstate)
-    if rstate.ndim != 2 or rstate.shape[1] != 6:
+    if rstate.ndim != 2 or rstate.shape[1] != 6 or rstate.shape[0] < 1:
         raise ValueError(f"the MRG state must be an (n_streams, 6) matrix, got shape "
                          f"{rstate.shape}")
     if n > M1:
         raise ValueError("rng_mrg does not support more then (2**31 -1) samples")
     n_streams = rstate.shape[0]
-    cols = [c.copy() for c in rstate.astype(np.int64).T]
+    state = tuple(rstate.astype(np.int64).T)
     out = np.empty(n, dtype=dtype)
-    for start in range(0, n, max(n_streams, 1)):
-        k = min(n_streams, n - start)
-        *state, raw = mrg_step(*(c[:k] for c in cols))
-        state = [np.array(v) for v in state]  # x12' is x11's view: copy before writing back
-        for c, v in zip(cols, state):
-            c[:k] = v
-        out[start:start + k] = mrg_to_float(raw, dtype)
-    return np.stack(cols, axis=1).astype(np.int32), out
+    full, rest = divmod(n, n_streams)
+    block = out[:full * n_streams].reshape(full, n_streams)
+    for k in range(full):
+        *state, raw = mrg_step(*state)
+        block[k] = mrg_to_float(raw, dtype)
+    if rest:  # the first `rest` streams step once more
+        *head, raw = mrg_step(*(c[:rest] for c in state))
+        state = [np.concatenate([h, c[rest:]]) for h, c in zip(head, state)]
+        out[full * n_streams:] = mrg_to_float(raw, dtype)
+    return np.stack(state, axis=1).astype(np.int32), out
 
 
 def _matvec_mod(a, s: np.ndarray, m: int) -> np.ndarray:

@@ -243,11 +243,9 @@ def test_mrg_substreams_match_theano():
 
 
 def test_mrg_step_is_the_scalar_recurrence():
-    """mrg_step on Python ints (one stream) is what the vectorised sampler does per element;
-    checked against the recurrence written with exact integers."""
+    """The sampler's elements are MRG31k3p's recurrence, written here with exact integers."""
     state = [12345, 54321, 999, 7, 8, 9]
-    rstate = np.array([state], dtype=np.int32)
-    new, samples = mrg_uniform_sample(rstate, 4, "float64")
+    new, samples = mrg_uniform_sample(np.array([state], dtype=np.int32), 4, "float64")
     x1, x2 = state[:3], state[3:]
     for k in range(4):
         y1 = ((2 ** 22) * x1[1] + (2 ** 7 + 1) * x1[2]) % 2147483647
@@ -255,11 +253,50 @@ def test_mrg_step_is_the_scalar_recurrence():
         x1, x2 = [y1, x1[0], x1[1]], [y2, x2[0], x2[1]]
         raw = y1 - y2 + (2147483647 if y1 <= y2 else 0)
         assert samples[k] == raw * 2.0 ** -31
-        *st, r = mrg_step(*(np.array([v], dtype=np.int64) for v in
-                            (new[0] if k == 3 else [0] * 6)))
     np.testing.assert_array_equal(new[0], x1 + x2)
-    one = mrg_step(*state)
-    assert list(one[:6]) == [int(v) for v in mrg_uniform_sample(rstate, 1, "float64")[0][0]]
+    assert [int(v) for v in mrg_step(*state)[:6]] == [
+        int(v) for v in mrg_uniform_sample(np.array([state], dtype=np.int32), 1, "float64")[0][0]]
+
+
+def _theano_int32_step(x11, x12, x13, x21, x22, x23):
+    """Theano's own formulation, in int32 that wraps on overflow (numpy int32 arrays do)."""
+    i32 = np.int32
+    m1, m2 = i32(2147483647), i32(2147462579)
+
+    def once(y, m):
+        return np.where((y < 0) | (y >= m), y - m, y).astype(np.int32)
+    with np.errstate(over="ignore"):
+        y1 = once(((x12 & i32(511)) << i32(22)) + (x12 >> i32(9)) + ((x13 & i32(16777215))
+                                                                    << i32(7)) + (x13 >> i32(24)),
+                  m1)
+        y1 = once(y1 + x13, m1)
+        z1 = once(((x21 & i32(65535)) << i32(15)) + i32(21069) * (x21 >> i32(16)), m2)
+        z2 = once(((x23 & i32(65535)) << i32(15)) + i32(21069) * (x23 >> i32(16)), m2)
+        z2 = once(z2 + x23, m2)
+        z2 = once(z2 + z1, m2)
+    raw = np.where(y1 <= z2, y1.astype(np.int64) - z2 + 2147483647, y1.astype(np.int64) - z2)
+    return y1, x11, x12, z2, x21, x22, raw
+
+
+def test_mrg_step_equals_theano_int32_formulation():
+    """mrg_step's exact int64 steps give what the reference's overflowing int32 steps give, on
+    200,000 random states and the extreme ones (every sum near 2**31 and 2**32)."""
+    rng = np.random.RandomState(3)
+    n = 200000
+    first = rng.randint(0, 2147483647, size=(3, n))
+    second = rng.randint(0, 2147462579, size=(3, n))
+    # the largest values, and values whose masked parts are all ones (0x7FFFFDFF & 511 = 511)
+    edges1 = np.array([0, 1, 511, 2 ** 24 - 1, 2147483646, 0x7FFFFDFF, 0x7EFFFFFF, 0x7FFFFFFE])
+    edges2 = np.array([0, 1, 65535, 65536, 2147462578, 0x7FFEFFFF, 2 ** 30, 0x7FFF0000])
+    grid1 = np.array(np.meshgrid(edges1, edges1, edges1)).reshape(3, -1)
+    grid2 = np.array(np.meshgrid(edges2, edges2, edges2)).reshape(3, -1)
+    first = np.concatenate([first, grid1, grid1], axis=1)
+    second = np.concatenate([second, grid2, grid2[::-1]], axis=1)
+    cols = [c.astype(np.int64) for c in (*first, *second)]
+    ours = mrg_step(*cols)
+    theirs = _theano_int32_step(*(c.astype(np.int32) for c in cols))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_mrg_refuses_bad_seeds_and_sizes():
@@ -567,10 +604,6 @@ def test_scan_with_the_draws_updates_given_explicitly(cls):
     assert len({tuple(r) for r in np.concatenate([a, b])}) == 6  # every step a new draw
 
 
-@pytest.mark.xfail(reason="scan does not yet add the default updates of the shared variables "
-                          "its body reads to its updates, as Theano's scan did (a change of "
-                          "scan/basic.py, described in the random-streams report)",
-                   strict=False)
 @pytest.mark.parametrize("cls", STREAMS)
 def test_scan_returns_the_draws_updates(cls):
     srng = cls(6)
