@@ -36,7 +36,19 @@ from ..ops.dimshuffle import (
 from ..ops.elemwise import ELEMWISE as _E
 from ..ops.elemwise import Elemwise, cast, tensor_copy
 from ..ops.elemwise import round_mode as round  # noqa: A004 - Theano's T.round
-from ..ops.extra import argsort, diag, diagonal, roll, sort, trace, tril, triu
+from ..ops.extra import (
+    argsort,
+    diag,
+    diagonal,
+    flatnonzero,
+    nonzero,
+    nonzero_values,
+    roll,
+    sort,
+    trace,
+    tril,
+    triu,
+)
 from ..ops.join import concatenate, join, split, stack
 from ..ops.reduce import (
     all,
@@ -60,7 +72,7 @@ from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
 from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
 from ..symbolic.graph import Variable
 from ..symbolic.types import TensorType
-from . import nnet, shared_randomstreams  # noqa: F401 - theano.tensor.shared_randomstreams
+from . import extra_ops, nnet, shared_randomstreams  # noqa: F401 - theano.tensor.shared_randomstreams
 
 as_tensor = as_tensor_variable
 second = fill
@@ -175,7 +187,8 @@ __all__ = [
     "cvector", "cvectors", "dcol", "dcols", "diag", "diagonal", "dimshuffle", "disconnected_grad",
     "div", "dmatrices", "dmatrix", "dot", "drow", "drows", "dscalar", "dscalars", "dtensor3",
     "dtensor3s", "dtensor4", "dtensor4s", "dtensor5", "dtensor5s", "dvector", "dvectors", "eq",
-    "erf", "exp", "exp2", "expm1", "eye", "fcol", "fcols", "fill", "flatten", "floor", "floor_div",
+    "erf", "exp", "exp2", "expm1", "extra_ops", "eye", "fcol", "fcols", "fill", "flatnonzero",
+    "flatten", "floor", "floor_div",
     "fmatrices", "fmatrix", "frow", "frows", "fscalar", "fscalars", "ftensor3", "ftensor3s",
     "ftensor4", "ftensor4s", "ftensor5", "ftensor5s", "fvector", "fvectors", "ge",
     "get_scalar_constant_value", "grad", "grad_clip", "grad_scale", "gt", "hessian", "icol",
@@ -186,7 +199,8 @@ __all__ = [
     "log2", "lrow", "lrows", "lscalar", "lscalars", "lt", "ltensor3", "ltensor3s", "ltensor4",
     "ltensor4s", "ltensor5", "ltensor5s", "lvector", "lvectors", "matmul", "matrices", "matrix",
     "max", "max_and_argmax", "maximum", "mean", "min", "minimum", "mod", "mul", "neg", "neq",
-    "nnet", "ones", "ones_like", "or_", "outer", "patternbroadcast", "pow", "prod", "reciprocal",
+    "nnet", "nonzero", "nonzero_values", "ones", "ones_like", "or_", "outer", "patternbroadcast",
+    "pow", "prod", "reciprocal",
     "repeat", "reshape", "roll", "round", "round_half_away_from_zero", "round_half_to_even", "row",
     "rows", "scalar", "scalars", "second", "set_subtensor", "sgn", "shape", "shape_padaxis",
     "shape_padleft", "shape_padright", "sigmoid", "sin", "sinh", "softplus", "sort", "split",

@@ -259,6 +259,8 @@ def test_diff_and_reexports():
     verify_grad(lambda x: extra_ops.diff(x, 2, axis=0), [v])
     assert extra_ops.cumsum is T.cumsum and extra_ops.cumprod is T.cumprod
     assert extra_ops.repeat is T.repeat
+    assert T.extra_ops is extra_ops and T.nonzero is extra_ops.nonzero
+    assert T.flatnonzero is extra_ops.flatnonzero
 
 
 def test_nonzero_and_searchsorted_have_no_gradient():
