@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..grad.reverse import grad
-from ..ops.alloc import alloc, zeros_like
+from ..ops.alloc import zeros_like
 from ..ops.base import Op, as_int_scalar, as_tensor_variable, graph_error, static_int
 from ..ops.dimshuffle import patternbroadcast, shape_padleft, unbroadcast
 from ..ops.elemwise import ELEMWISE, cast
@@ -710,7 +710,7 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
     replace: dict[Variable, Variable] = {}
     for x, x_in in zip(seqs, seq_in):
         row = _row(x, x_in.name)
-        rev_seqs.append(x[::-1])
+        rev_seqs.append(x[:n][::-1])  # (a sequence may be longer than the steps run)
         rev_in.append(row)
         replace[x_in] = row
     windows = []  # per fed-back output: (user index, taps, initial rows, tap rows)
@@ -821,13 +821,9 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
         if not _is_float(r):
             result.append(None)
             continue
-        g = next(it)[::-1]
-        if complete is not None:  # the steps before the truncation get no gradient
-            missing = ELEMWISE["sub"](n, n_rev)
-            pad = alloc(np.asarray(0, dtype=g.dtype), missing, *[shape(x)[i]
-                                                                    for i in range(1, x.ndim)])
-            g = concatenate([pad, g])
-        result.append(g)
+        # the rows of the steps run, in order; the rows before a truncation and those after
+        # the last step (a sequence longer than n_steps) get no gradient
+        result.append(set_subtensor(zeros_like(x)[n - n_rev:n], next(it)[::-1]))
     finals = rev_outs[len(seq_grads):]
     by_output = {j: finals[w] for w, (j, *_rest) in enumerate(windows)}
     fed = 0

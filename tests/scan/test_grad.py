@@ -126,6 +126,26 @@ def test_truncate_gradient():
     np.testing.assert_allclose([gx[0], gx[1], gh0], [4 * 1.5, 0.5 * 3 + 3 + 1, 12.])
 
 
+@pytest.mark.parametrize("truncate", [-1, 2])
+def test_sequences_longer_than_n_steps(truncate):
+    # the reverse loop reads the rows of the steps run (it once read the sequence's last rows:
+    # a wrong gradient with respect to h0 and W, and a failure with respect to x)
+    def rnn(x, y, W, h0):
+        h, _ = theano.scan(lambda x_t, y_m1, y_1, h, W: T.tanh(T.dot(h, W) * x_t + y_m1 - y_1),
+                           sequences=[x, dict(input=y, taps=[-1, 1])], outputs_info=h0,
+                           non_sequences=W, n_steps=3, truncate_gradient=truncate)
+        return (h ** 2).sum()
+    if truncate < 0:  # (a truncated gradient is not the derivative)
+        verify_grad(rnn, [rnd(6, 2), rnd(7, 2), rnd(2, 2, scale=0.7), rnd(2)], rng=_rng)
+    x, y, W, h0 = T.dmatrix("x"), T.dmatrix("y"), T.dmatrix("W"), T.dvector("h0")
+    gx, gy, gh0 = theano.function([x, y, W, h0], T.grad(rnn(x, y, W, h0), [x, y, h0]))(
+        rnd(6, 2), rnd(7, 2), rnd(2, 2), rnd(2))
+    assert gx.shape == (6, 2) and not gx[3:].any()  # rows no step read
+    assert gy.shape == (7, 2) and not gy[5:].any()
+    if truncate == 2:
+        assert not gx[0].any() and not gh0.any()  # before the truncation
+
+
 def test_zero_steps_gradient():
     h0, k = T.dvector("h0"), T.iscalar("k")
     o, _ = theano.scan(lambda h: h * 2, outputs_info=h0, n_steps=k)
