@@ -1,4 +1,5 @@
 """``T.nnet``: Theano's neural-network helpers (re-exported from ``theon/ops/nnet.py``)."""
+from ...ops.conv import conv2d, conv3d  # noqa: F401
 from ...ops.nnet import (  # noqa: F401
                         binary_crossentropy,
                         categorical_crossentropy,
@@ -14,3 +15,4 @@ from ...ops.nnet import (  # noqa: F401
                         softplus,
                         ultra_fast_sigmoid,
 )
+from . import abstract_conv, conv, conv3d2d  # noqa: F401

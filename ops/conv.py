@@ -1,0 +1,632 @@
+"""Convolution over 2 or 3 spatial dimensions: the forward op and its two gradient ops.
+
+Theano's abstract convolution: ``input`` is ``(batch, channels, *spatial)``, ``filters`` is
+``(out_channels, channels // num_groups, *kernel)``; ``border_mode`` pads ('valid', 'full',
+'half', an int, or one int or (low, high) pair per dimension), ``subsample`` strides,
+``filter_dilation`` spaces the kernel's taps, ``filter_flip=True`` (the default) flips the kernel
+(a true convolution; False is the cross-correlation deep-learning libraries compute).
+
+The gradients with respect to the input and to the filters are ops of their own
+(``AbstractConv2d_gradInputs``, ``AbstractConv2d_gradWeights`` and the 3-D ones), each taking
+the spatial shape it must produce; the three are linear in each argument, so the gradient of
+each is written with the other two, and second derivatives come for free.
+
+On numpy, the input is viewed as its sliding windows (``as_strided``: one view, nothing read),
+copied once into columns (the im2col matrix: kernel taps by output positions, per image and
+group) and multiplied with the filters by one batched BLAS matmul. The input gradient puts the
+columns back (col2im) with one strided add per kernel tap, never a loop over pixels.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..symbolic.graph import Apply, Constant, Variable
+from ..symbolic.types import FLOAT_DTYPES, TensorType
+from .base import Op, as_tensor_variable, graph_error
+from .elemwise import cast
+
+BORDER_NAMES = ("valid", "full", "half")
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+def _int_tuple(value, n: int, what: str, least: int) -> tuple:
+    """``value`` as ``n`` Python ints of at least ``least`` (an int stands for all of them)."""
+    if isinstance(value, (int, np.integer)):
+        value = (value,) * n
+    try:
+        out = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise graph_error(f"{what} must be {n} integers, got {value!r}", ValueError) from None
+    if len(out) != n or any(v < least for v in out) or any(
+            not isinstance(v, (int, np.integer)) for v in value):
+        raise graph_error(f"{what} must be {n} integers of at least {least}, got {value!r}",
+                          ValueError)
+    return out
+
+
+def _border_mode(mode, n: int):
+    """'valid', 'full', 'half', or a tuple of ``n`` (low, high) pads."""
+    if isinstance(mode, str):
+        if mode not in BORDER_NAMES:
+            raise graph_error(f"border_mode must be 'valid', 'full', 'half', an int or a tuple "
+                              f"of {n} ints, got {mode!r}", ValueError)
+        return mode
+    if isinstance(mode, (int, np.integer)):
+        mode = (mode,) * n
+    if not isinstance(mode, (tuple, list)) or len(mode) != n:
+        raise graph_error(f"border_mode must be 'valid', 'full', 'half', an int or a tuple of "
+                          f"{n} ints, got {mode!r}", ValueError)
+    pads = []
+    for p in mode:
+        pair = (p, p) if isinstance(p, (int, np.integer)) else p
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in pair)):
+            raise graph_error(f"border_mode: each dimension's padding must be an int >= 0 or "
+                              f"a (low, high) pair of them, got {mode!r}", ValueError)
+        pads.append((int(pair[0]), int(pair[1])))
+    if all(lo == hi == 0 for lo, hi in pads):
+        return "valid"
+    return tuple(pads)
+
+
+def _hint(shape, n: int, what: str) -> tuple | None:
+    """A shape hint (``input_shape``/``filter_shape``) as ``n`` ints or None per dimension;
+    symbolic entries count as unknown."""
+    if shape is None:
+        return None
+    if isinstance(shape, Variable):
+        return None
+    shape = tuple(shape)
+    if len(shape) != n:
+        raise graph_error(f"{what} must have {n} entries, got {shape!r}", ValueError)
+    out = []
+    for s in shape:
+        if isinstance(s, Constant):
+            s = int(s.data)
+        out.append(int(s) if isinstance(s, (int, np.integer)) else None)
+    return tuple(out)
+
+
+def _pad(mode, k, d, dim: int):
+    """One spatial dimension's (low, high) padding; works on ints and symbolic lengths."""
+    if mode == "valid":
+        return (0, 0)
+    if mode == "full":
+        return ((k - 1) * d,) * 2
+    if mode == "half":
+        return (((k - 1) * d + 1) // 2,) * 2
+    return mode[dim]
+
+
+def _pads(mode, kshape, dilation) -> list:
+    return [_pad(mode, k, d, dim) for dim, (k, d) in enumerate(zip(kshape, dilation))]
+
+
+def _out_lengths(ishape, kshape, mode, subsample, dilation) -> list:
+    """Output lengths of the spatial dimensions (ints, symbolic, or None where unknown)."""
+    out = []
+    for dim, (i, k, s, d) in enumerate(zip(ishape, kshape, subsample, dilation)):
+        if i is None or k is None:
+            out.append(None)
+            continue
+        lo, hi = _pad(mode, k, d, dim)
+        out.append((i + lo + hi - (k - 1) * d - 1) // s + 1)
+    return out
+
+
+def get_conv_output_shape(image_shape, kernel_shape, border_mode, subsample,
+                          filter_dilation=None) -> tuple:
+    """The output shape of a convolution (Theano's helper): ``image_shape`` and
+    ``kernel_shape`` are full shapes (None where unknown)."""
+    n = len(image_shape) - 2
+    dilation = (1,) * n if filter_dilation is None else tuple(filter_dilation)
+    mode = border_mode if isinstance(border_mode, str) else _border_mode(border_mode, n)
+    spatial = _out_lengths(image_shape[2:], kernel_shape[2:], mode, tuple(subsample), dilation)
+    return (image_shape[0], kernel_shape[0]) + tuple(spatial)
+
+
+# -- numpy ---------------------------------------------------------------------------------------
+
+def _padded(x: np.ndarray, pads) -> np.ndarray:
+    if all(lo == hi == 0 for lo, hi in pads):
+        return x
+    return np.pad(x, [(0, 0)] * (x.ndim - len(pads)) + list(pads))
+
+
+def _columns(xp: np.ndarray, kshape, out, subsample, dilation) -> np.ndarray:
+    """im2col: ``xp`` (batch, groups, channels, *padded) as (batch, groups, channels * taps,
+    positions), a contiguous copy of its windows."""
+    lead = xp.shape[:3]
+    st = xp.strides
+    n = len(kshape)
+    windows = as_strided(
+        xp, lead + tuple(kshape) + tuple(out),
+        st[:3] + tuple(st[3 + i] * dilation[i] for i in range(n))
+        + tuple(st[3 + i] * subsample[i] for i in range(n)), writeable=False)
+    taps = lead[2] * int(np.prod(kshape))
+    return np.ascontiguousarray(windows).reshape(lead[0], lead[1], taps, int(np.prod(out)))
+
+
+def _flipped(w: np.ndarray, n: int) -> np.ndarray:
+    return w[(Ellipsis,) + (slice(None, None, -1),) * n]
+
+
+class ConvParams:
+    """The parameters the three ops share, their checks and shape arithmetic (a mixin, not an
+    op of its own)."""
+
+    convdim = 2
+    __props__ = ("imshp", "kshp", "border_mode", "subsample", "filter_flip", "filter_dilation",
+                 "num_groups")
+
+    def __init__(self, imshp=None, kshp=None, border_mode="valid", subsample=None,
+                 filter_flip: bool = True, filter_dilation=None, num_groups: int = 1,
+                 unshared: bool = False):
+        n = self.convdim
+        if unshared:
+            raise graph_error("unshared convolution is not supported", NotImplementedError)
+        self.imshp = _hint(imshp, n + 2, "input_shape")
+        self.kshp = _hint(kshp, n + 2, "filter_shape")
+        self.border_mode = _border_mode(border_mode, n)
+        self.subsample = _int_tuple((1,) * n if subsample is None else subsample, n,
+                                    "subsample", 1)
+        self.filter_dilation = _int_tuple((1,) * n if filter_dilation is None
+                                          else filter_dilation, n, "filter_dilation", 1)
+        self.filter_flip = bool(filter_flip)
+        if not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
+            raise graph_error(f"num_groups must be a positive int, got {num_groups!r}",
+                              ValueError)
+        self.num_groups = int(num_groups)
+
+    def __str__(self) -> str:
+        return (f"{type(self).__name__}{{{self.border_mode}, {self.subsample}, "
+                f"{self.filter_flip}, {self.filter_dilation}, {self.num_groups}}}")
+
+    # -- building --------------------------------------------------------------------------
+    def _name(self) -> str:
+        return f"conv{self.convdim}d"
+
+    def _tensors(self, a, b, names):
+        a, b = as_tensor_variable(a), as_tensor_variable(b)
+        n = self.convdim + 2
+        for v, name in zip((a, b), names):
+            if v.ndim != n:
+                raise graph_error(f"{self._name()}: {name} must have {n} dimensions, got "
+                                  f"{v.type}")
+        dtype = str(np.result_type(a.dtype, b.dtype))
+        if dtype not in FLOAT_DTYPES:
+            raise graph_error(f"{self._name()}: needs float {names[0]} and {names[1]}, got "
+                              f"{a.dtype} and {b.dtype}")
+        return (a if a.dtype == dtype else cast(a, dtype),
+                b if b.dtype == dtype else cast(b, dtype), dtype)
+
+    def _shape_of(self, v, hint) -> list:
+        """Static lengths of ``v``, filled in from the hint where the type has none."""
+        shape = list(v.type.shape)
+        if hint is not None:
+            for k, h in enumerate(hint):
+                if h is not None:
+                    if shape[k] is not None and shape[k] != h:
+                        raise graph_error(f"{self._name()}: the shape hint {hint} contradicts "
+                                          f"{v.type}", ValueError)
+                    shape[k] = h
+        return shape
+
+    def _check_channels(self, ishape, kshape):
+        c, kc, o, g = ishape[1], kshape[1], kshape[0], self.num_groups
+        if c is not None and kc is not None and c != kc * g:
+            raise graph_error(
+                f"{self._name()}: the input has {c} channels but the filters expect {kc * g} "
+                f"({kc} per group x {g} groups)", ValueError)
+        if o is not None and o % g:
+            raise graph_error(f"{self._name()}: {o} output channels do not split into {g} "
+                              "groups", ValueError)
+
+    def _spatial_shape(self, shape):
+        """The ``shape`` argument of a gradient op: an int vector of ``convdim`` entries, and
+        its static values where known."""
+        n = self.convdim
+        if isinstance(shape, Variable):
+            v = shape
+        else:
+            shape = tuple(shape)
+            if len(shape) != n:
+                raise graph_error(f"{self._name()}: the shape must have {n} entries, got "
+                                  f"{shape!r}", ValueError)
+            v = as_tensor_variable(list(shape))
+        if v.ndim != 1 or v.dtype not in ("int8", "int16", "int32", "int64", "uint8",
+                                          "uint16", "uint32", "uint64"):
+            raise graph_error(f"{self._name()}: the shape must be an int vector, got {v.type}")
+        if v.type.shape[0] is not None and v.type.shape[0] != n:
+            raise graph_error(f"{self._name()}: the shape must have {n} entries, got {v.type}",
+                              ValueError)
+        if v.dtype != "int64":
+            v = cast(v, "int64")
+        static = [None] * n
+        if isinstance(v, Constant):
+            static = [int(s) for s in np.asarray(v.data).reshape(-1)]
+        return v, static
+
+    # -- numpy -----------------------------------------------------------------------------
+    def _check_hints(self, img_shape, kern_shape):
+        for hint, got, what in ((self.imshp, img_shape, "input"),
+                                (self.kshp, kern_shape, "filters")):
+            if hint is not None and any(h is not None and h != g for h, g in zip(hint, got)):
+                raise ValueError(f"{self._name()}: the {what} has shape {tuple(got)} but the "
+                                 f"graph was built for {hint}")
+
+    def _geometry(self, img_shape, kern_shape):
+        """Padding and output lengths, with the errors a user can cause at run time."""
+        n, g = self.convdim, self.num_groups
+        self._check_hints(img_shape, kern_shape)
+        if img_shape[1] != kern_shape[1] * g:
+            raise ValueError(f"{self._name()}: the input has {img_shape[1]} channels but the "
+                             f"filters expect {kern_shape[1] * g} ({kern_shape[1]} per group x "
+                             f"{g} groups)")
+        if kern_shape[0] % g:
+            raise ValueError(f"{self._name()}: {kern_shape[0]} output channels do not split "
+                             f"into {g} groups")
+        ks = kern_shape[2:]
+        pads = _pads(self.border_mode, ks, self.filter_dilation)
+        out = _out_lengths(img_shape[2:], ks, self.border_mode, self.subsample,
+                           self.filter_dilation)
+        if any(o < 1 for o in out) or any(k < 1 for k in ks):
+            raise ValueError(f"{self._name()}: a {'x'.join(map(str, ks))} kernel (dilation "
+                             f"{self.filter_dilation}) does not fit the padded input "
+                             f"{'x'.join(map(str, img_shape[2:]))} (border_mode "
+                             f"{self.border_mode!r})")
+        assert len(out) == n
+        return pads, out
+
+    def _forward(self, img: np.ndarray, kern: np.ndarray) -> np.ndarray:
+        n, g = self.convdim, self.num_groups
+        pads, out = self._geometry(img.shape, kern.shape)
+        batch, channels = img.shape[:2]
+        xp = _padded(img.reshape((batch, g, channels // g) + img.shape[2:]), pads)
+        cols = _columns(xp, kern.shape[2:], out, self.subsample, self.filter_dilation)
+        w = _flipped(kern, n) if self.filter_flip else kern
+        w = w.reshape(g, kern.shape[0] // g, int(np.prod(kern.shape[1:])))
+        res = np.matmul(w, cols)  # (batch, groups, out per group, positions)
+        return res.reshape((batch, kern.shape[0]) + tuple(out))
+
+    def _grad_weights(self, img, topgrad, kshape) -> np.ndarray:
+        n, g = self.convdim, self.num_groups
+        kshape = tuple(int(k) for k in kshape)
+        kern_shape = (topgrad.shape[1], img.shape[1] // g) + kshape
+        pads, out = self._geometry(img.shape, kern_shape)
+        self._check_topgrad(topgrad, (img.shape[0], kern_shape[0]) + tuple(out))
+        batch, channels = img.shape[:2]
+        xp = _padded(img.reshape((batch, g, channels // g) + img.shape[2:]), pads)
+        cols = _columns(xp, kshape, out, self.subsample, self.filter_dilation)
+        dy = topgrad.reshape(batch, g, kern_shape[0] // g, int(np.prod(out)))
+        dw = np.matmul(dy, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(kern_shape)
+        return np.ascontiguousarray(_flipped(dw, n)) if self.filter_flip else dw
+
+    def _grad_inputs(self, kern, topgrad, ishape) -> np.ndarray:
+        n, g = self.convdim, self.num_groups
+        ishape = tuple(int(i) for i in ishape)
+        img_shape = (topgrad.shape[0], kern.shape[1] * g) + ishape
+        pads, out = self._geometry(img_shape, kern.shape)
+        self._check_topgrad(topgrad, (img_shape[0], kern.shape[0]) + tuple(out))
+        batch, cg = img_shape[0], kern.shape[1]
+        ks = kern.shape[2:]
+        w = _flipped(kern, n) if self.filter_flip else kern
+        w = w.reshape(g, kern.shape[0] // g, int(np.prod(kern.shape[1:]))).transpose(0, 2, 1)
+        dy = topgrad.reshape(batch, g, kern.shape[0] // g, int(np.prod(out)))
+        dcols = np.matmul(w, dy).reshape((batch, g, cg) + tuple(ks) + tuple(out))
+        padded = tuple(i + lo + hi for i, (lo, hi) in zip(ishape, pads))
+        dxp = np.zeros((batch, g, cg) + padded, dtype=dcols.dtype)
+        # col2im: one strided add per kernel tap
+        for tap in itertools.product(*(range(k) for k in ks)):
+            where = tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in
+                          zip(tap, self.filter_dilation, self.subsample, out))
+            dxp[(Ellipsis,) + where] += dcols[(Ellipsis,) + tap + (slice(None),) * n]
+        crop = tuple(slice(lo, lo + i) for i, (lo, _) in zip(ishape, pads))
+        dx = dxp[(Ellipsis,) + crop].reshape(img_shape) if any(
+            lo or hi for lo, hi in pads) else dxp.reshape(img_shape)
+        return np.ascontiguousarray(dx)
+
+    def _check_topgrad(self, topgrad, want):
+        if topgrad.shape != tuple(want):
+            raise ValueError(f"{self._name()}: the output gradient has shape {topgrad.shape} "
+                             f"but the convolution's output has shape {tuple(want)}")
+
+    # -- ops of the same parameters --------------------------------------------------------
+    def _params(self, img=None, kern=None) -> dict:
+        """This op's parameters, with the shape hints completed from ``img``'s and
+        ``kern``'s static shapes where given."""
+        imshp = self.imshp if img is None else _known(self._shape_of(img, self.imshp))
+        kshp = self.kshp if kern is None else _known(self._shape_of(kern, self.kshp))
+        return dict(imshp=imshp, kshp=kshp, border_mode=self.border_mode,
+                    subsample=self.subsample, filter_flip=self.filter_flip,
+                    filter_dilation=self.filter_dilation, num_groups=self.num_groups)
+
+    def _sym_out_lengths(self, ishape, kshape):
+        return _out_lengths(ishape, kshape, self.border_mode, self.subsample,
+                            self.filter_dilation)
+
+
+def _known(shape):
+    return None if all(s is None for s in shape) else tuple(shape)
+
+
+def _spatial_of(v, static, n):
+    """The spatial lengths of ``v`` for a gradient op: constants where the type or a hint
+    knows them (the op's output type then knows them too), else ``shape(v)[2:]``."""
+    if all(s is not None for s in static[2:]):
+        return tuple(static[2:])
+    from .shape import shape
+    return shape(v)[2:2 + n]
+
+
+class _Forward(ConvParams):
+    """``op(input, filters)``: the convolution."""
+
+    def make_node(self, img, kern) -> Apply:
+        img, kern, dtype = self._tensors(img, kern, ("input", "filters"))
+        ishape, kshape = self._shape_of(img, self.imshp), self._shape_of(kern, self.kshp)
+        self._check_channels(ishape, kshape)
+        spatial = self._sym_out_lengths(ishape[2:], kshape[2:])
+        if any(s is not None and s < 1 for s in spatial):
+            raise graph_error(f"{self._name()}: a {kshape[2:]} kernel does not fit the input "
+                              f"{ishape[2:]} (border_mode {self.border_mode!r})", ValueError)
+        out = TensorType(dtype, shape=(ishape[0], kshape[0], *spatial))
+        return Apply(self, [img, kern], [out()])
+
+    def impl(self, node):
+        return self._forward
+
+    def infer_shape(self, fgraph, node, shapes):
+        ishape, kshape = shapes
+        return [(ishape[0], kshape[0], *self._sym_out_lengths(ishape[2:], kshape[2:]))]
+
+    def L_op(self, inputs, outputs, grads):
+        img, kern = inputs
+        n = self.convdim
+        gi, gw = _OPS[n]
+        params = self._params(img, kern)
+        d_img = gi(**params)(kern, grads[0], _spatial_of(img, params["imshp"] or [None] * 5, n))
+        d_kern = gw(**params)(img, grads[0], _spatial_of(kern, params["kshp"] or [None] * 5, n))
+        return [d_img, d_kern]
+
+
+class _GradWeights(ConvParams):
+    """``op(input, output_grad, filter_spatial_shape)``: the gradient of the convolution with
+    respect to its filters."""
+
+    def make_node(self, img, topgrad, shape) -> Apply:
+        img, topgrad, dtype = self._tensors(img, topgrad, ("input", "output gradient"))
+        shape, static = self._spatial_shape(shape)
+        ishape = self._shape_of(img, self.imshp)
+        o, c = topgrad.type.shape[1], ishape[1]
+        if c is not None and c % self.num_groups:
+            raise graph_error(f"{self._name()}: {c} input channels do not split into "
+                              f"{self.num_groups} groups", ValueError)
+        kshape = [o, None if c is None else c // self.num_groups, *static]
+        if self.kshp is not None:
+            kshape = [k if k is not None else h for k, h in zip(kshape, self.kshp)]
+        self._check_channels(ishape, kshape)
+        return Apply(self, [img, topgrad, shape], [TensorType(dtype, shape=kshape)()])
+
+    def impl(self, node):
+        return self._grad_weights
+
+    def infer_shape(self, fgraph, node, shapes):
+        ishape, tshape = shapes[0], shapes[1]
+        kshape = node.inputs[2]
+        return [(tshape[1], ishape[1] // self.num_groups,
+                 *(kshape[k] for k in range(self.convdim)))]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False]]
+
+    def L_op(self, inputs, outputs, grads):
+        img, topgrad, _ = inputs
+        n = self.convdim
+        fwd, (gi, _) = _FORWARD[n], _OPS[n]
+        params = self._params(img, outputs[0])
+        d_img = gi(**params)(grads[0], topgrad, _spatial_of(img, params["imshp"] or [None] * 5,
+                                                            n))
+        d_top = fwd(**params)(img, grads[0])
+        return [d_img, d_top, None]
+
+
+class _GradInputs(ConvParams):
+    """``op(filters, output_grad, input_spatial_shape)``: the gradient of the convolution with
+    respect to its input."""
+
+    def make_node(self, kern, topgrad, shape) -> Apply:
+        kern, topgrad, dtype = self._tensors(kern, topgrad, ("filters", "output gradient"))
+        shape, static = self._spatial_shape(shape)
+        kshape = self._shape_of(kern, self.kshp)
+        c = None if kshape[1] is None else kshape[1] * self.num_groups
+        ishape = [topgrad.type.shape[0], c, *static]
+        if self.imshp is not None:
+            ishape = [i if i is not None else h for i, h in zip(ishape, self.imshp)]
+        self._check_channels(ishape, kshape)
+        return Apply(self, [kern, topgrad, shape], [TensorType(dtype, shape=ishape)()])
+
+    def impl(self, node):
+        return self._grad_inputs
+
+    def infer_shape(self, fgraph, node, shapes):
+        kshape, tshape = shapes[0], shapes[1]
+        ishape = node.inputs[2]
+        return [(tshape[0], kshape[1] * self.num_groups,
+                 *(ishape[k] for k in range(self.convdim)))]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False]]
+
+    def L_op(self, inputs, outputs, grads):
+        kern, topgrad, _ = inputs
+        n = self.convdim
+        fwd, (_, gw) = _FORWARD[n], _OPS[n]
+        params = self._params(outputs[0], kern)
+        d_kern = gw(**params)(grads[0], topgrad, _spatial_of(kern, params["kshp"] or [None] * 5,
+                                                             n))
+        d_top = fwd(**params)(grads[0], kern)
+        return [d_kern, d_top, None]
+
+
+class AbstractConv2d(_Forward, Op):
+    """2-D convolution of ``(batch, channels, rows, cols)`` by ``(out, channels/groups, kr,
+    kc)`` filters."""
+
+    convdim = 2
+
+
+class AbstractConv2d_gradWeights(_GradWeights, Op):  # noqa: N801 - Theano's name
+    convdim = 2
+
+
+class AbstractConv2d_gradInputs(_GradInputs, Op):  # noqa: N801 - Theano's name
+    convdim = 2
+
+
+class AbstractConv3d(_Forward, Op):
+    """3-D convolution of ``(batch, channels, depth, rows, cols)``."""
+
+    convdim = 3
+
+
+class AbstractConv3d_gradWeights(_GradWeights, Op):  # noqa: N801 - Theano's name
+    convdim = 3
+
+
+class AbstractConv3d_gradInputs(_GradInputs, Op):  # noqa: N801 - Theano's name
+    convdim = 3
+
+
+_FORWARD = {2: AbstractConv2d, 3: AbstractConv3d}
+# (gradInputs, gradWeights) per number of spatial dimensions
+_OPS = {2: (AbstractConv2d_gradInputs, AbstractConv2d_gradWeights),
+        3: (AbstractConv3d_gradInputs, AbstractConv3d_gradWeights)}
+
+
+# -- Theano's functions --------------------------------------------------------------------------
+
+def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="valid",
+           subsample=(1, 1), filter_flip: bool = True, image_shape=None,
+           filter_dilation=(1, 1), num_groups: int = 1, unshared: bool = False, **kwargs):
+    """``T.nnet.conv2d``: the 2-D convolution of a 4-D input by 4-D filters."""
+    if kwargs:
+        raise graph_error(f"conv2d: unexpected keyword arguments {sorted(kwargs)}")
+    if image_shape is not None:
+        if input_shape is not None:
+            raise graph_error("conv2d: give input_shape or its old name image_shape, not both")
+        input_shape = image_shape
+    return AbstractConv2d(input_shape, filter_shape, border_mode, subsample, filter_flip,
+                          filter_dilation, num_groups, unshared)(input, filters)
+
+
+def conv3d(input, filters, input_shape=None, filter_shape=None, border_mode="valid",
+           subsample=(1, 1, 1), filter_flip: bool = True, filter_dilation=(1, 1, 1),
+           num_groups: int = 1):
+    """``T.nnet.conv3d``: the 3-D convolution of a 5-D input by 5-D filters."""
+    return AbstractConv3d(input_shape, filter_shape, border_mode, subsample, filter_flip,
+                          filter_dilation, num_groups)(input, filters)
+
+
+def _spatial(shape, n: int, what: str):
+    if shape is None:
+        raise graph_error(f"{what} is needed: the gradient op must know the shape it produces")
+    if isinstance(shape, Variable):
+        return shape[-n:] if shape.ndim == 1 else shape
+    return tuple(shape)[-n:]
+
+
+def _grad_wrt_inputs(n, output_grad, filters, input_shape, filter_shape, border_mode,
+                     subsample, filter_flip, filter_dilation, num_groups):
+    op = _OPS[n][0](None if isinstance(input_shape, Variable) else input_shape, filter_shape,
+                    border_mode, subsample, filter_flip, filter_dilation, num_groups)
+    return op(filters, output_grad, _spatial(input_shape, n, "input_shape"))
+
+
+def _grad_wrt_weights(n, input, output_grad, filter_shape, input_shape, border_mode, subsample,
+                      filter_flip, filter_dilation, num_groups):
+    op = _OPS[n][1](input_shape, None if isinstance(filter_shape, Variable) else filter_shape,
+                    border_mode, subsample, filter_flip, filter_dilation, num_groups)
+    return op(input, output_grad, _spatial(filter_shape, n, "filter_shape"))
+
+
+def conv2d_grad_wrt_inputs(output_grad, filters, input_shape, filter_shape=None,
+                           border_mode="valid", subsample=(1, 1), filter_flip: bool = True,
+                           filter_dilation=(1, 1), num_groups: int = 1):
+    """The gradient of ``conv2d`` with respect to its input (a transposed convolution):
+    ``input_shape`` is the input's full shape (its last two entries are needed)."""
+    return _grad_wrt_inputs(2, output_grad, filters, input_shape, filter_shape, border_mode,
+                            subsample, filter_flip, filter_dilation, num_groups)
+
+
+def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None,
+                            border_mode="valid", subsample=(1, 1), filter_flip: bool = True,
+                            filter_dilation=(1, 1), num_groups: int = 1):
+    """The gradient of ``conv2d`` with respect to its filters: ``filter_shape`` is the
+    filters' full shape (its last two entries are needed)."""
+    return _grad_wrt_weights(2, input, output_grad, filter_shape, input_shape, border_mode,
+                             subsample, filter_flip, filter_dilation, num_groups)
+
+
+def conv3d_grad_wrt_inputs(output_grad, filters, input_shape, filter_shape=None,
+                           border_mode="valid", subsample=(1, 1, 1), filter_flip: bool = True,
+                           filter_dilation=(1, 1, 1), num_groups: int = 1):
+    """``conv2d_grad_wrt_inputs`` in three dimensions."""
+    return _grad_wrt_inputs(3, output_grad, filters, input_shape, filter_shape, border_mode,
+                            subsample, filter_flip, filter_dilation, num_groups)
+
+
+def conv3d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None,
+                            border_mode="valid", subsample=(1, 1, 1), filter_flip: bool = True,
+                            filter_dilation=(1, 1, 1), num_groups: int = 1):
+    """``conv2d_grad_wrt_weights`` in three dimensions."""
+    return _grad_wrt_weights(3, input, output_grad, filter_shape, input_shape, border_mode,
+                             subsample, filter_flip, filter_dilation, num_groups)
+
+
+def legacy_conv2d(input, filters, image_shape=None, filter_shape=None, border_mode="valid",
+                  subsample=(1, 1), **kwargs):
+    """``theano.tensor.nnet.conv.conv2d``, the old interface LeNet tutorials use: a true
+    convolution (filters flipped), 'valid' or 'full'."""
+    if border_mode not in ("valid", "full"):
+        raise graph_error(f"conv.conv2d: border_mode must be 'valid' or 'full', got "
+                          f"{border_mode!r}", ValueError)
+    return AbstractConv2d(image_shape, filter_shape, border_mode, subsample, True)(input,
+                                                                                    filters)
+
+
+def conv3d2d(signals, filters, signals_shape=None, filters_shape=None, border_mode="valid"):
+    """``theano.tensor.nnet.conv3d2d.conv3d``: signals (batch, time, channels, rows, cols),
+    filters (out, time, channels, rows, cols), output (batch, time, out, rows, cols); a true
+    convolution in all three dimensions."""
+    if isinstance(border_mode, (tuple, list)):
+        if any(m != "valid" for m in border_mode):
+            raise graph_error(f"conv3d2d: only 'valid' is supported, got {border_mode!r}",
+                              ValueError)
+        border_mode = "valid"
+    if border_mode != "valid":
+        raise graph_error(f"conv3d2d: only 'valid' is supported, got {border_mode!r}",
+                          ValueError)
+    order = (0, 2, 1, 3, 4)
+
+    def reorder(shape):
+        return None if shape is None else tuple(tuple(shape)[k] for k in order)
+    s, f = as_tensor_variable(signals), as_tensor_variable(filters)
+    if s.ndim != 5 or f.ndim != 5:
+        raise graph_error(f"conv3d2d: signals and filters must have 5 dimensions, got "
+                          f"{s.type} and {f.type}")
+    out = AbstractConv3d(reorder(signals_shape), reorder(filters_shape), "valid")(
+        s.dimshuffle(*order), f.dimshuffle(*order))
+    return out.dimshuffle(*order)
+
+
+__all__: Sequence[str] = (
+    "AbstractConv2d", "AbstractConv2d_gradInputs", "AbstractConv2d_gradWeights",
+    "AbstractConv3d", "AbstractConv3d_gradInputs", "AbstractConv3d_gradWeights", "conv2d",
+    "conv2d_grad_wrt_inputs", "conv2d_grad_wrt_weights", "conv3d", "conv3d_grad_wrt_inputs",
+    "conv3d_grad_wrt_weights", "get_conv_output_shape", "legacy_conv2d", "conv3d2d")
