@@ -23,8 +23,8 @@ How the arguments map onto the node (the same conventions as Theano's Scan):
 
 The gradient (``Scan.L_op``) is another Scan running the steps in reverse (see
 ``_reverse_scan``); ``Rop`` transposes it. The node's thunk runs the steps as one generated
-function with the body's lines inlined (``loop.py``). Not yet: the gradient through ``until``,
-checkpoints, a loop in generated C.
+function with the body's lines inlined (``loop.py``). A loop that ends with ``until`` is
+differentiated as the same body run for the steps it ran. Not yet: a loop in generated C.
 """
 from __future__ import annotations
 
@@ -251,8 +251,18 @@ class Scan(Op):
         """
         spec = self.spec
         if spec.as_while:
-            raise NotImplementedError("scan with until: the number of steps depends on the "
-                                      "values, and its gradient is not implemented")
+            # the steps the loop ran are its outputs' length: the gradient is that of the
+            # same body run that many steps (the condition, a boolean, passes none)
+            if not spec.outputs:
+                raise NotImplementedError(
+                    "scan with until and no output (only updates of shared variables): the "
+                    "number of steps it ran is not known to the gradient; return a state too")
+            plain = Scan(self.inner_inputs, self.inner_outputs[:-1],
+                         spec._replace(as_while=False), name=self.name, labels=self.labels,
+                         truncate_gradient=self.truncate_gradient,
+                         go_backwards=self.go_backwards)
+            return plain.L_op([shape(outputs[0])[0]] + list(inputs[1:]), outputs,
+                              output_grads)
         if spec.n_shared:
             return _through_final_states(self, inputs, outputs, output_grads)
         return _reverse_scan(self, inputs, outputs, output_grads)

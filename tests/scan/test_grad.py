@@ -154,11 +154,28 @@ def test_zero_steps_gradient():
     np.testing.assert_allclose(g(np.ones(2), 3), [15., 15.])
 
 
-def test_until_has_no_gradient_yet():
+def test_until_gradient_covers_the_steps_run():
+    def loop(x, h0):
+        o, _ = theano.scan(lambda v, h: (T.tanh(h * v + v), theano.scan_module.until(h > 0.9)),
+                           sequences=x, outputs_info=h0)
+        return (o ** 2).sum() + o[-1]
+    xv = np.array([0.5, 0.7, 0.9, 1.2, 2.0, -0.3, 0.4])
+    x, h0 = T.dvector("x"), T.dscalar("h0")
+    o, _ = theano.scan(lambda v, h: (T.tanh(h * v + v), theano.scan_module.until(h > 0.9)),
+                       sequences=x, outputs_info=h0)
+    n = theano.function([x, h0], o.shape[0])(xv, 0.1)
+    assert 1 < n < len(xv)  # it stopped early: the rows after get no gradient
+    verify_grad(loop, [xv, np.float64(0.1)], rng=_rng)
+    gx = theano.function([x, h0], T.grad(loop(x, h0), x))(xv, 0.1)
+    assert gx[:n].all() and not gx[n:].any()
+
+
+def test_until_with_only_shared_updates_has_no_gradient():
+    c = theano.shared(np.float64(1.0), name="c")
     x = T.dvector("x")
-    o, _ = theano.scan(lambda v: (v * 2, theano.scan_module.until(v > 1)), sequences=x)
+    _, upd = theano.scan(lambda v: ({c: c * v}, theano.scan_module.until(v > 1)), sequences=x)
     with pytest.raises(NullTypeGradError, match="until"):
-        T.grad(o.sum(), x)
+        T.grad(upd[c], x)
 
 
 def _cost_with_shared_update(xv, cv):
