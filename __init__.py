@@ -17,6 +17,7 @@ from .ops.base import Op, as_tensor_variable
 from .ops.blas import dot
 from .printing import pp
 from .scan.basic import foldl, foldr, map, reduce, scan  # noqa: A004 - Theano's names
+from .scan.checkpoints import scan_checkpoints
 from .symbolic.graph import Apply, Constant, Variable, clone_replace
 from .symbolic.shared import SharedVariable, shared
 from .symbolic.types import TensorType
@@ -69,4 +70,4 @@ __all__ = ["Apply", "Constant", "FAST_COMPILE", "FAST_RUN", "Function", "In", "M
            "Mode", "Op", "Out", "Lop", "Rop", "grad", "gradient", "SharedVariable", "TensorType",
            "UnusedInputError", "Variable", "as_tensor_variable", "clone", "config", "dot",
            "function", "pp", "printing", "shared", "tensor", "scan", "map", "reduce", "foldl",
-           "foldr", "scan_module"]
+           "foldr", "scan_checkpoints", "scan_module"]

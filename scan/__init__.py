@@ -1,7 +1,8 @@
 """Ops holding inner graphs: loops (``scan``, ``Scan``) and jacobian's row map (``MapRows``)."""
 from . import rewrites
 from .basic import Scan, foldl, foldr, map, reduce, scan, until  # noqa: A004
+from .checkpoints import scan_checkpoints
 
 rewrites.install()  # scan's rules join the rule table (compile must not import scan)
 
-__all__ = ["Scan", "foldl", "foldr", "map", "reduce", "scan", "until"]
+__all__ = ["Scan", "foldl", "foldr", "map", "reduce", "scan", "scan_checkpoints", "until"]
