@@ -2,11 +2,11 @@
 ``python -m theon.benchmarks`` (anywhere), ``--quick`` for a fast, rougher run.
 
 Prints one row per case: the median time of one call of the compiled theon function, of the
-same work written in plain numpy (run in this process), and of PyTensor and JAX where they happen
-to be importable ("n/a" otherwise), and theon's time divided by each of theirs (below 1: theon is
-faster). Cases that move large arrays also have a ``floor`` column: the time a hand-written pass
-takes to move the bytes the computation must move, so ``theon/floor`` says how far theon is from
-memory-bound (the column is left out of a table where no case has it).
+same work written in plain numpy (run in this process), and of PyTensor, JAX and PyTorch where
+they happen to be importable ("n/a" otherwise), and theon's time divided by each of theirs (below
+1: theon is faster). Cases that move large arrays also have a ``floor`` column: the time a
+hand-written pass takes to move the bytes the computation must move, so ``theon/floor`` says how
+far theon is from memory-bound (the column is left out of a table where no case has it).
 
 How a time is taken: each implementation is called once (warm-up; for JAX that also compiles),
 then calibrated to a number of calls lasting about ``target`` seconds; samples of that many calls
@@ -38,11 +38,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-IMPLS = ("theon", "numpy", "pytensor", "jax", "floor")
+IMPLS = ("theon", "numpy", "pytensor", "jax", "torch", "floor")
 # implementations that compute something else on purpose (the floor only moves the bytes):
 # timed, never compared with numpy
 UNCHECKED = frozenset({"floor"})
-_MODULE_OF = {"pytensor": "pytensor", "jax": "jax"}  # optional implementations, imported lazily
+# optional implementations, imported lazily
+_MODULE_OF = {"pytensor": "pytensor", "jax": "jax", "torch": "torch"}
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Case:
     budget: float = 1.0
     floor: Builder | None = None  # the memory-traffic floor of the same work (see IMPLS)
     max_samples: int | None = None  # for cases whose one sample takes seconds (a cold compile)
+    torch: Builder | None = None  # PyTorch (CPU), where installed: the convolution cases
 
     def builder(self, impl: str) -> Builder | None:
         return getattr(self, impl)

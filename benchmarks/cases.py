@@ -24,6 +24,7 @@ from functools import partial
 import numpy as np
 
 from . import Bench, Case, Unavailable
+from .conv_cases import CONV_CASES
 
 # -- (a) call overhead: a + b on 0-d float64 arrays -------------------------------------------
 
@@ -845,4 +846,4 @@ CASES = [
          theon_w3b_numpy_path, numpy_w3b, pytensor_w3b, jax_w3b),
     Case("w3b_tiny_rnn", "W3b on function()'s default mode (the C backend): a call's ms are a "
          "step's us", w3b_data, theon_w3b, numpy_w3b, None, jax_w3b),
-]
+] + CONV_CASES
