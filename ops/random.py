@@ -544,7 +544,7 @@ class RandomFunction(Op):
             lead = []
             for d in range(ndim):
                 dims = [sh[len(sh) - ndim + d] for sh in arg_shapes if len(sh) - ndim + d >= 0]
-                length = dims[0]
+                length = dims[0] if dims else constant(np.int64(1))  # ndim beyond the args
                 for other in dims[1:]:
                     length = E["maximum"](length, other)
                 lead.append(length)

@@ -422,6 +422,17 @@ def test_randomstreams_symbolic_n_and_p():
     np.testing.assert_allclose(got / 1000, [0.1, 0.5, 0.9], atol=0.06)
 
 
+def test_randomstreams_shape_follows_the_parameters_without_size():
+    rs = RandomStreams(2)
+    a, r = T.dmatrix("a"), T.drow("r")
+    drawn = [rs.normal(avg=a, std=r), rs.uniform(low=r, high=2., ndim=3), rs.choice(a=3)]
+    f = theano.function([a, r], drawn + [d.shape for d in drawn])
+    got = f(np.zeros((4, 2)), np.ones((1, 2)))
+    assert [g.shape for g in got[:3]] == [(4, 2), (1, 1, 2), ()]
+    assert [tuple(s) for s in got[3:]] == [(4, 2), (1, 1, 2), ()]
+    assert np.all((got[1] >= 1) & (got[1] < 2)) and got[2] in (0, 1, 2)
+
+
 def test_randomstreams_matches_theano():
     r = RandomStreams(234)
     u = r.uniform((2, 2))
