@@ -623,3 +623,46 @@ def test_scan_returns_the_draws_updates(cls):
     f = theano.function([], out, updates=updates)
     a, b = f(), f()
     assert len({tuple(r) for r in np.concatenate([a, b])}) == 6
+
+
+@pytest.mark.parametrize("cls", STREAMS)
+def test_rbm_contrastive_divergence_through_scan(cls):
+    """The deep-learning tutorial's RBM step, written as there: binomial samples with a
+    symbolic p and size inside a scan Gibbs chain; scan's updates carry the streams' states
+    and the training function's updates add the parameters'."""
+    rng = np.random.RandomState(123)
+    theano_rng = cls(rng.randint(2 ** 30))
+    W = theano.shared(rng.uniform(-0.3, 0.3, (12, 5)), name="W")
+    hbias, vbias = theano.shared(np.zeros(5), name="hbias"), theano.shared(np.zeros(12),
+                                                                              name="vbias")
+    x = T.matrix("x")
+
+    def sample(mean):
+        return theano_rng.binomial(size=mean.shape, n=1, p=mean, dtype=theano.config.floatX)
+
+    def gibbs_hvh(h0):
+        v1_mean = T.nnet.sigmoid(T.dot(h0, W.T) + vbias)
+        v1 = sample(v1_mean)
+        h1_mean = T.nnet.sigmoid(T.dot(v1, W) + hbias)
+        return [v1_mean, v1, h1_mean, sample(h1_mean)]
+
+    def free_energy(v):
+        return -T.dot(v, vbias) - T.sum(T.log(1 + T.exp(T.dot(v, W) + hbias)), axis=1)
+
+    h0 = sample(T.nnet.sigmoid(T.dot(x, W) + hbias))
+    (_, v_samples, _, _), updates = theano.scan(gibbs_hvh, outputs_info=[None, None, None, h0],
+                                                 n_steps=3)
+    assert len(updates) == 2  # the two draws of the body
+    chain_end = v_samples[-1]
+    cost = T.mean(free_energy(x)) - T.mean(free_energy(chain_end))
+    params = [W, hbias, vbias]
+    for p, g in zip(params, T.grad(cost, params, consider_constant=[chain_end])):
+        updates[p] = p - 0.1 * g
+    train = theano.function([x], [cost, chain_end], updates=updates)
+    data = (rng.rand(20, 12) > 0.5).astype("float64")
+    W0 = W.get_value()
+    results = [train(data) for _ in range(4)]
+    ends = [e for _, e in results]
+    assert all(set(np.unique(e)) <= {0., 1.} for e in ends)
+    assert len({e.tobytes() for e in ends}) == 4  # every call samples a new chain
+    assert not np.allclose(W.get_value(), W0)
