@@ -232,6 +232,20 @@ def test_mrg_six_int_seed_uneven_streams_and_bounds_match_theano():
     np.testing.assert_array_equal(s.state_updates[0][0].get_value(), SIX_SEED_STATE)
 
 
+def test_mrg_float16_matches_theano():
+    # Theano 1.0.5: f = theano.function([], MRG_RandomStreams(77).uniform((9,),
+    # dtype='float16')), two calls (its float16 path: (raw & 0x7fff) + 1, times 3.0458e-05)
+    want = [[0.30029296875, 0.7900390625, 0.60986328125, 0.205810546875, 0.87890625,
+             0.90087890625, 0.447265625, 0.0079803466796875, 0.72705078125],
+            [0.006427764892578125, 0.1845703125, 0.63232421875, 0.8173828125, 0.5068359375,
+             0.6875, 0.96337890625, 0.92041015625, 0.496337890625]]
+    f = theano.function([], MRG_RandomStreams(77).uniform((9,), dtype="float16"))
+    for w in want:
+        got = f()
+        assert got.dtype == "float16"
+        np.testing.assert_array_equal(got, w)
+
+
 def test_mrg_substreams_match_theano():
     s = MRG_RandomStreams(12345)
     np.testing.assert_array_equal(s.get_substream_rstates(5, "float64"), SUBSTREAMS)
