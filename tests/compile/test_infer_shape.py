@@ -863,6 +863,73 @@ def _():
 
 # -- exemptions -----------------------------------------------------------------------------------
 # Op classes without a case, with the reason.
+# -- random draws (ops/random.py): the ops applied to a state given as an input, so that no
+# shared variable's default update draws again in the shape graph
+
+def _rs_state(seed=0):
+    from theon.ops.random import encode_random_state
+    return encode_random_state(np.random.RandomState(seed))
+
+
+@case("mrg_uniform")
+def _():
+    from theon.ops.random import MRGUniform, mrg_substreams
+    st, x = T.imatrix("st"), T.dmatrix("x")
+    states = mrg_substreams(np.full(6, 5, dtype="int32"), 4)
+    return Case([st, x], MRGUniform("float64", 2)(st, x.shape), [(states, m) for (m,) in MATS])
+
+
+@case("random_function_sized")
+def _():
+    from theon.ops.random import RandomFunction
+    st, x = T.lvector("st"), T.dmatrix("x")
+    return Case([st, x], RandomFunction("uniform", "float64", 2)(st, x.shape, 0., 1.),
+                [(_rs_state(), m) for (m,) in MATS])
+
+
+@case("random_function_shape_of_args")
+def _():
+    from theon.ops.random import RandomFunction
+    st, x, r = T.lvector("st"), T.dmatrix("x"), T.drow("r")
+    out = RandomFunction("normal", "float64", 2)(st, np.zeros(0, dtype="int64"), x, r)
+    return Case([st, x, r], out, [(_rs_state(), rnd(3, 4), rnd(1, 4)),
+                                  (_rs_state(), rnd(1, 4), rnd(1, 4))])
+
+
+@case("random_function_permutation")
+def _():
+    from theon.ops.random import RandomFunction
+    st, n, x = T.lvector("st"), T.lscalar("n"), T.dvector("x")
+    out = RandomFunction("permutation", "int64", 2, ndim_added=1)(st, x.shape, n)
+    return Case([st, n, x], out, [(_rs_state(), 5, rnd(3)), (_rs_state(), 0, rnd(2))])
+
+
+@case("multinomial_from_uniform")
+def _():
+    from theon.ops.random import MultinomialFromUniform
+    p, u = T.dmatrix("p"), T.dvector("u")
+    pv = np.array([[.2, .8], [.5, .5], [1., 0.]])
+    return Case([p, u], MultinomialFromUniform("int64")(p, u, 2),
+                [(pv, np.linspace(.1, .9, 6))])
+
+
+@case("choice_from_uniform")
+def _():
+    from theon.ops.random import ChoiceFromUniform
+    p, u, n = T.dmatrix("p"), T.dvector("u"), T.lscalar("n")
+    pv = np.array([[.2, .3, .5], [.5, .25, .25]])
+    return Case([p, u, n], ChoiceFromUniform("int64")(p, u, n),
+                [(pv, np.linspace(.1, .9, 4), 2), (pv, np.linspace(.1, .9, 2), 1)])
+
+
+@case("truncated_join")
+def _():
+    from theon.ops.random import TruncatedJoin
+    z0, z1, c, s, r = T.dvectors("z0", "z1", "c", "s", "r")
+    return Case([z0, z1, c, s, r], TruncatedJoin()(z0, z1, c, s, r),
+                [(np.array([0.5, 3., -1.]), np.array([-2.5, 1.]), rnd(3), rnd(2), rnd(2))])
+
+
 NO_CASE = {
     "GradModifier": "abstract base of DisconnectedGrad, ZeroGrad, GradClip and GradScale",
     "MapRows": "covered by jacobian_map_rows, whose output is a Reshape of the MapRows",

@@ -471,6 +471,13 @@ NO_GRADIENT = {
     "CheckedLabels": "returns its integer labels unchanged: nothing to differentiate",
     "FromFunctionOp": "as_op wraps an arbitrary Python function: no gradient unless given; "
                       "test_grad.py checks the NullTypeGradError",
+    # random draws (ops/random.py): undefined for float parameters, None for integer ones;
+    # tests/ops/test_random.py checks the error and that dropout's h.shape blocks nothing
+    "MRGUniform": "a random draw: no gradient, as in Theano",
+    "RandomFunction": "a random draw: no gradient, as in Theano",
+    "MultinomialFromUniform": "turns uniforms into counts: no gradient, as in Theano",
+    "ChoiceFromUniform": "turns uniforms into indices: no gradient, as in Theano",
+    "TruncatedJoin": "assembles a truncated normal draw: no gradient, as in Theano",
 }
 
 
