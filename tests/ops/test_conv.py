@@ -379,3 +379,31 @@ def test_empty_batch_and_channels(run):
         run([x, w], y, [xv, wv], ref_conv(xv, wv, "half", (1, 1), (1, 1), 1, True))
         gx, gw = theano.function([x, w], T.grad((y * y).sum(), [x, w]))(xv, wv)
         assert gx.shape == xshape and gw.shape == wshape
+
+
+def test_reused_column_buffer_never_shows_in_results():
+    """The im2col columns live in a per-thread buffer reused by every call: a result computed
+    earlier, or in another thread at the same time, stays what it was."""
+    import threading
+    x, w = var(4), var(4)
+    y = T.nnet.conv2d(x, w, border_mode="half")
+    f = theano.function([x, w], [y] + T.grad((y * y).sum(), [x, w]))
+    args = [(rand(2, 3, 9, 8), rand(4, 3, 3, 3)), (rand(1, 3, 5, 6), rand(4, 3, 3, 3))]
+    want = [[a.copy() for a in f(*a)] for a in args]
+    first = f(*args[0])
+    f(*args[1])
+    for got, expect in zip(first, want[0]):
+        np.testing.assert_array_equal(got, expect)
+    errors = []
+
+    def work(k):
+        for _ in range(20):
+            for got, expect in zip(f(*args[k]), want[k]):
+                if not np.array_equal(got, expect):
+                    errors.append(k)
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
