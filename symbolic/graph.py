@@ -106,6 +106,10 @@ class Variable:
         from .serialize import reduce_variable
         return reduce_variable(self, protocol)
 
+    def __setstate__(self, state):
+        from .serialize import set_root_state
+        set_root_state(self, state)
+
     def __copy__(self) -> Variable:
         twin = object.__new__(type(self))  # copy.copy: the same attributes, as before
         twin.__dict__.update(self.__dict__)

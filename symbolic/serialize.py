@@ -49,6 +49,9 @@ class _Session:
 
     def __init__(self) -> None:
         self.vars: dict[int, Variable] = {}
+        # (root variable, attribute, token): a root's attribute naming a variable whose node
+        # is rebuilt later in this load (a shared variable's default_update, computed from it)
+        self.pending: list[tuple[Variable, str, int]] = []
 
     def __reduce_ex__(self, protocol: int):
         _local.written = weakref.WeakKeyDictionary()  # the pickler meets this once per dump
@@ -135,6 +138,31 @@ def _new_variable(cls: type) -> Variable:
     return cls.__new__(cls)
 
 
+class _Pending:
+    """Loaded in place of a variable whose node a record being loaded rebuilds only later: a
+    root's state can name a variable computed from the root itself (``y.default_update = y +
+    1``), a cycle that pickle meets before the records that build ``y + 1``."""
+
+    __slots__ = ("session", "token")
+
+    def __init__(self, session: _Session, token: int) -> None:
+        self.session, self.token = session, token
+
+
+def set_root_state(var: Variable, state: dict) -> None:
+    """``Variable.__setstate__``: set a loaded root's attributes; one naming a variable not
+    rebuilt yet is set when it is (at the end of the ``_load`` that builds it)."""
+    for key, value in state.items():
+        if isinstance(value, _Pending):
+            known = value.session.vars.get(value.token)
+            if known is None:
+                value.session.pending.append((var, key, value.token))
+                value = None
+            else:
+                value = known
+        var.__dict__[key] = value
+
+
 def _second(session: _Session, var: Variable) -> Variable:
     return var  # the session argument only had to be written (and the table reset) first
 
@@ -160,4 +188,14 @@ def _load(session: _Session, records: list, token: int) -> Variable:
             known[tok] = var
         node = Apply(op, inputs, outputs)
         node.tag = tag
-    return known[token]
+    if session.pending:
+        waiting = []
+        for var, key, tok in session.pending:
+            if tok in known:
+                setattr(var, key, known[tok])
+            else:
+                waiting.append((var, key, tok))
+        session.pending = waiting
+    got = known.get(token)
+    # (a variable an enclosing record builds, named from a root's state: see _Pending)
+    return _Pending(session, token) if got is None else got

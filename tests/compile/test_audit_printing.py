@@ -166,6 +166,24 @@ def test_pickle_keeps_sharing_shared_variables_constants_names_and_traces():
     assert db.owner.inputs[0].owner.inputs[1] is da and da is not a
 
 
+def test_pickle_a_shared_variable_whose_default_update_is_computed_from_it():
+    # the root's state names a variable built from the root (a random stream's state)
+    y = theano.shared(np.ones(3), name="y")
+    z = y + 1
+    y.default_update = z
+    for obj in (z * 2, [y, z * 2], [z * 2, y], y):
+        loaded = pickle.loads(pickle.dumps(obj))
+        ly, = {v for v in graph_inputs(loaded if isinstance(loaded, list) else [loaded])
+               if v.name == "y"}
+        assert ly.default_update.owner.inputs[0] is ly
+        np.testing.assert_array_equal(ly.default_update.eval(), [2, 2, 2])
+    f = theano.function([], z * 2)
+    g = pickle.loads(pickle.dumps(f))
+    np.testing.assert_array_equal(g(), [4, 4, 4])
+    np.testing.assert_array_equal(g(), [6, 6, 6])  # its default update applied, on its copy
+    np.testing.assert_array_equal(f(), [4, 4, 4])
+
+
 def test_pickled_function_with_an_intermediate_input_keeps_it_one_variable():
     x = T.dvector("x")
     a = x * 3

@@ -680,3 +680,16 @@ def test_rbm_contrastive_divergence_through_scan(cls):
     assert all(set(np.unique(e)) <= {0., 1.} for e in ends)
     assert len({e.tobytes() for e in ends}) == 4  # every call samples a new chain
     assert not np.allclose(W.get_value(), W0)
+
+
+@pytest.mark.parametrize("cls", STREAMS)
+def test_a_compiled_function_with_draws_pickles_and_goes_on_with_the_stream(cls):
+    import pickle
+    srng = cls(11)
+    x = T.dvector("x")
+    f = theano.function([x], x * srng.binomial(size=x.shape, p=0.5, dtype="float64")
+                        + srng.uniform((2,)).sum())
+    f(np.ones(8))
+    g = pickle.loads(pickle.dumps(f))
+    np.testing.assert_array_equal(g(np.ones(8)), f(np.ones(8)))  # the same state, pickled
+    np.testing.assert_array_equal(g(np.ones(8)), f(np.ones(8)))
