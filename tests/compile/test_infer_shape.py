@@ -861,6 +861,56 @@ def _():
     return Case([x], T.triu(x, -1), T3)
 
 
+# Convolution: the forward op and its two gradient ops, 2-D and 3-D, symbolic lengths.
+def _conv_ops(nd):
+    from theon.tensor.nnet import abstract_conv as A
+    if nd == 2:
+        return T.nnet.conv2d, A.AbstractConv2d_gradInputs, A.AbstractConv2d_gradWeights
+    return T.nnet.conv3d, A.AbstractConv3d_gradInputs, A.AbstractConv3d_gradWeights
+
+
+@case("conv2d")
+def _():
+    x, w = _m((None,) * 4), _m((None,) * 4)
+    return Case([x, w], T.nnet.conv2d(x, w, border_mode="half", subsample=(2, 1)),
+                [(rnd(2, 3, 7, 6), rnd(4, 3, 3, 2)), (rnd(0, 1, 1, 1), rnd(2, 1, 1, 1))])
+
+
+@case("conv2d_grad_inputs")
+def _():
+    w, dy, s = _m((None,) * 4), _m((None,) * 4), T.lvector("s")
+    op = _conv_ops(2)[1](border_mode="full", num_groups=2)
+    return Case([w, dy, s], op(w, dy, s), [(rnd(4, 1, 3, 2), rnd(2, 4, 9, 7), ints(7, 6))])
+
+
+@case("conv2d_grad_weights")
+def _():
+    x, dy = _m((None,) * 4), _m((None,) * 4)
+    op = _conv_ops(2)[2](subsample=(2, 2))
+    return Case([x, dy], op(x, dy, (3, 2)), [(rnd(2, 3, 7, 6), rnd(2, 5, 3, 3))])
+
+
+@case("conv3d")
+def _():
+    x, w = _m((None,) * 5), _m((None,) * 5)
+    return Case([x, w], T.nnet.conv3d(x, w, border_mode=(1, 0, 2), filter_dilation=(2, 1, 1)),
+                [(rnd(1, 2, 4, 3, 5), rnd(3, 2, 2, 2, 3))])
+
+
+@case("conv3d_grad_inputs")
+def _():
+    w, dy = _m((None,) * 5), _m((None,) * 5)
+    op = _conv_ops(3)[1](border_mode="half")
+    return Case([w, dy], op(w, dy, (3, 4, 2)), [(rnd(2, 3, 1, 3, 1), rnd(1, 2, 3, 4, 2))])
+
+
+@case("conv3d_grad_weights")
+def _():
+    x, dy = _m((None,) * 5), _m((None,) * 5)
+    op = _conv_ops(3)[2](subsample=(1, 2, 1))
+    return Case([x, dy], op(x, dy, (2, 2, 2)), [(rnd(1, 2, 4, 5, 3), rnd(1, 3, 3, 2, 2))])
+
+
 # -- exemptions -----------------------------------------------------------------------------------
 # Op classes without a case, with the reason.
 # -- random draws (ops/random.py): the ops applied to a state given as an input, so that no

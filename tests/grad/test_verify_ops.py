@@ -413,6 +413,15 @@ STRUCTURAL = {
     "scan_rnn": (lambda x, W, h0: theano.scan(
         lambda x_t, h, W: T.tanh(x_t + T.dot(h, W)), sequences=x, outputs_info=h0,
         non_sequences=W)[0], [_r(4, 3), _r(3, 3) * 0.5, _r(3)]),
+    # convolution: the forward op, and its gradient ops in the gradient graph (more in
+    # tests/ops/test_conv.py)
+    "conv2d": (lambda x, w: T.nnet.conv2d(x, w, border_mode="half", subsample=(2, 1)),
+               [_r(2, 2, 5, 4), _r(3, 2, 3, 2)]),
+    "conv2d_grouped_dilated": (lambda x, w: T.nnet.conv2d(
+        x, w, border_mode=(1, 0), filter_dilation=(1, 2), num_groups=2, filter_flip=False),
+        [_r(1, 4, 4, 5), _r(2, 2, 2, 2)]),
+    "conv3d": (lambda x, w: T.nnet.conv3d(x, w, border_mode=1, subsample=(1, 2, 1)),
+               [_r(1, 2, 3, 4, 3), _r(2, 2, 2, 2, 2)]),
 }
 
 # Structural cases where second order is not checked, with the reason.
