@@ -75,6 +75,21 @@ static int theon_parallel = 1;
 
 void theon_set_ndarray_type(void *type) { theon_ndarray_type = type; }
 
+/* The Python objects an entry's builtin returns for the codes 0, 1, 2 (floats of theon's,
+   never immortal: a new reference is the reference count plus one, the first field of every
+   object of a default CPython build) */
+static intptr_t *theon_codes[3];
+void theon_set_codes(void *c0, void *c1, void *c2)
+{
+    theon_codes[0] = c0; theon_codes[1] = c1; theon_codes[2] = c2;
+}
+static void *theon_code(int rc)
+{
+    intptr_t *o = theon_codes[rc >= 0 && rc <= 2 ? rc : 1];
+    (*o)++;
+    return o;
+}
+
 /* 0 in a forked child: libgomp's threads do not survive fork, and a parallel region there
    can hang */
 void theon_set_parallel(int on) { theon_parallel = on; }
@@ -668,6 +683,7 @@ def _entry_source(loop: str, name: str, spec: KernelSpec, n_arrays: int, call: s
     params = ", ".join(f"theon_array *a{k}" for k in range(n_arrays))
     arrays = ", ".join(f"a{k}" for k in range(n_arrays))
     flags = ", ".join(str(int(b)) for p in spec.patterns for b in p) or "0"
+    cast = ", ".join(f"(theon_array *)args[{k}]" for k in range(n_arrays))
     return "\n".join([
         loop,
         f"int {name}({params})",
@@ -676,6 +692,13 @@ def _entry_source(loop: str, name: str, spec: KernelSpec, n_arrays: int, call: s
         f"    static const unsigned char broadcastable[] = {{{flags}}};",
         *tables,
         f"    return {call};",
+        "}",
+        "",
+        # the entry as a builtin function's body (METH_FASTCALL): called from Python for a
+        # tenth of what a ctypes call costs, which a loop body pays at every step
+        f"void *{name}_py(void *self, void *const *args, intptr_t nargs)",
+        "{",
+        f"    return theon_code(nargs == {n_arrays} ? {name}({cast}) : 1);",
         "}",
         ""])
 
@@ -711,8 +734,37 @@ def _flags() -> tuple[tuple[str, ...], bool]:
 
 
 def _entry(lib: ccompiler.LoadedLibrary, spec: KernelSpec, name: str) -> Callable:
-    n_arrays = len(spec.graph.in_dtypes) + len(spec.graph.outputs)
-    return lib.function(name, ctypes.c_int, [ctypes.py_object] * n_arrays, keep_gil=True)
+    """The entry ``name`` as a callable of the arrays returning its code (0: done): a builtin
+    function made from its ``_py`` twin, or a ctypes function where that cannot be made."""
+    try:
+        return _builtin(lib, f"{name}_py")
+    except (AttributeError, KeyError, OSError):  # not CPython's API: the ctypes call
+        n_arrays = len(spec.graph.in_dtypes) + len(spec.graph.outputs)
+        return lib.function(name, ctypes.c_int, [ctypes.py_object] * n_arrays, keep_gil=True)
+
+
+class _MethodDef(ctypes.Structure):
+    """CPython's PyMethodDef: what a builtin function object points at."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p), ("flags", ctypes.c_int),
+                ("doc", ctypes.c_char_p)]
+
+
+_METH_FASTCALL = 0x0080
+# The codes an entry's builtin returns, as the ctypes entry's ints compare: fresh floats,
+# since the library increments their reference count by hand (see theon_code)
+_CODES = (float("0"), float("1"), float("2"))
+# the method records of the builtins made: they must live as long as the process
+_METHOD_DEFS: list = []
+
+
+def _builtin(lib: ccompiler.LoadedLibrary, symbol: str) -> Callable:
+    new = ctypes.pythonapi.PyCFunction_NewEx
+    new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.py_object,
+                                                    ctypes.py_object]
+    record = _MethodDef(symbol.encode(), lib.address(symbol), _METH_FASTCALL, None)
+    _METHOD_DEFS.append(record)
+    return new(ctypes.addressof(record), None, None)
 
 
 _CHECKED: set = set()
@@ -733,6 +785,7 @@ def _check_layout(lib: ccompiler.LoadedLibrary) -> None:
     """Tell the library which type is numpy's ndarray, and check that it reads arrays where
     numpy keeps their fields (the struct layout an entry assumes)."""
     lib.function("theon_set_ndarray_type", None, [ctypes.c_void_p])(id(np.ndarray))
+    lib.function("theon_set_codes", None, [ctypes.py_object] * 3)(*_CODES)
     _PARALLEL_SWITCHES.append(lib.function("theon_set_parallel", None, [ctypes.c_int]))
     if _CHECKED:
         return
