@@ -13,8 +13,9 @@ outer mode, which runs every phase on it. The rules:
 - ``scan_unused_parts_removed``: outputs nobody reads, states that only feed themselves,
   inputs the body does not read and inputs passed twice are dropped;
 - ``scan_sums_after_loop``: a state of which only the final value is kept and that adds
-  ``dot(u_t, v_t)`` each step (a reverse loop's weight gradient) becomes one matrix product
-  after the loop, over the factors' rows stored per step (or read from the sequences);
+  ``dot(u_t, v_t)`` or ``sum(v_t)`` each step (a reverse loop's weight and bias gradients)
+  becomes one matrix product or one sum after the loop, over the factors' rows stored per step
+  (or read from the sequences);
 - ``scan_only_last_state_kept``: a state fed back through tap -1 of which only ``out[-1]``
   is read keeps its final value alone, not one row per step;
 - ``scan_loops_merged``: two loops over the same number of steps, neither reading the
@@ -38,6 +39,7 @@ from ..compile.rewrite import RULES, register
 from ..ops.blas import Dot, dot
 from ..ops.dimshuffle import DimShuffle, patternbroadcast, shape_padleft
 from ..ops.elemwise import Elemwise
+from ..ops.reduce import Reduce
 from ..ops.shape import Shape, reshape, shape
 from ..ops.subtensor import Subtensor
 from ..symbolic.graph import Apply, Constant, Variable, ancestors, clone_replace, toposort
@@ -539,11 +541,37 @@ def _sum_of_products(U: Variable, V: Variable) -> Variable:
     return dot(left, right)
 
 
+def _summable(g: Variable, seq_outer: dict) -> tuple | None:
+    """``g`` as (layout ops, core, factors): ``g`` is ``core`` under a chain of dimshuffles
+    (outermost first), and ``core`` a ``dot(u, v)`` of vectors or matrices or a ``sum`` of
+    ``v`` over some axes, whose sum over the steps is one product or one sum over the factors'
+    stacked rows. None for anything else."""
+    layout = []
+    while g.owner is not None and isinstance(g.owner.op, DimShuffle):
+        layout.append(g.owner.op)
+        g = g.owner.inputs[0]
+    node = g.owner
+    if node is None:
+        return None
+    if isinstance(node.op, Dot):
+        factors = node.inputs
+        if any(x.ndim not in (1, 2) or x.dtype != g.dtype for x in factors):
+            return None
+    elif isinstance(node.op, Reduce) and node.op.kind == "sum" and node.op.initial is None:
+        factors = node.inputs
+    else:
+        return None
+    if not all(x in seq_outer or x.owner is not None for x in factors):
+        return None
+    return layout, node, factors
+
+
 def scan_sums_after_loop(fgraph, node):
     """scan(body: s <- s + dot(u_t, v_t)) keeping only s's final value -> the scan storing
     u_t and v_t per step (or reading them from its sequences), then s0 + one matrix product
     over all steps after the loop (a reverse loop's weight gradients: one large product
-    instead of a small one and a fresh sum per step)"""
+    instead of a small one and a fresh sum per step); likewise s <- s + sum(v_t) (a bias's
+    gradient) -> s0 + one sum over the stored rows"""
     if node.op.spec.as_while:
         return None
     loop = _Loop.of(node)
@@ -562,27 +590,27 @@ def scan_sums_after_loop(fgraph, node):
         if len(terms) != 1:
             continue
         g = terms[0]
-        # (static lengths may differ: the sum keeps the state's type, and so does init + sum)
-        if g.owner is None or not isinstance(g.owner.op, Dot) or g.dtype != s.inner.dtype \
-                or g.broadcastable != s.inner.broadcastable \
+        # g may broadcast where the state does not (a bias's row into a matrix), never the
+        # reverse; where neither does, init + sum refuses unequal lengths at run time as the
+        # loop's add did. (Static lengths may differ: the state keeps its type.)
+        if g.dtype != s.inner.dtype or g.ndim != s.inner.ndim or any(
+                sb and not gb for gb, sb in zip(g.broadcastable, s.inner.broadcastable)) \
                 or s.inner_in.broadcastable != s.inner.broadcastable:
             continue
-        u, v = g.owner.inputs
-        if u.ndim not in (1, 2) or v.ndim not in (1, 2) or u.dtype != g.dtype \
-                or v.dtype != g.dtype or not all(x in seq_outer or x.owner is not None
-                                                 for x in (u, v)):
-            continue
-        found.append((s, u, v))
+        parts = _summable(g, seq_outer)
+        if parts is not None:
+            found.append((s, *parts))
     if not found:
         return None
-    # a factor that is not a sequence's row is stored per step, as a map output of its own
-    stored: dict[Variable, _Out] = {}
-    for _, u, v in found:
-        for x in (u, v):
+    # a factor that is not a sequence's row is stored per step: as the map output that
+    # already stores it, or as a map output of its own
+    stored: dict[Variable, _Out] = {o.inner: o for o in loop.outs if o.taps is MAP}
+    for *_, factors in found:
+        for x in factors:
             if x not in seq_outer and x not in stored:
                 stored[x] = _Out(MAP, None, [], x, None, f"factor {len(stored)}")
-    loop.outs += list(stored.values())
-    gone = {id(s) for s, _, _ in found}
+                loop.outs.append(stored[x])
+    gone = {id(s) for s, *_ in found}
     kept = [s for s in loop.shared if id(s) not in gone]
     before = {id(e): e.out for e in loop.outs + loop.shared}
     loop.shared = kept
@@ -593,8 +621,15 @@ def scan_sums_after_loop(fgraph, node):
         return seq_outer[x][:n] if x in seq_outer else stored[x].out
 
     new_of = {before[id(e)]: e.out for e in loop.outs + loop.shared if before[id(e)] is not None}
-    for s, u, v in found:
-        new_of[s.out] = s.init + _sum_of_products(stacked(u), stacked(v))
+    for s, layout, core, factors in found:
+        if isinstance(core.op, Dot):
+            total = _sum_of_products(*[stacked(x) for x in factors])
+        else:
+            axis = (0,) + tuple(a + 1 for a in core.op.axis)
+            total = Reduce("sum", axis, core.op.dtype)(stacked(factors[0]))
+        for op in reversed(layout):
+            total = op(total)
+        new_of[s.out] = s.init + total
     return [new_of.get(o) for o in node.outputs]
 
 

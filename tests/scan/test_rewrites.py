@@ -305,8 +305,17 @@ def test_a_loop_reading_another_does_not_merge():
 
 # -- rule 5: sums of products after the loop -----------------------------------------------------
 
+def _peeled(variables):
+    """The variables with the dimshuffles around them taken off."""
+    for v in variables:
+        while v.owner is not None and type(v.owner.op).__name__ == "DimShuffle":
+            v = v.owner.inputs[0]
+        yield v
+
+
 def sums_of_dots(node) -> list:
-    """The final-value states of a loop that add a Dot to themselves each step."""
+    """The final-value states of a loop that add a Dot or a sum (under dimshuffles) to
+    themselves each step."""
     op, spec = node.op, node.op.spec
     n_user = len(spec.outputs)
     first = len(op.inner_inputs) - spec.n_nonseqs - spec.n_shared
@@ -314,8 +323,8 @@ def sums_of_dots(node) -> list:
     for k in range(spec.n_shared):
         out, state = op.inner_outputs[n_user + k], op.inner_inputs[first + k]
         if out.owner is not None and state in out.owner.inputs and any(
-                i.owner is not None and type(i.owner.op).__name__ == "Dot"
-                for i in out.owner.inputs):
+                i.owner is not None and type(i.owner.op).__name__ in ("Dot", "Reduce")
+                for i in _peeled(out.owner.inputs)):
             found.append(k)
     return found
 
@@ -324,7 +333,7 @@ def test_weight_gradient_sums_leave_the_reverse_loop():
     inputs, outs = rnn_loss_and_grads("float64")
     unrewritten = theano.function(inputs, outs, mode=PY.excluding("scan_sums_after_loop"))
     _, backward_before = sorted(loops(unrewritten), key=lambda n: n.op.name.startswith("grad"))
-    assert len(sums_of_dots(backward_before)) == 2  # dW and dU, a product a step each
+    assert len(sums_of_dots(backward_before)) == 3  # dW, dU (a product a step), db (a sum)
     f = same_as_unrewritten(inputs, outs, rnn_args(), rtol=1e-10, atol=1e-12)
     assert "scan_sums_after_loop" in fired(f)
     _, backward = sorted(loops(f), key=lambda n: n.op.name.startswith("grad"))
@@ -349,13 +358,15 @@ def test_a_shared_accumulator_of_products(steps):
     # fn's own update of a shared variable: its final value is the start plus every product
     acc = theano.shared(rnd(3, 2), name="acc")
     dots = theano.shared(np.float64(1.5), name="dots")
+    rows = theano.shared(rnd(1, 3), name="rows")
     X, Y, W = T.dtensor3("X"), T.dmatrix("Y"), T.dmatrix("W")
 
     def step(x_t, y_t, W):
         return T.tanh(y_t), {acc: acc + T.dot(x_t.T, T.tanh(T.dot(x_t, W))),
-                             dots: dots + T.dot(y_t, T.exp(y_t))}
+                             dots: dots + T.dot(y_t, T.exp(y_t)),
+                             rows: rows + T.exp(x_t).sum(axis=0).dimshuffle("x", 0)}
     out, upd = theano.scan(step, sequences=[X, Y], non_sequences=W)
-    start = (acc.get_value(), dots.get_value())
+    start = (acc.get_value(), dots.get_value(), rows.get_value())
     x, y, w = rnd(steps, 4, 3), rnd(steps, 5), rnd(3, 2)
     f = theano.function([X, Y, W], out, updates=upd, mode=PY)
     assert "scan_sums_after_loop" in fired(f)
@@ -365,6 +376,22 @@ def test_a_shared_accumulator_of_products(steps):
     want_dots = start[1] + sum(float(y[t] @ np.exp(y[t])) for t in range(steps))
     np.testing.assert_allclose(acc.get_value(), want_acc, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dots.get_value(), want_dots, rtol=1e-12)
+    want_rows = start[2] + np.exp(x).sum(axis=(0, 1))[None]
+    np.testing.assert_allclose(rows.get_value(), want_rows, rtol=1e-12)
+    node, = loops(f) or [None]
+    assert node is None or not node.op.spec.n_shared  # all three summed after the loop
+
+
+def test_a_sum_that_would_change_the_state_shape_still_fails():
+    # the loop refuses a state whose shape changes; after the rewrite, init + sum refuses the
+    # unequal lengths (neither silently broadcasts)
+    acc = theano.shared(np.zeros((1, 3)), name="acc")
+    X = T.dtensor3("X")
+    _, upd = theano.scan(lambda x_t: (x_t.sum(), {acc: acc + T.dot(x_t.T, x_t)}), sequences=X)
+    for mode in (PY, NO_REWRITES):
+        f = theano.function([X], [], updates=upd, mode=mode)
+        with pytest.raises(ValueError):
+            f(rnd(2, 4, 3))  # each step's product is 3 x 3
 
 
 def test_an_accumulator_read_in_the_body_stays():
