@@ -96,7 +96,11 @@ class TensorOperators:
     def __invert__(self): return _T.invert(self)
     __hash__ = object.__hash__  # identity, as in Theano: use T.eq for elementwise equality
 
-    def __getitem__(self, index): return _T.subtensor(self, index)
+    def __getitem__(self, index):
+        # Theano reads a list holding a slice as a tuple of indices (x[[0, slice(None)]])
+        if isinstance(index, list) and any(isinstance(i, slice) for i in index):
+            index = tuple(index)
+        return _T.subtensor(self, index)
 
     # -- methods --------------------------------------------------------------------------
     def sum(self, axis=None, dtype=None, keepdims=False):

@@ -66,11 +66,12 @@ class Type:
 class TensorType(Type):
     """An n-dimensional array type: dtype and, per dimension, a static length or None."""
 
-    __slots__ = ("dtype", "shape", "broadcastable", "ndim", "_np_dtype", "_hash", "_cache_key")
+    __slots__ = ("dtype", "shape", "broadcastable", "ndim", "_np_dtype", "_hash", "_cache_key",
+                 "_name")
 
-    def __new__(cls, dtype: str = "float64", broadcastable=None, shape=None):
+    def __new__(cls, dtype: str = "float64", broadcastable=None, shape=None, name=None):
         # Types are immutable: the same arguments give the same instance, built once.
-        key = (cls, dtype, broadcastable, shape)
+        key = (cls, dtype, broadcastable, shape, name)
         try:
             hit = _TYPE_CACHE.get(key)
         except TypeError:  # unhashable arguments (lists): build a new one
@@ -83,9 +84,10 @@ class TensorType(Type):
         return self
 
     def __init__(self, dtype: str, broadcastable: Sequence[bool] | None = None,
-                 shape: Sequence[int | None] | None = None):
+                 shape: Sequence[int | None] | None = None, name: str | None = None):
         if getattr(self, "_hash", None) is not None:  # a cached instance
             return
+        self._name = name  # Theano's TensorType(..., name=): shown, never compared
         if dtype not in _DTYPE_SET:
             dtype = str(np.dtype(dtype)) if dtype != "floatX" else _floatx()
         if dtype not in _DTYPE_SET:
@@ -120,7 +122,13 @@ class TensorType(Type):
     def __hash__(self) -> int:
         return self._hash
 
+    @property
+    def name(self) -> str | None:
+        return getattr(self, "_name", None)  # unset in a type unpickled from before names
+
     def __repr__(self) -> str:
+        if self.name:
+            return self.name
         kind = _NDIM_NAMES.get(self.ndim, f"{self.ndim}d")
         if any(s is not None for s in self.shape):
             dims = ", ".join("?" if s is None else str(s) for s in self.shape)

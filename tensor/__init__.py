@@ -5,6 +5,8 @@ constructors (``T.matrix``, ``T.fvector``, ``T.matrices('a', 'b')``...).
 """
 from __future__ import annotations
 
+import warnings
+
 from ..config import config
 from ..gradient import (  # noqa: F401
     Lop,
@@ -49,7 +51,8 @@ from ..ops.extra import (
     tril,
     triu,
 )
-from ..ops.join import concatenate, join, split, stack
+from ..ops.join import concatenate, join, split
+from ..ops.join import stack as _stack_list
 from ..ops.reduce import (
     all,
     any,
@@ -147,13 +150,36 @@ def _constructor(kind: str, fixed_dtype: str | None):
     return make
 
 
+def stack(*tensors, **kwargs) -> TensorVariable:
+    """Join tensors along a new axis: ``stack(tensors, axis=0)``; Theano 1.0's older
+    ``stack(x, y, z)`` still works, with its DeprecationWarning."""
+    if not tensors and "tensors" not in kwargs:
+        raise TypeError("theano.tensor.stack(tensors, axis) needs at least one tensor")
+    if "tensors" in kwargs:
+        return _stack_list(kwargs["tensors"], axis=kwargs.get("axis", 0))
+    if not kwargs and not isinstance(tensors[0], (list, tuple)):
+        warnings.warn("stack(*tensors) interface is deprecated, use stack(tensors, axis=0) "
+                      "instead.", DeprecationWarning, stacklevel=2)
+        return _stack_list(list(tensors), axis=0)
+    axis = tensors[1] if len(tensors) == 2 else kwargs.get("axis", 0)
+    return _stack_list(tensors[0], axis=axis)
+
+
 def _plural(single):
-    def many(*names) -> list[TensorVariable]:
+    def many(*names) -> list[TensorVariable] | TensorVariable:
+        """As Theano: ``matrices(3)`` makes three unnamed variables, ``matrices('x', 'y')`` one
+        per name, and a single string of letters one per letter (``matrices('pt')`` is
+        ``p, t``; ``matrices('p')`` is the variable ``p`` itself); a single string with spaces
+        or commas is split at them."""
         if len(names) == 1 and isinstance(names[0], int):
             return [single() for _ in range(names[0])]
-        if len(names) == 1 and isinstance(names[0], str) and (" " in names[0] or
-                                                               "," in names[0]):
-            names = [n for n in names[0].replace(",", " ").split() if n]
+        if len(names) == 1 and isinstance(names[0], str):
+            if " " in names[0] or "," in names[0]:
+                names = [n for n in names[0].replace(",", " ").split() if n]
+            elif len(names[0]) == 1:
+                return single(names[0])
+            else:
+                names = list(names[0])
         return [single(n) for n in names]
     return many
 
