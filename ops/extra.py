@@ -490,9 +490,11 @@ class BinCount(Op):
     def infer_shape(self, fgraph, node, shapes):
         from .elemwise import ELEMWISE as E
         from .elemwise import cast
-        from .reduce import Reduce
+        from .join import concatenate
+        from .reduce import max as max_
         x, minlength = node.inputs[:2]
-        top = Reduce("max", (0,), "int64", initial=-1)(cast(x, "int64"))
+        # max(x) + 1, or 0 for an empty x: the maximum of x and -1
+        top = max_(concatenate([cast(x, "int64"), np.array([-1], dtype="int64")]))
         return [(E["maximum"](top + 1, cast(minlength, "int64")),)]
 
     def grad(self, inputs, grads):
