@@ -33,6 +33,12 @@ def test_selu_softsign_logsoftmax_values():
     np.testing.assert_allclose(c, want, rtol=1e-13)
 
 
+def test_theano_names():
+    for name in ("selu", "softsign", "logsoftmax", "h_softmax", "batch_normalization"):
+        assert getattr(T.nnet, name) is getattr(N, name)
+    assert T.nnet.bn is bn
+
+
 def test_activations_keep_float32():
     x = T.fmatrix()
     for out in (N.selu(x), N.softsign(x), N.logsoftmax(x), N.relu(x, 0.1)):
