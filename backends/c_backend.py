@@ -20,6 +20,7 @@ the dialect lacks, a value that is not an ndarray, or shapes the node's types do
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 import platform
@@ -490,7 +491,11 @@ class CBackend(NumpyBackend):
                         specs.append(spec)
             if specs:
                 _KERNELS.request(specs)
-        return super().build(fgraph, plan)
+        fn = super().build(fgraph, plan)
+        body = getattr(fn, "body", None)
+        if body is not None:  # a loop may run this body as C (scan/cloop.py)
+            body.c_kernels = ccompiler.compiler() is not None
+        return fn
 
     def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
         if isinstance(node.op, Softmax):
@@ -563,20 +568,73 @@ def _spec(node: Apply) -> KernelSpec | None:
             return None
     elif type(op) is Elemwise and node.outputs[0].ndim > 0:
         # (on a 0-d array a numpy ufunc call costs less than any kernel call)
-        key = (op.scalar_op, *[i.type for i in node.inputs], node.outputs[0].type)
-        if key not in _ROW_SPECS:
-            graph = ScalarGraph.of_row(op.scalar_op, tuple(i.dtype for i in node.inputs))
-            ok = graph.out_dtypes == (node.outputs[0].dtype,) and \
-                len(node.inputs) + 1 <= MAX_ARRAYS and node.outputs[0].ndim <= kernels.MAX_DIMS
-            _ROW_SPECS[key] = KernelSpec(
-                graph, tuple(i.type.broadcastable for i in node.inputs)) if ok else None
-        return _ROW_SPECS[key]
+        return _elemwise_spec(node)
     else:
         return None
     if len(node.inputs) + len(node.outputs) > MAX_ARRAYS or node.outputs[0].ndim > \
             kernels.MAX_DIMS:
         return None
     return KernelSpec(graph, tuple(i.type.broadcastable for i in node.inputs))
+
+
+def _elemwise_spec(node: Apply) -> KernelSpec | None:
+    op = node.op
+    key = (op.scalar_op, *[i.type for i in node.inputs], node.outputs[0].type)
+    if key not in _ROW_SPECS:
+        graph = ScalarGraph.of_row(op.scalar_op, tuple(i.dtype for i in node.inputs))
+        ok = graph.out_dtypes == (node.outputs[0].dtype,) and \
+            len(node.inputs) + 1 <= MAX_ARRAYS and node.outputs[0].ndim <= kernels.MAX_DIMS
+        _ROW_SPECS[key] = KernelSpec(
+            graph, tuple(i.type.broadcastable for i in node.inputs)) if ok else None
+    return _ROW_SPECS[key]
+
+
+def elementwise_spec(node: Apply) -> KernelSpec | None:
+    """The kernel of an elementwise node (Fused or Elemwise, one output, 0-d too: called
+    from C, a kernel costs less than a ufunc call at any size), or None."""
+    if len(node.outputs) != 1:
+        return None
+    spec = _elemwise_spec(node) if type(node.op) is Elemwise else _spec(node)
+    return spec if spec is not None and spec.kind is None else None
+
+
+def compile_with_kernels(specs: Sequence[KernelSpec], source: str,
+                         on_ready: Callable[[Callable | None], None]) -> None:
+    """Compile the kernels ``specs`` together with ``source`` in one library. In ``source``,
+    ``@P@`` stands for the library's prefix: the kernels' entries are ``@P@_k0``, ``@P@_k1``, ...
+    (taking ``theon_array *`` arguments, returning 0 when done), and ``source`` defines
+    ``void *@P@_py(void *, void *const *, intptr_t)``, a builtin's body returning
+    ``theon_code(rc)``. ``on_ready`` then gets that builtin, or None when compiling failed. In
+    the background, or before returning with ``config.wait_for_kernels``. The prefix comes
+    from the text, so equal sources share one library (and its cache entry)."""
+    parts = [_render(spec, f"@P@_k{i}") for i, spec in enumerate(specs)]
+    dtypes = sorted({d for spec in specs for d in spec.graph.ref_dtypes} | {"float64"})
+    text = _source(parts + [source], dtypes)
+    prefix = "theon_lib_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    flags, openmp = _flags()
+    future = ccompiler.compile_async(text.replace("@P@", prefix), flags=flags, openmp=openmp,
+                                     name=prefix)
+
+    def done(fut) -> None:
+        builtin = None
+        if not fut.cancelled():
+            try:
+                lib = fut.result()
+                _check_layout(lib)
+                builtin = _builtin(lib, f"{prefix}_py")
+            except Exception as err:  # noqa: BLE001 - any failure means: stay on Python
+                log.info("theon: compiling %s failed: %s%s", prefix, err,
+                         f"\n{getattr(err, 'stderr', '')}")
+        on_ready(builtin)
+
+    if config.wait_for_kernels:
+        try:
+            future.result()
+        except Exception:  # noqa: BLE001, S110 - done() reports it
+            pass
+        done(future)
+    else:
+        future.add_done_callback(done)
 
 
 def _softmax_specs(node: Apply) -> tuple[KernelSpec, KernelSpec, KernelSpec] | None:

@@ -251,8 +251,10 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str] = IMPLS) -> Re
         try:
             with _kernels_before_return(case):
                 bench = _as_bench(builder(data))
-            start = time.perf_counter()
-            value = bench.fn(*bench.args)  # warm-up (for JAX: compiles)
+                start = time.perf_counter()
+                # warm-up (for JAX: compiles; for theon, what a first call compiles, such as a
+                # scan's C loop, is loaded before it returns)
+                value = bench.fn(*bench.args)
             result.first[impl] = value if bench.self_timed else time.perf_counter() - start
         except Unavailable as why:
             result.notes[impl] = f"n/a: {why}"

@@ -55,6 +55,7 @@ from ..symbolic.graph import (
 from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
+from .cloop import CLoop
 from .loop import compile_steps
 
 MAP = None  # the taps of an output that is not fed back
@@ -161,6 +162,7 @@ class Scan(Op):
         steps_of = compile_steps(self, fn, [v.ndim for v in ins[:n_seqs]],
                                  [v.ndim + (taps == (-1,)) for v, taps in
                                   zip(ins[n_seqs:n_seqs + n_fed], fed_taps)])
+        c_steps = CLoop.of(self, fn)  # the steps in C, once compiled, where it takes a call
 
         def run(n_steps, *args):
             n = int(n_steps)
@@ -196,7 +198,11 @@ class Scan(Op):
                     buf[:offset] = init[:offset]
                 bufs.append(buf)
                 offsets.append(offset)
-            steps, done = steps_of(n, *seqs, *bufs, *offsets, *rest)
+            done = c_steps(n, seqs, bufs, offsets, rest) if c_steps is not None else None
+            if done is not None:
+                steps = n
+            else:
+                steps, done = steps_of(n, *seqs, *bufs, *offsets, *rest)
             maps, shared = done[:len(map_index)], done[len(map_index):]
             results: list = [None] * n_user
             for k, j in enumerate(fed_index):
@@ -211,6 +217,7 @@ class Scan(Op):
                         for k, v in enumerate(shared)]
             return results[0] if single else tuple(results)
         run.steps = steps_of  # (its generated source, for tests and the curious)
+        run.c_steps = c_steps
         return run
 
     def infer_shape(self, fgraph, node: Apply, shapes):

@@ -1,0 +1,151 @@
+"""scan's loop in generated C (scan/cloop.py): on the C backend, a body of elementwise kernels
+and small products runs as one C loop. Each case checks that the C loop took the call and that
+its values equal the numpy backend's (the Python loop); calls it must not take (a state
+changing shape, broadcasting the types refuse, large products) go to the Python loop, which
+computes them or raises its error naming the step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import theon as theano
+import theon.tensor as T
+from theon.backends import ccompiler
+from theon.scan import cloop
+
+pytestmark = pytest.mark.skipif(ccompiler.compiler() is None, reason="no C compiler")
+
+PY = theano.Mode(linker="py")
+_rng = np.random.default_rng(3)
+
+
+@pytest.fixture(autouse=True)
+def wait_for_kernels(monkeypatch):
+    monkeypatch.setattr(cloop, "MIN_STEPS", 1)  # these loops are short
+    old = theano.config.wait_for_kernels
+    theano.config.wait_for_kernels = True
+    yield
+    theano.config.wait_for_kernels = old
+
+
+def rnd(*shape, scale=1.0, dtype="float64"):
+    return (_rng.normal(size=shape) * scale).astype(dtype)
+
+
+def c_loops(f) -> list:
+    """The C loops of the Scan nodes of a compiled function (None for a node without one)."""
+    return [v.c_steps for v in f.fn.__globals__.values() if hasattr(v, "c_steps")]
+
+
+def same_as_numpy(inputs, outputs, args, took=True, rtol=1e-12):
+    f = theano.function(inputs, outputs)
+    g = theano.function(inputs, outputs, mode=PY)
+    got, want = f(*args), g(*args)
+    got, want = (got, want) if isinstance(got, list) else ([got], [want])
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+    loops = c_loops(f)
+    assert loops
+    if took:
+        assert all(c is not None and c.runs for c in loops)
+    return f
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batched", [False, True])
+def test_rnn_steps_run_in_c(dtype, batched):
+    x = (T.tensor3 if batched else T.matrix)("x", dtype=dtype)
+    h0 = (T.matrix if batched else T.vector)("h0", dtype=dtype)
+    W, U, b = T.matrix("W", dtype=dtype), T.matrix("U", dtype=dtype), T.vector("b", dtype=dtype)
+    h, _ = theano.scan(lambda x_t, h, W, U, b: T.tanh(T.dot(x_t, W) + T.dot(h, U) + b),
+                       sequences=x, outputs_info=h0, non_sequences=[W, U, b])
+    rows = (6, 3) if batched else (6,)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    same_as_numpy([x, h0, W, U, b], h, [rnd(*rows, 4, dtype=dtype), rnd(*rows[1:], 5,
+                                                                         dtype=dtype),
+                                        rnd(4, 5, scale=0.5, dtype=dtype),
+                                        rnd(5, 5, scale=0.4, dtype=dtype),
+                                        rnd(5, dtype=dtype)], rtol=tol)
+
+
+def test_taps_maps_several_states_and_go_backwards():
+    x, a0, b0 = T.dmatrix("x"), T.dmatrix("a0"), T.dvector("b0")
+    W = T.dmatrix("W")
+
+    def step(x_m1, x_1, a_m2, a_m1, b_m1, W):
+        a = T.tanh(T.dot(a_m1 - a_m2 * 0.5, W) + x_m1)
+        b = T.exp(-b_m1 * b_m1) + x_1
+        return [a, b, a * 2 + b]
+    (a, b, m), _ = theano.scan(step, sequences=dict(input=x, taps=[-1, 1]),
+                               outputs_info=[dict(initial=a0, taps=[-2, -1]), b0, None],
+                               non_sequences=W, go_backwards=True)
+    same_as_numpy([x, a0, b0, W], [a, b, m], [rnd(9, 3), rnd(2, 3), rnd(3), rnd(3, 3, scale=0.5)])
+
+
+def test_n_steps_shorter_than_the_sequence_and_zero_steps():
+    x, h0, k = T.dvector("x"), T.dscalar("h0"), T.iscalar("k")
+    h, _ = theano.scan(lambda x_t, h: T.tanh(h * x_t + 1), sequences=x, outputs_info=h0,
+                       n_steps=k)
+    f = theano.function([x, h0, k], h)
+    g = theano.function([x, h0, k], h, mode=PY)
+    xs = np.linspace(-1, 1, 7)
+    for steps in (0, 1, 4):
+        got = f(xs, np.float64(0.3), steps)
+        assert got.shape == (steps,)
+        np.testing.assert_allclose(got, g(xs, np.float64(0.3), steps), rtol=1e-12)
+    assert c_loops(f)[0].runs == 2  # (no step: the Python loop)
+
+
+def test_short_loops_compile_nothing(monkeypatch):
+    monkeypatch.setattr(cloop, "MIN_STEPS", 8)
+    x, h0 = T.dvector("x"), T.dscalar("h0")
+    h, _ = theano.scan(lambda x_t, h: T.tanh(h * x_t + 1), sequences=x, outputs_info=h0)
+    f = theano.function([x, h0], h)
+    f(np.ones(7), np.float64(0.5))
+    c = c_loops(f)[0]
+    assert not c.requested and not c.runs
+    f(np.ones(8), np.float64(0.5))
+    assert c.requested and c.runs == 1
+
+
+def test_a_state_changing_shape_fails_as_in_python():
+    h0, W = T.dvector("h0"), T.dmatrix("W")
+    h, _ = theano.scan(lambda h, W: T.dot(h, W), outputs_info=h0, non_sequences=W, n_steps=3)
+    f = theano.function([h0, W], h)
+    with pytest.raises(ValueError, match="step 0"):
+        f(rnd(3), rnd(3, 4))  # the state would grow from 3 to 4
+    assert f(rnd(3), rnd(3, 3)).shape == (3, 3)
+    assert c_loops(f)[0].runs == 1
+
+
+def test_broadcasting_the_types_refuse_fails_as_in_python():
+    x, h0, b = T.dmatrix("x"), T.dvector("h0"), T.dvector("b")
+    h, _ = theano.scan(lambda x_t, h, b: T.tanh(h + x_t * b), sequences=x, outputs_info=h0,
+                       non_sequences=b)
+    f = theano.function([x, h0, b], h)
+    with pytest.raises(ValueError):
+        f(rnd(4, 3), rnd(3), rnd(1))  # b is not broadcastable: length 1 may not stretch
+    assert not c_loops(f)[0].runs
+
+
+def test_large_products_stay_with_blas(monkeypatch):
+    monkeypatch.setattr(cloop, "MAX_PRODUCT", 10)
+    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
+    h, _ = theano.scan(lambda x_t, h, W: T.tanh(T.dot(h, W) + x_t), sequences=x,
+                       outputs_info=h0, non_sequences=W)
+    f = same_as_numpy([x, h0, W], h, [rnd(5, 4), rnd(4), rnd(4, 4, scale=0.5)], took=False)
+    assert not c_loops(f)[0].runs  # 16 multiply-adds a step: above the (patched) limit
+
+
+def test_a_body_with_other_ops_has_no_c_loop():
+    x = T.dmatrix("x")
+    out, _ = theano.scan(lambda x_t: T.sort(x_t) * 2, sequences=x)
+    f = same_as_numpy([x], out, [rnd(4, 5)], took=False)
+    assert c_loops(f) == [None]
+
+
+def test_strided_sequences_and_non_sequences():
+    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
+    h, _ = theano.scan(lambda x_t, h, W: T.tanh(T.dot(W, h) + x_t), sequences=x,
+                       outputs_info=h0, non_sequences=W)
+    same_as_numpy([x, h0, W], h, [rnd(6, 8)[:, ::2], rnd(4), rnd(8, 8, scale=0.3)[::2, ::2]])
