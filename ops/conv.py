@@ -140,14 +140,14 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
 
 
 _SCRATCH = threading.local()
-_SCRATCH_LIMIT = 1 << 29  # bytes: larger column matrices are allocated each call
+_SCRATCH_LIMIT = 1 << 27  # bytes: larger column matrices are allocated each call
 
 
 def _scratch(shape, dtype) -> np.ndarray:
     """An uninitialised array for the im2col columns, reused by the calls of this thread
     (the columns never outlive the call that fills them). A fresh array of tens of MB costs
     more in page faults than the copy into it: the small ResNet's 75 MB of columns took 24 ms
-    fresh, 6 ms reused. The thread keeps its largest buffer (up to 512 MB)."""
+    fresh, 6 ms reused. The thread keeps its largest buffer (up to 128 MB)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes > _SCRATCH_LIMIT:
