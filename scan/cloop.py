@@ -29,7 +29,7 @@ from ..ops.blas import Dot, DotAdd
 
 # Multiply-adds of one product above which the Python loop (numpy's BLAS) is faster than the
 # loop's plain product.
-MAX_PRODUCT = 1 << 12
+MAX_PRODUCT = 1 << 13
 # Loops of fewer steps stay in Python (and compile nothing): the C loop saves microseconds
 # a step, its compile takes a few hundred milliseconds once.
 MIN_STEPS = 32
@@ -51,6 +51,23 @@ static void NAME(const theon_array *a, const theon_array *b, theon_array *o,    
     const int64_t so1 = b->nd == 2 ? o->strides[o->nd - 1] : 0;                             \
     const int64_t sc0 = c && a->nd == 2 ? c->strides[0] : 0;                                \
     const int64_t sc1 = c && b->nd == 2 ? c->strides[c->nd - 1] : 0;                        \
+    if (n > 1 && sb1 == (int64_t)sizeof(T) && so1 == (int64_t)sizeof(T) &&                 \
+            (!c || sc1 == (int64_t)sizeof(T))) {                                            \
+        /* rows of b and of the output contiguous: a row of the output is a sum of rows of */ \
+        /* b, each added over a contiguous (vectorisable) row */                           \
+        for (int64_t i = 0; i < m; i++) {                                                   \
+            T *restrict out = (T *)(o->data + i * so0);                                     \
+            for (int64_t j = 0; j < n; j++) out[j] = 0;                                     \
+            for (int64_t p = 0; p < k; p++) {                                               \
+                const T av = *(const T *)(a->data + i * sa0 + p * sa1);                     \
+                const T *restrict brow = (const T *)(b->data + p * sb0);                    \
+                for (int64_t j = 0; j < n; j++) out[j] += av * brow[j];                     \
+            }                                                                               \
+            if (c) { const T *crow = (const T *)(c->data + i * sc0);                        \
+                     for (int64_t j = 0; j < n; j++) out[j] += crow[j]; }                   \
+        }                                                                                   \
+        return;                                                                             \
+    }                                                                                       \
     for (int64_t i = 0; i < m; i++)                                                         \
         for (int64_t j = 0; j < n; j++) {                                                   \
             T acc = 0;                                                                      \
