@@ -149,3 +149,40 @@ def test_strided_sequences_and_non_sequences():
     h, _ = theano.scan(lambda x_t, h, W: T.tanh(T.dot(W, h) + x_t), sequences=x,
                        outputs_info=h0, non_sequences=W)
     same_as_numpy([x, h0, W], h, [rnd(6, 8)[:, ::2], rnd(4), rnd(8, 8, scale=0.3)[::2, ::2]])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_bodies_equal_the_numpy_path(seed):
+    # random RNN bodies: a projection, the recurrence (a product or an elementwise op), a
+    # chain of unary and binary elementwise ops with the bias or the state, a map output
+    rng = np.random.default_rng(seed)
+    dtype = ["float64", "float32"][seed % 2]
+    batched = bool(rng.integers(2))
+    hidden, n_in, batch, steps = (int(v) for v in rng.integers(1, 6, size=4))
+    unary, binary = ["tanh", "exp", "sin", "abs_", "sqr", "sigmoid", "neg"], \
+        ["add", "sub", "mul", "maximum", "minimum"]
+    chain = [(rng.choice(unary), rng.choice(binary), bool(rng.integers(2)))
+             for _ in range(int(rng.integers(1, 4)))]
+    product = bool(rng.integers(2))
+    x = (T.tensor3 if batched else T.matrix)("x", dtype=dtype)
+    h0 = (T.matrix if batched else T.vector)("h0", dtype=dtype)
+    W, U, b = T.matrix("W", dtype=dtype), T.matrix("U", dtype=dtype), T.vector("b", dtype=dtype)
+
+    def step(x_t, h, W, U, b):
+        v = T.dot(x_t, W)
+        v = v + T.dot(h, U) if product else getattr(T, rng.choice(binary))(v, h)
+        for u, op, with_bias in chain:
+            v = getattr(T, op)(getattr(T, u)(v), b if with_bias else h)
+        v = T.tanh(v)
+        return [v, v * 2 + h]
+    out, _ = theano.scan(step, sequences=x, outputs_info=[h0, None], non_sequences=[W, U, b])
+    rows = (steps, batch) if batched else (steps,)
+    args = [rnd(*rows, n_in, dtype=dtype), rnd(*rows[1:], hidden, dtype=dtype),
+            rnd(n_in, hidden, scale=0.5, dtype=dtype),
+            rnd(hidden, hidden, scale=0.5, dtype=dtype), rnd(hidden, dtype=dtype)]
+    f = theano.function([x, h0, W, U, b], out, on_unused_input="ignore")
+    g = theano.function([x, h0, W, U, b], out, mode=PY, on_unused_input="ignore")
+    tol = 1e-11 if dtype == "float64" else 1e-4
+    for got, want in zip(f(*args), g(*args)):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert c_loops(f)[0].runs == 1
