@@ -47,6 +47,13 @@ _THEANO_ONLY = {
     "on_opt_error": "warn", "profile": False, "profile_memory": False, "nocleanup": False,
     "blas__ldflags": "", "gcc__cxxflags": "", "nvcc__fastmath": False, "lib__cnmem": 0.0,
     "gpuarray__preallocate": 0.0, "dnn__enabled": "auto", "traceback__limit": 8,
+    # Theano's warnings about its own old bugs (programs of its time turn them off)
+    "warn__ignore_bug_before": "0.9", "warn__inc_subtensor1_opt": True,
+    **{f"warn__{name}": False for name in (
+        "argmax_pushdown_bug", "gpu_set_subtensor1", "gpusum_01_011_0111_bug",
+        "identify_1pexp_bug", "inc_set_subtensor1", "reduce_join", "round",
+        "signal_conv2d_interface", "subtensor_merge_bug", "sum_div_dimshuffle_bug",
+        "sum_sum_bug", "vm_gc_bug")},
 }
 _SECTIONS = frozenset(k.split("__")[0] for k in _THEANO_ONLY if "__" in k)
 

@@ -173,6 +173,13 @@ def test_theano_only_flags_in_THEON_FLAGS_are_accepted(run_python):
     assert out.stdout.split() == ['float32', 'fast_run', 'False', '-lblas', 'low']
 
 
+def test_theano_warn_flags_as_tutorial_programs_set_them():
+    # (the deep-learning tutorial's rnnrbm.py starts so)
+    theano.config.warn.subtensor_merge_bug = False
+    assert theano.config.warn.subtensor_merge_bug is False
+    assert theano.config.warn.sum_div_dimshuffle_bug is False
+
+
 def test_unknown_flag_in_THEON_FLAGS_warns(run_python):
     out = run_python("import theon; print(theon.config.floatX)", 'floatX=float32,no_such_flag=3')
     assert out.returncode == 0, out.stderr
@@ -194,6 +201,8 @@ def test_unknown_flag_in_THEON_FLAGS_warns(run_python):
     ('blas__ldflags', '', '-lopenblas'), ('gcc__cxxflags', '', '-O3'),
     ('nvcc__fastmath', False, True), ('lib__cnmem', 0.0, 0.5),
     ('gpuarray__preallocate', 0.0, 0.9), ('dnn__enabled', 'auto', 'False'),
+    ('warn__subtensor_merge_bug', False, True), ('warn__ignore_bug_before', '0.9', 'all'),
+    ('warn__inc_subtensor1_opt', True, False),
 ])
 def test_theano_only_flags_read_and_set(name, default, value):
     cfg = theano.config
