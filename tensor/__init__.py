@@ -75,7 +75,7 @@ from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
 from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
 from ..symbolic.graph import Variable
 from ..symbolic.types import TensorType
-from . import extra_ops, nnet, shared_randomstreams  # noqa: F401 - theano.tensor.shared_randomstreams
+from . import extra_ops, nnet, shared_randomstreams, xlogx  # noqa: F401 - theano.tensor.<module>
 
 as_tensor = as_tensor_variable
 second = fill
