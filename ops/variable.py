@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from ..symbolic.graph import Constant, Variable
 from ..symbolic.shared import SharedVariable
-from ..symbolic.trace import describe
+from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
 from . import blas, dimshuffle, elemwise, reduce, repeat, shape, subtensor
 
@@ -39,6 +39,7 @@ class _Namespace(SimpleNamespace):
 
 
 _T = _Namespace()
+_ORDERINGS = frozenset(("lt", "le", "gt", "ge"))
 
 
 class TensorOperators:
@@ -101,6 +102,18 @@ class TensorOperators:
         if isinstance(index, list) and any(isinstance(i, slice) for i in index):
             index = tuple(index)
         return _T.subtensor(self, index)
+
+    def __bool__(self) -> bool:
+        # True as in Theano 1.0 (`if not W:` tests for a missing parameter); only an ordering
+        # comparison refuses, so that `a < b < c` (Python's `a < b and b < c`) does not pass
+        if (self.owner is not None and isinstance(self.owner.op, elemwise.Elemwise)
+                and getattr(self.owner.op.scalar_op, "name", None) in _ORDERINGS):
+            raise TypeError(
+                f"Variables do not support boolean operations: the truth value of "
+                f"{describe(self)} is not known while the graph is built. Use "
+                f"T.switch(cond, a, b) or ifelse(cond, a, b) for a choice made at run time.\n"
+                f"  (at {format_trace(user_trace())})")
+        return True
 
     # -- methods --------------------------------------------------------------------------
     def sum(self, axis=None, dtype=None, keepdims=False):

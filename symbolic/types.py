@@ -248,12 +248,19 @@ def _cast(data: Any, dtype: np.dtype, allow_downcast: bool | None, who: _Who,
             # complex -> real warns; the TypeError below already says the cast loses data
             warnings.simplefilter("ignore", _ComplexWarning)
             converted = arr.astype(dtype)
-        # Python floats may become floatX-sized floats (rounded, not overflowing to inf);
-        # other values must survive the cast.
-        if (arr.dtype.kind == "f" and dtype.kind == "f"
+        # A Python float may become a floatX-sized float (rounded, not overflowing to inf);
+        # the values of a list must survive the cast exactly (Theano's rule for lists).
+        if (arr.dtype.kind == "f" and dtype.kind == "f" and not isinstance(data, (list, tuple))
                 and np.array_equal(np.isfinite(converted), np.isfinite(arr))) \
-                or np.array_equal(converted, arr):
+                or np.array_equal(converted, arr, equal_nan=arr.dtype.kind in "fc"):
             return converted
+        if isinstance(data, (list, tuple)):
+            raise TypeError(
+                f"{who} expects {ttype}, which cannot store accurately the values of "
+                f"{_value_desc(data)}: they would be represented as "
+                f"{np.array2string(converted, threshold=10)[:200]}. If you do not mind this "
+                f"precision loss, convert the data to a numpy array of dtype {dtype}, or pass "
+                f"allow_input_downcast=True to function().")
     hint = (f"Cast the data first (value.astype('{dtype}')), or pass allow_input_downcast=True "
             f"to function()")
     raise TypeError(f"{who} expects {ttype}; got {_value_desc(data)}, and casting "

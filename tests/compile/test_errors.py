@@ -46,10 +46,15 @@ def test_allow_input_downcast_true_casts():
     assert g(X).dtype == np.float32
 
 
-def test_python_float_list_into_float32_input_works_by_default():
+def test_python_float_list_into_float32_input_needs_exact_values_or_downcast():
+    # Theano's rule for lists: refused unless float32 holds every value exactly
     fv = T.fvector('fv')
     f = theano.function([fv], fv * 2)
-    r = f([0.1, 0.2, 0.3])
+    with pytest.raises(TypeError, match="cannot store accurately"):
+        f([0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(f([0.5, 0.25, 3]), [1.0, 0.5, 6.0])
+    g_down = theano.function([fv], fv * 2, allow_input_downcast=True)
+    r = g_down([0.1, 0.2, 0.3])
     assert r.dtype == np.float32
     np.testing.assert_allclose(r, np.array([0.1, 0.2, 0.3], dtype=np.float32) * 2)
     fs = T.fscalar('fs')
@@ -204,7 +209,8 @@ def test_bool_of_symbolic_variable_suggests_switch():
     assert 'switch' in msg and 'ifelse' in msg
     assert where(line) in msg
     with pytest.raises(TypeError, match="switch"):
-        bool(x)
+        bool(x <= 0)
+    assert bool(x) and bool(x + 1)  # True as in Theano 1.0 (`if not W:` in tutorial code)
 
 
 def test_len_of_symbolic_variable():

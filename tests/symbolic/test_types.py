@@ -98,9 +98,12 @@ def test_filter_lossy_casts_refused_unless_allow_downcast():
 
 def test_filter_python_values():
     f = TensorType('float32', (False,))
-    r = f.filter([0.1, 0.2])  # Python floats into float32 (Theano's floatX-friendly rule)
+    with pytest.raises(TypeError, match="cannot store accurately"):
+        f.filter([0.1, 0.2])  # a list's values must survive the cast (Theano's rule)
+    r = f.filter([0.1, 0.2], allow_downcast=True)
     assert r.dtype == np.float32
     np.testing.assert_array_equal(r, np.array([0.1, 0.2], dtype=np.float32))
+    np.testing.assert_array_equal(f.filter([0.5, float('nan')]), [0.5, np.nan])
     assert f.filter([1, 2]).dtype == np.float32
     with pytest.raises(TypeError):
         f.filter([1e100])  # would overflow to inf
