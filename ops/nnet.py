@@ -140,7 +140,13 @@ def _softmax_axis(x, axis, what):
 
 
 def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably. The softmax of a vector is a
+    row, (1, n), as in Theano (whose softmax took matrices), so that code indexing its result
+    as ``p[0]`` or ``p[:, k]`` runs unchanged."""
     x = _float_input(x, "softmax")
+    if x.ndim == 1 and axis in (-1, 0):
+        x = x.dimshuffle("x", 0)
+        axis = -1
     return Softmax(_softmax_axis(x, axis, "softmax"))(x)
 
 

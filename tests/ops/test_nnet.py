@@ -124,7 +124,12 @@ def test_softmax_axis(run, axis):
 def test_softmax_vector_and_int_input(run):
     v = T.vector("v")
     a = rand((5,))
-    run([v], nnet.softmax(v), [a], np_softmax(a))
+    # a row, as in Theano (whose softmax took matrices); log_softmax keeps the vector
+    out = nnet.softmax(v)
+    assert out.broadcastable == (True, False)
+    run([v], out, [a], np_softmax(a)[None])
+    run([v], nnet.softmax(v, axis=0), [a], np_softmax(a)[None])
+    run([v], nnet.log_softmax(v), [a], np.log(np_softmax(a)), rtol=1e-12)
     i = T.imatrix("i")
     b = RNG.integers(-3, 3, size=(2, 3)).astype("int32")
     out = nnet.softmax(i)
