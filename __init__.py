@@ -7,7 +7,7 @@ Declare symbolic variables, build an expression graph, compile it with ``functio
     x, y = T.matrices('x', 'y')
     f = theano.function([x, y], x + y)
 """
-from . import compile, gof, gradient, ifelse, printing, scan_module, tensor  # noqa: F401
+from . import compile, gof, gradient, ifelse, printing, scalar, scan_module, tensor  # noqa: F401
 from .compat import install_theano_alias  # noqa: F401
 from .compile.function import Function, MissingInputError, UnusedInputError, function
 from .compile.io import In, Out

@@ -212,3 +212,11 @@ def test_without_the_alias_theano_is_not_theon():
         """)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() in ('absent', 'other False')
+
+
+def test_theano_scalar_module():
+    # (the tutorial's hmc calls theano.scalar.upcast after a plain `import theano`)
+    import importlib
+    assert theano.scalar.upcast("int8", "float64") == "float64"
+    assert importlib.import_module("theon.scalar").upcast("int32", "float32") == "float64"
+    assert theano.scalar.exp is theano.scalar.TABLE["exp"]
