@@ -911,6 +911,72 @@ def _():
     return Case([x, dy], op(x, dy, (2, 2, 2)), [(rnd(1, 2, 4, 5, 3), rnd(1, 3, 3, 2, 2))])
 
 
+# Pooling (ops/pool.py): the forward op and its gradient ops, symbolic lengths and windows.
+def _pool():
+    from theon.tensor.signal import pool
+    return pool
+
+
+@case("pool_2d")
+def _():
+    x = _m((None,) * 4)
+    return Case([x], _pool().pool_2d(x, (3, 2), ignore_border=False, stride=(2, 1)),
+                [(rnd(2, 3, 7, 5),), (rnd(1, 1, 1, 1),), (rnd(0, 2, 4, 4),)])
+
+
+@case("pool_3d_padded_symbolic_window")
+def _():
+    x, ws = _m((None,) * 4), T.lvector("ws")
+    out = _pool().Pool(True, "average_inc_pad", 3)(x, ws, (2, 1, 2), (1, 0, 1))
+    return Case([x, ws], out, [(rnd(2, 5, 4, 6), np.array([2, 3, 2]))])
+
+
+@case("max_pool_grad")
+def _():
+    x, gz = _m((None,) * 3), _m((None,) * 3)
+    z = _pool().pool_2d(x, (2, 2), ignore_border=True)
+    return Case([x, gz], _pool().MaxPoolGrad(True)(x, z, gz, (2, 2)),
+                [(rnd(2, 5, 4), rnd(2, 2, 2))])
+
+
+@case("average_pool_grad")
+def _():
+    x, gz = _m((None,) * 3), _m((None,) * 3)
+    return Case([x, gz], _pool().AveragePoolGrad(False, "sum")(x, gz, (2, 3)),
+                [(rnd(2, 5, 4), rnd(2, 3, 2))])
+
+
+@case("max_pool_grad_grad")
+def _():
+    x, ggx = _m((None,) * 3), _m((None,) * 3)
+    z = _pool().pool_2d(x, (2, 2), ignore_border=True, pad=(1, 1))
+    return Case([x, ggx], _pool().DownsampleFactorMaxGradGrad(True)(x, z, ggx, (2, 2), None,
+                                                                   (1, 1)),
+                [(rnd(2, 5, 4), rnd(2, 5, 4))])
+
+
+# extra_ops (ops/extra.py): lengths from the values (bincount, nonzero) or from v (searchsorted)
+@case("bincount")
+def _():
+    x, w = T.ivector("x"), T.dvector("w")
+    return Case([x, w], T.extra_ops.bincount(x, w, minlength=3),
+                [(ints(4, 0, 4), rnd(3)), (ints(), rnd(0)), (ints(1), rnd(1))])
+
+
+@case("nonzero")
+def _():
+    x = _m()
+    return Case([x], T.extra_ops.nonzero(x, return_matrix=True),
+                [(np.array([[0.0, 1.5], [2.0, 0.0], [0.0, 0.0]]),), (rnd(0, 3),)])
+
+
+@case("searchsorted")
+def _():
+    x, v = T.dvector("x"), _m()
+    return Case([x, v], T.extra_ops.searchsorted(x, v, side="right"),
+                [(np.array([1.0, 2.0, 3.0]), rnd(2, 4)), (np.array([1.0]), rnd(0, 2))])
+
+
 # -- exemptions -----------------------------------------------------------------------------------
 # Op classes without a case, with the reason.
 # -- random draws (ops/random.py): the ops applied to a state given as an input, so that no

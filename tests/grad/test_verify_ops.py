@@ -213,6 +213,11 @@ def _signed(*shape):
     return _rng.uniform(0.3, 1.5, size=shape) * _rng.choice([-1.0, 1.0], size=shape)
 
 
+def _pool():
+    from theon.tensor.signal import pool
+    return pool
+
+
 def _distinct(*shape):
     """Entries far apart (no ties for max/min/sort-like ops)."""
     n = int(np.prod(shape))
@@ -422,6 +427,16 @@ STRUCTURAL = {
         [_r(1, 4, 4, 5), _r(2, 2, 2, 2)]),
     "conv3d": (lambda x, w: T.nnet.conv3d(x, w, border_mode=1, subsample=(1, 2, 1)),
                [_r(1, 2, 3, 4, 3), _r(2, 2, 2, 2, 2)]),
+    # pooling (ops/pool.py): max pooling's gradient is MaxPoolGrad, and its second order
+    # DownsampleFactorMaxGradGrad; sum/average pooling's is AveragePoolGrad (more in
+    # tests/ops/test_pool.py)
+    "pool_max": (lambda x: _pool().pool_2d(x, (3, 2), ignore_border=True, stride=(1, 2),
+                                           pad=(1, 1)), [_distinct(2, 5, 6)]),
+    "pool_average": (lambda x: _pool().pool_2d(x, (2, 3), ignore_border=False, stride=(2, 1),
+                                               mode="average_exc_pad"), [_r(2, 5, 6)]),
+    # bincount's weights (ops/extra.py)
+    "bincount_weights": (lambda w: T.extra_ops.bincount(T.constant(np.array([3, 0, 3, 1])), w,
+                                                        minlength=6), [_r(4)]),
 }
 
 # Structural cases where second order is not checked, with the reason.
@@ -480,6 +495,8 @@ NO_GRADIENT = {
     "CheckedLabels": "returns its integer labels unchanged: nothing to differentiate",
     "FromFunctionOp": "as_op wraps an arbitrary Python function: no gradient unless given; "
                       "test_grad.py checks the NullTypeGradError",
+    "Nonzero": "int64 indices (nonzero): nothing to differentiate",
+    "SearchSorted": "int64 insertion points (searchsorted): nothing to differentiate",
     # random draws (ops/random.py): undefined for float parameters, None for integer ones;
     # tests/ops/test_random.py checks the error and that dropout's h.shape blocks nothing
     "MRGUniform": "a random draw: no gradient, as in Theano",
