@@ -176,6 +176,10 @@ class TensorOperators:
     def squeeze(self): return _T.squeeze(self)
     def copy(self, name=None): return _T.tensor_copy(self, name=name)
     def nonzero_values(self): return self.flatten()[_T.neq(self.flatten(), 0)]
+
+    def nonzero(self, return_matrix=False):
+        from .extra import nonzero  # (extra's ops build on tensor variables: imported late)
+        return nonzero(self, return_matrix)
     def norm(self, L, axis=None):
         t = _T
         if L == 1:
