@@ -579,6 +579,8 @@ def _spec(node: Apply) -> KernelSpec | None:
 
 def _elemwise_spec(node: Apply) -> KernelSpec | None:
     op = node.op
+    if op.scalar_op.c is None:  # a row without a C template is computed by numpy
+        return None
     key = (op.scalar_op, *[i.type for i in node.inputs], node.outputs[0].type)
     if key not in _ROW_SPECS:
         graph = ScalarGraph.of_row(op.scalar_op, tuple(i.dtype for i in node.inputs))

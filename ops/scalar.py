@@ -3,7 +3,9 @@
 A row gives everything about one scalar op, and nothing about a target language:
 
 * ``np_fn``: its numpy function (how the numpy backend computes it, and the reference);
-* ``c``: a C expression template. Python format fields only: ``{0}``, ``{1}``... are the
+* ``c``: a C expression template, or None for a row computed by numpy only (no C99 function
+  and no short formula: erfinv, psi): fusion leaves such nodes alone and the C backend runs
+  them on numpy. Python format fields only: ``{0}``, ``{1}``... are the
   operands, already converted by the renderer to the dtype the row computes in (``c_in``; by
   default the output dtype); ``{out}`` is the C type of the output. Calls name C99 math
   functions by their double-precision name (``exp``, ``atan2``, ``fabs``...) or the helpers
@@ -168,6 +170,167 @@ def _round_half_away(x):
     return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0).astype(t.dtype)
 
 
+# -- special functions: gamma and lgamma from libm (as the C kernels), the others in numpy ------
+
+_PI = math.pi
+
+
+def _libm(name: str) -> Callable | None:
+    """libm's ``name`` (double -> double) through ctypes, or None where it cannot be loaded: the
+    numpy path then computes what the C kernels compute (Python's math.lgamma is a few ulps
+    off glibc's)."""
+    import ctypes
+    for lib in ("libm.so.6", None):
+        try:
+            fn = getattr(ctypes.CDLL(lib), name)
+        except (OSError, AttributeError):
+            continue
+        fn.restype, fn.argtypes = ctypes.c_double, (ctypes.c_double,)
+        return fn
+    return None
+
+
+def _math_gamma(x: float) -> float:
+    """Python's math.gamma with C's values where it raises: +-inf at +-0, nan at the negative
+    integers, inf on overflow."""
+    try:
+        return math.gamma(x)
+    except ValueError:
+        return math.copysign(math.inf, x) if x == 0 else math.nan
+    except OverflowError:
+        return math.inf
+
+
+def _math_lgamma(x: float) -> float:
+    try:
+        return math.lgamma(x)
+    except ValueError:  # a pole
+        return math.inf
+
+
+@cache
+def _per_element(name: str, fallback: Callable) -> Callable:
+    fn = _libm(name) or fallback
+    return np.vectorize(fn, otypes=[np.float64])
+
+
+def _gamma(x):
+    return _per_element("tgamma", _math_gamma)(x) if np.size(x) else np.zeros(np.shape(x))
+
+
+def _gammaln(x):
+    return _per_element("lgamma", _math_lgamma)(x) if np.size(x) else np.zeros(np.shape(x))
+
+
+# psi and trigamma: x moved up by _SHIFT by the recurrence, then the asymptotic series (its
+# first omitted term is below 1e-16 relative there); below zero, the reflection formula.
+_SHIFT = 10
+
+
+def _psi_positive(x):
+    y = x + _SHIFT
+    inv = 1 / y
+    inv2 = inv * inv
+    series = np.log(y) - inv / 2 - inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (
+        1 / 252 - inv2 * (1 / 240 - inv2 * (1 / 132)))))
+    for k in range(_SHIFT):
+        series = series - 1 / (x + k)
+    return series  # (at x = 0: -inf, the pole's limit from above)
+
+
+def _psi(x):
+    """The digamma function (the derivative of lgamma): nan at 0 from below and at the negative
+    integers, as scipy.special.psi."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        neg = x < 0
+        pos = np.where(neg, 1 - x, x)
+        out = _psi_positive(pos)
+        out = np.where(neg, out - _PI / np.tan(_PI * x), out)
+        out = np.where(neg & (x == np.floor(x)), np.nan, out)  # the poles below zero
+    return out
+
+
+def _trigamma_positive(x):
+    y = x + _SHIFT
+    inv = 1 / y
+    inv2 = inv * inv
+    series = inv + inv2 / 2 + inv * inv2 * (1 / 6 - inv2 * (1 / 30 - inv2 * (
+        1 / 42 - inv2 * (1 / 30 - inv2 * (5 / 66)))))
+    for k in range(_SHIFT):
+        series = series + 1 / ((x + k) * (x + k))
+    return series
+
+
+def _trigamma(x):
+    """psi's derivative: +inf at 0 and the negative integers."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        neg = x < 0
+        out = _trigamma_positive(np.where(neg, 1 - x, x))
+        s = np.sin(_PI * x)
+        out = np.where(neg, _PI * _PI / (s * s) - out, out)
+        out = np.where(neg & (x == np.floor(x)), np.inf, out)
+    return out
+
+
+# erfinv: Giles' single-precision approximation ("Approximating the erfinv function", GPU
+# Computing Gems, 2010), then Newton steps to double precision: on erf in the middle, on
+# log(erfc) in the tails, where 1 - |y| is known exactly (erfcinv passes its own argument).
+_GILES_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+                  0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_GILES_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+               0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+_erfc_vec = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _horner(coeffs, t):
+    p = np.full_like(t, coeffs[0])
+    for c in coeffs[1:]:
+        p = p * t + c
+    return p
+
+
+def _erfinv_from(y, q):
+    """erfinv(y), given q = 1 - |y| computed exactly by the caller (from y, or from erfcinv's
+    own argument, which keeps the digits 1 - y would lose)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        a = np.abs(y)
+        tail = a > 0.5
+        w = -np.log(q * (2 - q))  # -log((1 - a)(1 + a)) without cancellation
+        x = np.where(w < 5, _horner(_GILES_CENTRAL, w - 2.5),
+                     _horner(_GILES_TAIL, np.sqrt(w) - 3)) * a
+        # far out (q < 1e-12) the polynomial is past its range: erfc(x) ~ exp(-x^2)/(x sqrt(pi))
+        lq = -np.log(q)
+        far = np.sqrt(lq - 0.5 * np.log(np.pi * np.maximum(lq, 1)))
+        x = np.where(q < 1e-12, far, x)
+        for _ in range(4):
+            # Newton on erf(x) = a in the middle, on log(erfc(x)) = log(q) in the tails
+            e = np.exp(-x * x) * (2 / math.sqrt(_PI))
+            c = _erfc_vec(x)
+            step_mid = (_erf_vec(x) - a) / e
+            step_tail = -(np.log(c) - np.log(q)) * c / e
+            x = x - np.where(tail, step_tail, step_mid)
+        x = np.where(q == 0, np.inf, x)
+        x = np.where((q < 0) | np.isnan(y), np.nan, x)
+    return np.copysign(x, y)
+
+
+def _erfinv(y):
+    """The inverse of erf on (-1, 1); +-inf at +-1, nan outside."""
+    y = np.asarray(y, dtype=np.float64)
+    return _erfinv_from(y, 1 - np.abs(y))
+
+
+def _erfcinv(z):
+    """The inverse of erfc on (0, 2): erfinv(1 - z), computed from z itself (1 - z loses the
+    digits of a small z)."""
+    z = np.asarray(z, dtype=np.float64)
+    y = 1 - z
+    q = np.where(z < 1, z, 2 - z)  # 1 - |1 - z|, exact
+    return _erfinv_from(y, q)
+
+
 # -- the vocabulary of the C templates -----------------------------------------------------------
 
 # C99 <math.h> functions a template may call, by their double-precision name; a dialect maps each
@@ -176,8 +339,8 @@ def _round_half_away(x):
 C_MATH: frozenset[str] = frozenset((
     "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "copysign", "cos",
     "cosh", "erf", "exp", "exp2", "expm1", "fabs", "floor", "fmod", "isinf", "isnan", "log",
-    "log10", "log1p", "log2", "pow", "rint", "round", "sin", "sinh", "sqrt", "tan", "tanh",
-    "trunc"))
+    "lgamma", "log10", "log1p", "log2", "pow", "rint", "round", "sin", "sinh", "sqrt", "tan",
+    "tanh", "tgamma", "trunc"))
 
 # Helpers with numpy's semantics where C has no such function or a different one (C's ``/``
 # and ``%`` truncate, ``fmax`` ignores NaN, ``abs(INT_MIN)`` is undefined...). Every dialect
@@ -224,7 +387,7 @@ class ScalarOp:
     name: str
     nin: int
     np_fn: Callable
-    c: str
+    c: str | None
     out: Callable[..., str]
     grad: Callable | None = None
     sympy: Callable | None = None
@@ -261,11 +424,12 @@ def scalar_op_named(name: str, params: tuple = ()) -> ScalarOp:
 TABLE: dict[str, ScalarOp] = {}
 
 
-def row(name: str, nin: int, np_fn: Callable, c: str, out: Callable[..., str],
+def row(name: str, nin: int, np_fn: Callable, c: str | None, out: Callable[..., str],
         grad: Callable | None = None, sympy: Callable | None = None,
         **flags) -> ScalarOp:
-    """Add a row to ``TABLE`` (checking its C template) and return it."""
-    check_template(name, nin, c)
+    """Add a row to ``TABLE`` (checking its C template, if it has one) and return it."""
+    if c is not None:
+        check_template(name, nin, c)
     op = ScalarOp(name, nin, np_fn, c, out, grad, sympy, **flags)
     TABLE[name] = op
     return op
@@ -364,6 +528,21 @@ softplus = row("softplus", 1, _softplus, "theon_softplus({0})", real_only(to_flo
 erf = row("erf", 1, _erf, "erf({0})", real_only(to_float),
           lambda T, x, z, g: [g * (2.0 / math.sqrt(math.pi)) * T.exp(-x * x)],
           lambda sp, a: sp.erf(a))
+# (d/dx erfinv(x) = sqrt(pi)/2 * exp(erfinv(x)^2))
+gamma = row("gamma", 1, _gamma, "tgamma({0})", real_only(to_float),
+            lambda T, x, z, g: [g * z * T.psi(x)], lambda sp, a: sp.gamma(a))
+gammaln = row("gammaln", 1, _gammaln, "lgamma({0})", real_only(to_float),
+              lambda T, x, z, g: [g * T.psi(x)], lambda sp, a: sp.log(sp.Abs(sp.gamma(a))))
+psi = row("psi", 1, _psi, None, real_only(to_float),
+          lambda T, x, z, g: [g * T.tri_gamma(x)], lambda sp, a: sp.polygamma(0, a))
+tri_gamma = row("tri_gamma", 1, _trigamma, None, real_only(to_float), None,
+                lambda sp, a: sp.polygamma(1, a))
+erfinv = row("erfinv", 1, _erfinv, None, real_only(to_float),
+             lambda T, x, z, g: [g * (math.sqrt(math.pi) / 2) * T.exp(z * z)],
+             lambda sp, a: sp.erfinv(a))
+erfcinv = row("erfcinv", 1, _erfcinv, None, real_only(to_float),
+              lambda T, x, z, g: [g * (-math.sqrt(math.pi) / 2) * T.exp(z * z)])
+# (no sympy formula for erfcinv: lambdify has no name for sympy's erfcinv)
 floor = row("floor", 1, np.floor, "floor({0})", real_only(to_float), _zero,
             lambda sp, a: sp.floor(a))
 ceil = row("ceil", 1, np.ceil, "ceil({0})", real_only(to_float), _zero,

@@ -44,8 +44,9 @@ KERNEL_DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "
 
 
 def fusable(node: Apply) -> bool:
-    """A plain Elemwise node (not a subclass with its own computation) on kernel dtypes."""
-    return (type(node.op) is Elemwise
+    """A plain Elemwise node (not a subclass with its own computation) on kernel dtypes, of a
+    row with a C template (a numpy-only row, such as erfinv, stays a node of its own)."""
+    return (type(node.op) is Elemwise and node.op.scalar_op.c is not None
             and all(v.dtype in KERNEL_DTYPES for v in node.inputs)
             and node.outputs[0].dtype in KERNEL_DTYPES)
 

@@ -335,6 +335,27 @@ def _grad_of_logsumexp(node):
     return None
 
 
+@register("stabilize", "true_div", needs=("exp",))
+def softmax_from_exp_over_sum(fgraph, node):
+    """exp(x) / broadcast(sum(exp(x), axes)) -> softmax(x, axes): the softmax written by hand
+    (exp(x) / exp(x).sum(axis=1, keepdims=True)), which is inf / inf = nan once exp(x)
+    overflows, computed with the maximum subtracted (x = a - max(a) is left as written)"""
+    e, d = node.inputs
+    out = node.outputs[0]
+    if op_key(e) != "exp" or e.ndim != out.ndim or d.ndim != out.ndim:
+        return None
+    x = e.owner.inputs[0]
+    if op_key(x) == "sub":  # exp(a - max(a)): stable as written, left to fusion
+        a, m = x.owner.inputs
+        base, _, _ = _lands_on(m, list(range(m.ndim)))
+        if base.owner is not None and isinstance(base.owner.op, Reduce) and \
+                base.owner.op.kind == "max" and base.owner.inputs[0] is a:
+            return None
+    axes = _sum_of_exp(d, e, list(range(out.ndim)))
+    soft = _softmax_of(e, axes) if axes is not None else None
+    return same_type(soft, out)
+
+
 # -- products and quotients of sigmoids ------------------------------------------------------------
 # Gradients of log(sigmoid(z)), log(1 - sigmoid(z)) and of a hand-written 1 / (1 + exp(-z)) are
 # products like g / s * s * (1 - s), which are 0 / 0 or inf / inf once s rounds to 0 or 1. Read

@@ -63,7 +63,8 @@ ARCHS = ("sm_80", "sm_90")
 def row_graphs(dtype: str) -> list[ScalarGraph]:
     """Every row of the table and every cast, on operands of ``dtype``, where defined."""
     graphs = []
-    ops = [op for _, op in sorted(S.TABLE.items())] + [S.cast_op(d) for d in D.DTYPES]
+    ops = [op for _, op in sorted(S.TABLE.items()) if op.c is not None] + \
+        [S.cast_op(d) for d in D.DTYPES]
     for op in ops:
         try:
             out = op.output_dtype(*(dtype,) * op.nin)

@@ -54,7 +54,8 @@ ULPS = 4
 
 
 def _ops():
-    yield from (op for _, op in sorted(S.TABLE.items()))
+    # (a row without a C template is computed by numpy only)
+    yield from (op for _, op in sorted(S.TABLE.items()) if op.c is not None)
     yield from (S.cast_op(d) for d in DTYPES)
 
 
@@ -180,7 +181,8 @@ def test_every_row_and_dtype_combination_compiles_and_matches_numpy(compiled):
 
 def test_the_cases_cover_every_row_and_cast():
     names = {op.name for op, _, _ in CASES}
-    assert names == set(S.TABLE) | {f"cast_{d}" for d in DTYPES}
+    assert names == {n for n, op in S.TABLE.items() if op.c is not None} | \
+        {f"cast_{d}" for d in DTYPES}
     assert len(CASES) > 4000  # every binary row on (nearly) every dtype pair
 
 
@@ -193,7 +195,7 @@ _CUDA_MATH_BASE = [
     "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "copysign", "cos",
     "cosh", "erf", "erfc", "exp", "exp10", "exp2", "expm1", "fabs", "floor", "fmax", "fmin",
     "fmod", "hypot", "log", "log10", "log1p", "log2", "pow", "rint", "round", "sin", "sinh",
-    "sqrt", "tan", "tanh", "trunc"
+    "sqrt", "tan", "tanh", "tgamma", "lgamma", "trunc"
 ]
 CUDA_MATH = (set(_CUDA_MATH_BASE) | {n + "f" for n in _CUDA_MATH_BASE}
              | {"isnan", "isinf", "isfinite", "signbit"}

@@ -77,6 +77,8 @@ NEEDS = {
     "arctan2": (ANY, NONZERO), "sinh": (SMALL,), "cosh": (SMALL,), "tanh": (ANY,),
     "arcsinh": (ANY,), "arccosh": (GE1,), "arctanh": (UNIT,), "sigmoid": (ANY,),
     "softplus": (ANY,), "erf": (ANY,), "floor": (EXACT,), "ceil": (EXACT,), "trunc": (EXACT,),
+    "gamma": (POS,), "gammaln": (POS,), "psi": (POS,), "tri_gamma": (POS,), "erfinv": (UNIT,),
+    "erfcinv": (POS,),
     "round_half_to_even": (EXACT,), "round_half_away_from_zero": (EXACT,),
     "maximum": (ANY, ANY), "minimum": (ANY, ANY), "clip": (ANY, ANY, ANY),
     "eq": (EXACT, EXACT), "neq": (EXACT, EXACT), "lt": (EXACT, EXACT), "le": (EXACT, EXACT),

@@ -423,6 +423,9 @@ CASES = [
          lambda dt: (lambda i, h: (i, h[-1]))(*_scan_rnn(dt)),
          lambda x, h0, W: _np_loop(h0, lambda h, x_t: np.tanh(x_t @ W + h), len(x), x)[-1],
          present=("Scan",)),
+    Case("softmax_from_exp_over_sum", "keepdims",  # stable where exp overflows
+         lambda dt: _m(dt, lambda m: T.exp(m) / T.exp(m).sum(axis=1, keepdims=True)),
+         softmax_np, present=("Softmax",), absent=("exp",)),
 ]
 
 

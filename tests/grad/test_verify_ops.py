@@ -74,6 +74,12 @@ DIFF_ROWS = {
     "sigmoid": lambda: [U(-3, 3)],
     "softplus": lambda: [U(-3, 3)],
     "erf": lambda: [U(-1.5, 1.5)],
+    "gamma": lambda: [U(0.5, 3)],
+    "gammaln": lambda: [U(0.5, 3)],
+    "psi": lambda: [U(0.5, 3)],
+    "tri_gamma": None,  # its derivative (polygamma of order 2) is not a row: no gradient
+    "erfinv": lambda: [U(-0.8, 0.8)],
+    "erfcinv": lambda: [U(0.2, 1.8)],
     # no ties between the operands
     "maximum": lambda: [np.arange(12.0).reshape(3, 4) % 5, fixed(2.5) + U(-0.2, 0.2)],
     "minimum": lambda: [np.arange(12.0).reshape(3, 4) % 5, fixed(2.5) + U(-0.2, 0.2)],
@@ -108,7 +114,7 @@ ZERO_ROWS = {
 }
 
 # Rows with a non-default second order, or a reason to skip it: name -> reason.
-NO_SECOND_ORDER = {}
+NO_SECOND_ORDER = {"psi": "its gradient is tri_gamma, which has none"}
 
 
 def _second_order(op):

@@ -275,3 +275,78 @@ def test_nonzero_and_searchsorted_have_no_gradient():
         T.cast(extra_ops.flatnonzero(x), "float64").sum() + x.sum()
     g = theano.function([x], T.grad(cost, x))(np.array([1.0, 0.0, 2.0]))
     np.testing.assert_array_equal(g, np.ones(3))
+
+
+# -- special functions (rows of ops/scalar.py) -----------------------------------------------------
+
+def _mp_ref(fn, dps=30):
+    import mpmath
+
+    def ref(a):
+        with mpmath.workdps(dps):
+            return np.array([float(fn(mpmath, mpmath.mpf(float(v)))) for v in np.ravel(a)]
+                            ).reshape(np.shape(a))
+    return ref
+
+
+SPECIAL = {
+    "gamma": (_mp_ref(lambda mp, v: mp.gamma(v)), np.r_[-4.5:6:0.37]),
+    "gammaln": (_mp_ref(lambda mp, v: mp.log(abs(mp.gamma(v)))), np.r_[-4.5:60:0.93]),
+    "psi": (_mp_ref(lambda mp, v: mp.digamma(v)), np.r_[-4.5:60:0.93]),
+    "tri_gamma": (_mp_ref(lambda mp, v: mp.polygamma(1, v)), np.r_[-4.5:60:0.93]),
+    "erfinv": (_mp_ref(lambda mp, v: mp.erfinv(v)),
+               np.r_[-0.999:1:0.0371, 1 - 1e-15, -1 + 1e-12, 1e-300]),
+    "erfcinv": (_mp_ref(lambda mp, v: mp.erfinv(1 - v), dps=330),  # 1 - 1e-300 exactly
+                np.r_[0.001:2:0.0371, 1e-300, 1e-100, 2 - 1e-15]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECIAL))
+def test_special_functions_against_mpmath(name):
+    ref, points = SPECIAL[name]
+    x = T.vector()
+    got = theano.function([x], getattr(T, name)(x))(points)
+    np.testing.assert_allclose(got, ref(points), rtol=1e-12, atol=1e-13)
+    y = T.fvector()
+    out = getattr(T, name)(y)
+    assert out.dtype == "float32"
+    got32 = theano.function([y], out)(points.astype("float32"))
+    want32 = ref(points.astype("float32").astype("float64"))
+    finite = np.isfinite(want32) & (np.abs(want32) < 1e30)
+    np.testing.assert_allclose(got32[finite], want32[finite], rtol=1e-5, atol=1e-6)
+
+
+def test_special_function_poles_and_domains():
+    x = T.vector()
+    f = theano.function([x], [T.gamma(x), T.gammaln(x), T.psi(x), T.erfinv(x), T.erfcinv(x)])
+    with np.errstate(all="ignore"):
+        g, lg, p, ei, eci = f(np.array([0.0, -1.0, 1.0, 2.0, -0.0]))
+    assert g[0] == np.inf and np.isnan(g[1]) and g[4] == -np.inf
+    assert lg[0] == np.inf and lg[1] == np.inf
+    assert p[0] == -np.inf and np.isnan(p[1])
+    assert ei[2] == np.inf and np.isnan(ei[3]) and ei[1] == -np.inf
+    assert eci[0] == np.inf and eci[3] == -np.inf and np.isnan(eci[1])
+
+
+@pytest.mark.parametrize("name,lo,hi", [("gamma", 0.5, 3), ("gammaln", 0.5, 3), ("psi", 0.5, 3),
+                                        ("erfinv", -0.9, 0.9), ("erfcinv", 0.1, 1.9)])
+def test_special_function_gradients(name, lo, hi):
+    fn = getattr(T, name)
+    verify_grad(fn, [_rng.uniform(lo, hi, (3, 4))])
+    if name != "psi":  # psi's gradient, tri_gamma, has none
+        verify_grad(lambda x: T.grad(fn(x).sum(), x), [_rng.uniform(lo, hi, (3, 4))])
+
+
+def test_numpy_only_rows_stay_out_of_fused_kernels():
+    """erfinv has no C template: on the C backend its node stays a numpy Elemwise while the work
+    around it fuses."""
+    from theon.ops.elemwise import Elemwise
+    from theon.ops.fused import Fused
+    x = T.vector()
+    f = theano.function([x], T.exp(T.erfinv(x * 0.5) + 1) * 2, mode=theano.Mode(linker="c"))
+    nodes = f.maker.fgraph.toposort()
+    assert any(type(n.op) is Elemwise and n.op.scalar_op.name == "erfinv" for n in nodes)
+    assert not any(isinstance(n.op, Fused) and "erfinv" in str(n.op) for n in nodes)
+    v = np.linspace(-0.9, 0.9, 7)
+    np.testing.assert_allclose(f(v), np.exp(_mp_ref(lambda mp, t: mp.erfinv(t))(v * 0.5) + 1) * 2,
+                               rtol=1e-13)

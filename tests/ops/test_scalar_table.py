@@ -77,6 +77,23 @@ def _erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
+def _mp(fn, pole=np.nan):
+    """A reference from mpmath (sympy's dependency), element by element in 30 digits; ``pole``
+    where mpmath refuses the value (C's value at a pole of the gamma functions)."""
+    import mpmath
+
+    def one(v):
+        try:
+            return float(fn(mpmath, mpmath.mpf(float(v))))
+        except (ValueError, ZeroDivisionError):
+            return pole(v) if callable(pole) else pole
+
+    def ref(x):
+        with mpmath.workdps(30):
+            return np.vectorize(one, otypes=[np.float64])(x)
+    return ref
+
+
 def _round_away(x):
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
@@ -135,6 +152,17 @@ SPECS = {
     "sigmoid": _s(lambda a: 1 / (1 + np.exp(-a)), Dom(-20.0, 20.0)),
     "softplus": _s(lambda a: np.log1p(np.exp(a)), Dom(-20.0, 20.0)),
     "erf": _s(_erf, ANY),
+    # (bool and the ints reach the poles 0 and -1..-5: C's values there)
+    "gamma": _s(_mp(lambda mp, v: mp.gamma(v), lambda v: np.copysign(np.inf, v) if v == 0
+                    else np.nan), Dom(-3.5, 5.0, 1, 5, avoid=(-3, -2, -1, 0))),
+    "gammaln": _s(_mp(lambda mp, v: mp.log(abs(mp.gamma(v))), np.inf),
+                  Dom(-3.5, 5.0, 1, 5, avoid=(-3, -2, -1, 0))),
+    "psi": _s(_mp(lambda mp, v: mp.digamma(v), lambda v: -np.inf if v == 0 else np.nan),
+              Dom(-3.5, 5.0, 1, 5, avoid=(-3, -2, -1, 0))),
+    "tri_gamma": _s(_mp(lambda mp, v: mp.polygamma(1, v), np.inf),
+                    Dom(-3.5, 5.0, 1, 5, avoid=(-3, -2, -1, 0))),
+    "erfinv": _s(_mp(lambda mp, v: mp.erfinv(v)), OPEN_UNIT),
+    "erfcinv": _s(_mp(lambda mp, v: mp.erfinv(1 - v)), Dom(0.05, 1.95, 1, 1)),
     "floor": _s(np.floor, HALVES),
     "ceil": _s(np.ceil, HALVES),
     "trunc": _s(lambda a: np.sign(a) * np.floor(np.abs(a)), HALVES),
