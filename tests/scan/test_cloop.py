@@ -21,6 +21,8 @@ _rng = np.random.default_rng(3)
 @pytest.fixture(autouse=True)
 def wait_for_kernels(monkeypatch):
     monkeypatch.setattr(cloop, "MIN_STEPS", 1)  # these loops are short
+    # earlier tests' kernels still queued would come first: this test waits for its own only
+    ccompiler.cancel_pending(timeout=120)
     old = theano.config.wait_for_kernels
     theano.config.wait_for_kernels = True
     yield
