@@ -414,7 +414,8 @@ class _Kernels:
         dtypes = sorted({d for spec, _, _ in rendered for d in spec.graph.ref_dtypes})
         source = _source([text for _, _, text in rendered], dtypes)
         flags, openmp = _flags()
-        future = ccompiler.compile_async(source, flags=flags, openmp=openmp, name="kernels")
+        future = ccompiler.compile_async(source, flags=flags, openmp=openmp, name="kernels",
+                                         now=config.wait_for_kernels)
 
         def done(fut) -> None:
             if fut.cancelled():  # dropped before it ran: a later build may ask again
@@ -615,7 +616,7 @@ def compile_with_kernels(specs: Sequence[KernelSpec], source: str,
     prefix = "theon_lib_" + hashlib.sha256(text.encode()).hexdigest()[:16]
     flags, openmp = _flags()
     future = ccompiler.compile_async(text.replace("@P@", prefix), flags=flags, openmp=openmp,
-                                     name=prefix)
+                                     name=prefix, now=config.wait_for_kernels)
 
     def done(fut) -> None:
         builtin = None

@@ -323,11 +323,13 @@ def compile_library(source: str, *, flags: Sequence[str] = (), openmp: bool = Fa
 
 
 def compile_async(source: str, *, flags: Sequence[str] = (), openmp: bool = False,
-                  name: str = "kernels") -> Future:
+                  name: str = "kernels", now: bool = False) -> Future:
     """``compile_library`` on a background thread: a Future with ``done()``, ``result(timeout)``
     and ``add_done_callback``. A library already loaded gives a Future that is already done;
     asking again for a library while it compiles gives the same Future. The settings
-    (``config.cxx``, ``config.compiledir``) are read now, not when the job runs."""
+    (``config.cxx``, ``config.compiledir``) are read now, not when the job runs. ``now=True``
+    (a caller about to wait for it) compiles in the calling thread, not behind the compiles
+    queued before it, and returns a Future already done."""
     fut: Future
     try:
         slot, build = _prepare(source, flags, openmp, name)
@@ -340,6 +342,13 @@ def compile_async(source: str, *, flags: Sequence[str] = (), openmp: bool = Fals
         stats["memory_hits"] += 1
         fut = Future()
         fut.set_result(lib)
+        return fut
+    if now:
+        fut = Future()
+        try:
+            fut.set_result(build())
+        except BaseException as exc:  # the caller gets it from result()
+            fut.set_exception(exc)
         return fut
     return _POOL.submit(slot, build)
 
