@@ -22,7 +22,8 @@ OP_CLASSES: list[type] = []  # every Op subclass, for completeness tests
 # The modules outside ops/ that define ops; importing theon does not import them all.
 _OP_MODULES = ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
                "theon.scan.jacobian", "theon.ops.control", "theon.ops.gradient_ops",
-               "theon.scan", "theon.ops.extra")
+               "theon.scan", "theon.ops.extra", "theon.ops.pool", "theon.ops.conv",
+               "theon.ops.random")
 
 
 def theon_op_classes() -> list[type]:

@@ -1048,6 +1048,7 @@ def _():
 
 NO_CASE = {
     "GradModifier": "abstract base of DisconnectedGrad, ZeroGrad, GradClip and GradScale",
+    "_PoolBase": "abstract base of the pooling ops, each of which has a case",
     "MapRows": "covered by jacobian_map_rows, whose output is a Reshape of the MapRows",
     "ShapeCheck": "made only by the shape rewrites; tested in tests/ops/test_audit_indexing.py",
 }

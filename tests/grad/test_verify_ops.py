@@ -493,6 +493,9 @@ def test_broadcast_gradient_shapes(case, in_shape):
 # Op classes with no gradient (or no test of one), and why.
 NO_GRADIENT = {
     "GradModifier": "abstract base of the gradient modifiers (tested in test_grad.py)",
+    "_PoolBase": "abstract base of the pooling ops (each has its case: pool_max, pool_average)",
+    "DownsampleFactorMaxGradGrad": "max pooling's second order: the gradient of MaxPoolGrad, "
+                                   "checked by finite differences in tests/ops/test_pool.py",
     "DisconnectedGrad": "gradient modifier: tested in test_grad.py (consider_constant)",
     "ZeroGrad": "gradient modifier: tested in test_grad.py and test_verify_grad_detects...",
     "MapRows": "jacobian's row loop; hessian differentiates the gradient graph before mapping",
