@@ -433,14 +433,8 @@ class _Kernels:
                 for spec, name, _ in rendered:
                     self._settle(spec, None if lib is None else _entry(lib, spec, name))
 
-        if config.wait_for_kernels:
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001, S110 - done() reports it
-                pass
-            done(future)
-        else:
-            future.add_done_callback(done)
+        # (with wait_for_kernels the future is already done: the callback runs here, now)
+        future.add_done_callback(done)
 
     def _settle(self, spec: KernelSpec, entry: Callable | None) -> None:
         self.entries[spec] = entry
@@ -630,14 +624,7 @@ def compile_with_kernels(specs: Sequence[KernelSpec], source: str,
                          f"\n{getattr(err, 'stderr', '')}")
         on_ready(builtin)
 
-    if config.wait_for_kernels:
-        try:
-            future.result()
-        except Exception:  # noqa: BLE001, S110 - done() reports it
-            pass
-        done(future)
-    else:
-        future.add_done_callback(done)
+    future.add_done_callback(done)  # (already done with wait_for_kernels: runs now)
 
 
 def _softmax_specs(node: Apply) -> tuple[KernelSpec, KernelSpec, KernelSpec] | None:
