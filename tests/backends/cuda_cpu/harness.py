@@ -4,32 +4,25 @@ Two tools, as the team's GPU study (shared/gpu/REPORT.md) recommends:
 
 - ``Nvrtc``: NVIDIA's runtime compiler from the ``nvidia-cuda-nvrtc`` wheel, through ctypes (no
   cupy, no driver): source -> PTX or cubin for any architecture, with the compiler's log.
-- ``CpuModule``: the same source compiled by g++ with ``theon_cuda_cpu.h`` (copied from the
-  study) force-included, which turns ``__global__`` functions into C++ and runs each CUDA thread
-  of a launch on the CPU; ``get_function(name)(grid, block, args)`` has cupy.RawKernel's call
-  shape (numpy arrays for pointers, numpy scalars for the scalar parameters).
+- ``CpuModule``: the same source compiled by theon's CUDA simulator (g++ with
+  ``backends/cuda/theon_cuda_cpu.h`` force-included, which turns ``__global__`` functions into
+  C++ and runs each CUDA thread of a launch on the CPU); ``get_function(name)(grid, block,
+  args)`` has cupy.RawKernel's call shape, with numpy arrays for pointers (the simulator's
+  runtime takes its device arrays instead) and numpy scalars for the scalar parameters.
 
-Neither is part of theon: only its tests use them.
+Nvrtc is not part of theon: only its tests use it.
 """
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import glob
-import hashlib
 import importlib.util
 import os
-import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
-HEADER = HERE / "theon_cuda_cpu.h"
+from theon.backends.cuda import simulator
 
 # -- NVRTC ---------------------------------------------------------------------------------------
 
@@ -115,96 +108,47 @@ def nvrtc() -> Nvrtc | str:
 
 
 # -- running CUDA text on the CPU ----------------------------------------------------------------
+# theon's CUDA simulator builds the text (backends/cuda/simulator.py and its header); these
+# tests call its kernels on numpy arrays directly, without a runtime's device arrays.
 
-CXX = os.environ.get("CXX") or shutil.which("g++")
-# -ffp-contract=off: no fused multiply-adds, so results do not depend on the host's FMA units;
-# no -fopenmp: blocks run one after another (an elementwise kernel gains no coverage from
-# parallel blocks, and the test process keeps its own threads).
-FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-fvisibility=hidden", "-ffp-contract=off",
-         "-Wall", "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-function", "-Wno-unused-variable")
-_KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')
-_VERSION: list[str] = []
-
-
-def _compiler_version() -> str:
-    if not _VERSION:
-        _VERSION.append(subprocess.run([CXX, "--version"], capture_output=True, text=True,
-                                       check=False).stdout)
-    return _VERSION[0]
-
-
-# Put before the kernels of a ``quick`` build: they compile without optimisation, the header
-# (the threads' scheduler, before them) with it.
-_QUICK = '#pragma GCC optimize ("O0")\n'
+CXX = simulator.cxx()
+FLAGS = simulator.FLAGS
+HEADER = simulator.HEADER
 
 
 def build(source: str, cache: Path, *, quick: bool = False) -> Path:
-    """``source`` (CUDA kernels) compiled for the CPU into a shared library in ``cache``,
-    keyed by the hash of what goes in; a process finding another building the same key waits
-    for it (flock) instead of compiling twice. ``quick``: the kernels unoptimised, which
-    builds a reduction kernel about 5x faster (0.03 against 0.15 s), for tests whose arrays
-    are small."""
-    if CXX is None:
-        raise RuntimeError("no C++ compiler (g++) found")
-    text = (_QUICK if quick else "") + source + "\n" + "".join(
-        f"THEON_CPU_EXPORT({k})\n" for k in _KERNEL.findall(source))
-    header = HEADER.read_bytes()
-    key = hashlib.sha256(b"\0".join([text.encode(), header, " ".join(FLAGS).encode(),
-                                     CXX.encode(), _compiler_version().encode()])
-                         ).hexdigest()[:32]
-    cache.mkdir(parents=True, exist_ok=True)
-    lib = cache / f"cuda_cpu_{key}.so"
-    with open(cache / f"cuda_cpu_{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not lib.exists():
-            with tempfile.TemporaryDirectory() as tmp:
-                cu = Path(tmp) / "kernels.cu"
-                cu.write_text(text)
-                out = Path(tmp) / "kernels.so"
-                cmd = [CXX, *FLAGS, "-include", str(HEADER), "-x", "c++", str(cu), "-o",
-                       str(out)]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[:6000]}")
-                os.replace(out, lib)  # published whole, never half-written
-    return lib
+    """``source`` built for the CPU into ``cache`` (see ``simulator.build``)."""
+    return simulator.build(source, cache, quick=quick)
 
 
 class CpuModule:
     """A library of kernels built by ``build``; ``get_function`` as in cupy.RawModule."""
 
     def __init__(self, library: Path):
-        self.lib = ctypes.CDLL(str(library))
-        self.lib.theon_cpu_last_error.restype = ctypes.c_char_p
+        self.lib = simulator.load(library)
 
     def get_function(self, name: str) -> CpuKernel:
         return CpuKernel(self.lib, name)
 
 
 class CpuKernel:
-    """One kernel: ``kernel(grid, block, args)`` runs every thread of the launch."""
+    """One kernel: ``kernel(grid, block, args, mode=0)`` runs every thread of the launch, with
+    numpy arrays for the pointers (their first elements) and numpy scalars for the values;
+    ``mode``: the simulator's schedule bits (FORCE_FIBERS, REVERSE)."""
 
-    def __init__(self, lib: ctypes.CDLL, name: str):
-        self.fn = getattr(lib, "theon_launch_" + name)
-        self.fn.restype = ctypes.c_int
-        self.fn.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_ulong, ctypes.c_void_p, ctypes.c_int]
+    def __init__(self, lib, name: str):
+        self.fn = simulator.launcher(lib, name)  # AttributeError when there is no such kernel
         self.lib, self.name = lib, name
 
     def __call__(self, grid: Sequence[int], block: Sequence[int], args: Sequence,
                  mode: int = 0) -> None:
-        grid = tuple(grid) + (1,) * (3 - len(grid))
-        block = tuple(block) + (1,) * (3 - len(block))
-        keep = []  # what the pointers point at lives until the call returns
-        ptrs = (ctypes.c_void_p * max(1, len(args)))()
+        values = []
         for i, a in enumerate(args):
             if isinstance(a, np.ndarray):  # a device pointer: the address of element 0
-                held = ctypes.c_void_p(a.ctypes.data)
-                ptrs[i] = ctypes.addressof(held)
-            elif isinstance(a, np.generic):  # a scalar of the C type of its numpy type
-                held = np.array(a)
-                ptrs[i] = held.ctypes.data
+                values.append(a.ctypes.data)
+            elif isinstance(a, np.generic):
+                values.append(a)
             else:
                 raise TypeError(f"argument {i}: a numpy array or numpy scalar, not {type(a)}")
-            keep.append(held)
-        if self.fn(*grid, *block, 0, ptrs, mode):
-            raise RuntimeError(f"{self.name}: {self.lib.theon_cpu_last_error().decode()}")
+        # the arrays stay referenced by ``args`` until the launch returns
+        simulator.launch(self.lib, self.fn, self.name, grid, block, values, 0, mode)

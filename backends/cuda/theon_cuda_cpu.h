@@ -1,13 +1,14 @@
-// Copied from the team's GPU testing study (shared/gpu/theon_cuda_cpu.h, described in
-// shared/gpu/REPORT.md section 3); theon's tests own this copy and never read shared/.
-// tests/backends/cuda_cpu/harness.py compiles kernel text with it (g++ -include).
+// theon's CUDA simulator (backends/cuda/simulator.py) force-includes this header when it
+// compiles kernel text with g++; it began as the team's GPU testing study (shared/gpu/,
+// described in REPORT.md section 3). The CPU tests of the CUDA dialect use it through the
+// same module (tests/backends/cuda_cpu/harness.py).
 //
-// theon_cuda_cpu.h -- execute CUDA C kernel source on the CPU, for tests.
+// theon_cuda_cpu.h -- execute CUDA C kernel source on the CPU.
 //
-// Prototype (theon research).  The same generated .cu text that goes to
-// NVRTC/nvcc is compiled by g++ with this header force-included:
+// The same generated .cu text that goes to NVRTC/nvcc is compiled by g++ with
+// this header force-included (simulator.FLAGS; no -fopenmp there):
 //
-//   g++ -std=c++17 -O2 -fPIC -shared -fopenmp -fvisibility=hidden  (continued:)
+//   g++ -std=c++17 -O1 -fPIC -shared -fvisibility=hidden  (continued:)
 //       -include theon_cuda_cpu.h -x c++ kern.cu -o kern.so
 //
 // and every `extern "C" __global__` kernel gets a line THEON_CPU_EXPORT(name)
