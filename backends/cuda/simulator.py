@@ -131,13 +131,46 @@ def launcher(lib: ctypes.CDLL, name: str):
     return fn
 
 
+# A GPU's limits (compute capability 8.0 and 9.0 alike): a launch outside them fails there,
+# so it fails here too rather than running on the CPU.
+GRID_MAX = (2 ** 31 - 1, 65535, 65535)
+BLOCK_MAX = (1024, 1024, 64)
+THREADS_MAX = 1024
+SHARED_MAX = 48 * 1024  # dynamic shared memory without cudaFuncSetAttribute's opt-in
+
+
+def _invalid_launch(grid: tuple, block: tuple, shared_mem: int) -> str:
+    if len(grid) != 3 or len(block) != 3:
+        return f"grid {grid} and block {block} have at most 3 dimensions"
+    if any(not 1 <= g <= m for g, m in zip(grid, GRID_MAX)):
+        return f"grid {grid} outside 1..{GRID_MAX}"
+    if any(not 1 <= b <= m for b, m in zip(block, BLOCK_MAX)):
+        return f"block {block} outside 1..{BLOCK_MAX}"
+    if block[0] * block[1] * block[2] > THREADS_MAX:
+        return f"block {block} has more than {THREADS_MAX} threads"
+    if not 0 <= shared_mem <= SHARED_MAX:
+        return f"{shared_mem} bytes of dynamic shared memory (at most {SHARED_MAX})"
+    return ""
+
+
+def launch_shape(name: str, grid: Sequence[int], block: Sequence[int], shared_mem: int = 0
+                 ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """``grid`` and ``block`` as three dimensions each; RuntimeError if a GPU would refuse
+    the launch."""
+    grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+    block = tuple(int(b) for b in block) + (1,) * (3 - len(block))
+    why = _invalid_launch(grid, block, shared_mem)
+    if why:
+        raise RuntimeError(f"{name}: invalid launch configuration: {why}")
+    return grid, block
+
+
 def launch(lib: ctypes.CDLL, fn, name: str, grid: Sequence[int], block: Sequence[int],
            args: Sequence, shared_mem: int = 0, mode: int = 0) -> None:
     """Run every thread of a launch of ``fn``; ``args`` are ints (a pointer: the address of
     an array's first element) or numpy scalars (a value of the C type of its numpy type),
     passed as cuLaunchKernel's ``void **``."""
-    grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
-    block = tuple(int(b) for b in block) + (1,) * (3 - len(block))
+    grid, block = launch_shape(name, grid, block, shared_mem)
     keep = []  # what the pointers point at lives until the call returns
     ptrs = (ctypes.c_void_p * max(1, len(args)))()
     for i, a in enumerate(args):
@@ -512,6 +545,16 @@ def _given_out(result: Any, out: Any) -> Any:
     return _wrap(result)
 
 
+def _unwrap_data(x: Any) -> Any:
+    """The data of ``xp.array(...)``: device arrays, also in (nested) lists, unwrapped; host
+    arrays and Python values as they are."""
+    if type(x) is DeviceArray:
+        return x._a
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap_data(v) for v in x)
+    return x
+
+
 def _from_host(func):
     @functools.wraps(func)
     def make(a, *args, **kwargs):
@@ -519,7 +562,7 @@ def _from_host(func):
             out = func(a._a, *args, **_unwrap_kwargs(kwargs))
             # asarray of a device array of its own dtype is that array, as CuPy's
             return a if out is a._a else _wrap(out)
-        host = func(a, *_unwrap(args), **_unwrap_kwargs(kwargs))
+        host = func(_unwrap_data(a), *_unwrap(args), **_unwrap_kwargs(kwargs))
         if isinstance(a, np.ndarray) and np.may_share_memory(host, a):
             host = host.copy(order="K")  # device memory never aliases the host's
         return _wrap(host)
@@ -621,8 +664,9 @@ class _SimKernel(Kernel):
                 raise TypeError(f"{self.name}: argument {i} is a {type(a).__name__}: a kernel "
                                 f"takes device arrays and numpy scalars (of the parameter's "
                                 f"C type)")
+        grid, block = launch_shape(self.name, grid, block, shared_mem)
         runtime = self._module._runtime
-        runtime.stats.launches += 1
+        runtime.stats.launches += 1  # a launch made, even if the kernel then fails
         launch(lib, self._fn, self.name, grid, block, values, shared_mem, runtime.schedule)
 
 
@@ -649,8 +693,9 @@ class SimulatorRuntime(Runtime):
     """The CPU stand-in: DeviceArrays in host memory, kernels compiled with g++.
 
     ``schedule``: the mode of every launch (0, or FORCE_FIBERS | REVERSE to run each thread
-    as a fiber, resumed last to first). ``quick``: kernels built without optimisation (faster
-    to build, slower to run)."""
+    as a fiber, resumed last to first; default ``$THEON_CUDA_SIMULATOR_SCHEDULE`` or 0).
+    ``quick``: kernels built without optimisation, faster to build and slower to run
+    (default: ``$THEON_CUDA_SIMULATOR_QUICK`` is 1)."""
 
     name = "simulator"
     array_type = DeviceArray
@@ -658,8 +703,9 @@ class SimulatorRuntime(Runtime):
 
     def __init__(self, device_id: int = 0):
         super().__init__(device_id)
-        self.schedule = 0
-        self.quick = False
+        # a whole test run can take them from the environment (CI's reversed-order run)
+        self.schedule = int(os.environ.get("THEON_CUDA_SIMULATOR_SCHEDULE") or 0)
+        self.quick = bool(int(os.environ.get("THEON_CUDA_SIMULATOR_QUICK") or 0))
 
     def to_device(self, host: np.ndarray) -> DeviceArray:
         if type(host) is DeviceArray:
