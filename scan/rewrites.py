@@ -533,12 +533,33 @@ def _sum_of_products(U: Variable, V: Variable) -> Variable:
     one (U[t] is a vector or matrix (.., K), V[t] a vector or matrix (K, ..))."""
     su, sv = shape(U), shape(V)
     rows = su[0] * sv[1]  # steps x K
-    if U.ndim == 3:
+    S = _transposed_steps(U) if U.ndim == 3 else None
+    if S is not None:
+        # U[t] = S[t].T (a gradient's h_t.T): S's rows stacked are the left factor
+        # transposed, a view where S is contiguous, where U's steps side by side are a copy
+        # that transposes every step
+        left = reshape(S, [rows, su[1]], ndim=2).T
+    elif U.ndim == 3:
         left = reshape(DimShuffle(3, (1, 0, 2))(U), [su[1], rows], ndim=2)
     else:
         left = reshape(U, [rows], ndim=1)
     right = reshape(V, [rows, sv[2]], ndim=2) if V.ndim == 3 else reshape(V, [rows], ndim=1)
     return dot(left, right)
+
+
+def _transposed_steps(U: Variable) -> Variable | None:
+    """``S`` with ``S[t] = U[t].T`` when ``U`` is ``S`` with its last two axes swapped, under
+    a slice of the steps (which stays on ``S``); None otherwise."""
+    cut = None
+    node = U.owner
+    if node is not None and isinstance(node.op, Subtensor) and len(node.op.spec) == 1 \
+            and node.op.spec[0][0] == "s":
+        cut, U = node, node.inputs[0]
+    node = U.owner
+    if node is None or not isinstance(node.op, DimShuffle) or node.op.new_order != (0, 2, 1):
+        return None
+    S = node.inputs[0]
+    return S if cut is None else cut.op(S, *cut.inputs[1:])
 
 
 def _summable(g: Variable, seq_outer: dict) -> tuple | None:
