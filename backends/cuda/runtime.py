@@ -160,9 +160,13 @@ class _CupyModule(Module):
         self._runtime = runtime
         # nothing compiles here: RawModule waits for its first get_function
         self._raw = runtime.cupy.RawModule(code=source, options=("-std=c++17",))
+        self._kernels: dict[str, _CupyKernel] = {}
 
     def get_function(self, name: str) -> Kernel:
-        return _CupyKernel(self._runtime, self._raw, name)
+        found = self._kernels.get(name)
+        if found is None:
+            found = self._kernels[name] = _CupyKernel(self._runtime, self._raw, name)
+        return found
 
 
 class CupyRuntime(Runtime):

@@ -677,6 +677,7 @@ class _SimModule(Module):
         self._runtime, self.source = runtime, source
         self._lib: ctypes.CDLL | None = None
         self._lock = threading.Lock()
+        self._kernels: dict[str, _SimKernel] = {}
 
     def _library(self) -> ctypes.CDLL:
         if self._lib is None:
@@ -686,7 +687,10 @@ class _SimModule(Module):
         return self._lib
 
     def get_function(self, name: str) -> Kernel:
-        return _SimKernel(self, name)
+        found = self._kernels.get(name)
+        if found is None:
+            found = self._kernels[name] = _SimKernel(self, name)
+        return found
 
 
 class SimulatorRuntime(Runtime):

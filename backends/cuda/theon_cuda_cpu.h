@@ -36,17 +36,17 @@
 #define THEON_CUDA_CPU_H
 #define THEON_CPU 1
 
+// No <string>, <vector> or <utility>: parsing them was about a third of building a small
+// kernel, which every compiled function of a test run pays.
 #include <math.h>
 #include <cmath>
 #include <csetjmp>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <type_traits>
-#include <utility>
-#include <vector>
 #include <sys/mman.h>
 #include <ucontext.h>
 
@@ -148,38 +148,58 @@ struct Fiber {
   uint3 tid{0, 0, 0};
 };
 
+constexpr size_t ERR_BYTES = 512;
+
 struct Block {
   int n = 0;
   bool fiber_mode = true;
   bool reverse = false;
   int cur = 0;
-  std::vector<Fiber> f;
+  Fiber* f = nullptr;
   char* stacks = nullptr;
   size_t stack_bytes = 0, slot_bytes = 0, map_bytes = 0;
   Ctx sched;
   std::jmp_buf plain_jmp;
-  std::vector<uint64_t> slot;  // per-thread exchange word for collectives
-  std::vector<unsigned char> dyn;
+  uint64_t* slot = nullptr;  // per-thread exchange word for collectives
+  unsigned char* dyn = nullptr;
+  size_t dyn_bytes = 0;
   void (*body)(void*) = nullptr;
   void* arg = nullptr;
-  std::string err;
+  char err[ERR_BYTES] = "";  // empty: no error
 };
 
 inline thread_local Block* tb = nullptr;
-inline thread_local std::string last_error;
+inline thread_local char last_error[ERR_BYTES] = "";
 
-inline void* dyn_smem() { return tb->dyn.data(); }
+inline void* dyn_smem() { return tb->dyn; }
 
-inline std::string fmt_tid(const Block& b, int i) {
-  char s[96];
-  std::snprintf(s, sizeof s, "thread (%u,%u,%u) of block (%u,%u,%u)", b.f[i].tid.x,
-                b.f[i].tid.y, b.f[i].tid.z, blockIdx.x, blockIdx.y, blockIdx.z);
+// The block's error, printf-style; the first one stays.
+__attribute__((format(printf, 2, 3))) inline void set_err(Block& b, const char* fmt, ...) {
+  if (b.err[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(b.err, ERR_BYTES, fmt, ap);
+  va_end(ap);
+}
+
+// "thread (x,y,z) of block (x,y,z)" of fiber i, into s.
+inline const char* fmt_tid(const Block& b, int i, char* s, size_t n) {
+  std::snprintf(s, n, "thread (%u,%u,%u) of block (%u,%u,%u)", b.f[i].tid.x, b.f[i].tid.y,
+                b.f[i].tid.z, blockIdx.x, blockIdx.y, blockIdx.z);
   return s;
 }
 
-[[noreturn]] inline void fail_here(const std::string& msg) {
+// Fail the current thread: the message, then which thread.
+[[noreturn]] __attribute__((format(printf, 1, 2))) inline void fail_here(const char* fmt, ...) {
   Block* b = tb;
-  if (b->err.empty()) b->err = msg + " [" + fmt_tid(*b, b->cur) + "]";
+  if (!b->err[0]) {
+    char msg[ERR_BYTES], who[96];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    set_err(*b, "%s [%s]", msg, fmt_tid(*b, b->cur, who, sizeof who));
+  }
   if (!b->fiber_mode) std::longjmp(b->plain_jmp, 1);
   b->f[b->cur].st = DONE;
   ctx_switch(&b->f[b->cur].ctx, &b->sched);  // never resumed
@@ -216,7 +236,7 @@ inline void resume(Block& b, int i) {
 // mask is checked once (the check depends only on the mask): lanes arriving one
 // by one made this cubic in the warp's size, most of a block-reduction test's time.
 inline bool try_release_warp(Block& b, int w) {
-  int lo = w * warpSize, hi = std::min(b.n, lo + warpSize);
+  int lo = w * warpSize, hi = b.n < lo + warpSize ? b.n : lo + warpSize;
   unsigned checked[32];
   int n_checked = 0;
   for (int i = lo; i < hi; ++i) {
@@ -229,13 +249,17 @@ inline bool try_release_warp(Block& b, int w) {
     bool all = true;
     for (int j = lo; j < hi; ++j) {
       if (!(m >> (j - lo) & 1u)) continue;
+      char who[96];
       if (b.f[j].st == DONE) {
-        b.err = "warp collective (mask 0x" + [&] { char s[16]; std::snprintf(s, 16, "%x", m); return std::string(s); }() +
-                ") includes an exited lane: " + fmt_tid(b, j);
+        set_err(b, "warp collective (mask 0x%x) includes an exited lane: %s", m,
+                fmt_tid(b, j, who, sizeof who));
         return false;
       }
       if (b.f[j].st != AT_WARP) { all = false; break; }
-      if (b.f[j].mask != m) { b.err = "lanes of one warp use different shuffle masks: " + fmt_tid(b, j); return false; }
+      if (b.f[j].mask != m) {
+        set_err(b, "lanes of one warp use different shuffle masks: %s", fmt_tid(b, j, who, sizeof who));
+        return false;
+      }
     }
     if (!all) continue;
     for (int j = lo; j < hi; ++j)
@@ -255,16 +279,16 @@ inline int run_fibers(Block& b, int first) {
       if (b.f[i].st != RUNNABLE) continue;
       resume(b, i);
       ran = true;
-      if (!b.err.empty()) return 1;
-      if (b.f[i].st == AT_WARP) { try_release_warp(b, i / warpSize); if (!b.err.empty()) return 1; }
+      if (b.err[0]) return 1;
+      if (b.f[i].st == AT_WARP) { try_release_warp(b, i / warpSize); if (b.err[0]) return 1; }
     }
     int waiting = 0, done = 0, line = -1;
     for (int i = 0; i < b.n; ++i) {
       if (b.f[i].st == DONE) ++done;
       else if (b.f[i].st == AT_BAR) {
         if (line >= 0 && b.f[i].line != line) {
-          b.err = "__syncthreads at different source lines (" + std::to_string(line) + " and " +
-                  std::to_string(b.f[i].line) + ") in one block";
+          set_err(b, "__syncthreads at different source lines (%d and %d) in one block", line,
+                  b.f[i].line);
           return 1;
         }
         line = b.f[i].line;
@@ -274,8 +298,8 @@ inline int run_fibers(Block& b, int first) {
     if (done == b.n) return 0;
     if (waiting && waiting + done == b.n) {
       if (done) {
-        b.err = "divergent __syncthreads (line " + std::to_string(line) + "): " + std::to_string(waiting) +
-                " threads wait, " + std::to_string(done) + " have exited";
+        set_err(b, "divergent __syncthreads (line %d): %d threads wait, %d have exited", line,
+                waiting, done);
         return 1;
       }
       for (int i = 0; i < b.n; ++i) b.f[i].st = RUNNABLE;
@@ -284,22 +308,22 @@ inline int run_fibers(Block& b, int first) {
     if (!ran) {  // e.g. a warp collective of a partial warp: try to open one
       bool opened = false;
       for (int w = 0; w * warpSize < b.n && !opened; ++w) opened = try_release_warp(b, w);
-      if (!b.err.empty()) return 1;
+      if (b.err[0]) return 1;
       if (opened) continue;
-      b.err = "deadlock: threads wait at different barriers / warp collectives";
+      set_err(b, "deadlock: threads wait at different barriers / warp collectives");
       return 1;
     }
   }
 }
 
 inline int run_block(Block& b, bool force_fibers) {
-  b.err.clear();
-  for (auto& f : b.f) f.st = RUNNABLE;  // states of the previous block are stale
+  b.err[0] = 0;
+  for (int i = 0; i < b.n; ++i) b.f[i].st = RUNNABLE;  // states of the previous block are stale
   if (force_fibers) { b.fiber_mode = true; return run_fibers(b, 0); }
   b.fiber_mode = true;
   init_fiber(b, 0);
   resume(b, 0);
-  if (!b.err.empty()) return 1;
+  if (b.err[0]) return 1;
   if (b.f[0].st != DONE) return run_fibers(b, 1);  // thread 0 hit a barrier: full fiber mode
   b.fiber_mode = false;                    // barrier-free block: plain calls
   if (setjmp(b.plain_jmp)) return 1;
@@ -315,12 +339,12 @@ inline int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), vo
   long long nblocks = (long long)grid.x * grid.y * grid.z;
   long long nthr = (long long)block.x * block.y * block.z;
   if (nthr < 1 || nthr > 1024 || nblocks < 1) {
-    last_error = "invalid launch configuration";
+    std::snprintf(last_error, ERR_BYTES, "invalid launch configuration");
     return 1;
   }
   size_t stack_kb = 128;
   if (const char* e = std::getenv("THEON_CPU_STACK_KB")) stack_kb = std::strtoul(e, nullptr, 10);
-  std::string err;
+  char err[ERR_BYTES] = "";
   volatile bool failed = false;
 #pragma omp parallel
   {
@@ -329,9 +353,10 @@ inline int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), vo
     b.reverse = mode & 2;
     b.body = body;
     b.arg = arg;
-    b.f.resize(b.n);
-    b.slot.assign(b.n, 0);
-    b.dyn.assign(shmem + 16, 0);
+    b.f = new Fiber[b.n];
+    b.slot = new uint64_t[b.n]();
+    b.dyn_bytes = shmem + 16;
+    b.dyn = new unsigned char[b.dyn_bytes]();
     b.stack_bytes = stack_kb * 1024;
     b.slot_bytes = b.stack_bytes + 4096;
     b.map_bytes = b.slot_bytes * b.n;
@@ -350,22 +375,29 @@ inline int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), vo
       if (failed) continue;
       blockIdx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
                        (unsigned)(bi / ((long long)grid.x * grid.y))};
-      std::memset(b.dyn.data(), 0xff, b.dyn.size());  // uninitialised smem reads as NaN
+      std::memset(b.dyn, 0xff, b.dyn_bytes);  // uninitialised smem reads as NaN
       if (run_block(b, mode & 1)) {
 #pragma omp critical(theon_cpu_err)
-        if (err.empty()) err = b.err;
+        if (!err[0]) std::memcpy(err, b.err, ERR_BYTES);
         failed = true;
       }
     }
     tb = nullptr;
     munmap(b.stacks, b.map_bytes);
+    delete[] b.f;
+    delete[] b.slot;
+    delete[] b.dyn;
   }
-  last_error = err;
-  return err.empty() ? 0 : 1;
+  std::memcpy(last_error, err, ERR_BYTES);
+  return err[0] ? 1 : 0;
 }
 
+template <size_t... I> struct Seq {};
+template <size_t N, size_t... I> struct MakeSeq : MakeSeq<N - 1, N - 1, I...> {};
+template <size_t... I> struct MakeSeq<0, I...> { using type = Seq<I...>; };
+
 template <class... A, size_t... I>
-inline void call_unpacked(void (*k)(A...), void** args, std::index_sequence<I...>) {
+inline void call_unpacked(void (*k)(A...), void** args, Seq<I...>) {
   k(*static_cast<std::decay_t<A>*>(args[I])...);
 }
 
@@ -374,7 +406,7 @@ inline int launch(void (*k)(A...), dim3 g, dim3 bl, size_t shmem, void** args, i
   struct Call { void (*k)(A...); void** args; } call{k, args};
   auto body = [](void* p) {
     Call* c = static_cast<Call*>(p);
-    call_unpacked(c->k, c->args, std::index_sequence_for<A...>{});
+    call_unpacked(c->k, c->args, typename MakeSeq<sizeof...(A)>::type{});
   };
   return run_grid(g, bl, shmem, body, &call, mode);
 }
@@ -383,7 +415,7 @@ inline int launch(void (*k)(A...), dim3 g, dim3 bl, size_t shmem, void** args, i
 inline void block_barrier(int line) {
   Block* b = tb;
   if (!b->fiber_mode)
-    fail_here("divergent __syncthreads (line " + std::to_string(line) + "): thread 0 exited without reaching it");
+    fail_here("divergent __syncthreads (line %d): thread 0 exited without reaching it", line);
   b->f[b->cur].st = AT_BAR;
   b->f[b->cur].line = line;
   yield_to_scheduler();
@@ -410,7 +442,7 @@ inline T exchange(unsigned mask, T v, Src src) {
   T r = v;
   if (s >= 0 && s != lane) {
     if (!(mask >> s & 1u) || base + s >= b->n)
-      fail_here("shuffle reads lane " + std::to_string(s) + " which is not in the member mask");
+      fail_here("shuffle reads lane %d which is not in the member mask", s);
     std::memcpy(&r, &b->slot[base + s], sizeof(T));
   }
   warp_point(mask);  // nobody overwrites a slot before all have read it
@@ -511,7 +543,7 @@ THEON_VEC2(float, float) THEON_VEC4(float, float) THEON_VEC2(double, double)
 THEON_VEC2(int, int) THEON_VEC4(int, int)
 
 extern "C" __attribute__((visibility("default"))) const char* theon_cpu_last_error() {
-  return theon_cpu::last_error.c_str();
+  return theon_cpu::last_error;
 }
 
 #define THEON_CPU_EXPORT(k)                                                                  \

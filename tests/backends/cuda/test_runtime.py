@@ -215,6 +215,7 @@ def test_modules_are_made_once_per_source_and_kernels_count_launches(rt):
     outs = [rt.empty(5, "float32"), rt.empty(5, "float32")]
     launch = cuda_launch([x, x, x, *outs])
     kernel = rt.module(source).get_function("k")
+    assert rt.module(source).get_function("k") is kernel
     rt.stats.reset()
     for _ in range(3):
         kernel((1,), (32,), (x, x, x, *outs, *launch.scalars))
@@ -283,6 +284,22 @@ extern "C" __global__ void early_exit(double *out)
     __syncthreads();
     out[threadIdx.x] = 1;
 }
+
+extern "C" __global__ void two_barriers(double *out)
+{
+    if (threadIdx.x < 32) {
+        __syncthreads();
+    } else {
+        __syncthreads();
+    }
+    out[threadIdx.x] = 2;
+}
+
+extern "C" __global__ void shuffle_exited(double *out)
+{
+    if (threadIdx.x == 5) return;
+    out[threadIdx.x] = __shfl_down_sync(0xffffffffu, 3.0, 1);
+}
 """
 
 
@@ -306,6 +323,13 @@ def test_the_stand_in_names_the_misuse_a_gpu_leaves_undefined(srt):
     with pytest.raises(RuntimeError, match=r"early_exit: divergent __syncthreads .*24 have "
                                            r"exited"):
         module.get_function("early_exit")((1,), (64,), (out,))
+    with pytest.raises(RuntimeError, match=r"two_barriers: __syncthreads at different source "
+                                           r"lines \(\d+ and \d+\)"):
+        module.get_function("two_barriers")((1,), (64,), (out,))
+    with pytest.raises(RuntimeError, match=r"shuffle_exited: warp collective \(mask "
+                                           r"0xffffffff\) includes an exited lane: thread "
+                                           r"\(5,0,0\) of block \(0,0,0\)"):
+        module.get_function("shuffle_exited")((1,), (32,), (out,))
     with pytest.raises(RuntimeError, match="no kernel named 'missing'"):
         module.get_function("missing")((1,), (32,), (out,))
     for grid, block, shared in [((1,), (2048,), 0), ((1,), (8, 8, 32), 0),
@@ -314,7 +338,7 @@ def test_the_stand_in_names_the_misuse_a_gpu_leaves_undefined(srt):
         with pytest.raises(RuntimeError, match="invalid launch configuration"):
             module.get_function("block_sum")(grid, block, (out, out, np.int32(1)),
                                              shared_mem=shared)
-    assert srt.stats.launches == 1  # the one that ran (and failed); refused ones are not
+    assert srt.stats.launches == 3  # those that ran (and failed); refused ones are not
 
 
 def test_kernel_arguments_are_device_arrays_and_numpy_scalars(srt):
