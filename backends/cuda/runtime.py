@@ -195,6 +195,13 @@ class CupyRuntime(Runtime):
                 f"device=cuda{device_id or ''}: CuPy sees {count} GPU(s), so there is no "
                 f"device {device_id}; use the CPU stand-in with "
                 f"THEON_FLAGS=device=cuda,cuda.simulator=True")
+        try:  # the cupy wheel does not bring NVRTC: without it the first launch would fail
+            cupy.cuda.nvrtc.getVersion()
+        except Exception as e:
+            raise DeviceUnavailable(
+                f"device=cuda{device_id or ''}: CuPy cannot compile kernels, NVRTC does not "
+                f"load ({type(e).__name__}: {e}); install a CUDA toolkit or "
+                f'pip install "cupy-cuda12x[ctk]" (NVRTC from PyPI)') from e
         self.cupy = cupy
         self.xp = cupy
         self.array_type = cupy.ndarray

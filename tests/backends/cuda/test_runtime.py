@@ -36,15 +36,73 @@ def _cupy_runtime() -> R.Runtime:
         pytest.skip(f"no GPU for the CuPy runtime: {e}")
 
 
-@pytest.fixture(params=["simulator", "cupy"])
-def rt(request) -> R.Runtime:
+class _CupyOnTheSimulator(types.ModuleType):
+    """A stand-in for the ``cupy`` module over the simulator, as far as CupyRuntime uses it,
+    so that CupyRuntime's own code runs without a GPU: its arrays are the simulator's, and
+    RawModule(code=, options=) launches through a SimulatorRuntime (compiling at the first
+    get_function, as CuPy does)."""
+
+    def __init__(self):
+        super().__init__("cupy")
+        inner = sim.SimulatorRuntime()
+        self.ndarray = sim.DeviceArray
+        self.modules = []
+        fake = self
+
+        class RawModule:
+            def __init__(self, code: str, options: tuple = ()):
+                self.code, self.options, self.compiled = code, options, False
+                fake.modules.append(self)
+
+            def get_function(self, name: str):
+                self.compiled = True
+                return inner.module(self.code).get_function(name)
+
+        class Device:
+            def __init__(self, n: int):
+                self.id = n
+
+            def use(self) -> None:
+                fake.current = self.id
+
+            def synchronize(self) -> None:
+                pass
+
+        self.RawModule = RawModule
+        self.cuda = types.SimpleNamespace(
+            runtime=types.SimpleNamespace(getDeviceCount=lambda: 2),
+            nvrtc=types.SimpleNamespace(getVersion=lambda: (12, 9)), Device=Device)
+
+    def __getattr__(self, name: str):
+        return getattr(sim.xp, name)
+
+
+@pytest.fixture(params=["simulator", "cupy", "cupy-code-on-the-simulator"])
+def rt(request, monkeypatch) -> R.Runtime:
+    if request.param != "cupy" and sim.cxx() is None:
+        pytest.skip("no C++ compiler for the simulator's kernels")
     if request.param == "simulator":
-        if sim.cxx() is None:
-            pytest.skip("no C++ compiler for the simulator's kernels")
-        runtime = sim.SimulatorRuntime()
-    else:
-        runtime = _cupy_runtime()
-    return runtime
+        return sim.SimulatorRuntime()
+    if request.param == "cupy":
+        return _cupy_runtime()
+    monkeypatch.setitem(sys.modules, "cupy", _CupyOnTheSimulator())
+    return R.CupyRuntime()
+
+
+def test_cupy_runtime_makes_raw_modules_that_compile_at_the_first_launch(monkeypatch):
+    fake = _CupyOnTheSimulator()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    runtime = R.CupyRuntime(1)
+    assert (runtime.name, runtime.device_id, fake.current) == ("cupy", 1, 1)
+    assert runtime.xp is fake and runtime.array_type is sim.DeviceArray
+    source = render(GRAPH, "k", D.CUDA, ndim=1, index32=True)
+    kernel = runtime.module(source).get_function("k")
+    raw, = fake.modules
+    assert raw.options == ("-std=c++17",) and raw.code == source and not raw.compiled
+    x = runtime.to_device(np.ones(3, "float32"))
+    outs = [runtime.empty(3, "float32") for _ in range(2)]
+    kernel((1,), (32,), (x, x, x, *outs, *cuda_launch([x, x, x, *outs]).scalars))
+    assert raw.compiled and runtime.stats.launches == 1
 
 
 @pytest.fixture
@@ -371,14 +429,20 @@ def test_without_cupy_device_cuda_is_one_clear_error(monkeypatch):
     assert "cupy-cuda12x" in message and "THEON_FLAGS=device=cuda,cuda.simulator=True" in message
 
 
-def _fake_cupy(count=None, error=None) -> types.ModuleType:
+def _fake_cupy(count=None, error=None, nvrtc_error=None) -> types.ModuleType:
     def get_device_count():
         if error:
             raise error
         return count
+
+    def nvrtc_version():
+        if nvrtc_error:
+            raise nvrtc_error
+        return (12, 9)
     cupy = types.ModuleType("cupy")
-    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
-        getDeviceCount=get_device_count))
+    cupy.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=get_device_count),
+        nvrtc=types.SimpleNamespace(getVersion=nvrtc_version))
     return cupy
 
 
@@ -394,6 +458,11 @@ def test_cupy_without_a_usable_gpu_names_the_cause(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(count=1))
     with pytest.raises(R.DeviceUnavailable, match="sees 1 GPU.*no device 2"):
         R.CupyRuntime(2)
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(count=1, nvrtc_error=OSError(
+        'Failure finding "libnvrtc.so.12"')))
+    with pytest.raises(R.DeviceUnavailable, match='NVRTC does not load.*libnvrtc.so.12.*'
+                                                  'cupy-cuda12x\\[ctk\\]'):
+        R.CupyRuntime()
 
 
 def test_get_runtime_follows_the_device_and_simulator_flags(monkeypatch):
