@@ -666,6 +666,10 @@ class _SimKernel(Kernel):
                                 f"C type)")
         grid, block = launch_shape(self.name, grid, block, shared_mem)
         runtime = self._module._runtime
+        if runtime.random_grids is not None:
+            # any number of blocks along x, from one to a few more than asked
+            grid = (int(runtime.random_grids.integers(1, grid[0] + 4)),) + grid[1:]
+            grid, block = launch_shape(self.name, grid, block, shared_mem)
         runtime.stats.launches += 1  # a launch made, even if the kernel then fails
         launch(lib, self._fn, self.name, grid, block, values, shared_mem, runtime.schedule)
 
@@ -696,10 +700,16 @@ class _SimModule(Module):
 class SimulatorRuntime(Runtime):
     """The CPU stand-in: DeviceArrays in host memory, kernels compiled with g++.
 
-    ``schedule``: the mode of every launch (0, or FORCE_FIBERS | REVERSE to run each thread
-    as a fiber, resumed last to first; default ``$THEON_CUDA_SIMULATOR_SCHEDULE`` or 0).
-    ``quick``: kernels built without optimisation, faster to build and slower to run
-    (default: ``$THEON_CUDA_SIMULATOR_QUICK`` is 1)."""
+    Settings, each with a default from the environment (so that a whole test run can use
+    them: CI's reversed-order and random-grid runs):
+
+    - ``schedule``: the mode of every launch: 0, or FORCE_FIBERS | REVERSE to run each thread
+      as a fiber, resumed last to first (``$THEON_CUDA_SIMULATOR_SCHEDULE``, default 0);
+    - ``random_grids``: None, or a numpy Generator that draws each launch's number of blocks
+      along x from 1 to 3 more than asked, which a grid-stride kernel (every kernel theon
+      renders) must not notice (``$THEON_CUDA_SIMULATOR_RANDOM_GRIDS``: a seed);
+    - ``quick``: kernels built without optimisation, faster to build and slower to run
+      (``$THEON_CUDA_SIMULATOR_QUICK=1``)."""
 
     name = "simulator"
     array_type = DeviceArray
@@ -707,9 +717,11 @@ class SimulatorRuntime(Runtime):
 
     def __init__(self, device_id: int = 0):
         super().__init__(device_id)
-        # a whole test run can take them from the environment (CI's reversed-order run)
-        self.schedule = int(os.environ.get("THEON_CUDA_SIMULATOR_SCHEDULE") or 0)
-        self.quick = bool(int(os.environ.get("THEON_CUDA_SIMULATOR_QUICK") or 0))
+        env = os.environ.get
+        self.schedule = int(env("THEON_CUDA_SIMULATOR_SCHEDULE") or 0)
+        seed = env("THEON_CUDA_SIMULATOR_RANDOM_GRIDS")
+        self.random_grids = None if not seed else np.random.default_rng(int(seed))
+        self.quick = bool(int(env("THEON_CUDA_SIMULATOR_QUICK") or 0))
 
     def to_device(self, host: np.ndarray) -> DeviceArray:
         if type(host) is DeviceArray:

@@ -375,6 +375,32 @@ def test_the_stand_in_gives_the_same_sums_in_any_thread_order(srt):
     np.testing.assert_array_equal(results[0], results[2])
 
 
+def test_random_grids_change_no_result_of_a_rendered_kernel(srt):
+    """Every kernel theon renders strides over the grid, so the stand-in may draw each
+    launch's number of blocks (CI runs the suite so)."""
+    rng = np.random.default_rng(4)
+    arrays = [rng.normal(size=(30, 40)).astype("float32") for _ in range(3)]
+    _, want = _elementwise(srt, arrays, block=32)
+    host = rng.normal(size=(6, 500))
+    a, out = srt.to_device(host), srt.empty(6, "float64")
+    lay = cuda_reduce_launch([a, out], (1,), "max")
+    graph = ScalarGraph.of_row(S.TABLE["exp"], ("float64",))
+    module = srt.module(render_reduce(graph, "max", "float64", "m", D.CUDA, nk=lay.nk,
+                                      nr=lay.nr, index32=lay.index32))
+    srt.random_grids = np.random.default_rng(0)
+    for _ in range(5):
+        _, got = _elementwise(srt, arrays, block=32)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        plan = lay.plan(64, parts=4)
+        acc = srt.empty(plan.partials, reduce_acc_dtype("max", "float64", "float64"))
+        for step in plan.passes:
+            pointers = (a, out, acc) if step.suffix == "" else (acc, out)
+            module.get_function("m" + step.suffix)((step.grid,), (step.block,),
+                                                   (*pointers, *step.scalars))
+        np.testing.assert_array_equal(srt.to_host(out), np.exp(host).max(axis=1))
+
+
 def test_the_stand_in_names_the_misuse_a_gpu_leaves_undefined(srt):
     module = srt.module(_BLOCK_SUM)
     out = srt.zeros(64, "float64")
