@@ -57,7 +57,7 @@ from ..symbolic.shared import SharedVariable
 from ..symbolic.trace import describe, format_trace, user_trace
 from ..symbolic.types import TensorType
 from .cloop import CLoop
-from .loop import compile_steps
+from .loop import compile_steps, reused
 
 MAP = None  # the taps of an output that is not fed back
 
@@ -165,6 +165,7 @@ class Scan(Op):
                                   zip(ins[n_seqs:n_seqs + n_fed], fed_taps)])
         c_steps = CLoop.of(self, fn)  # the steps in C, once compiled, where it takes a call
         dense = self._product_operands()
+        kept: list = [None] * n_fed  # each state's buffer of the previous call
 
         def run(n_steps, *args):
             n = int(n_steps)
@@ -194,7 +195,7 @@ class Scan(Op):
             for k, (taps, init) in enumerate(zip(fed_taps, inits)):
                 init = np.asarray(init)
                 if taps == (-1,):
-                    buf = np.empty((n + 1,) + init.shape, dtype=init.dtype)
+                    buf = reused(kept, k, (n + 1,) + init.shape, init.dtype)
                     buf[0] = init
                     offset = 1
                 else:
@@ -205,7 +206,7 @@ class Scan(Op):
                             f"which reach {offset} steps before the start, but its initial value "
                             f"in outputs_info has only {init.shape[0]} rows (shape "
                             f"{init.shape}). Give it at least {offset} rows.")
-                    buf = np.empty((n + offset,) + init.shape[1:], dtype=init.dtype)
+                    buf = reused(kept, k, (n + offset,) + init.shape[1:], init.dtype)
                     buf[:offset] = init[:offset]
                 bufs.append(buf)
                 offsets.append(offset)

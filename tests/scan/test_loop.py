@@ -90,3 +90,60 @@ def test_maps_states_with_taps_shared_updates_and_until_in_one_loop():
     steps = len(want)
     np.testing.assert_allclose(got_doubled, np.full(steps, 2.0))
     assert count.get_value() == steps
+
+
+def _data_ptr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize("linker", ["py", "c"])
+def test_a_loop_reuses_its_arrays_only_once_nobody_holds_them(linker):
+    # the states' buffer and a map's rows are reused by the next call when the previous
+    # results were dropped (a fresh large array costs a page fault per 4 KiB), never while
+    # a result or a view of it is held
+    x, h0 = T.dmatrix("x"), T.dvector("h0")
+    w = T.dmatrix("w")
+    (hs, ys), _ = theano.scan(lambda x_t, h, w: [T.tanh(T.dot(h, w) + x_t), 2 * h],
+                              sequences=x, outputs_info=[h0, None], non_sequences=w)
+    f = theano.function([x, h0, w], [hs, ys], mode=Mode(linker=linker))
+    rng = np.random.default_rng(3)
+    args = [rng.normal(size=(40, 3)), rng.normal(size=3), rng.normal(size=(3, 3)) * 0.5]
+    other = [2 * args[0], -args[1], args[2]]
+    want = _rnn_numpy(*args)
+    want_other = _rnn_numpy(*other)
+    first = f(*args)
+    kept = [r.copy() for r in first]
+    row = first[0][5]  # a view of the states' buffer
+    second = f(*other)
+    for a, b in zip(first, kept):  # held: untouched by the second call
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(first[0], want)
+    np.testing.assert_allclose(second[0], want_other)
+    np.testing.assert_allclose(second[1][1:], 2 * want_other[:-1])
+    del first
+    third = f(*args)  # the row still holds the first call's states
+    np.testing.assert_array_equal(row, kept[0][5])
+    np.testing.assert_allclose(third[0], want)
+    ptrs = [_data_ptr(r) for r in third]
+    del third, row
+    fourth = f(*other)  # nothing holds the third call's arrays: they are reused
+    assert [_data_ptr(r) for r in fourth] == ptrs
+    np.testing.assert_allclose(fourth[0], want_other)
+    np.testing.assert_allclose(fourth[1][1:], 2 * want_other[:-1])
+
+
+def test_a_state_fed_back_from_the_previous_call_is_read_before_it_is_reused():
+    # h0 of this call is a row of the previous call's states: it holds their buffer, so the
+    # call writes elsewhere
+    x, h0 = T.dmatrix("x"), T.dvector("h0")
+    w = T.dmatrix("w")
+    hs, _ = theano.scan(lambda x_t, h, w: T.tanh(T.dot(h, w) + x_t), sequences=x,
+                        outputs_info=h0, non_sequences=w)
+    f = theano.function([x, h0, w], hs)
+    rng = np.random.default_rng(4)
+    x_v, w_v = rng.normal(size=(30, 4)), rng.normal(size=(4, 4)) * 0.5
+    h = rng.normal(size=4)
+    want = _rnn_numpy(np.concatenate([x_v, x_v]), h, w_v)
+    out = f(x_v, h, w_v)
+    out = f(x_v, out[-1], w_v)
+    np.testing.assert_allclose(out, want[30:])
