@@ -247,7 +247,21 @@ _INDEX_ARG = {"at": 1, "take": 1, "put": 1, "take_along_axis": 1, "put_along_axi
               "choose": 0}
 
 
+# functions (and methods) taking a shape or axes, which may come as a host array of integers
+# (a shape is host data: it goes by value, as cupy takes any sequence of ints)
+_SHAPE_ARGS = frozenset({"reshape", "broadcast_to", "empty", "zeros", "ones", "full", "tile",
+                         "resize", "transpose"})
+
+
+def _as_shape(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.ndim <= 1:
+        return int(x) if x.ndim == 0 else tuple(int(v) for v in x)
+    return x
+
+
 def _unwrap_args(name: str, args: tuple, method: bool = False) -> tuple:
+    if name in _SHAPE_ARGS:
+        args = tuple(_as_shape(a) for a in args)
     where = _INDEX_ARG.get(name)
     if where is not None and method:
         where -= 1  # a method's array is ``self``
@@ -305,13 +319,15 @@ def _binary(ufunc: np.ufunc):
 def _method(name: str):
     def method(self, *args, **kwargs):
         return _wrap(getattr(self._a, name)(*_unwrap_args(name, args, method=True),
-                                            **_unwrap_kwargs(kwargs)))
+                                            **_unwrap_kwargs(kwargs, name)))
     method.__name__ = name
     method.__doc__ = f"numpy's ndarray.{name}, on the device array."
     return method
 
 
-def _unwrap_kwargs(kwargs: dict) -> dict:
+def _unwrap_kwargs(kwargs: dict, name: str = "") -> dict:
+    if name in _SHAPE_ARGS:
+        return {k: _unwrap(_as_shape(v)) for k, v in kwargs.items()}
     return {k: _unwrap(v) for k, v in kwargs.items()}
 
 
@@ -526,8 +542,8 @@ _FROM_HOST = frozenset({"array", "asarray", "asanyarray", "ascontiguousarray",
 def _call(func, args, kwargs):
     """numpy's ``func`` on device arrays: arguments unwrapped (a host numpy array refused),
     numpy results wrapped; a result written into ``out=`` is the DeviceArray given."""
-    result = func(*_unwrap_args(getattr(func, "__name__", ""), args),
-                  **_unwrap_kwargs(kwargs))
+    name = getattr(func, "__name__", "")
+    result = func(*_unwrap_args(name, args), **_unwrap_kwargs(kwargs, name))
     out = kwargs.get("out")
     if out is not None:
         return _given_out(result, out)

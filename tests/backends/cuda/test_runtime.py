@@ -203,6 +203,10 @@ def test_the_namespace_is_numpys_on_device_arrays():
     assert xp.asarray(a) is a
     stacked = xp.array([a, b])
     assert type(stacked) is sim.DeviceArray and stacked.shape == (2, 2, 3)
+    # shapes are host data, also as arrays of integers
+    assert a.reshape(np.array([3, 2])).shape == (3, 2)
+    assert xp.zeros(np.array([2, 2])).shape == (2, 2)
+    assert xp.broadcast_to(a[0], shape=np.array([4, 3])).shape == (4, 3)
     host = np.ones(3)
     dev = xp.asarray(host)
     dev[0] = 7.0  # device memory never aliases the host array it was made from
