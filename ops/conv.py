@@ -18,15 +18,19 @@ columns back (col2im) with one strided add per kernel tap, never a loop over pix
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.types import FLOAT_DTYPES, TensorType
+from . import cblas
 from .base import Op, as_tensor_variable, graph_error
 from .elemwise import cast
 
@@ -143,18 +147,22 @@ _SCRATCH = threading.local()
 _SCRATCH_LIMIT = 1 << 27  # bytes: larger column matrices are allocated each call
 
 
-def _scratch(shape, dtype) -> np.ndarray:
-    """An uninitialised array for the im2col columns, reused by the calls of this thread
-    (the columns never outlive the call that fills them). A fresh array of tens of MB costs
-    more in page faults than the copy into it: the small ResNet's 75 MB of columns took 24 ms
-    fresh, 6 ms reused. The thread keeps its largest buffer (up to 128 MB)."""
+def _scratch(shape, dtype, slot: str = "cols") -> np.ndarray:
+    """An uninitialised array for the im2col columns (or another ``slot`` of working memory),
+    reused by the calls of this thread (it never outlives the call that fills it). A fresh
+    array of tens of MB costs more in page faults than the copy into it: the small ResNet's
+    75 MB of columns took 24 ms fresh, 6 ms reused. The thread keeps each slot's largest
+    buffer (up to 128 MB)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes > _SCRATCH_LIMIT:
         return np.empty(shape, dtype)
-    buf = getattr(_SCRATCH, "buf", None)
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(slot)
     if buf is None or buf.nbytes < nbytes:
-        buf = _SCRATCH.buf = np.empty(nbytes, np.uint8)
+        buf = bufs[slot] = np.empty(nbytes, np.uint8)
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
@@ -172,6 +180,173 @@ def _columns(xp: np.ndarray, kshape, out, subsample, dilation) -> np.ndarray:
     np.copyto(cols, windows)
     taps = lead[2] * int(np.prod(kshape))
     return cols.reshape(lead[0], lead[1], taps, int(np.prod(out)))
+
+
+# The shift path: a stride-1 correlation as one product per kernel tap, accumulated in place.
+# Each image is copied into a zero-bordered buffer, flattened; the window of a tap is then the
+# whole buffer shifted by the tap's offset, a matrix BLAS reads where it lies (channels by
+# positions, the row stride the buffer's), so no im2col columns are written. The products
+# compute every position of the padded rows (the columns past the output's end are wasted and
+# dropped), so the path is taken where that waste is small and each product is large.
+_SHIFT_MIN_CHANNELS = 16  # input channels per group: the inner dimension of each product
+_SHIFT_MIN_MACS = 1 << 20  # multiply-adds of one product: below it the calls cost more
+_SHIFT_MAX_WASTE = 1.25  # positions computed / output positions
+_ROW_MAJOR, _NO_TRANS = 101, 111  # CBLAS's enums
+
+
+def _shift_gemm(img: np.ndarray, w: np.ndarray, groups: int, pads, out, subsample):
+    """numpy's BLAS ``gemm`` (a ctypes function) when the shift path pays for this
+    correlation, else None."""
+    if any(s != 1 for s in subsample) or img.dtype != w.dtype or img.shape[0] == 0:
+        return None
+    og, cg = w.shape[0] // groups, w.shape[1]
+    padded = [i + lo + hi for i, (lo, hi) in zip(img.shape[2:], pads)]
+    length = out[0] * int(np.prod(padded[1:]))
+    if (cg < _SHIFT_MIN_CHANNELS or og * cg * length < _SHIFT_MIN_MACS
+            or length > _SHIFT_MAX_WASTE * int(np.prod(out))):
+        return None
+    if not cblas.available(img.dtype):
+        return None
+    return cblas._gemms[img.dtype]  # noqa: SLF001 - the raw function: one call per tap
+
+
+def _tap_filters(w: np.ndarray, groups: int) -> np.ndarray:
+    """``w`` as (groups, taps, out per group, channels per group): each tap's filter matrix
+    contiguous, as the shift path multiplies by it."""
+    n_out, cg = w.shape[:2]
+    taps = int(np.prod(w.shape[2:]))
+    return np.ascontiguousarray(w.reshape(groups, n_out // groups, cg, taps)
+                                .transpose(0, 3, 1, 2))
+
+
+def _correlate_by_shifts(gemm, img: np.ndarray, wt: np.ndarray, ks, pads, out, dilation,
+                         result: np.ndarray) -> None:
+    """The stride-1 cross-correlation of ``img`` with the filters ``wt`` (see
+    :func:`_tap_filters`) by the shift path, written into ``result``."""
+    batch, channels = img.shape[:2]
+    groups, taps, og, cg = wt.shape
+    n_out, dtype = groups * og, wt.dtype
+    item = dtype.itemsize
+    padded = [i + lo + hi for i, (lo, hi) in zip(img.shape[2:], pads)]
+    pstrides = [int(np.prod(padded[k + 1:])) for k in range(len(padded))]
+    size = int(np.prod(padded))
+    length = out[0] * pstrides[0]
+    # the last tap's window runs past the padded image by this much (into wasted columns)
+    margin = sum((k - 1) * d * p for k, d, p in zip(ks[1:], dilation[1:], pstrides[1:]))
+    ld = size + margin
+    offsets = [sum(t * d * p for t, d, p in zip(tap, dilation, pstrides))
+               for tap in itertools.product(*(range(k) for k in ks))]
+    xp = _scratch((channels, ld), dtype, "shift_in")
+    xp.fill(0)  # the borders and the margin; each image then overwrites the interior only
+    inner = xp[:, :size].reshape((channels, *padded))[
+        (slice(None),) + tuple(slice(lo, lo + i) for (lo, _), i in zip(pads, img.shape[2:]))]
+    ext = _scratch((n_out, length), dtype, "shift_out")
+    valid = ext.reshape((n_out, out[0], *padded[1:]))[
+        (slice(None), slice(None)) + tuple(slice(0, o) for o in out[1:])]
+    w_at, x_at, y_at = wt.ctypes.data, xp.ctypes.data, ext.ctypes.data
+    for n in range(batch):
+        inner[...] = img[n]
+        for g in range(groups):
+            a = w_at + g * taps * og * cg * item
+            b = x_at + g * cg * ld * item
+            c = y_at + g * og * length * item
+            for t, off in enumerate(offsets):
+                gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, og, length, cg, 1.0,
+                     a + t * og * cg * item, cg, b + off * item, ld, 1.0 if t else 0.0, c,
+                     length)
+        result[n] = valid
+
+
+# -- threads over the batch ----------------------------------------------------------------------
+# A convolution is one independent computation per image, so it runs on as many threads as
+# numpy's BLAS would use (its default: one per core), each over a slice of the batch, with BLAS
+# itself held at one thread meanwhile. Threaded BLAS splits every product across the cores and
+# joins after it: a convolution makes tens to hundreds of products, and on a 2-core machine
+# shared with other work each join waited for a descheduled thread (the small ResNet's forward
+# took 3-7x PyTorch's time against 0.7x with the batch split). OPENBLAS_NUM_THREADS=1 keeps a
+# convolution on one thread.
+_PARALLEL_MIN_MACS = 1 << 23  # multiply-adds: below it a thread's start costs more
+_BLAS_THREAD_NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
+                      "scipy_openblas_{}_num_threads", "openblas_{}_num_threads")
+_threads_lock = threading.Lock()
+_blas_threads = None  # (get, set) of numpy's BLAS, or () where not found
+_one_thread_users = 0
+_saved_threads = 1
+_pools: dict = {}
+
+
+def _blas_thread_functions():
+    """``(get, set)`` of the thread count of numpy's BLAS (OpenBLAS), or () where not found."""
+    global _blas_threads
+    if _blas_threads is None:
+        with _threads_lock:
+            if _blas_threads is None:
+                _blas_threads = _find_blas_thread_functions()
+    return _blas_threads
+
+
+def _find_blas_thread_functions() -> tuple:
+    if not cblas.available("float64"):
+        return ()
+    for path in cblas._library_paths():  # noqa: SLF001 - the library cblas binds gemm from
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _BLAS_THREAD_NAMES:
+            get = getattr(lib, name.format("get"), None)
+            put = getattr(lib, name.format("set"), None)
+            if get is not None and put is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                put.argtypes, put.restype = [ctypes.c_int], None
+                return get, put
+    return ()
+
+
+@contextmanager
+def _one_blas_thread(get, put):
+    """BLAS held at one thread while any convolution of this process runs its own threads
+    (counted, so that overlapping calls restore the count only when the last one ends)."""
+    global _one_thread_users, _saved_threads
+    with _threads_lock:
+        if _one_thread_users == 0:
+            _saved_threads = get()
+            put(1)
+        _one_thread_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                put(_saved_threads)
+
+
+def _over_batch(batch: int, macs: int, fn) -> list:
+    """``fn(lo, hi)`` over contiguous slices of the batch that together cover it, on several
+    threads where the work pays for them (see above); the results in the batch's order."""
+    functions = _blas_thread_functions() if macs >= _PARALLEL_MIN_MACS else ()
+    workers = 1
+    if functions:
+        with _threads_lock:
+            # while another convolution holds BLAS at one thread, the count it saved
+            workers = _saved_threads if _one_thread_users else functions[0]()
+    workers = max(1, min(workers, batch))
+    if workers == 1:
+        return [fn(0, batch)]
+    bounds = [batch * k // workers for k in range(workers + 1)]
+    with _threads_lock:
+        pool = _pools.get(workers - 1)
+        if pool is None:
+            pool = _pools[workers - 1] = ThreadPoolExecutor(workers - 1,
+                                                            thread_name_prefix="theon-conv")
+    with _one_blas_thread(*functions):
+        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+        try:
+            first = fn(bounds[0], bounds[1])
+        finally:
+            wait(futures)
+    return [first] + [f.result() for f in futures]
 
 
 def _flipped(w: np.ndarray, n: int) -> np.ndarray:
@@ -312,13 +487,31 @@ class ConvParams:
 
     def _correlate(self, img, w, pads, out, subsample) -> np.ndarray:
         """The cross-correlation of ``img`` with the filters ``w`` as they are (no flip)."""
-        g = self.num_groups
+        g, dilation = self.num_groups, self.filter_dilation
         batch, channels = img.shape[:2]
-        xp = _padded(img.reshape((batch, g, channels // g) + img.shape[2:]), pads)
-        cols = _columns(xp, w.shape[2:], out, subsample, self.filter_dilation)
-        n_out = w.shape[0]
-        res = np.matmul(w.reshape(g, n_out // g, int(np.prod(w.shape[1:]))), cols)
-        return res.reshape((batch, n_out) + tuple(out))  # was (batch, groups, .., positions)
+        n_out, ks = w.shape[0], w.shape[2:]
+        positions, taps = int(np.prod(out)), int(np.prod(w.shape[1:]))
+        result = np.empty((batch, n_out, *out), np.result_type(img.dtype, w.dtype))
+        gemm = _shift_gemm(img, w, g, pads, out, subsample)
+        if gemm is not None:
+            wt = _tap_filters(w, g)
+
+            def part(lo, hi):
+                _correlate_by_shifts(gemm, img[lo:hi], wt, ks, pads, out, dilation,
+                                     result[lo:hi])
+        else:
+            wm = w.reshape(g, n_out // g, taps)
+
+            def part(lo, hi):
+                xp = _padded(img[lo:hi].reshape((hi - lo, g, channels // g) + img.shape[2:]),
+                             pads)
+                cols = _columns(xp, ks, out, subsample, dilation)
+                # written in place: result's (batch, out channels, ...) is (batch, groups,
+                # out per group, positions)
+                np.matmul(wm, cols, out=result[lo:hi].reshape(hi - lo, g, n_out // g,
+                                                              positions))
+        _over_batch(batch, batch * n_out * taps * positions, part)
+        return result
 
     def _grad_weights(self, img, topgrad, kshape) -> np.ndarray:
         n, g = self.convdim, self.num_groups
@@ -327,10 +520,18 @@ class ConvParams:
         pads, out = self._geometry(img.shape, kern_shape)
         self._check_topgrad(topgrad, (img.shape[0], kern_shape[0]) + tuple(out))
         batch, channels = img.shape[:2]
-        xp = _padded(img.reshape((batch, g, channels // g) + img.shape[2:]), pads)
-        cols = _columns(xp, kshape, out, self.subsample, self.filter_dilation)
-        dy = topgrad.reshape(batch, g, kern_shape[0] // g, int(np.prod(out)))
-        dw = np.matmul(dy, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(kern_shape)
+        positions = int(np.prod(out))
+
+        def part(lo, hi):
+            xp = _padded(img[lo:hi].reshape((hi - lo, g, channels // g) + img.shape[2:]), pads)
+            cols = _columns(xp, kshape, out, self.subsample, self.filter_dilation)
+            dy = topgrad[lo:hi].reshape(hi - lo, g, kern_shape[0] // g, positions)
+            return np.matmul(dy, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+        parts = _over_batch(batch, batch * int(np.prod(kern_shape)) * positions, part)
+        dw = parts[0]
+        for other in parts[1:]:
+            dw += other
+        dw = dw.reshape(kern_shape)
         return np.ascontiguousarray(_flipped(dw, n)) if self.filter_flip else dw
 
     def _grad_inputs(self, kern, topgrad, ishape) -> np.ndarray:
@@ -353,19 +554,23 @@ class ConvParams:
                                    [(r - lo, r - hi) for r, (lo, hi) in zip(reach, pads)],
                                    ishape, (1,) * n)
         w = w.reshape(g, kern.shape[0] // g, int(np.prod(kern.shape[1:]))).transpose(0, 2, 1)
-        dy = topgrad.reshape(batch, g, kern.shape[0] // g, int(np.prod(out)))
-        dcols = np.matmul(w, dy).reshape((batch, g, cg) + tuple(ks) + tuple(out))
+        positions = int(np.prod(out))
         padded = tuple(i + lo + hi for i, (lo, hi) in zip(ishape, pads))
-        dxp = np.zeros((batch, g, cg) + padded, dtype=dcols.dtype)
-        # col2im: one strided add per kernel tap
-        for tap in itertools.product(*(range(k) for k in ks)):
-            where = tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in
-                          zip(tap, self.filter_dilation, self.subsample, out))
-            dxp[(Ellipsis,) + where] += dcols[(Ellipsis,) + tap + (slice(None),) * n]
         crop = tuple(slice(lo, lo + i) for i, (lo, _) in zip(ishape, pads))
-        dx = dxp[(Ellipsis,) + crop].reshape(img_shape) if any(
-            lo or hi for lo, hi in pads) else dxp.reshape(img_shape)
-        return np.ascontiguousarray(dx)
+        dx = np.empty(img_shape, np.result_type(kern.dtype, topgrad.dtype))
+
+        def part(lo, hi):
+            dy = topgrad[lo:hi].reshape(hi - lo, g, kern.shape[0] // g, positions)
+            dcols = np.matmul(w, dy).reshape((hi - lo, g, cg) + tuple(ks) + tuple(out))
+            dxp = np.zeros((hi - lo, g, cg) + padded, dtype=dcols.dtype)
+            # col2im: one strided add per kernel tap
+            for tap in itertools.product(*(range(k) for k in ks)):
+                where = tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in
+                              zip(tap, self.filter_dilation, self.subsample, out))
+                dxp[(Ellipsis,) + where] += dcols[(Ellipsis,) + tap + (slice(None),) * n]
+            dx[lo:hi].reshape(dxp.shape[:3] + ishape)[...] = dxp[(Ellipsis,) + crop]
+        _over_batch(batch, batch * int(np.prod(kern.shape)) * positions, part)
+        return dx
 
     def _gradient_as_correlation(self, ishape, ks, out, pads) -> bool:
         """Whether the input gradient is cheaper as a correlation than as col2im: stride 1,

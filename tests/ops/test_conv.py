@@ -407,3 +407,149 @@ def test_reused_column_buffer_never_shows_in_results():
     for t in threads:
         t.join()
     assert not errors
+
+
+# -- the numpy paths: shifted products and threads over the batch --------------------------------
+
+from theon.ops import conv as conv_impl  # noqa: E402 - the implementation's switches
+
+
+@pytest.fixture
+def shift_always(monkeypatch):
+    """Every stride-1 correlation takes the shift path (one product per kernel tap), whatever
+    its size."""
+    monkeypatch.setattr(conv_impl, "_SHIFT_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_impl, "_SHIFT_MIN_MACS", 0)
+    monkeypatch.setattr(conv_impl, "_SHIFT_MAX_WASTE", float("inf"))
+
+
+@pytest.fixture
+def three_threads(monkeypatch):
+    """Every convolution splits its batch over three threads, BLAS's thread count mocked."""
+    counts = [3]
+    monkeypatch.setattr(conv_impl, "_PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(conv_impl, "_blas_thread_functions",
+                        lambda: (lambda: counts[-1], counts.append))
+    yield counts
+    assert counts[-1] == 3  # restored
+
+
+SHIFT_COMBOS_2D = list(itertools.product(MODES_2D, [(1, 1), (2, 3)], [1, 2], [True, False]))
+
+
+@pytest.mark.parametrize("mode,dil,groups,flip", SHIFT_COMBOS_2D)
+def test_conv2d_shift_path(run, shift_always, mode, dil, groups, flip):
+    if not conv_impl.cblas.available("float64"):
+        pytest.skip("no CBLAS gemm in numpy's BLAS here")
+    _check_all_three(run, 2, mode, (1, 1), dil, groups, flip, (2, 4, 6, 7),
+                     (4, 4 // groups, 3, 2))
+
+
+@pytest.mark.parametrize("mode,dil,groups", list(itertools.product(
+    MODES_3D, [(1, 1, 1), (1, 2, 1)], [1, 2])))
+def test_conv3d_shift_path(run, shift_always, mode, dil, groups):
+    _check_all_three(run, 3, mode, (1, 1, 1), dil, groups, True, (1, 2, 5, 4, 5),
+                     (2, 2 // groups, 2, 2, 3))
+
+
+def _einsum_conv(x, w, pad, sub=(1, 1)):
+    """A 2-D correlation (no flip) by einsum over sliding windows: a reference fast enough for
+    the sizes where the paths' choice is made by size."""
+    xp = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", win[:, :, ::sub[0], ::sub[1]], w)
+
+
+def test_shift_path_float32_and_size_rule(run, monkeypatch):
+    """At a ResNet-like size (64 channels, 3x3, pad 1) the shift path is taken by the sizes
+    alone, in float32 and float64, and agrees with a reference; strided, with few channels or
+    mostly wasted columns, im2col is."""
+    calls = []
+    real = conv_impl._correlate_by_shifts
+    monkeypatch.setattr(conv_impl, "_correlate_by_shifts",
+                        lambda *a: calls.append(1) or real(*a))
+    cases = [((2, 64, 20, 20), (64, 64, 3, 3), 1, (1, 1), True),
+             ((2, 64, 20, 20), (64, 64, 3, 3), 1, (2, 2), False),
+             ((2, 4, 40, 40), (64, 4, 3, 3), 1, (1, 1), False),
+             ((2, 64, 20, 20), (64, 64, 1, 9), 0, (1, 1), False)]
+    for xshape, wshape, pad, sub, shift in cases:
+        for dtype in ("float32", "float64"):
+            xv = rand(*xshape, dtype=dtype)
+            wv = (rand(*wshape) / np.sqrt(np.prod(wshape[1:]))).astype(dtype)
+            x, w = var(4, dtype), var(4, dtype)
+            y = T.nnet.conv2d(x, w, border_mode=pad, subsample=sub, filter_flip=False)
+            calls.clear()
+            run([x, w], y, [xv, wv], _einsum_conv(xv.astype(float), wv.astype(float), pad,
+                                                  sub))
+            assert bool(calls) == (shift and conv_impl.cblas.available(dtype))
+
+
+def test_shift_path_ignores_what_the_wasted_columns_read(shift_always):
+    """The shift path computes columns past each output row from the next row's input and
+    drops them: an inf there must not reach an output that does not read it."""
+    x, w = var(4), var(4)
+    xv, wv = rand(1, 2, 5, 6), rand(3, 2, 3, 3)
+    xv[0, 1, 2, 5] = np.inf  # read by the outputs of column 5-2..5 only (valid: column 3)
+    got = theano.function([x, w], T.nnet.conv2d(x, w))(xv, wv)
+    want = ref_conv(xv, wv, "valid", (1, 1), (1, 1), 1, True)
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+@pytest.mark.parametrize("mode,sub,dil,groups,flip", [
+    ("half", (1, 1), (1, 1), 1, True), ("full", (2, 1), (1, 2), 2, False),
+    (((1, 0), (0, 2)), (1, 1), (2, 1), 2, True), ("valid", (2, 2), (1, 1), 1, False)])
+def test_batch_split_over_threads(run, three_threads, monkeypatch, shift, mode, sub, dil,
+                                  groups, flip):
+    """Four, one or no images over three threads: every image once, the forward pass and both
+    gradients (the filter gradient sums the threads' parts); BLAS's thread count restored."""
+    if shift:
+        monkeypatch.setattr(conv_impl, "_SHIFT_MIN_CHANNELS", 1)
+        monkeypatch.setattr(conv_impl, "_SHIFT_MIN_MACS", 0)
+        monkeypatch.setattr(conv_impl, "_SHIFT_MAX_WASTE", float("inf"))
+    for batch in (4, 1):
+        _check_all_three(run, 2, mode, sub, dil, groups, flip, (batch, 4, 6, 7),
+                         (4, 4 // groups, 3, 2))
+    x, w = var(4), var(4)
+    y = T.nnet.conv2d(x, w, border_mode=mode, subsample=sub, filter_dilation=dil,
+                      num_groups=groups, filter_flip=flip)
+    gx, gw = theano.function([x, w], T.grad((y * y).sum(), [x, w]))(
+        rand(0, 4, 6, 7), rand(4, 4 // groups, 3, 2))
+    assert gx.shape == (0, 4, 6, 7) and not gw.any()
+
+
+def test_threads_restore_blas_after_an_error(three_threads, monkeypatch):
+    """An error in a thread's part is raised to the caller, after every part has ended and
+    BLAS's thread count is back."""
+    real = conv_impl._columns
+    seen = []
+
+    def failing(xp, *args):
+        seen.append(xp.shape[0])
+        if len(seen) == 2:
+            raise MemoryError("part")
+        return real(xp, *args)
+    monkeypatch.setattr(conv_impl, "_columns", failing)
+    x, w = var(4), var(4)
+    f = theano.function([x, w], T.nnet.conv2d(x, w))
+    with pytest.raises(MemoryError, match="part"):
+        f(rand(6, 2, 5, 5), rand(3, 2, 3, 3))
+    assert sorted(seen) == [2, 2, 2] and three_threads[-1] == 3
+
+
+def test_real_blas_threads_restored():
+    """With numpy's own BLAS (where its thread count is reachable), a convolution large
+    enough to split leaves the count as it found it."""
+    functions = conv_impl._blas_thread_functions()
+    if not functions:
+        pytest.skip("numpy's BLAS thread count is not reachable here")
+    before = functions[0]()
+    x, w = var(4, "float32"), var(4, "float32")
+    y = T.nnet.conv2d(x, w, border_mode="half")
+    f = theano.function([x, w], [y] + T.grad((y * y).sum(), [x, w]))
+    xv, wv = rand(8, 32, 16, 16, dtype="float32"), rand(32, 32, 3, 3, dtype="float32")
+    got = f(xv, wv)
+    assert functions[0]() == before
+    want = ref_conv(xv[:1].astype(float), wv.astype(float), "half", (1, 1), (1, 1), 1, True)
+    np.testing.assert_allclose(got[0][:1], want, rtol=1e-4, atol=1e-4)
