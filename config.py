@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -35,6 +36,7 @@ _CHOICES = {
     "floatX": ("float64", "float32", "float16"),
     "mode": ("FAST_RUN", "FAST_COMPILE", "DebugMode"),
     "on_unused_input": ("raise", "warn", "ignore"),
+    "assert_no_cpu_op": ("ignore", "warn", "raise", "pdb"),
 }
 
 # Theano flags theon accepts and ignores, with Theano's defaults. ``a__b`` is Theano's ``a.b``
@@ -55,7 +57,7 @@ _THEANO_ONLY = {
         "signal_conv2d_interface", "subtensor_merge_bug", "sum_div_dimshuffle_bug",
         "sum_sum_bug", "vm_gc_bug")},
 }
-_SECTIONS = frozenset(k.split("__")[0] for k in _THEANO_ONLY if "__" in k)
+_SECTIONS = frozenset(k.split("__")[0] for k in _THEANO_ONLY if "__" in k) | {"cuda"}
 
 
 def _default_compiledir() -> str:
@@ -93,6 +95,11 @@ class Config:
     # function() waits for its C kernels to compile instead of starting on numpy
     wait_for_kernels: bool = False
     on_unused_input: str = "raise"
+    # device=cuda: the CPU stand-in runs the device path (the same kernel text, on the host)
+    cuda__simulator: bool = False
+    # an op with no device implementation under device=cuda: run it on the host with explicit
+    # transfers ('ignore', 'warn'), or refuse it naming the op and the user's line ('raise')
+    assert_no_cpu_op: str = "ignore"
 
     def __setattr__(self, name: str, value) -> None:
         if name in _THEANO_ONLY:
@@ -102,8 +109,14 @@ class Config:
             raise AttributeError(_unknown(name))
         if name in _CHOICES and value not in _CHOICES[name]:
             raise ValueError(f"config.{name} must be one of {_CHOICES[name]}, got {value!r}")
-        if name == "device" and not (value == "cpu" or str(value).startswith(("cuda", "gpu"))):
+        if name == "device" and not _DEVICE.fullmatch(str(value)):
             raise ValueError(f"config.device must be 'cpu' or 'cuda[N]', got {value!r}")
+        if name in _BOOLS and not isinstance(value, bool):
+            coerced = _coerce(False, str(value))
+            if not isinstance(coerced, bool):
+                raise ValueError(f"config.{name.replace('__', '.')} must be True or False, "
+                                 f"got {value!r}")
+            value = coerced
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):  # only called for names not set on the instance
@@ -117,6 +130,9 @@ class Config:
 
 
 _SETTINGS = frozenset(f.name for f in fields(Config)) | frozenset(_DERIVED)
+_BOOLS = frozenset(f.name for f in fields(Config) if f.type in ("bool", bool))
+# Theano's device names: cpu, cuda, cudaN, and the old backend's gpu, gpuN
+_DEVICE = re.compile(r"cpu|(cuda|gpu)\d*")
 
 
 class _Section:

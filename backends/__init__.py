@@ -45,3 +45,4 @@ def available() -> list:
 
 
 from . import c_backend, numpy_backend  # noqa: E402,F401  (they register 'c' and 'py')
+from .cuda import backend as _cuda_backend  # noqa: E402,F401  (registers 'cuda')

@@ -151,6 +151,8 @@ class Plan:
     # old value (memory planning; the checking mode, which keeps the old values to compare,
     # turns it off)
     inplace_updates: bool = False
+    # per output: Out(x, borrow=True), which a device backend leaves on the device
+    borrow_outputs: Sequence[bool] = ()
 
 
 # op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy. Like
@@ -982,7 +984,10 @@ class _Table:
         return "\n".join(lines) + "\n" + self.seg_source
 
 
-def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
+def _build(backend: NumpyBackend, fgraph, plan: Plan, array_type: type = np.ndarray,
+           asarray: Callable = np.asarray) -> Callable:
+    """The generated function. A device backend gives the class an argument must have to
+    skip its full check (``array_type``) and what makes a 0-d result an array (``asarray``)."""
     n_explicit, input_checks = plan.n_explicit, plan.input_checks
     shared_containers, n_outputs = plan.shared_containers, plan.n_outputs
     update_containers, copy_outputs = plan.update_containers, plan.copy_outputs
@@ -991,6 +996,7 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan) -> Callable:
     sched = _Schedule(fgraph)
     thunks = _Thunks(backend, plan.inner)
     ctx = Ctx()
+    ctx.namespace.update(ndarray=array_type, _asarray=asarray)
     lines: list[str] = []
     line_owner: dict[int, Any] = {}
     filename = f"<theon function {name} #{next(_counter)}>"

@@ -140,8 +140,8 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
                 # writing an update into the shared value's own storage is an optimization:
                 # a mode that rewrites nothing (the checking mode's reference) keeps the old
                 # arrays intact; the checking mode compares the in-place path against it
-                inplace_updates=bool(the_mode.passes))
-    fn = backends.get(the_mode.linker or config.linker).build(fgraph, plan)
+                inplace_updates=bool(the_mode.passes), borrow_outputs=borrow_out)
+    fn = backends.get(_linker(the_mode)).build(fgraph, plan)
     fgraph.release_bookkeeping()
     compiled = _function_class(fn)(fn, ins, fgraph, n_out, single, name, the_mode, pairs,
                                    all_outputs, signature)
@@ -155,6 +155,14 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
         checked._spec = spec
         return checked
     return compiled
+
+
+def _linker(mode) -> str:
+    """The mode's linker; with a CUDA device configured, the device backend unless the mode
+    names another."""
+    if mode.linker:
+        return mode.linker
+    return "cuda" if config.device != "cpu" else config.linker
 
 
 def _compile_inner_graphs(fgraph: FunctionGraph, mode) -> dict[Any, list]:

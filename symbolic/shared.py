@@ -2,6 +2,11 @@
 
 The value sits in a one-element list (the container) that compiled functions hold directly, so a
 call reads it and writes updates without a lookup.
+
+Where a value lives is the placement's choice (``set_placement``): by default every value is a
+numpy array; with a CUDA device configured, the device backend installs one that keeps float
+arrays in device memory. ``get_value`` then gives numpy unless asked for the internal type, and
+pickling stores host data, placed again when loaded.
 """
 from __future__ import annotations
 
@@ -12,6 +17,50 @@ import numpy as np
 from .graph import Variable
 from .trace import Trace
 from .types import TensorType
+
+
+class HostPlacement:
+    """Every value a numpy array on the host (no device configured)."""
+
+    def is_device_array(self, value: Any) -> bool:
+        return False
+
+    def place(self, value: np.ndarray, ttype: TensorType) -> Any:
+        return value
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return value
+
+    def check(self, value: Any, ttype: TensorType, var=None) -> Any:
+        return value
+
+
+_PLACEMENT: list = [HostPlacement()]
+
+
+def set_placement(placement) -> None:
+    """Install where shared values live (an object with ``HostPlacement``'s methods); the
+    device backend calls it, since this layer cannot know about devices."""
+    _PLACEMENT[0] = placement
+
+
+class _Container(list):
+    """A shared value's one-element list; pickled with its value on the host and placed
+    again when loaded (a device array does not pickle), keeping clones' sharing."""
+
+    def __reduce__(self):
+        value = self[0]
+        placement = _PLACEMENT[0]
+        if placement.is_device_array(value):
+            value = placement.to_host(value)
+        return _load_container, (value,)
+
+
+def _load_container(value: Any) -> _Container:
+    if isinstance(value, np.ndarray):
+        value = _PLACEMENT[0].place(value, TensorType(str(value.dtype), shape=(None,) *
+                                                      value.ndim))
+    return _Container([value])
 
 
 class SharedVariable(Variable):
@@ -25,21 +74,35 @@ class SharedVariable(Variable):
     def __init__(self, type: TensorType, value: Any, name: str | None = None,
                  borrow: bool = False, trace: Trace | None = None):
         super().__init__(type, name=name, trace=trace)
-        self.container = [None]
+        self.container = _Container([None])
         self.default_update = None
         self.set_value(value, borrow=borrow)
 
     def get_value(self, borrow: bool = False, return_internal_type: bool = False):
-        """The current value; a copy unless ``borrow`` (then the caller must not modify it)."""
+        """The current value; a copy unless ``borrow`` (then the caller must not modify it).
+        A value in device memory comes back as a numpy copy unless ``return_internal_type``
+        (Theano's spelling), which gives the device array itself."""
         value = self.container[0]
+        placement = _PLACEMENT[0]
+        if placement.is_device_array(value):
+            return value if return_internal_type else placement.to_host(value)
         return value if borrow or return_internal_type else value.copy()
 
     def set_value(self, value: Any, borrow: bool = False) -> None:
-        """Replace the value, checked against the variable's type (dtype and ndim are fixed)."""
+        """Replace the value, checked against the variable's type (dtype and ndim are fixed);
+        it is placed where the configured device keeps such values."""
+        placement = _PLACEMENT[0]
+        if placement.is_device_array(value):
+            arr = placement.check(value, self.type, var=self)
+            if arr is value and not borrow:
+                arr = arr.copy()
+            self.container[0] = arr
+            return
         arr = self.type.filter(value, var=self)
-        if arr is value and not borrow:
-            arr = arr.copy()
-        self.container[0] = arr
+        placed = placement.place(arr, self.type)
+        if placed is arr and arr is value and not borrow:
+            placed = arr.copy()
+        self.container[0] = placed
 
     @property
     def value(self):
@@ -68,6 +131,9 @@ def shared(value: Any, name: str | None = None, strict: bool = False,
     if isinstance(value, (SharedVariable,)) or hasattr(value, "owner"):
         raise TypeError(f"shared() takes a value (an array or number), not the symbolic "
                         f"variable {value!r}")
+    if _PLACEMENT[0].is_device_array(value):  # a device array: keep it there
+        ttype = TensorType(str(value.dtype), shape=(None,) * value.ndim)
+        return SharedVariable(ttype, value, name=name, borrow=borrow)
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype == object or arr.dtype.kind in "USVM":
         raise TypeError(f"shared() needs numeric data; got {type(value).__name__} of dtype "

@@ -1,0 +1,772 @@
+"""Linker ``'cuda'``: a compiled function's graph run on the device (``device=cuda``).
+
+The numpy backend's generated function does the scheduling, the argument checks and the
+updates; this backend gives it other thunks and another array type:
+
+- **Where each value lives** is decided once per graph (``_Residency``). Arrays live on the
+  device. Shapes, lengths, index scalars and what is computed from them alone (``Shape``, a
+  0-d argument, the arithmetic of a mean's divisor) stay on the host, where a numpy call costs
+  less than a launch, and are handed to device ops as the numbers they are.
+- **A node on the device** runs its entry in ``DEVICE_THUNKS`` (keyed by op class, as the
+  numpy backend's ``THUNKS``): elementwise work and reductions as kernels of the CUDA dialect
+  of the shared renderer (``kernels.render``, ``render_reduce``), products through the
+  runtime's matmul, views and indexing through the runtime's array namespace. An op with no
+  entry runs its numpy thunk on the host between explicit, counted transfers; ``debugprint``
+  and the kernel plan show those, and ``assert_no_cpu_op=raise`` refuses them.
+- **Arguments** given as numpy arrays are moved once per call; device arrays are used as they
+  are. Shared values are read and written where they live (a float array's on the device,
+  ``symbolic/shared.py``'s placement). Outputs come back as numpy unless ``Out(x,
+  borrow=True)`` keeps them on the device.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...config import config
+from ...ops import scalar as S
+from ...ops.alloc import Alloc
+from ...ops.blas import Dot, Gemm
+from ...ops.dimshuffle import DimShuffle
+from ...ops.elemwise import Elemwise
+from ...ops.fused import Fused, ScalarGraph
+from ...ops.fused_reduce import FusedReduce
+from ...ops.join import Join
+from ...ops.nnet import Softmax
+from ...ops.reduce import Reduce
+from ...ops.shape import Reshape, Shape
+from ...ops.subtensor import IncSubtensor, Subtensor, _index_builder, _is_advanced
+from ...symbolic import shared as shared_module
+from ...symbolic.graph import Apply, Constant
+from ...symbolic.types import TensorType
+from .. import dialect as D
+from .. import kernels, register
+from ..c_backend import MAX_ARRAYS
+from ..numpy_backend import NumpyBackend, Plan, _build, _entry
+from ..numpy_backend import thunk as numpy_thunk
+from . import plan
+
+#: threads per block of an elementwise launch
+BLOCK = 256
+
+
+def on_device() -> bool:
+    """Whether ``config.device`` names a CUDA device (``cuda``, ``cudaN``, ``gpu``...)."""
+    return config.device != "cpu"
+
+
+def runtime():
+    """The process's device runtime for ``config.device`` (CuPy, or the CPU stand-in with
+    ``cuda.simulator=True``); raises ``DeviceUnavailable`` naming what is missing."""
+    from .runtime import get_runtime
+    return get_runtime()
+
+
+# -- where values live -------------------------------------------------------------------------
+
+def _host_sized(var) -> bool:
+    """A value cheaper on the host: a scalar, or a vector of integers (a shape, indices
+    computed from lengths)."""
+    t = var.type
+    return isinstance(t, TensorType) and (t.ndim == 0 or t.ndim == 1 and t.dtype[0] in "iub")
+
+
+#: ops that only read their inputs' shapes: they run on the host whatever their inputs
+METADATA = (Shape,)
+
+
+class _Residency:
+    """Which variables of a graph are on the host (the rest are on the device): constants,
+    0-d arguments and shared values, integer arguments, what metadata ops give, and the
+    outputs of a node whose inputs are all on the host when those outputs are small
+    (``_host_sized``). A host array that only device ops read as an array (indices from
+    ``arange`` or an argument) is moved once, where it is made (``moved``), rather than by
+    each reader."""
+
+    def __init__(self, fgraph):
+        host = set()
+        for var in fgraph.inputs:
+            if isinstance(var.type, TensorType) and not _placed_on_device(var.type):
+                host.add(var)
+        self.host_nodes = set()
+        for node in fgraph.toposort():
+            ins = [i for i in node.inputs if not isinstance(i, Constant)]
+            if isinstance(node.op, METADATA) or (
+                    all(i in host for i in ins) and all(_host_sized(o) for o in node.outputs)):
+                self.host_nodes.add(node)
+                host.update(node.outputs)
+        self.moved = set()
+        for var in host:
+            if var.type.ndim == 0:
+                continue
+            uses = list(fgraph.clients.get(var, ()))
+            if uses and all(node != "output" and (
+                    isinstance(node.op, METADATA) or node not in self.host_nodes and
+                    not _reads_on_host(node, i)) for node, i in uses):
+                self.moved.add(var)
+        self.host = host - self.moved
+
+    def on_host(self, var) -> bool:
+        return isinstance(var, Constant) or var in self.host
+
+
+def _reads_on_host(node: Apply, i: int) -> bool:
+    """Whether a device node takes input ``i`` on the host (a length, an index scalar, or
+    every input of an op that runs on the host)."""
+    if _entry(DEVICE_THUNKS, node.op) is None:
+        return True
+    wants_host = _entry(HOST_ARGS, node.op)
+    return wants_host is not None and i in wants_host(node)
+
+
+def _placed_on_device(t: TensorType) -> bool:
+    """Where a graph input of type ``t`` lives: float arrays of rank >= 1 on the device."""
+    return t.dtype.startswith("float") and t.ndim >= 1
+
+
+def _runtime_of(value: Any):
+    """The runtime whose array ``value`` is, among those this process has started, or None
+    (a numpy array, a number)."""
+    if value.__class__ is np.ndarray:
+        return None
+    from .runtime import _RUNTIMES
+    return next((rt for rt in _RUNTIMES.values() if rt.is_device_array(value)), None)
+
+
+class Placement:
+    """``symbolic.shared``'s placement while a device is configured: a float array's value
+    goes to the device when it is set; every other value stays a numpy array."""
+
+    def is_device_array(self, value: Any) -> bool:
+        return _runtime_of(value) is not None
+
+    def place(self, value: np.ndarray, ttype: TensorType) -> Any:
+        if not (on_device() and _placed_on_device(ttype)):
+            return value
+        return runtime().to_device(value)
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return _runtime_of(value).to_host(value)
+
+    def check(self, value: Any, ttype: TensorType, var=None) -> Any:
+        """A device array given to ``set_value``: it must be of the variable's type."""
+        if np.dtype(value.dtype) != ttype.numpy_dtype or value.ndim != ttype.ndim:
+            raise TypeError(f"set_value of {var!r}: a device array of dtype {value.dtype} and "
+                            f"{value.ndim} dimensions for a variable of type {ttype}")
+        if not (on_device() and _placed_on_device(ttype)):
+            return self.to_host(value)
+        return value
+
+
+shared_module.set_placement(Placement())
+
+
+# -- device thunks -----------------------------------------------------------------------------
+
+#: op class -> (node, build) -> thunk over device arrays (``build.rt`` the runtime,
+#: ``build.module`` the function's kernels) (inputs listed in ``HOST_ARGS``
+#: arrive as host values), or None where the node cannot run there (it then runs on the host)
+DEVICE_THUNKS: dict[type, Callable] = {}
+#: op class -> node -> the indices of inputs the device thunk takes on the host (lengths,
+#: index scalars: numbers a launch or a view needs on the host anyway)
+HOST_ARGS: dict[type, Callable[[Apply], Sequence[int]]] = {}
+
+
+def device_thunk(*classes: type, host_args: Callable[[Apply], Sequence[int]] | None = None):
+    """Register the decorated ``(node, build) -> thunk | None`` for ``classes``."""
+    def put(fn):
+        for cls in classes:
+            DEVICE_THUNKS[cls] = fn
+            if host_args is not None:
+                HOST_ARGS[cls] = host_args
+        return fn
+    return put
+
+
+def _kernel_graph(node: Apply) -> ScalarGraph | None:
+    op = node.op
+    if isinstance(op, Fused):
+        graph = op.graph
+    elif type(op) is Elemwise:
+        graph = ScalarGraph.of_row(op.scalar_op, tuple(i.dtype for i in node.inputs))
+    else:
+        return None
+    if graph.out_dtypes != tuple(o.dtype for o in node.outputs):
+        return None
+    return graph
+
+
+def _out_shape(node: Apply, args: Sequence) -> tuple[int, ...]:
+    """The broadcast shape of an elementwise node's arguments, with Theano's rule: a
+    dimension its type does not declare broadcastable may not stretch."""
+    ndim = max(a.ndim for a in args)
+    shape = [1] * ndim
+    for a in args:
+        for d, n in enumerate(a.shape):
+            if n != 1:
+                if shape[d] != 1 and shape[d] != n:
+                    raise ValueError(f"shape mismatch: {[tuple(a.shape) for a in args]} do "
+                                     f"not broadcast (dimension {d})")
+                shape[d] = n
+    for i, (a, var) in enumerate(zip(args, node.inputs)):
+        for d, (n, bc) in enumerate(zip(a.shape, var.type.broadcastable)):
+            if n == 1 and shape[d] != 1 and not bc:
+                raise ValueError(
+                    f"input {i} has length 1 in dimension {d}, which its type does not declare "
+                    f"broadcastable, and the output's length there is {shape[d]} (Theano "
+                    "does not stretch such dimensions at run time; declare it with "
+                    "T.addbroadcast or a broadcastable shape)")
+    return tuple(shape)
+
+
+class _Module:
+    """The kernels of one compiled function in one source (one ``RawModule``), compiled at
+    its first launch. A kernel asks for the variants it expects when the function is built
+    (32-bit indices, every rank up to its own); another variant a launch needs (64-bit
+    indices for a huge array) is compiled alone when first met."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.parts: list[str] = []
+        self.dtypes: set[str] = set()
+        self.compiled = None
+        self._serial = 0
+
+    def name(self) -> str:
+        self._serial += 1
+        return f"k{self._serial}"
+
+    def add(self, source: str, dtypes) -> None:
+        if self.compiled is not None:
+            raise RuntimeError("the module is compiled: kernels must be added before")
+        self.parts.append(source)
+        self.dtypes.update(dtypes)
+
+    def get(self, name: str):
+        if self.compiled is None:
+            self.compiled = self.rt.module(D.CUDA.prelude(sorted(self.dtypes)) +
+                                           "\n".join(self.parts))
+        return self.compiled.get_function(name)
+
+
+class _Elementwise:
+    """A scalar graph as CUDA kernels of the function's module: a variant per collapsed
+    rank with 32-bit indices, and 64-bit ones compiled when a launch needs them."""
+
+    def __init__(self, graph: ScalarGraph, dev: _Build, label: str, ndim: int):
+        self.graph, self.rt, self.label = graph, dev.rt, label
+        self.name = dev.module.name()
+        self.module = dev.module
+        self.ranks = range(1, min(max(ndim, 1), kernels.MAX_DIMS) + 1)
+        for rank in self.ranks:
+            dev.module.add(kernels.render(graph, f"{self.name}_{rank}", D.CUDA, ndim=rank,
+                                          index32=True, prelude=False), graph.ref_dtypes)
+        self.others: dict[tuple[int, bool], Any] = {}
+
+    def kernel(self, ndim: int, index32: bool):
+        if index32 and ndim in self.ranks:
+            return self.module.get(f"{self.name}_{ndim}")
+        key = (ndim, index32)
+        if key not in self.others:
+            source = kernels.render(self.graph, "k", D.CUDA, ndim=ndim, index32=index32)
+            self.others[key] = self.rt.module(source).get_function("k")
+        return self.others[key]
+
+    def __call__(self, args: Sequence, shape: tuple[int, ...]) -> list:
+        """The outputs of the graph on ``args`` broadcast to ``shape``, in new arrays."""
+        outs = [self.rt.empty(shape, dt) for dt in self.graph.out_dtypes]
+        launch = kernels.cuda_launch([*args, *outs], shape)
+        if launch.size:
+            grid = launch.blocks(BLOCK)
+            self.kernel(launch.ndim, launch.index32)(
+                (grid,), (BLOCK,), (*args, *outs, *launch.scalars))
+            if plan.recording() is not None:
+                plan.launch("kernel", self.label, grid, BLOCK, plan.nbytes([*args, *outs]),
+                            launch.size * len(self.graph.steps))
+        return outs
+
+
+class _Reduction:
+    """A reduction of a scalar graph's output as the CUDA dialect's block reduction (and its
+    merge pass for outputs split across blocks), rendered for the most kept and reduced
+    dimensions a launch can have (a launch of fewer is padded with length-1 ones)."""
+
+    def __init__(self, graph: ScalarGraph, kind: str, axis: Sequence[int], ndim: int,
+                 dtype: str, initial, dev: _Build, label: str):
+        self.graph, self.kind, self.axis, self.dtype, self.initial = \
+            graph, kind, tuple(axis), dtype, initial
+        self.acc = kernels.reduce_acc_dtype(kind, graph.out_dtypes[0], dtype)
+        self.rt, self.module, self.label = dev.rt, dev.module, label
+        self.name = dev.module.name()
+        self.nk, self.nr = ndim - len(self.axis), len(self.axis)
+        self.padded = self.nk <= kernels.MAX_DIMS and self.nr <= kernels.MAX_DIMS
+        if self.padded:
+            dev.module.add(self._source(self.name, self.nk, self.nr, True, prelude=False),
+                           {*graph.ref_dtypes, dtype, self.acc})
+        self.others: dict[tuple[int, int, bool], Any] = {}
+
+    def _source(self, name: str, nk: int, nr: int, index32: bool, prelude: bool) -> str:
+        return kernels.render_reduce(self.graph, self.kind, self.dtype, name, D.CUDA,
+                                     initial=self.initial, nk=nk, nr=nr, index32=index32,
+                                     prelude=prelude)
+
+    def kernels_for(self, launch):
+        """(the launch as the kernels take it, a function giving a kernel by suffix)."""
+        if self.padded and launch.index32 and launch.nk <= self.nk and launch.nr <= self.nr:
+            name = self.name
+            return launch.padded(self.nk, self.nr), lambda s: self.module.get(name + s)
+        key = (launch.nk, launch.nr, launch.index32)
+        if key not in self.others:
+            self.others[key] = self.rt.module(self._source("r", *key, prelude=True))
+        module = self.others[key]
+        return launch, lambda s: module.get_function("r" + s)
+
+    def __call__(self, args: Sequence, shape: tuple[int, ...]):
+        rt = self.rt
+        kept = tuple(n for d, n in enumerate(shape) if d not in self.axis)
+        out = rt.empty(kept, self.dtype)
+        launch = kernels.cuda_reduce_launch([*args, out], self.axis, self.kind,
+                                            initial=self.initial, shape=shape)
+        if not launch.size:
+            return out
+        launch, get = self.kernels_for(launch)
+        schedule = launch.plan()
+        partial = rt.empty((max(schedule.partials, 1),), self.acc)
+        for step in schedule.passes:
+            pointers = (*args, out, partial) if step.suffix == "" else (partial, out)
+            get(step.suffix)((step.grid,), (step.block,), (*pointers, *step.scalars))
+            if plan.recording() is not None:
+                read = [*args] if step.suffix == "" else [partial]
+                plan.launch("kernel", self.label + step.suffix, step.grid, step.block,
+                            plan.nbytes([*read, out]),
+                            launch.size * launch.count * (len(self.graph.steps) + 1))
+        return out
+
+
+@device_thunk(Fused, Elemwise)
+def _elementwise(node: Apply, dev: _Build) -> Callable | None:
+    graph = _kernel_graph(node)
+    if graph is None or len(node.inputs) + len(node.outputs) > MAX_ARRAYS:
+        return None
+    kernel = _Elementwise(graph, dev, str(node.op), node.outputs[0].ndim)
+    single = len(node.outputs) == 1
+
+    def run(*args):
+        outs = kernel(args, _out_shape(node, args))
+        return outs[0] if single else tuple(outs)
+    return run
+
+
+@device_thunk(Reduce, FusedReduce)
+def _reduction(node: Apply, dev: _Build) -> Callable | None:
+    op = node.op
+    if isinstance(op, FusedReduce):
+        graph = op.graph
+    elif type(op) is Reduce:
+        graph = ScalarGraph.of_row(S.identity, (node.inputs[0].dtype,))
+    else:
+        return None
+    if kernels.reduce_acc_dtype(op.kind, graph.out_dtypes[0], op.dtype) is None or \
+            not op.axis or node.outputs[0].dtype != op.dtype:
+        return None
+    kernel = _Reduction(graph, op.kind, op.axis, node.inputs[0].ndim, op.dtype, op.initial,
+                        dev, str(node.op))
+    return lambda *args: kernel(args, _out_shape(node, args))
+
+
+def _matmul(rt, x, y, label: str):
+    if x.shape[-1] != y.shape[0]:
+        raise ValueError(f"{label}: shapes {tuple(x.shape)} and {tuple(y.shape)} are not "
+                         "aligned")
+    r = rt.matmul(x, y)
+    if plan.recording() is not None:
+        k = x.shape[-1]
+        plan.launch("matmul", label, 1, 1, plan.nbytes([x, y, r]), 2 * r.size * k)
+    return r
+
+
+@device_thunk(Dot)
+def _dot(node: Apply, dev: _Build) -> Callable | None:
+    rt = dev.rt
+    a, b = node.inputs
+    if a.ndim == 0 or b.ndim == 0 or a.ndim > 2 or b.ndim > 2 or \
+            node.outputs[0].dtype != a.dtype or a.dtype != b.dtype:
+        return None
+    return lambda x, y: _matmul(rt, x, y, "dot")
+
+
+@device_thunk(Gemm)
+def _gemm(node: Apply, dev: _Build) -> Callable | None:
+    """``b * z + a * (x @ y)`` (Gemm) or ``x @ y + z`` (DotAdd): the product through the
+    runtime's matmul, then one kernel scaling and adding (the addend broadcast as the node's
+    type allows)."""
+    op = node.op
+    z, a, x, y, b = op.parts(node.inputs)
+    dtype = node.outputs[0].dtype
+    if x.ndim == 0 or y.ndim == 0 or x.ndim > 2 or y.ndim > 2 or \
+            not x.dtype == y.dtype == z.dtype == dtype or \
+            any(s is not None and s.dtype != dtype for s in (a, b)):
+        return None
+    # inputs of the combining kernel: the product, then a, z, b as the node has them
+    order = [k for k, part in ((1, a), (2, z), (3, b)) if part is not None]
+    refs = {k: i + 1 for i, k in enumerate(order)}
+    n = 1 + len(order)
+    steps, scaled = [], 0
+    if a is not None:
+        steps.append((S.mul, (refs[1], 0)))
+        scaled = n + len(steps) - 1
+    addend = refs[2]
+    if b is not None:
+        steps.append((S.mul, (refs[3], refs[2])))
+        addend = n + len(steps) - 1
+    steps.append((S.add, (scaled, addend)))
+    combine = _Elementwise(ScalarGraph((dtype,) * n, tuple(steps), (n + len(steps) - 1,)), dev,
+                           str(op), node.outputs[0].ndim)
+    rt = dev.rt
+    pattern = z.type.broadcastable
+    name = type(op).__name__
+
+    def run(*args):
+        z, a, x, y, b = op.parts(args)
+        r = _matmul(rt, x, y, name)
+        operands = [r] + [v for v in (a, z, b) if v is not None]
+        for d, (n_z, n_r, bc) in enumerate(zip(z.shape, r.shape, pattern)):
+            if n_z != n_r and not (n_z == 1 and bc):
+                raise ValueError(f"{name}: the addend's shape {tuple(z.shape)} does not fit "
+                                 f"the product's {tuple(r.shape)} (dimension {d})")
+        return combine(operands, tuple(r.shape))[0]
+    return run
+
+
+def _after_first(node: Apply) -> list[int]:
+    return list(range(1, len(node.inputs)))
+
+
+def _after_second(node: Apply) -> list[int]:
+    return list(range(2, len(node.inputs)))
+
+
+# Views and index scalars: the ops' own impls use array methods only (a[idx], transpose,
+# reshape), which device arrays have, once their lengths and indices are host numbers.
+@device_thunk(DimShuffle)
+def _view(node: Apply, dev: _Build) -> Callable:
+    return node.op.impl(node)
+
+
+@device_thunk(Reshape, host_args=_after_first)
+def _reshape(node: Apply, dev: _Build) -> Callable:
+    return node.op.impl(node)
+
+
+def _subtensor_host_args(node: Apply) -> list[int]:
+    """Scalar indices stay on the host; index arrays go to the device."""
+    return [i for i in range(1, len(node.inputs)) if node.inputs[i].ndim == 0]
+
+
+def _inc_host_args(node: Apply) -> list[int]:
+    return [i for i in range(2, len(node.inputs)) if node.inputs[i].ndim == 0]
+
+
+@device_thunk(Subtensor, host_args=_subtensor_host_args)
+def _subtensor(node: Apply, dev: _Build) -> Callable:
+    return node.op.impl(node)
+
+
+def _copier(dtype: str, dev: _Build, label: str, ndim: int) -> _Elementwise:
+    """A kernel writing an array (broadcast as it comes) into a new one of ``dtype``."""
+    return _Elementwise(ScalarGraph.of_row(S.identity, (dtype,)), dev, label, ndim)
+
+
+@device_thunk(IncSubtensor, host_args=_inc_host_args)
+def _inc_subtensor(node: Apply, dev: _Build) -> Callable:
+    """A copy of ``x`` with ``x[index]`` set or incremented; repeated advanced indices
+    accumulate (the array library's ``add.at``: atomic adds on a GPU)."""
+    op = node.op
+    build, _ = _index_builder(op.spec)
+    advanced, setting = _is_advanced(op.spec), op.set_instead_of_inc
+    copy = _copier(node.outputs[0].dtype, dev, f"{op} copy", node.outputs[0].ndim)
+    xp = dev.rt.xp
+
+    def run(a, y, *vals):
+        out = copy((a,), tuple(a.shape))[0]
+        idx = build(*vals)
+        if setting:
+            out[idx] = y
+        elif advanced:
+            xp.add.at(out, idx, y)
+        else:
+            out[idx] += y
+        if plan.recording() is not None:
+            plan.launch("array", str(op), 1, 1, 2 * plan.nbytes([y, *vals]), y.size)
+        return out
+    return run
+
+
+@device_thunk(Alloc, host_args=_after_first)
+def _alloc(node: Apply, dev: _Build) -> Callable:
+    fill = _copier(node.outputs[0].dtype, dev, "Alloc", node.outputs[0].ndim)
+
+    def run(value, *shape):
+        return fill((value,), tuple(int(s) for s in shape))[0]
+    return run
+
+
+@device_thunk(Join, host_args=lambda node: [0])
+def _join(node: Apply, dev: _Build) -> Callable:
+    xp = dev.rt.xp
+
+    def run(axis, *arrays):
+        out = xp.concatenate(arrays, axis=int(axis))
+        if plan.recording() is not None:
+            plan.launch("array", "Join", 1, 1, 2 * out.nbytes, 0)
+        return out
+    return run
+
+
+@device_thunk(Softmax)
+def _softmax(node: Apply, dev: _Build) -> Callable | None:
+    """Softmax and log-softmax as three kernels (the op's own passes): the maximum along the
+    axes, ``s = sum(exp(x - m))``, then the output from ``x``, ``m`` and ``s``."""
+    op, x = node.op, node.inputs[0]
+    dtype = x.dtype
+    if dtype not in ("float32", "float64") or node.outputs[0].dtype != dtype:
+        return None
+    axes = op.axis if isinstance(op.axis, tuple) else (op.axis,)
+    axes = tuple(d % x.ndim for d in axes)
+    denominator, result = op.passes(dtype)
+    label = str(op)
+    maximum = _Reduction(ScalarGraph.of_row(S.identity, (dtype,)), "max", axes, x.ndim, dtype,
+                         None, dev, label + " max")
+    total = _Reduction(denominator, "sum", axes, x.ndim, dtype, None, dev, label + " sum")
+    output = _Elementwise(result, dev, label, x.ndim)
+
+    def run(a):
+        if a.size == 0:
+            return a.copy()
+        shape = tuple(a.shape)
+        keep = tuple(1 if d in axes else n for d, n in enumerate(shape))
+        m = maximum((a,), shape).reshape(keep)
+        s = total((a, m), shape).reshape(keep)
+        return output((a, m, s), shape)[0]
+    return run
+
+
+# -- the backend -------------------------------------------------------------------------------
+
+class HostOpError(RuntimeError):
+    """``assert_no_cpu_op=raise``: a node of the graph has no device implementation."""
+
+
+class _Build:
+    """One ``build``: the thunks of its nodes, given where its values live."""
+
+    def __init__(self, rt, residency: _Residency):
+        self.rt, self.residency = rt, residency
+        self.module = _Module(rt)
+        self.host_ops: list[Apply] = []
+
+    def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
+        if node in self.residency.host_nodes:
+            fn = numpy_thunk(node, inner)
+            moved = [k for k, o in enumerate(node.outputs) if o in self.residency.moved]
+            return _moving_out(fn, node, self.rt, moved) if moved else fn
+        entry = _entry(DEVICE_THUNKS, node.op)
+        fn = entry(node, self) if entry is not None else None
+        if fn is None:
+            return self._on_host(node, inner)
+        wants_host = _entry(HOST_ARGS, node.op)
+        host_args = set(wants_host(node)) if wants_host is not None else set()
+        return _moving(fn, node, self.rt, self.residency, host_args)
+
+    def _on_host(self, node: Apply, inner: Sequence[Callable]) -> Callable:
+        """The numpy thunk between transfers: device inputs to the host, outputs back."""
+        self.host_ops.append(node)
+        policy = config.assert_no_cpu_op
+        if policy != "ignore":
+            from ...symbolic.trace import format_trace
+            where = format_trace(node.outputs[0].trace) if getattr(
+                node.outputs[0], "trace", None) else "an unknown line"
+            text = (f"{node.op} has no device implementation: it runs on the host, with its "
+                    f"inputs copied from the device and its outputs back (built at {where})")
+            if policy == "raise":
+                raise HostOpError(text + " (assert_no_cpu_op=raise)")
+            warnings.warn(text, stacklevel=2)
+        fn = numpy_thunk(node, inner)
+        rt = self.rt
+        n_out = len(node.outputs)
+        what = f"{node.op}, run on the host"
+
+        def run(*args):
+            host = [_down(rt, a, what) if rt.is_device_array(a) else a for a in args]
+            res = fn(*host)
+            if n_out == 1:
+                return _to_device(rt, res, what)
+            return tuple(_to_device(rt, r, what) for r in res)
+        run.host = True
+        return run
+
+
+def _moving_out(fn: Callable, node: Apply, rt, moved: Sequence[int]) -> Callable:
+    """A host node's thunk whose outputs ``moved`` go to the device as they are made."""
+    what = f"the result of {node.op}, made on the host"
+    if len(node.outputs) == 1:
+        return lambda *args: _to_device(rt, fn(*args), what)
+
+    def run(*args):
+        res = list(fn(*args))
+        for k in moved:
+            res[k] = _to_device(rt, res[k], what)
+        return tuple(res)
+    return run
+
+
+def _up(rt, value: np.ndarray, what: str):
+    """``value`` copied to the device (recorded in a kernel plan as ``what``)."""
+    if plan.recording() is not None:
+        plan.transfer("device", value.nbytes, what)
+    return rt.to_device(value)
+
+
+def _down(rt, value, what: str) -> np.ndarray:
+    """``value`` copied to the host (recorded in a kernel plan as ``what``)."""
+    if plan.recording() is not None:
+        plan.transfer("host", value.nbytes, what)
+    return rt.to_host(value)
+
+
+def _to_device(rt, value, what: str):
+    if isinstance(value, (np.ndarray, np.generic)):
+        return _up(rt, np.asarray(value), what)
+    return value
+
+
+def _moving(fn: Callable, node: Apply, rt, residency: _Residency,
+            host_args: set[int]) -> Callable:
+    """``fn`` with each input that lives on the host but is wanted on the device moved
+    there (a counted transfer: a host scalar feeding a kernel), and each device input wanted
+    on the host (a length computed on the device) moved back."""
+    to_dev = [i for i, v in enumerate(node.inputs)
+              if residency.on_host(v) and i not in host_args]
+    to_host = [i for i, v in enumerate(node.inputs)
+               if not residency.on_host(v) and i in host_args]
+    if not to_dev and not to_host:
+        return fn
+    # constants move once, when the function is built
+    consts = {i: rt.to_device(np.asarray(v.data)) for i, v in enumerate(node.inputs)
+              if i in to_dev and isinstance(v, Constant)}
+    up, down = f"a host value for {node.op}", f"a device value {node.op} reads on the host"
+
+    def run(*args):
+        args = list(args)
+        for i in to_dev:
+            args[i] = consts[i] if i in consts else _to_device(rt, args[i], up)
+        for i in to_host:
+            args[i] = _down(rt, args[i], down)
+        return fn(*args)
+    return run
+
+
+class _Resident(list):
+    """A shared container as the device function sees it: a value read where the graph
+    wants it (moved when it lives elsewhere), and an update stored where the variable's
+    value lives."""
+
+    def __init__(self, container: list, rt, on_host: bool):
+        super().__init__([None])
+        self.container, self.rt, self.host = container, rt, on_host
+
+    def __getitem__(self, k):
+        value = self.container[k]
+        is_dev = self.rt.is_device_array(value)
+        if self.host and is_dev:
+            return _down(self.rt, value, "a shared value read on the host")
+        if not self.host and not is_dev:
+            return _up(self.rt, value, "a host shared value read on the device")
+        return value
+
+    def __setitem__(self, k, value) -> None:
+        stays = self.rt.is_device_array(self.container[k])
+        if stays and not self.rt.is_device_array(value):
+            value = _up(self.rt, value, "an update computed on the host")
+        elif not stays and self.rt.is_device_array(value):
+            value = _down(self.rt, value, "an update of a host shared value")
+        self.container[k] = value
+
+
+def _device_check(check: Callable, var, rt, to_device: bool) -> Callable:
+    """An argument check for the device: a device array of the input's type as it is, a
+    host value checked as on the CPU and moved (``to_device``) or kept."""
+    t = var.type
+
+    def run(value):
+        if rt.is_device_array(value):
+            if np.dtype(value.dtype) != t.numpy_dtype or value.ndim != t.ndim:
+                raise TypeError(f"input {var!r} expects {t}; got a device array of dtype "
+                                f"{value.dtype} and {value.ndim} dimensions")
+            return value if to_device else _down(rt, value, f"argument {var}")
+        value = check(value)
+        return _up(rt, value, f"argument {var}") if to_device else value
+    return run
+
+
+class CudaBackend(NumpyBackend):
+    """Linker ``'cuda'``; ``function()`` chooses it when ``config.device`` is a CUDA device
+    and the mode names no other linker."""
+
+    name = "cuda"
+
+    def build(self, fgraph, plan: Plan) -> Callable:
+        rt = runtime()
+        n = plan.n_explicit
+        residency = _Residency(fgraph)
+        ins = fgraph.inputs
+        dev_plan = dataclasses.replace(
+            plan,
+            input_checks=[_device_check(c, v, rt, not residency.on_host(v))
+                          for c, v in zip(plan.input_checks, ins[:n])],
+            python_scalars=[False] * n,
+            shared_containers=[_Resident(c, rt, residency.on_host(v))
+                               for c, v in zip(plan.shared_containers, ins[n:])],
+            update_containers=[_Resident(c, rt, not rt.is_device_array(c[0]))
+                               for c in plan.update_containers],
+            copy_outputs=[False] * len(plan.copy_outputs),
+            inplace_updates=False)
+        build = _Build(rt, residency)
+        fn = _build(build, fgraph, dev_plan, array_type=rt.array_type,
+                    asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v))
+        keep = list(plan.borrow_outputs) or [False] * plan.n_outputs
+        wrapped = _returning_host(fn, rt, plan, keep)
+        wrapped.host_ops = build.host_ops
+        # the containers themselves (not the views above): kernel_plan restores them
+        wrapped.shared_containers = plan.shared_containers
+        wrapped.update_containers = plan.update_containers
+        return wrapped
+
+
+def _returning_host(fn: Callable, rt, plan: Plan, keep: Sequence[bool]) -> Callable:
+    """``fn`` whose outputs come back as numpy arrays, except those ``keep`` says stay."""
+    def host(value, stay):
+        return value if stay or not rt.is_device_array(value) else \
+            _down(rt, value, "an output")
+
+    if plan.single_output:
+        def call(*args, **kw):
+            return host(fn(*args, **kw), keep[0])
+    elif plan.output_keys is not None:
+        def call(*args, **kw):
+            res = fn(*args, **kw)
+            return {k: host(v, s) for (k, v), s in zip(res.items(), keep)}
+    else:
+        def call(*args, **kw):
+            return [host(v, s) for v, s in zip(fn(*args, **kw), keep)]
+    call.source = fn.source
+    call.set_trusted = fn.set_trusted
+    call.fn = fn
+    return call
+
+
+register("cuda", CudaBackend())

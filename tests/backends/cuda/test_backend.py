@@ -1,0 +1,173 @@
+"""The device path (``device=cuda``) on the CPU stand-in (``cuda.simulator=True``): shared
+values in device memory, compiled functions run on the device with kernels of the CUDA
+dialect, transfers only where the graph needs them. Every result is compared with the CPU
+backend's for the same program."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import theon
+import theon.tensor as T
+from theon import config
+from theon.backends.cuda.backend import HostOpError, runtime
+from theon.backends.cuda.runtime import DeviceUnavailable
+from theon.backends.cuda.simulator import DeviceArray
+
+
+@pytest.fixture
+def device():
+    """device=cuda on the stand-in for the test, the CPU after it."""
+    saved = config.device, config.cuda.simulator
+    config.device, config.cuda.simulator = "cuda", True
+    rt = runtime()
+    rt.stats.reset()
+    yield rt
+    config.device, config.cuda.simulator = saved
+
+
+def _mlp(dtype: str = "float32"):
+    rng = np.random.default_rng(0)
+    X, y = T.matrix("X", dtype=dtype), T.ivector("y")
+    W1 = theon.shared((rng.normal(size=(20, 16)) * 0.1).astype(dtype), "W1")
+    b1 = theon.shared(np.zeros(16, dtype), "b1")
+    W2 = theon.shared((rng.normal(size=(16, 5)) * 0.1).astype(dtype), "W2")
+    b2 = theon.shared(np.zeros(5, dtype), "b2")
+    h = T.nnet.relu(T.dot(X, W1) + b1)
+    p = T.nnet.softmax(T.dot(h, W2) + b2)
+    loss = -T.mean(T.log(p)[T.arange(y.shape[0]), y])
+    params = [W1, b1, W2, b2]
+    grads = T.grad(loss, params)
+    step = theon.function([X, y], loss, updates=[(w, w - np.asarray(0.1, dtype) * g)
+                                                  for w, g in zip(params, grads)])
+    return step, params
+
+
+def _batch(dtype: str = "float32"):
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(8, 20)).astype(dtype), rng.integers(0, 5, 8).astype("int32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mlp_training_step_matches_the_cpu(device, dtype):
+    X, y = _batch(dtype)
+    config.device = "cpu"
+    step, params = _mlp(dtype)
+    want = [float(step(X, y)) for _ in range(3)]
+    want_w = [p.get_value() for p in params]
+    config.device = "cuda"
+    step, params = _mlp(dtype)
+    for p in params:  # the weights live in device memory
+        assert isinstance(p.get_value(borrow=True, return_internal_type=True), DeviceArray)
+    device.stats.reset()
+    got = [float(step(X, y)) for _ in range(3)]
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, want, rtol=rtol)
+    for p, w in zip(params, want_w):
+        value = p.get_value()
+        assert type(value) is np.ndarray
+        np.testing.assert_allclose(value, w, rtol=rtol, atol=rtol)
+    # per call: the loss comes back (4 bytes or 8), no weight or gradient crosses
+    stats = device.stats
+    assert stats.to_host_calls == 3 + len(params) and \
+        stats.to_host_bytes == 3 * np.dtype(dtype).itemsize + sum(p.get_value().nbytes
+                                                                  for p in params)
+    assert all(isinstance(p.get_value(borrow=True, return_internal_type=True), DeviceArray)
+               for p in params)
+    assert step.fn.host_ops == []  # every node has a device implementation
+
+
+def test_elementwise_and_reductions_of_every_layout(device):
+    x, y = T.matrix("x"), T.matrix("y")
+    outs = [T.tanh(x * 2 + y), (x * y).sum(axis=0), T.exp(x).max(axis=1), (x + y.T).sum(),
+            T.sqr(x[::2, ::-1]).mean(axis=1)]
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    config.device = "cpu"
+    want = theon.function([x, y], outs)(a, b)
+    config.device = "cuda"
+    f = theon.function([x, y], outs)
+    got = f(a, b)
+    for g, w in zip(got, want):
+        assert type(g) is np.ndarray
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    assert device.stats.launches > 0
+
+
+def test_device_arguments_are_not_copied_and_borrowed_outputs_stay(device):
+    x = T.vector("x")
+    f = theon.function([x], theon.Out(T.exp(x), borrow=True))
+    a = device.to_device(np.arange(4.0))
+    device.stats.reset()
+    r = f(a)
+    assert isinstance(r, DeviceArray) and device.stats.to_device_calls == 0
+    np.testing.assert_allclose(r.get(), np.exp(np.arange(4.0)))
+    # a numpy argument is moved once; a plain output comes back as numpy
+    g = theon.function([x], T.exp(x))
+    assert type(g(np.arange(4.0))) is np.ndarray
+
+
+def test_shared_values_on_the_device(device):
+    w = theon.shared(np.arange(6.0).reshape(2, 3), "w")
+    assert isinstance(w.get_value(borrow=True, return_internal_type=True), DeviceArray)
+    assert type(w.get_value()) is np.ndarray and type(w.get_value(borrow=True)) is np.ndarray
+    w.set_value(np.ones((2, 3)))
+    assert isinstance(w.container[0], DeviceArray)
+    w.set_value(device.to_device(np.zeros((4, 3))))
+    np.testing.assert_array_equal(w.get_value(), np.zeros((4, 3)))
+    with pytest.raises(TypeError, match="dtype float32"):
+        w.set_value(device.to_device(np.zeros((2, 3), "float32")))
+    # integers and scalars stay on the host, where indices and counters are cheapest
+    n = theon.shared(np.int64(0), "n")
+    assert type(n.get_value(borrow=True, return_internal_type=True)) is np.ndarray
+    count = theon.function([], n, updates=[(n, n + 1)])
+    count()
+    assert int(n.get_value()) == 1 and type(n.container[0]) is np.ndarray
+
+
+def test_pickled_device_shared_variable_loads_where_configured(device):
+    w = theon.shared(np.arange(3.0), "w")
+    data = pickle.dumps(w)
+    back = pickle.loads(data)
+    assert isinstance(back.container[0], DeviceArray)
+    np.testing.assert_array_equal(back.get_value(), np.arange(3.0))
+    config.device = "cpu"
+    host = pickle.loads(data)
+    assert type(host.container[0]) is np.ndarray
+
+
+def test_an_op_without_device_implementation_runs_between_transfers(device):
+    x = T.vector("x")
+    f = theon.function([x], T.sort(x) * 2)
+    assert [type(n.op).__name__ for n in f.fn.host_ops] == ["Sort"]
+    np.testing.assert_array_equal(f(np.array([3.0, 1.0, 2.0])), [2.0, 4.0, 6.0])
+    config.assert_no_cpu_op = "raise"
+    try:
+        with pytest.raises(HostOpError, match=r"Sort.*no device implementation.*test_backend"):
+            theon.function([x], T.sort(x) * 2)
+    finally:
+        config.assert_no_cpu_op = "ignore"
+
+
+def test_broadcasting_that_the_types_forbid_is_refused(device):
+    x, y = T.matrix("x"), T.matrix("y")
+    f = theon.function([x, y], x + y)
+    with pytest.raises(ValueError, match="broadcastable"):
+        f(np.ones((3, 4)), np.ones((1, 4)))
+
+
+def test_no_cupy_is_one_clear_error():
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("cupy is installed: the missing-CuPy error cannot happen here")
+    except ImportError:
+        pass
+    saved = config.device, config.cuda.simulator
+    config.device, config.cuda.simulator = "cuda", False
+    try:
+        with pytest.raises(DeviceUnavailable, match=r"cupy.*\.\[cuda\]"):
+            theon.shared(np.ones(3))
+    finally:
+        config.device, config.cuda.simulator = saved
