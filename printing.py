@@ -1,4 +1,5 @@
-"""Looking at graphs: ``debugprint`` (a tree with ids), ``pp``, and the ``Print`` op."""
+"""Looking at graphs: ``debugprint`` (a tree with ids), ``pp``, the ``Print`` op, and
+``kernel_plan`` (what a function compiled for a device launches and moves per call)."""
 from __future__ import annotations
 
 import itertools
@@ -41,8 +42,11 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
     text is returned instead of printed. For a compiled function the graph shown is the one
     that runs; ``rewritten=False`` shows the graph as built, before rewriting.
     """
+    host: set = set()
     if hasattr(obj, "maker"):
         maker = obj.maker
+        # on a device, nodes with no device implementation run on the host between transfers
+        host = set(getattr(getattr(obj, "fn", None), "host_ops", ()))
         outputs: Sequence[Variable] = (maker.fgraph.outputs if rewritten
                                        else maker.original_outputs)
     elif isinstance(obj, (list, tuple)):
@@ -60,7 +64,7 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
         # MAX_INDENT continues here, after the part it was cut from, before the next output
         trees = deque([(out, 0, 0)])
         while trees:
-            _print_tree(trees, names, gen, lines, expanded, print_type, depth)
+            _print_tree(trees, names, gen, lines, expanded, print_type, depth, host)
     text = "\n".join(lines) + "\n"
     if file == "str":
         return text
@@ -71,8 +75,21 @@ def debugprint(obj: Any, file: Any = None, print_type: bool = False, depth: int 
 dprint = debugprint
 
 
+def kernel_plan(f: Any, *args: Any, file: Any = None) -> Any:
+    """Print what one call of ``f`` (compiled with ``device=cuda``) on ``args`` launches and
+    moves: each launch with its grid, block, bytes and flops, the host-device transfers, the
+    bytes against the minimum, and a predicted time on an H200. The call's updates are undone.
+    Returns the plan (``backends.cuda.plan.KernelPlan``); ``file='str'`` returns its text."""
+    from .backends.cuda.plan import kernel_plan as record
+    plan = record(f, *args)
+    if file == "str":
+        return str(plan)
+    (file or sys.stdout).write(str(plan) + "\n")
+    return plan
+
+
 def _print_tree(trees: deque, names: dict[Any, str], gen, lines: list[str], expanded: set,
-                print_type: bool, depth: int) -> None:
+                print_type: bool, depth: int, host: set = frozenset()) -> None:
     """Print the first tree of ``trees``, queueing the subtrees cut at ``MAX_INDENT``."""
     stack = [trees.popleft()]
     if stack[0][2] and stack[0][0].owner in expanded:
@@ -92,7 +109,8 @@ def _print_tree(trees: deque, names: dict[Any, str], gen, lines: list[str], expa
                and node.inputs and not 0 <= depth <= level + 1)
         lines.append(f"{' |' * indent}{label}{out_idx} [id {names[key]}]"
                      f"{' ' + repr(var.name) if node is not None and var.name else ''}"
-                     f"{' (continued below)' if cut else ''}")
+                     f"{' (continued below)' if cut else ''}"
+                     f"{' (on the host: inputs and outputs transferred)' if node in host else ''}")
         if cut:
             trees.append((var, level, level))
             continue

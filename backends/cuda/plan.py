@@ -4,7 +4,10 @@
 launch (the kernel, its grid and block, the bytes it reads and writes, its arithmetic), each
 product, each host-device transfer, and restores the shared values the call updated, so the
 plan has no side effect. ``KernelPlan.minimum_bytes`` is what the math cannot avoid moving:
-the arguments, the shared values read, the outputs and the updated values written once each.
+the arguments, the shared values read, the outputs and the updated values once each
+(``io_bytes``), and each matrix product's operands and result (``product_bytes``: a product
+cannot be fused away; every elementwise step could be, into a product's prologue or
+epilogue or into its neighbours).
 ``predict`` turns the plan into a time on a GPU of given bandwidth and launch cost.
 """
 from __future__ import annotations
@@ -48,7 +51,15 @@ class KernelPlan:
 
     launches: list[Launch] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
-    minimum_bytes: int = 0
+    io_bytes: int = 0
+
+    @property
+    def product_bytes(self) -> int:
+        return sum(launch.bytes for launch in self.launches if launch.kind == "matmul")
+
+    @property
+    def minimum_bytes(self) -> int:
+        return self.io_bytes + self.product_bytes
 
     @property
     def device_bytes(self) -> int:
@@ -72,8 +83,10 @@ class KernelPlan:
             rows.append(f"{k:>3}  {launch.kind:<6} {launch.name[:34]:<34} {launch.grid:>7} "
                         f"{launch.block:>5} {launch.bytes:>11,} {launch.flops:>11,}")
         rows.append(f"{len(self.launches)} launches, {self.device_bytes:,} bytes moved in "
-                    f"device memory ({self.device_bytes / max(self.minimum_bytes, 1):.2f}x the "
-                    f"minimum of {self.minimum_bytes:,})")
+                    f"device memory, {self.device_bytes / max(self.minimum_bytes, 1):.2f}x the "
+                    f"minimum of {self.minimum_bytes:,} (inputs, outputs and updates once: "
+                    f"{self.io_bytes:,}; the products' operands and results: "
+                    f"{self.product_bytes:,})")
         if self.transfers:
             rows.append(f"{len(self.transfers)} host-device transfers, "
                         f"{self.transfer_bytes:,} bytes:")
@@ -130,6 +143,6 @@ def kernel_plan(f: Callable, *args: Any) -> KernelPlan:
             c[0] = value
     outs = results.values() if isinstance(results, dict) else \
         results if isinstance(results, (list, tuple)) else [results]
-    plan.minimum_bytes = (nbytes(args) + nbytes([c[0] for c in fn.shared_containers]) +
-                          nbytes(list(outs)) + nbytes(updated))
+    plan.io_bytes = (nbytes(args) + nbytes([c[0] for c in fn.shared_containers]) +
+                     nbytes(list(outs)) + nbytes(updated))
     return plan

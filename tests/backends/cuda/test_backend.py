@@ -171,3 +171,53 @@ def test_no_cupy_is_one_clear_error():
             theon.shared(np.ones(3))
     finally:
         config.device, config.cuda.simulator = saved
+
+
+def test_main_example_trains_the_same_on_the_device(device):
+    """examples/mlp.py with device=cuda: the same accuracy as on the CPU (float32, the
+    kernels round as numpy does: the CPU stand-in has no fused multiply-adds)."""
+    from theon.examples import mlp
+    saved = config.floatX
+    config.floatX = "float32"
+    try:
+        config.device = "cpu"
+        want = mlp.main(epochs=1, verbose=False)
+        config.device = "cuda"
+        device.stats.reset()
+        got = mlp.main(epochs=1, verbose=False)
+    finally:
+        config.floatX = saved
+    assert got == pytest.approx(want, abs=2 / 600)  # at most two test points differ
+    assert device.stats.launches > 0
+
+
+def test_kernel_plan_of_the_training_step(device):
+    """One call's launches and transfers, recorded without changing the weights: the step
+    moves its batch in and its loss out, no weight or gradient."""
+    from theon import printing
+    step, params = _mlp()
+    X, y = _batch()
+    before = [p.get_value() for p in params]
+    plan = printing.kernel_plan(step, X, y, file=None)
+    for p, w in zip(params, before):  # the recorded call's updates are undone
+        np.testing.assert_array_equal(p.get_value(), w)
+    kinds = [launch.kind for launch in plan.launches]
+    assert kinds.count("matmul") == 5  # two forward products, three for the gradients
+    assert all(launch.grid >= 1 and launch.bytes > 0 for launch in plan.launches)
+    moved = {t.what for t in plan.transfers}
+    assert "argument X" in moved and "an output" in moved
+    assert all(t.bytes <= max(X.nbytes, 64) for t in plan.transfers)
+    assert plan.io_bytes == X.nbytes + y.nbytes + 2 * sum(w.nbytes for w in before) + 4
+    assert plan.minimum_bytes < plan.device_bytes
+    text = printing.kernel_plan(step, X, y, file="str")
+    assert "launches" in text and "predicted on an H200" in text
+
+
+def test_debugprint_marks_ops_on_the_host(device):
+    from theon import printing
+    x = T.vector("x")
+    f = theon.function([x], T.sort(x) * 2)
+    text = printing.debugprint(f, file="str")
+    sort_line = next(line for line in text.splitlines() if "Sort" in line)
+    assert "on the host" in sort_line
+    assert "on the host" not in text.replace(sort_line, "")
