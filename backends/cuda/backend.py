@@ -246,10 +246,13 @@ class _Module:
         self.parts.append(source)
         self.dtypes.update(dtypes)
 
+    def source(self) -> str:
+        """The module's CUDA source (the dialect's helpers once, then every kernel)."""
+        return D.CUDA.prelude(sorted(self.dtypes)) + "\n".join(self.parts)
+
     def get(self, name: str):
         if self.compiled is None:
-            self.compiled = self.rt.module(D.CUDA.prelude(sorted(self.dtypes)) +
-                                           "\n".join(self.parts))
+            self.compiled = self.rt.module(self.source())
         return self.compiled.get_function(name)
 
 
@@ -741,6 +744,7 @@ class CudaBackend(NumpyBackend):
         keep = list(plan.borrow_outputs) or [False] * plan.n_outputs
         wrapped = _returning_host(fn, rt, plan, keep)
         wrapped.host_ops = build.host_ops
+        wrapped.module = build.module
         # the containers themselves (not the views above): kernel_plan restores them
         wrapped.shared_containers = plan.shared_containers
         wrapped.update_containers = plan.update_containers

@@ -221,3 +221,39 @@ def test_debugprint_marks_ops_on_the_host(device):
     sort_line = next(line for line in text.splitlines() if "Sort" in line)
     assert "on the host" in sort_line
     assert "on the host" not in text.replace(sort_line, "")
+
+
+def _device_modules() -> list[tuple[str, str]]:
+    """(label, CUDA source) of the modules that device functions of several kinds compile."""
+    x, y = T.matrix("x"), T.matrix("y")
+    v = T.vector("v", dtype="float32")
+    cases = {
+        "training step float32": _mlp("float32")[0],
+        "training step float64": _mlp("float64")[0],
+        "layouts": theon.function([x, y], [T.tanh(x * 2 + y), (x * y).sum(axis=0),
+                                           T.exp(x).max(axis=1), (x + y.T).sum()]),
+        "softmax and integer work": theon.function(
+            [x, v], [T.nnet.softmax(x), T.nnet.logsoftmax(x), T.argmax(x, axis=1),
+                     (v > 0).sum(), T.switch(v > 0, v, 2 * v) // 3]),
+    }
+    return [(label, f.fn.module.source()) for label, f in cases.items()]
+
+
+def test_device_modules_compile_with_nvrtc_for_sm80_and_sm90(device):
+    """The gate of every generated kernel, on what the device backend actually puts in one
+    module: NVRTC (the pinned wheel of the test extra) compiles it for sm_80 and sm_90 with
+    an empty log, and ptxas reports no spill and no stack frame."""
+    from tests.backends.cuda_cpu import harness
+    nvrtc = harness.nvrtc()
+    if isinstance(nvrtc, str):
+        pytest.skip(nvrtc)
+    for label, source in _device_modules():
+        for arch in ("sm_80", "sm_90"):
+            ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
+            assert ok, f"{label} ({arch}):\n{log}"
+            report = [line for line in log.splitlines() if line.strip()]
+            assert all(line.startswith("ptxas") and "warning" not in line.lower()
+                       for line in report), f"{label} ({arch}):\n{log}"
+            assert "spill stores" in log and all(
+                "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads" in line
+                for line in report if "spill" in line), f"{label} ({arch}):\n{log}"
