@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from ..compile.fgraph import node_key
 from ..compile.rewrite import RULES, register
+from ..ops.alloc import Alloc
 from ..ops.blas import Dot, dot
 from ..ops.dimshuffle import DimShuffle, patternbroadcast, shape_padleft
 from ..ops.elemwise import Elemwise
@@ -231,17 +232,49 @@ def _fresh(v: Variable) -> Variable:
 
 # -- rule 1: loop-invariant code motion ------------------------------------------------------------
 
+def _same_rows(seq: Variable, n: Variable) -> Variable | None:
+    """The row of ``seq`` that every step reads, when ``seq`` is an ``Alloc`` broadcasting a
+    value along its first axis to ``n`` (the loop's n_steps) rows, under nothing but
+    reversals and ``[:n]`` (a loss's gradient through a loop: T.grad of a mean); else None."""
+    v = seq
+    while v.owner is not None and isinstance(v.owner.op, Subtensor):
+        spec = v.owner.op.spec
+        if len(spec) != 1 or spec[0][0] != "s" or spec[0][1] is not None:
+            return None
+        _, _, stop, step = spec[0]
+        if step not in (None, -1) or stop not in (None, "$") or (
+                stop == "$" and v.owner.inputs[1] is not n):
+            return None
+        v = v.owner.inputs[0]
+    node = v.owner
+    if node is None or node.op.__class__ is not Alloc or node.inputs[1] is not n:
+        return None
+    value, dims = node.inputs[0], node.inputs[2:]
+    if value.ndim == len(dims) + 1:
+        if not value.broadcastable[0]:
+            return None
+        value = DimShuffle(value.ndim, tuple(range(1, value.ndim)))(value)
+    row = Alloc()(value, *dims)
+    inner = seq.type.broadcastable[1:]
+    return row if row.broadcastable == inner else patternbroadcast(row, inner)
+
+
 def scan_invariants_out_of_loop(fgraph, node):
     """scan(body(x_t, h, f(W)), non_sequences=W) -> scan(body(x_t, h, V), non_sequences=f(W)):
     work of the body that reads only non-sequences and constants is computed once, before the
-    loop"""
+    loop; a sequence whose rows are one broadcast value, alloc(v, n_steps, ...), is read as
+    the non-sequence alloc(v, ...)"""
     loop = _Loop.of(node)
+    same = [(k, row) for k, (outer, _) in enumerate(loop.seqs)
+            if (row := _same_rows(outer, loop.n_steps)) is not None]
+    for k, row in reversed(same):
+        loop.nonseqs.append([row, loop.seqs.pop(k)[1]])
     outputs = loop.inner_outputs()
     order = toposort(outputs)
     fixed = {i for _, i in loop.nonseqs}
     inv = _invariants(order, _eager(order, outputs), fixed)
     if not inv:
-        return None
+        return _replacements(node, loop) if same else None
     moved = _frontier(order, inv, outputs)
     outer = _clone_outside(moved, {i: o for o, i in loop.nonseqs})
     stand_in = {v: _fresh(v) for v in moved}

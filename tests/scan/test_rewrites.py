@@ -108,6 +108,35 @@ def test_the_reverse_loop_gets_its_transposes_computed_once():
                for n in shuffles)  # no W.T in the body
 
 
+def test_a_sequence_of_one_broadcast_row_is_read_as_a_non_sequence():
+    # T.grad of a mean through a loop: the output gradient is alloc(1/size, n, ...), which
+    # the reverse loop read row by row from an array of n rows; it reads the one row instead
+    inputs, h = rnn_graph()
+    loss = h.mean()
+    f = same_as_unrewritten(inputs, T.grad(loss, inputs[2:]), rnn_args(), rtol=1e-10,
+                            atol=1e-12)
+    _, backward = sorted(loops(f), key=lambda n: n.op.name.startswith("grad_of"))
+    def peeled(v):  # under the reversal and the cut to n_steps
+        while v.owner is not None and type(v.owner.op).__name__ == "Subtensor":
+            v = v.owner.inputs[0]
+        return v
+    allocs = [i for i in backward.inputs[1:1 + backward.op.spec.n_seqs]
+              if peeled(i).owner is not None and type(peeled(i).owner.op).__name__ == "Alloc"]
+    assert not allocs
+    assert any(i.owner is not None and type(i.owner.op).__name__ == "Alloc" and i.ndim == 2
+               for i in backward.inputs[len(backward.inputs) - backward.op.spec.n_nonseqs:])
+
+
+def test_a_broadcast_sequence_of_another_length_keeps_the_loop_error():
+    v, k = T.dvector("v"), T.lscalar("k")
+    h, _ = theano.scan(lambda x_t, h: h + x_t, sequences=T.alloc(v, k, 3),
+                       outputs_info=T.zeros(3, dtype="float64"), n_steps=5)
+    f = theano.function([v, k], h)
+    np.testing.assert_allclose(f(np.ones(3), 7)[-1], 5 * np.ones(3))
+    with pytest.raises(ValueError, match="n_steps is 5 but sequence input 0 has only 2"):
+        f(np.ones(3), 2)
+
+
 def test_constant_work_stays_in_the_body():
     x = T.dvector("x")
     out, _ = theano.scan(lambda x_t, h: h * 0.5 + x_t, sequences=x,
