@@ -11,10 +11,14 @@ The gradients with respect to the input and to the filters are ops of their own
 the spatial shape it must produce; the three are linear in each argument, so the gradient of
 each is written with the other two, and second derivatives come for free.
 
-On numpy, the input is viewed as its sliding windows (``as_strided``: one view, nothing read),
-copied once into columns (the im2col matrix: kernel taps by output positions, per image and
-group) and multiplied with the filters by one batched BLAS matmul. The input gradient puts the
-columns back (col2im) with one strided add per kernel tap, never a loop over pixels.
+On numpy, three ways to one BLAS product, chosen by size (each described where it is defined):
+a stride-1 correlation with many channels multiplies each kernel tap's filters by the padded
+image shifted by the tap (no columns written); one with few outputs per image copies each
+tap's window of a batch-last input into im2col columns and makes one product for the whole
+batch; otherwise the input is viewed as its sliding windows (``as_strided``), copied into
+columns per image and multiplied by one batched matmul. The input gradient puts the columns
+back (col2im) with one strided add per kernel tap, never a loop over pixels. The batch is split
+over as many threads as numpy's BLAS would use, BLAS held at one thread meanwhile.
 """
 from __future__ import annotations
 
@@ -180,6 +184,46 @@ def _columns(xp: np.ndarray, kshape, out, subsample, dilation) -> np.ndarray:
     np.copyto(cols, windows)
     taps = lead[2] * int(np.prod(kshape))
     return cols.reshape(lead[0], lead[1], taps, int(np.prod(out)))
+
+
+# Batch-last im2col, for small outputs: the input moved to (channels, *padded, batch), so a
+# kernel tap's window is one slice whose rows are output-row x batch elements long (LeNet's
+# second layer: 512 instead of 8), copied whole; the product is then one matrix product over
+# every position of every image (per image, LeNet's 64 positions made 64 small products).
+# Moving the batch axis back and forth costs two copies of the input and output's size, which
+# pays where the outputs per image are few.
+_BATCH_LAST_MAX_POSITIONS = 256
+
+
+def _tap_windows(ks, out, subsample, dilation):
+    """Each kernel tap and the slices of the padded spatial dimensions its window covers."""
+    for tap in itertools.product(*(range(k) for k in ks)):
+        yield tap, tuple(slice(t * d, t * d + s * (o - 1) + 1, s)
+                         for t, d, s, o in zip(tap, dilation, subsample, out))
+
+
+def _batch_last(img: np.ndarray, pads) -> np.ndarray:
+    """``img`` (batch, channels, *spatial) as (channels, *padded, batch), zeros around."""
+    spatial = img.shape[2:]
+    padded = tuple(i + lo + hi for i, (lo, hi) in zip(spatial, pads))
+    xt = _scratch((img.shape[1], *padded, img.shape[0]), img.dtype, "batch_last")
+    if any(lo or hi for lo, hi in pads):
+        xt.fill(0)
+    inner = (slice(None),) + tuple(slice(lo, lo + i) for (lo, _), i in zip(pads, spatial))
+    xt[inner] = np.moveaxis(img, 0, -1)
+    return xt
+
+
+def _columns_batch_last(xt: np.ndarray, groups: int, ks, out, subsample,
+                        dilation) -> np.ndarray:
+    """im2col of a batch-last input (see :func:`_batch_last`): (groups, channels per group *
+    taps, positions * batch)."""
+    channels, batch = xt.shape[0], xt.shape[-1]
+    cols = _scratch((channels, *ks, *out, batch), xt.dtype)
+    for tap, where in _tap_windows(ks, out, subsample, dilation):
+        cols[(slice(None), *tap)] = xt[(slice(None), *where)]
+    return cols.reshape(groups, channels // groups * int(np.prod(ks)),
+                        int(np.prod(out)) * batch)
 
 
 # The shift path: a stride-1 correlation as one product per kernel tap, accumulated in place.
@@ -499,6 +543,14 @@ class ConvParams:
             def part(lo, hi):
                 _correlate_by_shifts(gemm, img[lo:hi], wt, ks, pads, out, dilation,
                                      result[lo:hi])
+        elif positions <= _BATCH_LAST_MAX_POSITIONS:
+            wm = w.reshape(g, n_out // g, taps)
+
+            def part(lo, hi):
+                cols = _columns_batch_last(_batch_last(img[lo:hi], pads), g, ks, out,
+                                           subsample, dilation)
+                res = np.matmul(wm, cols).reshape((n_out, *out, hi - lo))
+                result[lo:hi] = np.moveaxis(res, -1, 0)
         else:
             wm = w.reshape(g, n_out // g, taps)
 
@@ -523,6 +575,12 @@ class ConvParams:
         positions = int(np.prod(out))
 
         def part(lo, hi):
+            if positions <= _BATCH_LAST_MAX_POSITIONS:
+                dy = np.moveaxis(topgrad[lo:hi], 0, -1).reshape(
+                    g, kern_shape[0] // g, positions * (hi - lo))
+                cols = _columns_batch_last(_batch_last(img[lo:hi], pads), g, kshape, out,
+                                           self.subsample, self.filter_dilation)
+                return np.matmul(dy, cols.transpose(0, 2, 1))
             xp = _padded(img[lo:hi].reshape((hi - lo, g, channels // g) + img.shape[2:]), pads)
             cols = _columns(xp, kshape, out, self.subsample, self.filter_dilation)
             dy = topgrad[lo:hi].reshape(hi - lo, g, kern_shape[0] // g, positions)
@@ -560,13 +618,22 @@ class ConvParams:
         dx = np.empty(img_shape, np.result_type(kern.dtype, topgrad.dtype))
 
         def part(lo, hi):
+            if positions <= _BATCH_LAST_MAX_POSITIONS:
+                # col2im on the batch-last layout: each tap's add runs over rows of output
+                # row x batch elements
+                dy = np.moveaxis(topgrad[lo:hi], 0, -1).reshape(
+                    g, kern.shape[0] // g, positions * (hi - lo))
+                dcols = np.matmul(w, dy).reshape((g * cg, *ks, *out, hi - lo))
+                dxt = np.zeros((g * cg, *padded, hi - lo), dcols.dtype)
+                for tap, where in _tap_windows(ks, out, self.subsample, self.filter_dilation):
+                    dxt[(slice(None), *where)] += dcols[(slice(None), *tap)]
+                dx[lo:hi] = np.moveaxis(dxt[(slice(None), *crop)], -1, 0)
+                return
             dy = topgrad[lo:hi].reshape(hi - lo, g, kern.shape[0] // g, positions)
             dcols = np.matmul(w, dy).reshape((hi - lo, g, cg) + tuple(ks) + tuple(out))
             dxp = np.zeros((hi - lo, g, cg) + padded, dtype=dcols.dtype)
             # col2im: one strided add per kernel tap
-            for tap in itertools.product(*(range(k) for k in ks)):
-                where = tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in
-                              zip(tap, self.filter_dilation, self.subsample, out))
+            for tap, where in _tap_windows(ks, out, self.subsample, self.filter_dilation):
                 dxp[(Ellipsis,) + where] += dcols[(Ellipsis,) + tap + (slice(None),) * n]
             dx[lo:hi].reshape(dxp.shape[:3] + ishape)[...] = dxp[(Ellipsis,) + crop]
         _over_batch(batch, batch * int(np.prod(kern.shape)) * positions, part)

@@ -434,6 +434,23 @@ def three_threads(monkeypatch):
     assert counts[-1] == 3  # restored
 
 
+@pytest.mark.parametrize("mode,sub,groups", list(itertools.product(MODES_2D, [(1, 1), (2, 1)],
+                                                                   [1, 2])))
+def test_conv2d_per_image_columns(run, monkeypatch, mode, sub, groups):
+    """The im2col of one image at a time (taken where the outputs per image are many; the
+    small sizes above take the batch-last im2col)."""
+    monkeypatch.setattr(conv_impl, "_BATCH_LAST_MAX_POSITIONS", 0)
+    _check_all_three(run, 2, mode, sub, (2, 1), groups, True, (2, 4, 6, 7),
+                     (4, 4 // groups, 3, 2))
+
+
+@pytest.mark.parametrize("mode", MODES_3D)
+def test_conv3d_per_image_columns(run, monkeypatch, mode):
+    monkeypatch.setattr(conv_impl, "_BATCH_LAST_MAX_POSITIONS", 0)
+    _check_all_three(run, 3, mode, (2, 1, 2), (1, 2, 1), 2, False, (1, 2, 5, 4, 5),
+                     (2, 1, 2, 2, 3))
+
+
 SHIFT_COMBOS_2D = list(itertools.product(MODES_2D, [(1, 1), (2, 3)], [1, 2], [True, False]))
 
 
@@ -531,6 +548,7 @@ def test_threads_restore_blas_after_an_error(three_threads, monkeypatch):
             raise MemoryError("part")
         return real(xp, *args)
     monkeypatch.setattr(conv_impl, "_columns", failing)
+    monkeypatch.setattr(conv_impl, "_BATCH_LAST_MAX_POSITIONS", 0)
     x, w = var(4), var(4)
     f = theano.function([x, w], T.nnet.conv2d(x, w))
     with pytest.raises(MemoryError, match="part"):
