@@ -23,7 +23,7 @@ OP_CLASSES: list[type] = []  # every Op subclass, for completeness tests
 _OP_MODULES = ("theon.compile", "theon.compile.ops", "theon.printing", "theon.ifelse",
                "theon.scan.jacobian", "theon.ops.control", "theon.ops.gradient_ops",
                "theon.scan", "theon.ops.extra", "theon.ops.pool", "theon.ops.conv",
-               "theon.ops.random")
+               "theon.ops.random", "theon.ops.transfer")
 
 
 def theon_op_classes() -> list[type]:

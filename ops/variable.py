@@ -175,6 +175,10 @@ class TensorOperators:
     def repeat(self, repeats, axis=None): return _T.repeat(self, repeats, axis)
     def squeeze(self): return _T.squeeze(self)
     def copy(self, name=None): return _T.tensor_copy(self, name=name)
+
+    def transfer(self, target):
+        from .transfer import transfer
+        return transfer(self, target)
     def nonzero_values(self): return self.flatten()[_T.neq(self.flatten(), 0)]
 
     def nonzero(self, return_matrix=False):

@@ -40,6 +40,7 @@ from ...ops.nnet import Softmax
 from ...ops.reduce import Reduce
 from ...ops.shape import Reshape, Shape
 from ...ops.subtensor import IncSubtensor, Subtensor, _index_builder, _is_advanced
+from ...ops.transfer import Transfer
 from ...symbolic import shared as shared_module
 from ...symbolic.graph import Apply, Constant
 from ...symbolic.types import TensorType
@@ -455,7 +456,7 @@ def _after_second(node: Apply) -> list[int]:
 
 # Views and index scalars: the ops' own impls use array methods only (a[idx], transpose,
 # reshape), which device arrays have, once their lengths and indices are host numbers.
-@device_thunk(DimShuffle)
+@device_thunk(DimShuffle, Transfer)
 def _view(node: Apply, dev: _Build) -> Callable:
     return node.op.impl(node)
 
@@ -476,7 +477,18 @@ def _inc_host_args(node: Apply) -> list[int]:
 
 @device_thunk(Subtensor, host_args=_subtensor_host_args)
 def _subtensor(node: Apply, dev: _Build) -> Callable:
-    return node.op.impl(node)
+    fn = node.op.impl(node)
+    if not _is_advanced(node.op.spec):
+        return fn  # a view
+    label = str(node.op)
+
+    def gather(*args):  # the array library's gather kernel
+        out = fn(*args)
+        if plan.recording() is not None:
+            plan.launch("array", label, 1, 1, 2 * out.nbytes + plan.nbytes(args[1:]),
+                        out.size)
+        return out
+    return gather
 
 
 def _copier(dtype: str, dev: _Build, label: str, ndim: int) -> _Elementwise:
@@ -741,7 +753,9 @@ class CudaBackend(NumpyBackend):
         build = _Build(rt, residency)
         fn = _build(build, fgraph, dev_plan, array_type=rt.array_type,
                     asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v))
-        keep = list(plan.borrow_outputs) or [False] * plan.n_outputs
+        # an output stays on the device when asked: Out(x, borrow=True) or x.transfer('cuda')
+        keep = [bool(borrow) or _asks_device(var) for borrow, var in zip(
+            list(plan.borrow_outputs) or [False] * plan.n_outputs, fgraph.outputs)]
         wrapped = _returning_host(fn, rt, plan, keep)
         wrapped.host_ops = build.host_ops
         wrapped.module = build.module
@@ -749,6 +763,11 @@ class CudaBackend(NumpyBackend):
         wrapped.shared_containers = plan.shared_containers
         wrapped.update_containers = plan.update_containers
         return wrapped
+
+
+def _asks_device(var) -> bool:
+    return var.owner is not None and isinstance(var.owner.op, Transfer) and \
+        var.owner.op.to_device
 
 
 def _returning_host(fn: Callable, rt, plan: Plan, keep: Sequence[bool]) -> Callable:

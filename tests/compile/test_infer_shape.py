@@ -741,6 +741,12 @@ def _():
     return Case([x], Print("x", global_fn=lambda op, value: None)(x), MATS)
 
 
+@case("transfer")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], x.transfer("cuda"), MATS)
+
+
 @case("disconnected_grad")
 def _():
     x = T.dmatrix("x")

@@ -400,6 +400,7 @@ STRUCTURAL = {
     "ifelse_else": (lambda a, b: theano.ifelse.ifelse(T.lt(a.sum(), 0), a * 2, b * b),
                     [_pos(3) + 1, _r(3)]),
     "print": (lambda x: theano.printing.Print("x", attrs=("shape",))(x) * 2, [_r(3)]),
+    "transfer": (lambda x: x.transfer("cpu") * x.transfer("cuda"), [_r(3)]),
     "grad_scale": (lambda x: theano.gradient.grad_scale(x, 1.0) * x, [_r(3)]),
     "grad_clip_wide": (lambda x: theano.gradient.grad_clip(x, -1e6, 1e6) * x, [_r(3)]),
     # integer-valued helpers inside a differentiable graph

@@ -103,9 +103,13 @@ def test_device_arguments_are_not_copied_and_borrowed_outputs_stay(device):
     r = f(a)
     assert isinstance(r, DeviceArray) and device.stats.to_device_calls == 0
     np.testing.assert_allclose(r.get(), np.exp(np.arange(4.0)))
-    # a numpy argument is moved once; a plain output comes back as numpy
-    g = theon.function([x], T.exp(x))
-    assert type(g(np.arange(4.0))) is np.ndarray
+    # a numpy argument is moved once; a plain output comes back as numpy, one made by
+    # transfer('cuda') stays, one made by transfer('cpu') comes back
+    g = theon.function([x], [T.exp(x), T.exp(x).transfer("cuda"), T.exp(x).transfer("cpu")])
+    host, dev, back = g(np.arange(4.0))
+    assert type(host) is np.ndarray and isinstance(dev, DeviceArray) and \
+        type(back) is np.ndarray
+    np.testing.assert_array_equal(dev.get(), host)
 
 
 def test_shared_values_on_the_device(device):
