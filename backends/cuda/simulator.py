@@ -348,7 +348,8 @@ class DeviceArray:
     @classmethod
     def _of(cls, a: np.ndarray) -> DeviceArray:
         new = object.__new__(cls)
-        new._a = a
+        # numpy gives scalars where cupy gives 0-d arrays (a vector's dot product, say)
+        new._a = a if isinstance(a, np.ndarray) else np.asarray(a)
         return new
 
     # what numpy must not do with it
@@ -417,10 +418,6 @@ class DeviceArray:
     def T(self) -> DeviceArray:
         return DeviceArray._of(self._a.T)
 
-    @property
-    def device(self) -> str:
-        return "simulator"
-
     # host copies
     def get(self, stream=None, order: str = "C", out: np.ndarray | None = None) -> np.ndarray:
         """A numpy copy (into ``out`` if given)."""
@@ -438,7 +435,14 @@ class DeviceArray:
 
     # indexing: views share memory; numpy index arrays are allowed, as in CuPy
     def __getitem__(self, key) -> DeviceArray:
-        return _wrap(self._a[_unwrap_index(key)])
+        key = _unwrap_index(key)
+        # an element is a 0-d view, as cupy's (numpy would give a scalar copy): with a
+        # trailing Ellipsis numpy gives the view
+        if not isinstance(key, tuple):
+            key = (key,)
+        if not any(k is Ellipsis for k in key):
+            key = key + (Ellipsis,)
+        return DeviceArray._of(self._a[key])
 
     def __setitem__(self, key, value) -> None:
         if type(value) is DeviceArray:
@@ -763,7 +767,7 @@ class SimulatorRuntime(Runtime):
         self._check_device(b, "matmul")
         self.stats.matmuls += 1
         if out is None:
-            return DeviceArray._of(np.matmul(a._a, b._a))
+            return DeviceArray._of(np.matmul(a._a, b._a))  # a 0-d array for two vectors
         self._check_device(out, "matmul's out")
         np.matmul(a._a, b._a, out=out._a)
         return out

@@ -147,6 +147,11 @@ def test_attributes_views_and_copies_follow_numpy_and_cupy(srt):
     assert views[0][2, 3].item() == 100.0 and views[1][1, 0, 3].item() == 100.0
     assert views[2][5, 3].item() == 100.0 and views[3][3, 1, 2].item() == 100.0
     assert views[4][3, 2, 1].item() == 100.0 and views[5][23].item() == 100.0
+    # an element is a 0-d view too, as in cupy
+    element = a[1, 2, 3]
+    assert type(element) is sim.DeviceArray and element.shape == ()
+    element[...] = 7.0
+    assert a[1, 2, 3].item() == 7.0
     # copies and casts do not
     c, f = a.copy(), a.astype("float64")
     a[0] = -1.0
@@ -320,6 +325,12 @@ def test_matmul_is_a_times_b_on_the_device(rt):
     assert rt.stats.matmuls == 2 and rt.stats.launches == 0
     with pytest.raises(TypeError):
         rt.matmul(x, b)
+    # two vectors: a 0-d device array (numpy's matmul gives a scalar)
+    v = rt.matmul(rt.to_device(x[0]), rt.to_device(w[:, 0]))
+    assert rt.is_device_array(v) and v.shape == ()
+    back = rt.to_host(v)
+    assert isinstance(back, np.ndarray) and back.shape == ()
+    np.testing.assert_allclose(back, x[0] @ w[:, 0], rtol=1e-12)
 
 
 # -- the stand-in's kernels: CUDA's rules, checked -----------------------------------------------
