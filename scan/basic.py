@@ -93,14 +93,23 @@ class ScanSpec(NamedTuple):
 class Scan(Op):
     """A loop: the inner graph run once per step, its outputs stacked over the steps."""
 
+    reverse = False  # (for loops pickled before the attribute)
+
     def __init__(self, inner_inputs: Sequence[Variable], inner_outputs: Sequence[Variable],
                  spec: ScanSpec, name: str = "scan", labels: Sequence[str] = (),
-                 truncate_gradient: int = -1, go_backwards: bool = False):
+                 truncate_gradient: int = -1, go_backwards: bool = False,
+                 reverse: bool = False):
         self.inner_inputs, self.inner_outputs = list(inner_inputs), list(inner_outputs)
         self.spec, self.name = spec, name
         # how errors name each user output ("output 0 (h_t)")
         self.labels = list(labels) or [f"output {k}" for k in range(len(spec.outputs))]
         self.truncate_gradient, self.go_backwards = truncate_gradient, go_backwards
+        # step t reads row n-1-t of each sequence and writes row n-1-t of each map output (a
+        # reverse loop: its rows stay in the forward loop's order, so that the products
+        # after it read them without a reversed copy); states keep the steps' order
+        if reverse and spec.as_while:
+            raise ValueError("Scan: a reverse loop cannot end early (until)")
+        self.reverse = reverse
 
     def __eq__(self, other) -> bool:  # each loop holds its own inner graph
         return self is other
@@ -164,6 +173,7 @@ class Scan(Op):
                                  [v.ndim + (taps == (-1,)) for v, taps in
                                   zip(ins[n_seqs:n_seqs + n_fed], fed_taps)])
         c_steps = CLoop.of(self, fn)  # the steps in C, once compiled, where it takes a call
+        reverse = self.reverse
         dense = self._product_operands()
         kept: list = [None] * n_fed  # each state's buffer of the previous call
 
@@ -180,6 +190,8 @@ class Scan(Op):
                         f"scan {name!r}: n_steps is {n} but sequence input {k} has only "
                         f"{s.shape[0]} steps (after cutting it for its taps). Give fewer "
                         "n_steps, or leave n_steps out: then the shortest sequence sets it.")
+            if reverse:
+                seqs = [s[n - 1::-1] if n else s[:0] for s in seqs]
             inits = args[n_seqs:n_seqs + n_fed]
             rest = args[n_seqs + n_fed:]
             if dense and n > 1:
@@ -214,8 +226,11 @@ class Scan(Op):
             if done is not None:
                 steps = n
             else:
+                # (a reverse loop's maps are written through reversed views: see new_map)
                 steps, done = steps_of(n, *seqs, *bufs, *offsets, *rest)
             maps, shared = done[:len(map_index)], done[len(map_index):]
+            if reverse:
+                maps = [m if m is None else m[::-1] for m in maps]
             results: list = [None] * n_user
             for k, j in enumerate(fed_index):
                 results[j] = bufs[k][offsets[k]:offsets[k] + steps]
@@ -719,7 +734,7 @@ def _through_final_states(op: Scan, inputs, outputs, output_grads) -> list:
                 spec._replace(outputs=spec.outputs + ((-1,),) * spec.n_shared, n_shared=0),
                 name=f"{op.name}_steps", truncate_gradient=op.truncate_gradient,
                 labels=op.labels + [f"final state {k}" for k in range(spec.n_shared)],
-                go_backwards=op.go_backwards)
+                go_backwards=op.go_backwards, reverse=op.reverse)
     steps = twin.make_node(*inputs).outputs
     n = cast(inputs[0], "int64")
     grads, direct = list(output_grads[:n_user]), {}
@@ -737,7 +752,33 @@ def _through_final_states(op: Scan, inputs, outputs, output_grads) -> list:
     return result
 
 
+def _reverse_of_reverse(op: Scan, inputs, outputs, output_grads) -> list:
+    """The gradient of a reverse loop (second order): that of the same body run forward
+    over the sequences' rows reversed, its maps reversed."""
+    spec = op.spec
+    n_seqs, n_user = spec.n_seqs, len(spec.outputs)
+    forward = Scan(op.inner_inputs, op.inner_outputs, spec, name=op.name, labels=op.labels,
+                   truncate_gradient=op.truncate_gradient, go_backwards=op.go_backwards)
+    n = cast(inputs[0], "int64")
+    seqs = inputs[1:1 + n_seqs]
+    flipped = [s[:n][::-1] for s in seqs]
+
+    def in_steps(v, taps):
+        return v[::-1] if v is not None and taps is MAP else v
+    outs = [in_steps(o, t) for o, t in zip(outputs[:n_user], spec.outputs)]
+    grads = [in_steps(g, t) for g, t in zip(output_grads[:n_user], spec.outputs)]
+    result = _reverse_scan(forward, [inputs[0], *flipped, *inputs[1 + n_seqs:]],
+                           outs + list(outputs[n_user:]), grads + list(output_grads[n_user:]))
+    for k, s in enumerate(seqs):
+        g = result[1 + k]
+        if g is not None:
+            result[1 + k] = set_subtensor(zeros_like(s)[:n], g[::-1])
+    return result
+
+
 def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
+    if op.reverse:
+        return _reverse_of_reverse(op, inputs, outputs, output_grads)
     spec = op.spec
     n_seqs, n_user = spec.n_seqs, len(spec.outputs)
     n, seqs = inputs[0], inputs[1:1 + n_seqs]
@@ -754,11 +795,16 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
     trunc = op.truncate_gradient
     n_rev = n if trunc is None or trunc < 0 else ELEMWISE["minimum"](n, np.int64(trunc))
 
+    def last_steps(v: Variable) -> Variable:
+        """The rows of the n_rev last steps of ``v`` (n rows): a reverse loop's sequence,
+        read from its last row to its first."""
+        return v if n_rev is n else v[n - n_rev:]
+
     rev_seqs, rev_in = [], []  # outer sequences of the reverse loop, inner rows
     replace: dict[Variable, Variable] = {}
     for x, x_in in zip(seqs, seq_in):
         row = _row(x, x_in.name)
-        rev_seqs.append(x[:n][::-1])  # (a sequence may be longer than the steps run)
+        rev_seqs.append(last_steps(x[:n]))  # (a sequence may be longer than the steps run)
         rev_in.append(row)
         replace[x_in] = row
     windows = []  # per fed-back output: (user index, taps, initial rows, tap rows)
@@ -776,7 +822,7 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
         for tap, t_in in zip(taps, f_in[k:k + len(taps)]):
             piece = full[m + tap:m + tap + n]
             row = t_in.type(t_in.name)
-            rev_seqs.append(piece[::-1])
+            rev_seqs.append(last_steps(piece))
             rev_in.append(row)
             replace[t_in] = row
             tap_rows.append(row)
@@ -787,7 +833,7 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
     for j, g in enumerate(grads):
         if g is not None:
             row = _row(g)
-            rev_seqs.append(g[::-1])
+            rev_seqs.append(last_steps(g))
             rev_in.append(row)
             g_rows[j] = row
     p_in = [v.type(v.name) for v in nonseq_in]
@@ -837,7 +883,7 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
         used = set(ancestors(swapped))
         for j, b in outputs_read.items():
             if rows_of[b] in used:
-                rev_seqs.append(outputs[j][::-1])
+                rev_seqs.append(last_steps(outputs[j]))
                 rev_in.append(rows_of[b])
         got = swapped
     got = dict(zip(wrt, got))
@@ -859,7 +905,7 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
     rev_spec = ScanSpec(n_seqs=len(rev_seqs), outputs=(MAP,) * len(seq_grads),
                         n_shared=len(carried_in), n_nonseqs=len(p_in), as_while=False)
     rev = Scan(rev_in + carried_in + p_in, seq_grads + new_carried, rev_spec,
-               name=f"grad_of_{op.name}")
+               name=f"grad_of_{op.name}", reverse=True)
     rev_outs = rev.make_node(n_rev, *rev_seqs, *carried_init, *nonseqs).outputs
     complete = None if n_rev is n else ELEMWISE["ge"](n_rev, n)
 
@@ -871,7 +917,7 @@ def _reverse_scan(op: Scan, inputs, outputs, output_grads) -> list:
             continue
         # the rows of the steps run, in order; the rows before a truncation and those after
         # the last step (a sequence longer than n_steps) get no gradient
-        result.append(set_subtensor(zeros_like(x)[n - n_rev:n], next(it)[::-1]))
+        result.append(set_subtensor(zeros_like(x)[n - n_rev:n], next(it)))
     finals = rev_outs[len(seq_grads):]
     by_output = {j: finals[w] for w, (j, *_rest) in enumerate(windows)}
     fed = 0

@@ -289,8 +289,10 @@ class CLoop:
             if shapes[self.results[j]] != bufs[k].shape[1:]:
                 return None  # a state that changes shape: the Python loop says so
         for j in self.maps:
-            maps.append(np.empty((n,) + shapes[self.results[j]],
-                                 dtype=self.op.inner_outputs[j].type.dtype))
+            stacked = np.empty((n,) + shapes[self.results[j]],
+                               dtype=self.op.inner_outputs[j].type.dtype)
+            # a reverse loop writes step t at row n-1-t (its caller reverses the view back)
+            maps.append(stacked[::-1] if self.op.reverse else stacked)
         if self.entry is None:
             self._request()  # (with config.wait_for_kernels, loaded when this returns)
             if self.entry is None:

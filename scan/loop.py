@@ -130,9 +130,13 @@ def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]
             "step). A state keeps its shape from step to step.")
 
     kept: list = [None] * n_user  # each map output of the previous call, to reuse
+    reverse = getattr(op, "reverse", False)
 
     def new_map(j: int, value, n: int) -> np.ndarray:
-        return reused(kept, j, (n,) + np.shape(value), dtypes[j])
+        stacked = reused(kept, j, (n,) + np.shape(value), dtypes[j])
+        # a reverse loop writes step t at row n-1-t: through a reversed view, whose reversal
+        # (by the caller) is the array in row order again
+        return stacked[::-1] if reverse else stacked
 
     def bad_map(j: int, value, t: int, stacked: np.ndarray) -> None:
         raise ValueError(

@@ -138,7 +138,8 @@ class _Loop:
                         as_while=self.cond is not None)
         new_op = Scan(self.inner_inputs(), self.inner_outputs(), spec, name=name or op.name,
                       labels=list(labels) if labels is not None else [o.label for o in self.outs],
-                      truncate_gradient=op.truncate_gradient, go_backwards=op.go_backwards)
+                      truncate_gradient=op.truncate_gradient, go_backwards=op.go_backwards,
+                      reverse=op.reverse)
         node = new_op.make_node(self.n_steps, *[s for s, _ in self.seqs],
                                 *[o.init for o in self.outs if o.taps is not MAP],
                                 *[s.init for s in self.shared], *[s for s, _ in self.nonseqs])
@@ -513,7 +514,7 @@ def scan_loops_merged(fgraph, node):
         return None
     others = [c for c, i in fgraph.clients.get(node.inputs[0], ())
               if c != "output" and i == 0 and c is not node and isinstance(c.op, Scan)
-              and not c.op.spec.as_while]
+              and not c.op.spec.as_while and c.op.reverse == node.op.reverse]
     for other in others:
         if _depends(fgraph, node, other) or _depends(fgraph, other, node):
             continue

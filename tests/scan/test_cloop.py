@@ -188,3 +188,25 @@ def test_random_bodies_equal_the_numpy_path(seed):
     for got, want in zip(f(*args), g(*args)):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     assert c_loops(f)[0].runs == 1
+
+
+def test_a_reverse_loop_in_c_writes_its_rows_from_the_last():
+    # T.grad's reverse loops read their sequences and write their maps from the last row,
+    # so that their rows stay in the forward loop's order
+    from theon.scan import Scan
+    from theon.scan.basic import ScanSpec
+    x_in, h_in, W_in = T.dvector("x_t"), T.dvector("h"), T.dmatrix("W")
+    h_new = T.tanh(T.dot(h_in, W_in) + x_in)
+    op = Scan([x_in, h_in, W_in], [h_new, 2 * h_new], ScanSpec(
+        n_seqs=1, outputs=((-1,), None), n_shared=0, n_nonseqs=1, as_while=False),
+        reverse=True)
+    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
+    args = [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
+    f = same_as_numpy([x, h0, W], list(op(x.shape[0], x, h0, W)), args)
+    h, maps = args[1], [None] * 40
+    for t in range(40):
+        h = np.tanh(h @ args[2] + args[0][39 - t])
+        maps[39 - t] = 2 * h
+    got = f(*args)
+    np.testing.assert_allclose(got[1], np.array(maps), rtol=1e-12, atol=1e-12)
+    assert got[1].flags.c_contiguous

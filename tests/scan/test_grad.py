@@ -237,3 +237,61 @@ def test_scan_inside_scan():
                              outputs_info=T.constant(0.0, dtype="float64"))
         return out
     verify_grad(lambda x: theano.scan(row_recurrence, sequences=x)[0], [rnd(2, 3)], rng=_rng)
+
+
+def _reverse_loop(x, h0, W):
+    """A Scan built with reverse=True: step t reads row n-1-t of x and writes row n-1-t of
+    its map output (h_t * W row by row); the state runs from the last row to the first."""
+    from theon.scan.basic import ScanSpec
+    x_in, h_in, W_in = T.dvector("x_t"), T.dvector("h"), T.dmatrix("W")
+    h_new = T.tanh(T.dot(h_in, W_in) + x_in)
+    op = Scan([x_in, h_in, W_in], [h_new, 2 * h_new], ScanSpec(
+        n_seqs=1, outputs=((-1,), None), n_shared=0, n_nonseqs=1, as_while=False),
+        reverse=True)
+    return op(x.shape[0], x, h0, W)
+
+
+def _reverse_loop_numpy(x, h0, W):
+    hs, maps, h = [], [None] * len(x), h0
+    for t in range(len(x)):
+        h = np.tanh(h @ W + x[len(x) - 1 - t])
+        hs.append(h)
+        maps[len(x) - 1 - t] = 2 * h
+    return np.array(hs), np.array(maps)
+
+
+@pytest.mark.parametrize("linker", ["py", "c"])
+def test_a_reverse_loop_reads_and_writes_its_rows_from_the_last(linker):
+    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
+    f = theano.function([x, h0, W], _reverse_loop(x, h0, W), mode=theano.Mode(linker=linker))
+    args = [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
+    for got, want in zip(f(*args), _reverse_loop_numpy(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert got.flags.c_contiguous
+
+
+def test_the_gradient_of_a_reverse_loop():
+    # a reverse loop is what T.grad makes; its own gradient is second order
+    verify_grad(lambda x, h0, W: _reverse_loop(x, h0, W)[1] ** 2, [rnd(6, 3), rnd(3),
+                rnd(3, 3, scale=0.5)], rng=_rng)
+    verify_grad(lambda x, h0, W: _reverse_loop(x, h0, W)[0], [rnd(6, 3), rnd(3),
+                rnd(3, 3, scale=0.5)], rng=_rng)
+
+
+def test_the_reverse_loop_reads_the_forward_rows_in_place():
+    # no reversed copy: the gradient graph slices the forward loop's rows and the sequences,
+    # never reverses them (the reverse loop reads them from the last row)
+    x, h0 = T.tensor3("x"), T.dmatrix("h0")
+    W, U = T.dmatrix("W"), T.dmatrix("U")
+    h, _ = theano.scan(lambda x_t, h, W, U: T.tanh(T.dot(x_t, W) + T.dot(h, U)), sequences=x,
+                       outputs_info=h0, non_sequences=[W, U])
+    grads = T.grad(h.mean(), [W, U, h0, x])
+    f = theano.function([x, h0, W, U], grads)
+    nodes = f.maker.fgraph.toposort()
+    assert any(isinstance(n.op, Scan) and n.op.reverse for n in nodes)
+    assert not [n for n in nodes if type(n.op).__name__ == "Subtensor"
+                and any(e[0] == "s" and e[3] == -1 for e in n.op.spec)]
+    args = [rnd(7, 2, 3), rnd(2, 4), rnd(3, 4, scale=0.5), rnd(4, 4, scale=0.5)]
+    ref = theano.function([x, h0, W, U], grads, mode=theano.Mode(optimizer=None))
+    for got, want in zip(f(*args), ref(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
