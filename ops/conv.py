@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -317,6 +318,21 @@ _blas_threads = None  # (get, set) of numpy's BLAS, or () where not found
 _one_thread_users = 0
 _saved_threads = 1
 _pools: dict = {}
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads: it starts its own pools (an idle
+    parent pool counts threads that are not there) with its lock unlocked, and gives BLAS's
+    thread count back if the fork came while a convolution held it at one."""
+    global _threads_lock, _pools, _one_thread_users
+    _threads_lock, _pools = threading.Lock(), {}
+    if _one_thread_users and _blas_threads:
+        _blas_threads[1](_saved_threads)
+    _one_thread_users = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _blas_thread_functions():

@@ -571,3 +571,24 @@ def test_real_blas_threads_restored():
     assert functions[0]() == before
     want = ref_conv(xv[:1].astype(float), wv.astype(float), "half", (1, 1), (1, 1), 1, True)
     np.testing.assert_allclose(got[0][:1], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_threads_in_a_forked_child(three_threads):
+    """A child forked after a convolution has run its threads runs convolutions too (the
+    parent's pool has no threads in the child)."""
+    import signal
+    x, w = var(4), var(4)
+    f = theano.function([x, w], T.nnet.conv2d(x, w, border_mode="half"))
+    xv, wv = rand(6, 2, 5, 5), rand(3, 2, 3, 3)
+    want = f(xv, wv)
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 3
+        try:
+            signal.alarm(60)
+            code = 0 if np.allclose(f(xv, wv), want) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
