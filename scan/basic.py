@@ -60,6 +60,9 @@ from .cloop import CLoop
 from .loop import compile_steps, reused
 
 MAP = None  # the taps of an output that is not fed back
+# A loop copies a transposed matrix it multiplies at every step into C order up to this size
+# (bytes): the copy lives for the call, beside the original.
+DENSE_MAX = 1 << 26
 
 
 class until:  # noqa: N801 - Theano's name
@@ -201,7 +204,7 @@ class Scan(Op):
                 rest = list(rest)
                 for k in dense:
                     v = rest[k]
-                    if v.ndim == 2 and not v.flags.c_contiguous:
+                    if v.ndim == 2 and not v.flags.c_contiguous and v.nbytes <= DENSE_MAX:
                         rest[k] = np.ascontiguousarray(v)
             bufs, offsets = [], []
             for k, (taps, init) in enumerate(zip(fed_taps, inits)):
