@@ -375,6 +375,9 @@ class _Kernels:
     def __init__(self) -> None:
         self.entries: dict[KernelSpec, Callable | None] = {}
         self.pending: dict[KernelSpec, list[_Cell]] = {}   # spec -> cells waiting for it
+        # spec -> compile its library now, in the caller's thread: a build that waits for its
+        # kernels must not wait behind the background queue for one an earlier build asked for
+        self.finish: dict[KernelSpec, Callable[[], None]] = {}
         self.lock = threading.Lock()
         self.warned = False
         self.count = 0
@@ -383,12 +386,19 @@ class _Kernels:
         """Start compiling the specs not loaded or pending (and wait, with
         ``config.wait_for_kernels``)."""
         todo: dict[KernelSpec, str] = {}
+        earlier: list[Callable[[], None]] = []
         with self.lock:
             for spec in specs:
-                if spec not in self.entries and spec not in self.pending and spec not in todo:
+                if spec in self.pending and config.wait_for_kernels:
+                    finish = self.finish.get(spec)
+                    if finish is not None and finish not in earlier:
+                        earlier.append(finish)
+                elif spec not in self.entries and spec not in self.pending and spec not in todo:
                     self.count += 1
                     todo[spec] = f"theon_k{self.count}"
                     self.pending[spec] = []
+        for finish in earlier:
+            finish()
         if todo:
             self._compile(todo)
 
@@ -422,6 +432,7 @@ class _Kernels:
                 with self.lock:
                     for spec, _, _ in rendered:
                         self.pending.pop(spec, None)
+                        self.finish.pop(spec, None)
                 return
             try:
                 lib = fut.result()
@@ -435,8 +446,19 @@ class _Kernels:
 
         # (with wait_for_kernels the future is already done: the callback runs here, now)
         future.add_done_callback(done)
+        if not future.done():
+            def finish() -> None:  # the same library, compiled now (or found in the cache)
+                ccompiler.compile_async(source, flags=flags, openmp=openmp, name="kernels",
+                                        now=True).add_done_callback(done)
+            with self.lock:
+                for spec, _, _ in rendered:
+                    if spec in self.pending:
+                        self.finish[spec] = finish
 
     def _settle(self, spec: KernelSpec, entry: Callable | None) -> None:
+        self.finish.pop(spec, None)
+        if spec in self.entries and spec not in self.pending:
+            return  # settled already (a library compiled twice: the caller's, the queue's)
         self.entries[spec] = entry
         for cell in self.pending.pop(spec, ()):
             cell.bind(entry)

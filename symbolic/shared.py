@@ -44,6 +44,12 @@ def set_placement(placement) -> None:
     _PLACEMENT[0] = placement
 
 
+def host_value(value: Any) -> Any:
+    """``value`` as a host value: a device array copied to numpy, anything else as it is."""
+    placement = _PLACEMENT[0]
+    return placement.to_host(value) if placement.is_device_array(value) else value
+
+
 class _Container(list):
     """A shared value's one-element list; pickled with its value on the host and placed
     again when loaded (a device array does not pickle), keeping clones' sharing."""

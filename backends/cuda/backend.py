@@ -30,7 +30,7 @@ import numpy as np
 from ...config import config
 from ...ops import scalar as S
 from ...ops.alloc import Alloc
-from ...ops.blas import Dot, Gemm
+from ...ops.blas import Dot, Gemm, _dot_broadcastable
 from ...ops.dimshuffle import DimShuffle
 from ...ops.elemwise import Elemwise
 from ...ops.fused import Fused, ScalarGraph
@@ -203,25 +203,33 @@ def _kernel_graph(node: Apply) -> ScalarGraph | None:
 
 def _out_shape(node: Apply, args: Sequence) -> tuple[int, ...]:
     """The broadcast shape of an elementwise node's arguments, with Theano's rule: a
-    dimension its type does not declare broadcastable may not stretch."""
+    dimension its type does not declare broadcastable may not stretch (the error, when they
+    do not fit, is the CPU's: ``_host_error``)."""
     ndim = max(a.ndim for a in args)
     shape = [1] * ndim
     for a in args:
         for d, n in enumerate(a.shape):
             if n != 1:
                 if shape[d] != 1 and shape[d] != n:
-                    raise ValueError(f"shape mismatch: {[tuple(a.shape) for a in args]} do "
-                                     f"not broadcast (dimension {d})")
+                    _host_error(node, args, f"shapes {[tuple(a.shape) for a in args]} do not "
+                                            f"broadcast (dimension {d})")
                 shape[d] = n
-    for i, (a, var) in enumerate(zip(args, node.inputs)):
+    for a, var in zip(args, node.inputs):
         for d, (n, bc) in enumerate(zip(a.shape, var.type.broadcastable)):
             if n == 1 and shape[d] != 1 and not bc:
-                raise ValueError(
-                    f"input {i} has length 1 in dimension {d}, which its type does not declare "
-                    f"broadcastable, and the output's length there is {shape[d]} (Theano "
-                    "does not stretch such dimensions at run time; declare it with "
-                    "T.addbroadcast or a broadcastable shape)")
+                _host_error(node, args, f"dimension {d} of {var.type} is not broadcastable, "
+                                        f"so it must have length {shape[d]}")
     return tuple(shape)
+
+
+def _host_error(node: Apply, args: Sequence, fallback: str) -> None:
+    """Raise the error the node's numpy thunk raises on host copies of ``args`` (a failed
+    node is reported in the same words on every backend: for a fused node, the scalar step
+    that fails and the user's line that built it), or ``fallback``."""
+    host = [a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else a
+            for a in args]
+    numpy_thunk(node)(*host)
+    raise ValueError(f"{node.op}: {fallback}")
 
 
 class _Module:
@@ -431,18 +439,22 @@ def _gemm(node: Apply, dev: _Build) -> Callable | None:
     combine = _Elementwise(ScalarGraph((dtype,) * n, tuple(steps), (n + len(steps) - 1,)), dev,
                            str(op), node.outputs[0].ndim)
     rt = dev.rt
-    pattern = z.type.broadcastable
+    patterns = (_dot_broadcastable(x, y), z.type.broadcastable)
     name = type(op).__name__
 
     def run(*args):
         z, a, x, y, b = op.parts(args)
         r = _matmul(rt, x, y, name)
+        try:
+            shape = np.broadcast_shapes(tuple(r.shape), tuple(z.shape))
+        except ValueError:
+            shape = None
+        if shape is None or any(n != m and not bc for part, pattern in zip((r, z), patterns)
+                                for n, m, bc in zip(part.shape, shape, pattern)):
+            _host_error(node, args, f"the product's shape {tuple(r.shape)} and the addend's "
+                                    f"{tuple(z.shape)} do not fit")
         operands = [r] + [v for v in (a, z, b) if v is not None]
-        for d, (n_z, n_r, bc) in enumerate(zip(z.shape, r.shape, pattern)):
-            if n_z != n_r and not (n_z == 1 and bc):
-                raise ValueError(f"{name}: the addend's shape {tuple(z.shape)} does not fit "
-                                 f"the product's {tuple(r.shape)} (dimension {d})")
-        return combine(operands, tuple(r.shape))[0]
+        return combine(operands, shape)[0]
     return run
 
 
@@ -530,12 +542,17 @@ def _alloc(node: Apply, dev: _Build) -> Callable:
     return run
 
 
-@device_thunk(Join, host_args=lambda node: [0])
+@device_thunk(Join)
 def _join(node: Apply, dev: _Build) -> Callable:
-    xp = dev.rt.xp
+    xp, axis = dev.rt.xp, node.op.axis
 
-    def run(axis, *arrays):
-        out = xp.concatenate(arrays, axis=int(axis))
+    def run(*arrays):
+        shapes = [tuple(a.shape) for a in arrays]
+        if any(len(s) != len(shapes[0]) or s[:axis] + s[axis + 1:] != shapes[0][:axis] +
+               shapes[0][axis + 1:] for s in shapes):
+            raise ValueError(f"join along axis {axis}: the arrays have shapes {shapes}; all "
+                             f"dimensions but {axis} must match")
+        out = xp.concatenate(arrays, axis=axis)
         if plan.recording() is not None:
             plan.launch("array", "Join", 1, 1, 2 * out.nbytes, 0)
         return out
@@ -738,6 +755,9 @@ class CudaBackend(NumpyBackend):
         rt = runtime()
         n = plan.n_explicit
         residency = _Residency(fgraph)
+        # an output stays on the device when asked: Out(x, borrow=True) or x.transfer('cuda')
+        keep = [bool(borrow) or _asks_device(var) for borrow, var in zip(
+            list(plan.borrow_outputs) or [False] * plan.n_outputs, fgraph.outputs)]
         ins = fgraph.inputs
         dev_plan = dataclasses.replace(
             plan,
@@ -748,14 +768,14 @@ class CudaBackend(NumpyBackend):
                                for c, v in zip(plan.shared_containers, ins[n:])],
             update_containers=[_Resident(c, rt, not rt.is_device_array(c[0]))
                                for c in plan.update_containers],
-            copy_outputs=[False] * len(plan.copy_outputs),
+            # an output brought to the host is a fresh array; one that stays where it is
+            # (a host value, or a device array kept there) is copied as on the CPU
+            copy_outputs=[copy and (residency.on_host(v) or keep[k]) for k, (copy, v) in
+                          enumerate(zip(plan.copy_outputs, fgraph.outputs))],
             inplace_updates=False)
         build = _Build(rt, residency)
         fn = _build(build, fgraph, dev_plan, array_type=rt.array_type,
                     asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v))
-        # an output stays on the device when asked: Out(x, borrow=True) or x.transfer('cuda')
-        keep = [bool(borrow) or _asks_device(var) for borrow, var in zip(
-            list(plan.borrow_outputs) or [False] * plan.n_outputs, fgraph.outputs)]
         wrapped = _returning_host(fn, rt, plan, keep)
         wrapped.host_ops = build.host_ops
         wrapped.module = build.module
@@ -787,7 +807,9 @@ def _returning_host(fn: Callable, rt, plan: Plan, keep: Sequence[bool]) -> Calla
         def call(*args, **kw):
             return [host(v, s) for v, s in zip(fn(*args, **kw), keep)]
     call.source = fn.source
-    call.set_trusted = fn.set_trusted
+    # arguments are always checked on a device: the check is what moves a host array there
+    # (trust_input would hand numpy arrays to kernels)
+    call.set_trusted = lambda trusted: None
     call.fn = fn
     return call
 

@@ -8,6 +8,7 @@ from ...ops.blas import Dot, DotAdd, Gemm
 from ...ops.dimshuffle import DimShuffle
 from ...ops.elemwise import ELEMWISE as E
 from ...ops.elemwise import cast
+from ...ops.nnet import Softmax
 from ...symbolic.graph import Constant
 from ..rewrite import const_value, op_key, register
 
@@ -136,4 +137,20 @@ def dot_plus_bias_to_dotadd(fgraph, node):
             continue
         a, b = d.owner.inputs
         return same_type(DotAdd()(a, b, c), out)
+    return None
+
+
+@register("specialize", "Softmax")
+def softmax_from_log_softmax(fgraph, node):
+    """softmax(x) -> exp(log_softmax(x)) where log_softmax(x) is computed anyway (a loss and
+    its gradient): one elementwise pass, which fuses with its readers, instead of a second
+    pass of maximum, sum and division; exact to an ulp, as log_softmax(x) <= 0"""
+    op = node.op
+    if op.log:
+        return None
+    x = node.inputs[0]
+    for client, _ in fgraph.clients.get(x, ()):
+        if client != "output" and client is not node and isinstance(client.op, Softmax) and \
+                client.op.log and client.op.axis == op.axis:
+            return same_type(E["exp"](client.outputs[0]), node.outputs[0])
     return None

@@ -243,7 +243,8 @@ def test_softmax_and_log_softmax_run_as_three_kernels(dtype):
     the C backend, the numpy implementation's formula, to a few ulps of it."""
     x = TensorType(dtype, shape=(None, None))("x")
     t = TensorType(dtype, shape=(None, None, None))("t")
-    outs = [T.nnet.softmax(x), T.nnet.log_softmax(x), T.nnet.softmax(x, axis=0),
+    # (log_softmax of -x: of x itself, softmax(x) would be read as exp(log_softmax(x)))
+    outs = [T.nnet.softmax(x), T.nnet.log_softmax(-x), T.nnet.softmax(x, axis=0),
             T.nnet.softmax(t, axis=1), T.nnet.log_softmax(t, axis=(0, 2))]
     f = theon.function([x, t], outs, mode=Mode(linker="c"))
     specs = [s for n in f.maker.fgraph.toposort() if type(n.op).__name__ == "Softmax"
