@@ -390,7 +390,14 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--case", action="append", metavar="NAME",
                         help="run only the cases whose name contains NAME (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--device", metavar="cuda[N]",
+                        help="the MLP training step on a CUDA device instead: its kernel plan "
+                             "and, with a GPU, its time (the CPU stand-in's plan without one)")
     args = parser.parse_args(argv)
+    if args.device:
+        from .device import report
+        report(args.device)
+        return 0
     if args.list:
         from .cases import CASES
         for c in CASES:

@@ -36,7 +36,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.fused import Fused, ScalarGraph
 from ...ops.fused_reduce import FusedReduce
 from ...ops.join import Join
-from ...ops.nnet import Softmax
+from ...ops.nnet import CheckedLabels, Softmax
 from ...ops.reduce import Reduce
 from ...ops.shape import Reshape, Shape
 from ...ops.subtensor import IncSubtensor, Subtensor, _index_builder, _is_advanced
@@ -76,8 +76,18 @@ def _host_sized(var) -> bool:
     return isinstance(t, TensorType) and (t.ndim == 0 or t.ndim == 1 and t.dtype[0] in "iub")
 
 
-#: ops that only read their inputs' shapes: they run on the host whatever their inputs
-METADATA = (Shape,)
+#: op class -> node -> the inputs it reads only the shape of (``Shape``'s, the predictions
+#: a label check compares its labels with): a node whose other inputs are on the host runs
+#: there, given the device arrays as they are
+SHAPE_ONLY: dict[type, Callable[[Apply], Sequence[int]]] = {
+    Shape: lambda node: range(len(node.inputs)),
+    CheckedLabels: lambda node: (1,),
+}
+
+
+def _shape_only(node: Apply) -> Sequence[int]:
+    which = _entry(SHAPE_ONLY, node.op)
+    return which(node) if which is not None else ()
 
 
 class _Residency:
@@ -95,9 +105,11 @@ class _Residency:
                 host.add(var)
         self.host_nodes = set()
         for node in fgraph.toposort():
-            ins = [i for i in node.inputs if not isinstance(i, Constant)]
-            if isinstance(node.op, METADATA) or (
-                    all(i in host for i in ins) and all(_host_sized(o) for o in node.outputs)):
+            shapes = _shape_only(node)
+            ins = [i for k, i in enumerate(node.inputs)
+                   if not isinstance(i, Constant) and k not in shapes]
+            if all(i in host for i in ins) and (
+                    shapes and not ins or all(_host_sized(o) for o in node.outputs)):
                 self.host_nodes.add(node)
                 host.update(node.outputs)
         self.moved = set()
@@ -106,7 +118,7 @@ class _Residency:
                 continue
             uses = list(fgraph.clients.get(var, ()))
             if uses and all(node != "output" and (
-                    isinstance(node.op, METADATA) or node not in self.host_nodes and
+                    i in _shape_only(node) or node not in self.host_nodes and
                     not _reads_on_host(node, i)) for node, i in uses):
                 self.moved.add(var)
         self.host = host - self.moved
@@ -274,9 +286,12 @@ class _Elementwise:
         self.name = dev.module.name()
         self.module = dev.module
         self.ranks = range(1, min(max(ndim, 1), kernels.MAX_DIMS) + 1)
-        for rank in self.ranks:
-            dev.module.add(kernels.render(graph, f"{self.name}_{rank}", D.CUDA, ndim=rank,
-                                          index32=True, prelude=False), graph.ref_dtypes)
+        # rendered first, added after: a graph the dialect cannot write (a row without a C
+        # template, float16) raises here and leaves the module as it was
+        sources = [kernels.render(graph, f"{self.name}_{rank}", D.CUDA, ndim=rank,
+                                  index32=True, prelude=False) for rank in self.ranks]
+        for source in sources:
+            dev.module.add(source, graph.ref_dtypes)
         self.others: dict[tuple[int, bool], Any] = {}
 
     def kernel(self, ndim: int, index32: bool):
@@ -317,8 +332,8 @@ class _Reduction:
         self.nk, self.nr = ndim - len(self.axis), len(self.axis)
         self.padded = self.nk <= kernels.MAX_DIMS and self.nr <= kernels.MAX_DIMS
         if self.padded:
-            dev.module.add(self._source(self.name, self.nk, self.nr, True, prelude=False),
-                           {*graph.ref_dtypes, dtype, self.acc})
+            source = self._source(self.name, self.nk, self.nr, True, prelude=False)
+            dev.module.add(source, {*graph.ref_dtypes, dtype, self.acc})
         self.others: dict[tuple[int, int, bool], Any] = {}
 
     def _source(self, name: str, nk: int, nr: int, index32: bool, prelude: bool) -> str:
@@ -398,6 +413,8 @@ def _matmul(rt, x, y, label: str):
     if plan.recording() is not None:
         k = x.shape[-1]
         plan.launch("matmul", label, 1, 1, plan.nbytes([x, y, r]), 2 * r.size * k)
+        plan.touch([x, y])
+        plan.touch([r], written=True)
     return r
 
 
@@ -442,8 +459,19 @@ def _gemm(node: Apply, dev: _Build) -> Callable | None:
     patterns = (_dot_broadcastable(x, y), z.type.broadcastable)
     name = type(op).__name__
 
-    def run(*args):
+    def run(*args, out=None):
         z, a, x, y, b = op.parts(args)
+        if out is not None and out is z and x.ndim == 2 and y.ndim == 2 and \
+                tuple(z.shape) == (x.shape[0], y.shape[1]) and x.shape[1] == y.shape[0]:
+            # z's buffer, which nothing reads afterwards (a weight update): the product
+            # accumulates into it (cuBLAS's beta), no product array, no combining kernel
+            rt.gemm(x, y, z, 1.0 if a is None else a, 1.0 if b is None else b)
+            if plan.recording() is not None:
+                plan.launch("matmul", name + " into its addend", 1, 1,
+                            plan.nbytes([x, y]) + 2 * z.nbytes, 2 * z.size * x.shape[1])
+                plan.touch([x, y])
+                plan.touch([z], written=True)
+            return z
         r = _matmul(rt, x, y, name)
         try:
             shape = np.broadcast_shapes(tuple(r.shape), tuple(z.shape))
@@ -455,6 +483,7 @@ def _gemm(node: Apply, dev: _Build) -> Callable | None:
                                     f"{tuple(z.shape)} do not fit")
         operands = [r] + [v for v in (a, z, b) if v is not None]
         return combine(operands, shape)[0]
+    run.takes_out = True
     return run
 
 
@@ -589,6 +618,11 @@ def _softmax(node: Apply, dev: _Build) -> Callable | None:
 
 # -- the backend -------------------------------------------------------------------------------
 
+# what rendering a graph the CUDA dialect cannot write raises (a scalar row without a C
+# template, a dtype it has no type for)
+_UNWRITABLE = (ValueError, NotImplementedError, KeyError, TypeError)
+
+
 class HostOpError(RuntimeError):
     """``assert_no_cpu_op=raise``: a node of the graph has no device implementation."""
 
@@ -607,7 +641,10 @@ class _Build:
             moved = [k for k, o in enumerate(node.outputs) if o in self.residency.moved]
             return _moving_out(fn, node, self.rt, moved) if moved else fn
         entry = _entry(DEVICE_THUNKS, node.op)
-        fn = entry(node, self) if entry is not None else None
+        try:
+            fn = entry(node, self) if entry is not None else None
+        except _UNWRITABLE:  # the CUDA dialect has no spelling for something in it
+            fn = None
         if fn is None:
             return self._on_host(node, inner)
         wants_host = _entry(HOST_ARGS, node.op)
@@ -678,27 +715,34 @@ def _to_device(rt, value, what: str):
 
 def _moving(fn: Callable, node: Apply, rt, residency: _Residency,
             host_args: set[int]) -> Callable:
-    """``fn`` with each input that lives on the host but is wanted on the device moved
-    there (a counted transfer: a host scalar feeding a kernel), and each device input wanted
-    on the host (a length computed on the device) moved back."""
-    to_dev = [i for i, v in enumerate(node.inputs)
-              if residency.on_host(v) and i not in host_args]
-    to_host = [i for i, v in enumerate(node.inputs)
-               if not residency.on_host(v) and i in host_args]
-    if not to_dev and not to_host:
-        return fn
-    # constants move once, when the function is built
+    """``fn`` given each input where it wants it: a host value wanted on the device moved
+    there (a counted transfer: a host scalar feeding a kernel; a constant once, when the
+    function is built), a device value wanted on the host (a length computed on the device)
+    moved back. Where the graph cannot tell (a lazy ``ifelse`` returns whichever branch
+    ran), the value's own type decides at the call."""
     consts = {i: rt.to_device(np.asarray(v.data)) for i, v in enumerate(node.inputs)
-              if i in to_dev and isinstance(v, Constant)}
+              if isinstance(v, Constant) and i not in host_args}
+    fixed = [i for i, v in enumerate(node.inputs) if residency.on_host(v) and
+             i not in host_args and i not in consts]
+    checked = [i for i in range(len(node.inputs)) if i not in consts and i not in fixed]
     up, down = f"a host value for {node.op}", f"a device value {node.op} reads on the host"
+    host_types = (np.ndarray, np.generic)
 
-    def run(*args):
+    def run(*args, **out):  # (``out=``, for a thunk that takes it)
         args = list(args)
-        for i in to_dev:
-            args[i] = consts[i] if i in consts else _to_device(rt, args[i], up)
-        for i in to_host:
-            args[i] = _down(rt, args[i], down)
-        return fn(*args)
+        for i, value in consts.items():
+            args[i] = value
+        for i in fixed:
+            args[i] = _to_device(rt, args[i], up)
+        for i in checked:
+            value = args[i]
+            if i in host_args:
+                if rt.is_device_array(value):
+                    args[i] = _down(rt, value, down)
+            elif isinstance(value, host_types):
+                args[i] = _to_device(rt, value, up)
+        return fn(*args, **out)
+    run.takes_out = getattr(fn, "takes_out", False)
     return run
 
 
@@ -739,9 +783,12 @@ def _device_check(check: Callable, var, rt, to_device: bool) -> Callable:
             if np.dtype(value.dtype) != t.numpy_dtype or value.ndim != t.ndim:
                 raise TypeError(f"input {var!r} expects {t}; got a device array of dtype "
                                 f"{value.dtype} and {value.ndim} dimensions")
-            return value if to_device else _down(rt, value, f"argument {var}")
-        value = check(value)
-        return _up(rt, value, f"argument {var}") if to_device else value
+            value = value if to_device else _down(rt, value, f"argument {var}")
+        else:
+            value = check(value)
+            value = _up(rt, value, f"argument {var}") if to_device else value
+        plan.touch([value])
+        return value
     return run
 
 
@@ -759,20 +806,31 @@ class CudaBackend(NumpyBackend):
         keep = [bool(borrow) or _asks_device(var) for borrow, var in zip(
             list(plan.borrow_outputs) or [False] * plan.n_outputs, fgraph.outputs)]
         ins = fgraph.inputs
+        views: dict[int, _Resident] = {}
+
+        def resident(container: list, on_host: bool) -> _Resident:
+            # one view per container: the memory plan matches an update with the value it
+            # replaces by the container's identity
+            if id(container) not in views:
+                views[id(container)] = _Resident(container, rt, on_host)
+            return views[id(container)]
+
         dev_plan = dataclasses.replace(
             plan,
             input_checks=[_device_check(c, v, rt, not residency.on_host(v))
                           for c, v in zip(plan.input_checks, ins[:n])],
             python_scalars=[False] * n,
-            shared_containers=[_Resident(c, rt, residency.on_host(v))
+            shared_containers=[resident(c, residency.on_host(v))
                                for c, v in zip(plan.shared_containers, ins[n:])],
-            update_containers=[_Resident(c, rt, not rt.is_device_array(c[0]))
+            update_containers=[resident(c, not rt.is_device_array(c[0]))
                                for c in plan.update_containers],
             # an output brought to the host is a fresh array; one that stays where it is
             # (a host value, or a device array kept there) is copied as on the CPU
             copy_outputs=[copy and (residency.on_host(v) or keep[k]) for k, (copy, v) in
                           enumerate(zip(plan.copy_outputs, fgraph.outputs))],
-            inplace_updates=False)
+            # (only the products take an output buffer: a weight update accumulates into
+            # the weight's own device array)
+            inplace_updates=plan.inplace_updates)
         build = _Build(rt, residency)
         fn = _build(build, fgraph, dev_plan, array_type=rt.array_type,
                     asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v))
@@ -790,16 +848,17 @@ def _asks_device(var) -> bool:
         var.owner.op.to_device
 
 
-def _returning_host(fn: Callable, rt, plan: Plan, keep: Sequence[bool]) -> Callable:
+def _returning_host(fn: Callable, rt, fplan: Plan, keep: Sequence[bool]) -> Callable:
     """``fn`` whose outputs come back as numpy arrays, except those ``keep`` says stay."""
     def host(value, stay):
+        plan.touch([value], read=False, written=True)
         return value if stay or not rt.is_device_array(value) else \
             _down(rt, value, "an output")
 
-    if plan.single_output:
+    if fplan.single_output:
         def call(*args, **kw):
             return host(fn(*args, **kw), keep[0])
-    elif plan.output_keys is not None:
+    elif fplan.output_keys is not None:
         def call(*args, **kw):
             res = fn(*args, **kw)
             return {k: host(v, s) for (k, v), s in zip(res.items(), keep)}

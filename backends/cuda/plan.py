@@ -4,10 +4,11 @@
 launch (the kernel, its grid and block, the bytes it reads and writes, its arithmetic), each
 product, each host-device transfer, and restores the shared values the call updated, so the
 plan has no side effect. ``KernelPlan.minimum_bytes`` is what the math cannot avoid moving:
-the arguments, the shared values read, the outputs and the updated values once each
-(``io_bytes``), and each matrix product's operands and result (``product_bytes``: a product
-cannot be fused away; every elementwise step could be, into a product's prologue or
-epilogue or into its neighbours).
+the arguments and shared values read once, the outputs and updates written once, and each
+matrix product's operands read and its result written and read once (a product cannot be
+fused away; every elementwise step could be, into a product's prologue or epilogue or into
+its neighbours); arrays are told apart by their addresses, so a weight updated in place is
+read once and written once.
 ``predict`` turns the plan into a time on a GPU of given bandwidth and launch cost.
 """
 from __future__ import annotations
@@ -51,15 +52,13 @@ class KernelPlan:
 
     launches: list[Launch] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
-    io_bytes: int = 0
-
-    @property
-    def product_bytes(self) -> int:
-        return sum(launch.bytes for launch in self.launches if launch.kind == "matmul")
+    # address -> [bytes, read, written] of each array the minimum counts (module docstring)
+    essential: dict[int, list] = field(default_factory=dict)
 
     @property
     def minimum_bytes(self) -> int:
-        return self.io_bytes + self.product_bytes
+        return sum(n * (int(read) + int(written)) for n, read, written in
+                   self.essential.values())
 
     @property
     def device_bytes(self) -> int:
@@ -84,9 +83,8 @@ class KernelPlan:
                         f"{launch.block:>5} {launch.bytes:>11,} {launch.flops:>11,}")
         rows.append(f"{len(self.launches)} launches, {self.device_bytes:,} bytes moved in "
                     f"device memory, {self.device_bytes / max(self.minimum_bytes, 1):.2f}x the "
-                    f"minimum of {self.minimum_bytes:,} (inputs, outputs and updates once: "
-                    f"{self.io_bytes:,}; the products' operands and results: "
-                    f"{self.product_bytes:,})")
+                    f"minimum of {self.minimum_bytes:,} (the arguments, outputs, shared values "
+                    "and updates, and the products' operands and results, once each)")
         if self.transfers:
             rows.append(f"{len(self.transfers)} host-device transfers, "
                         f"{self.transfer_bytes:,} bytes:")
@@ -119,6 +117,26 @@ def transfer(to: str, nbytes: int, what: str) -> None:
         plan.transfers.append(Transfer(to, int(nbytes), what))
 
 
+def _address(a: Any) -> int:
+    data = getattr(a, "data", None)
+    ptr = getattr(data, "ptr", None)  # a device array (cupy's MemoryPointer, the stand-in's)
+    if ptr is None and hasattr(a, "ctypes"):
+        ptr = a.ctypes.data
+    return int(ptr) if ptr is not None else id(a)
+
+
+def touch(arrays: Sequence[Any], read: bool = True, written: bool = False) -> None:
+    """Count ``arrays`` in the plan's minimum: each distinct array read once and written
+    once at most."""
+    plan = _RECORDING[0]
+    if plan is not None:
+        for a in arrays:
+            if hasattr(a, "nbytes"):
+                entry = plan.essential.setdefault(_address(a), [int(a.nbytes), False, False])
+                entry[1] |= read
+                entry[2] |= written
+
+
 def nbytes(arrays: Sequence[Any]) -> int:
     """The bytes of distinct arrays' memory (a broadcast operand counts its own size)."""
     return sum(int(a.nbytes) for a in arrays if hasattr(a, "nbytes"))
@@ -132,17 +150,18 @@ def kernel_plan(f: Callable, *args: Any) -> KernelPlan:
         raise TypeError("kernel_plan needs a function compiled for a device (device=cuda)")
     containers = list(fn.shared_containers) + list(fn.update_containers)
     saved = [c[0] for c in containers]
+    # an update may be written into its shared value's own buffer: keep the contents too
+    contents = [v.copy() if hasattr(v, "copy") else v for v in saved]
     plan = KernelPlan()
     _RECORDING[0] = plan
     try:
-        results = f(*args)
+        touch([c[0] for c in fn.shared_containers])
+        f(*args)  # (arguments and outputs are counted where they cross: see the backend)
+        touch([c[0] for c in fn.update_containers], read=False, written=True)
     finally:
         _RECORDING[0] = None
-        updated = [c[0] for c in fn.update_containers]
-        for c, value in zip(containers, saved):
+        for c, value, content in zip(containers, saved, contents):
+            if value is not content:
+                value[...] = content
             c[0] = value
-    outs = results.values() if isinstance(results, dict) else \
-        results if isinstance(results, (list, tuple)) else [results]
-    plan.io_bytes = (nbytes(args) + nbytes([c[0] for c in fn.shared_containers]) +
-                     nbytes(list(outs)) + nbytes(updated))
     return plan

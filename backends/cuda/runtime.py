@@ -125,6 +125,12 @@ class Runtime(abc.ABC):
         """``a @ b`` of device arrays (cuBLAS on a GPU), into ``out`` if given."""
 
     @abc.abstractmethod
+    def gemm(self, a: Any, b: Any, c: Any, alpha: Any = 1.0, beta: Any = 1.0) -> Any:
+        """``c = alpha * (a @ b) + beta * c`` in place, for matrices (cuBLAS's gemm: the
+        product accumulates into ``c``, which is read and written once); ``alpha`` and
+        ``beta`` are numbers or 0-d device arrays."""
+
+    @abc.abstractmethod
     def synchronize(self) -> None:
         """Wait until the device has finished all the work queued so far."""
 
@@ -232,6 +238,13 @@ class CupyRuntime(Runtime):
         self._check_device(b, "matmul")
         self.stats.matmuls += 1
         return self.cupy.matmul(a, b, out=out)
+
+    def gemm(self, a: Any, b: Any, c: Any, alpha: Any = 1.0, beta: Any = 1.0) -> Any:
+        for x, what in ((a, "gemm's a"), (b, "gemm's b"), (c, "gemm's c")):
+            self._check_device(x, what)
+        self.stats.matmuls += 1
+        from cupy import cublas  # reads transposed views as they lie (no copy)
+        return cublas.gemm("N", "N", a, b, out=c, alpha=alpha, beta=beta)
 
     def synchronize(self) -> None:
         self._device.synchronize()

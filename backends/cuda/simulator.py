@@ -772,5 +772,19 @@ class SimulatorRuntime(Runtime):
         np.matmul(a._a, b._a, out=out._a)
         return out
 
+    def gemm(self, a: DeviceArray, b: DeviceArray, c: DeviceArray, alpha: Any = 1.0,
+             beta: Any = 1.0) -> DeviceArray:
+        for x, what in ((a, "gemm's a"), (b, "gemm's b"), (c, "gemm's c")):
+            self._check_device(x, what)
+        if a.ndim != 2 or b.ndim != 2 or c.shape != (a.shape[0], b.shape[1]):
+            raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} into {c.shape}")
+        self.stats.matmuls += 1
+        alpha, beta = (float(s._a) if isinstance(s, DeviceArray) else float(s)
+                       for s in (alpha, beta))
+        product = np.matmul(a._a, b._a)
+        c._a *= c.dtype.type(beta)
+        c._a += c.dtype.type(alpha) * product
+        return c
+
     def synchronize(self) -> None:
         """Nothing to wait for: every launch has finished when it returns."""

@@ -110,3 +110,27 @@ def test_compile_rows_are_na_without_a_compiler(monkeypatch):
     with pytest.raises(benchmarks.Unavailable):
         cases.theon_w1_compile_cold({})
     assert kernel_compile.N > 0
+
+
+def test_device_report_prints_the_stand_in_plan_without_a_gpu():
+    """``python -m benchmarks --device cuda`` with no GPU: the MLP step's kernel plan from
+    the CPU stand-in, and no time (the stand-in is not a GPU)."""
+    import io
+
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("cupy is installed: the report would look for a GPU")
+    except ImportError:
+        pass
+    from theon import config
+    from theon.benchmarks.device import report
+    saved = config.device, config.cuda.simulator, config.floatX
+    out = io.StringIO()
+    try:
+        report("cuda", out=out)
+    finally:
+        config.device, config.cuda.simulator, config.floatX = saved
+    text = out.getvalue()
+    assert "CPU stand-in" in text and "launches" in text and "predicted on an H200" in text
+    assert "argument x" in text and "measured" not in text

@@ -211,7 +211,8 @@ def test_kernel_plan_of_the_training_step(device):
     moved = {t.what for t in plan.transfers}
     assert "argument X" in moved and "an output" in moved
     assert all(t.bytes <= max(X.nbytes, 64) for t in plan.transfers)
-    assert plan.io_bytes == X.nbytes + y.nbytes + 2 * sum(w.nbytes for w in before) + 4
+    # at least the batch, the labels, the weights read and written and the loss
+    assert plan.minimum_bytes >= X.nbytes + y.nbytes + 2 * sum(w.nbytes for w in before) + 4
     assert plan.minimum_bytes < plan.device_bytes
     text = printing.kernel_plan(step, X, y, file="str")
     assert "launches" in text and "predicted on an H200" in text
