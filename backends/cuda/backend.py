@@ -47,7 +47,7 @@ from ...symbolic.types import TensorType
 from .. import dialect as D
 from .. import kernels, register
 from ..c_backend import MAX_ARRAYS
-from ..numpy_backend import NumpyBackend, Plan, _build, _entry
+from ..numpy_backend import SAME_SHAPE, NumpyBackend, Plan, _build, _entry
 from ..numpy_backend import thunk as numpy_thunk
 from . import plan
 
@@ -303,9 +303,14 @@ class _Elementwise:
             self.others[key] = self.rt.module(source).get_function("k")
         return self.others[key]
 
-    def __call__(self, args: Sequence, shape: tuple[int, ...]) -> list:
-        """The outputs of the graph on ``args`` broadcast to ``shape``, in new arrays."""
-        outs = [self.rt.empty(shape, dt) for dt in self.graph.out_dtypes]
+    def __call__(self, args: Sequence, shape: tuple[int, ...], out=None) -> list:
+        """The outputs of the graph on ``args`` broadcast to ``shape``, in new arrays (or,
+        for one output, in ``out``: a dead buffer of that shape the memory plan hands on)."""
+        if out is not None and tuple(out.shape) == shape and len(self.graph.out_dtypes) == 1 \
+                and out.dtype == self.graph.out_dtypes[0]:
+            outs = [out]
+        else:
+            outs = [self.rt.empty(shape, dt) for dt in self.graph.out_dtypes]
         launch = kernels.cuda_launch([*args, *outs], shape)
         if launch.size:
             grid = launch.blocks(BLOCK)
@@ -380,11 +385,12 @@ def _elementwise(node: Apply, dev: _Build) -> Callable | None:
     if graph is None or len(node.inputs) + len(node.outputs) > MAX_ARRAYS:
         return None
     kernel = _Elementwise(graph, dev, str(node.op), node.outputs[0].ndim)
-    single = len(node.outputs) == 1
+    if len(node.outputs) > 1:
+        return lambda *args: tuple(kernel(args, _out_shape(node, args)))
 
-    def run(*args):
-        outs = kernel(args, _out_shape(node, args))
-        return outs[0] if single else tuple(outs)
+    def run(*args, out=None):
+        return kernel(args, _out_shape(node, args), out)[0]
+    run.takes_out = True
     return run
 
 
@@ -547,8 +553,9 @@ def _inc_subtensor(node: Apply, dev: _Build) -> Callable:
     copy = _copier(node.outputs[0].dtype, dev, f"{op} copy", node.outputs[0].ndim)
     xp = dev.rt.xp
 
-    def run(a, y, *vals):
-        out = copy((a,), tuple(a.shape))[0]
+    def run(a, y, *vals, out=None):
+        if out is not a:  # (the memory plan hands x's own buffer when nothing reads x after)
+            out = copy((a,), tuple(a.shape))[0]
         idx = build(*vals)
         if setting:
             out[idx] = y
@@ -559,15 +566,22 @@ def _inc_subtensor(node: Apply, dev: _Build) -> Callable:
         if plan.recording() is not None:
             plan.launch("array", str(op), 1, 1, 2 * plan.nbytes([y, *vals]), y.size)
         return out
+    run.takes_out = True
     return run
+
+
+# the memory plan may hand a node a dead buffer of its output's shape: an IncSubtensor's
+# output has its first input's shape
+SAME_SHAPE.setdefault(IncSubtensor, lambda node: [0])
 
 
 @device_thunk(Alloc, host_args=_after_first)
 def _alloc(node: Apply, dev: _Build) -> Callable:
     fill = _copier(node.outputs[0].dtype, dev, "Alloc", node.outputs[0].ndim)
 
-    def run(value, *shape):
-        return fill((value,), tuple(int(s) for s in shape))[0]
+    def run(value, *shape, out=None):
+        return fill((value,), tuple(int(s) for s in shape), out)[0]
+    run.takes_out = True
     return run
 
 
