@@ -412,21 +412,31 @@ class IncSubtensor(Op):
         return Apply(self, [x, y] + inputs, [TensorType(x.dtype, shape=x.type.shape)()])
 
     def impl(self, node):
+        write = self.writer(np.add.at)
+
+        def run(a, y, *vals):
+            out = a.copy()
+            write(out, y, vals)
+            return out
+        return run
+
+    def writer(self, add_at):
+        """``write(out, y, index_values)``: ``out[index] = y`` or ``+= y`` in place, repeated
+        advanced indices accumulating through ``add_at`` (numpy's ``add.at``, or a device
+        array library's: one implementation for every backend's arrays)."""
         build, _ = _index_builder(self.spec)
         advanced = _is_advanced(self.spec)
         setting = self.set_instead_of_inc
 
-        def run(a, y, *vals):
-            out = a.copy()
+        def write(out, y, vals) -> None:
             idx = build(*vals)
             if setting:
                 out[idx] = y
             elif advanced:
-                np.add.at(out, idx, y)
+                add_at(out, idx, y)
             else:
                 out[idx] += y
-            return out
-        return run
+        return write
 
     def infer_shape(self, fgraph, node, shapes):
         return [shapes[0]]

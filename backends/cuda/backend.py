@@ -39,7 +39,7 @@ from ...ops.join import Join
 from ...ops.nnet import CheckedLabels, Softmax
 from ...ops.reduce import Reduce
 from ...ops.shape import Reshape, Shape
-from ...ops.subtensor import IncSubtensor, Subtensor, _index_builder, _is_advanced
+from ...ops.subtensor import IncSubtensor, Subtensor, _is_advanced
 from ...ops.transfer import Transfer
 from ...symbolic import shared as shared_module
 from ...symbolic.graph import Apply, Constant
@@ -548,21 +548,13 @@ def _inc_subtensor(node: Apply, dev: _Build) -> Callable:
     """A copy of ``x`` with ``x[index]`` set or incremented; repeated advanced indices
     accumulate (the array library's ``add.at``: atomic adds on a GPU)."""
     op = node.op
-    build, _ = _index_builder(op.spec)
-    advanced, setting = _is_advanced(op.spec), op.set_instead_of_inc
     copy = _copier(node.outputs[0].dtype, dev, f"{op} copy", node.outputs[0].ndim)
-    xp = dev.rt.xp
+    write = op.writer(dev.rt.xp.add.at)
 
     def run(a, y, *vals, out=None):
         if out is not a:  # (the memory plan hands x's own buffer when nothing reads x after)
             out = copy((a,), tuple(a.shape))[0]
-        idx = build(*vals)
-        if setting:
-            out[idx] = y
-        elif advanced:
-            xp.add.at(out, idx, y)
-        else:
-            out[idx] += y
+        write(out, y, vals)
         if plan.recording() is not None:
             plan.launch("array", str(op), 1, 1, 2 * plan.nbytes([y, *vals]), y.size)
         return out
