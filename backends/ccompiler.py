@@ -28,6 +28,7 @@ write to the cache folder: they could change the source and the checksum alike.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno
 import hashlib
@@ -623,7 +624,10 @@ class _Pool:
 
     def _work(self) -> None:
         while True:
-            slot, fut, job = self.jobs.get()
+            item = self.jobs.get()
+            if item is None:  # the interpreter is exiting (see _stop_workers)
+                return
+            slot, fut, job = item
             if fut.set_running_or_notify_cancel():
                 try:
                     fut.set_result(job())
@@ -639,6 +643,22 @@ class _Pool:
 
 
 _POOL = _Pool()
+
+
+def _stop_workers() -> None:
+    """At exit: drop the compiles not started and let each worker finish its current one
+    (a few seconds at most) and end, so that no thread runs Python code (loading a library,
+    binding its entries) while the interpreter tears itself down."""
+    pool = _POOL
+    for fut in pool.futures():
+        fut.cancel()
+    for _ in pool.threads:
+        pool.jobs.put(None)
+    for t in pool.threads:
+        t.join(timeout=10)
+
+
+atexit.register(_stop_workers)
 
 
 def _after_fork_in_child() -> None:
