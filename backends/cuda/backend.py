@@ -43,6 +43,7 @@ from ...ops.subtensor import IncSubtensor, Subtensor, _is_advanced
 from ...ops.transfer import Transfer
 from ...symbolic import shared as shared_module
 from ...symbolic.graph import Apply, Constant
+from ...symbolic.shared import host_value
 from ...symbolic.types import TensorType
 from .. import dialect as D
 from .. import kernels, register
@@ -146,8 +147,8 @@ def _runtime_of(value: Any):
     (a numpy array, a number)."""
     if value.__class__ is np.ndarray:
         return None
-    from .runtime import _RUNTIMES
-    return next((rt for rt in _RUNTIMES.values() if rt.is_device_array(value)), None)
+    from .runtime import started_runtimes
+    return next((rt for rt in started_runtimes() if rt.is_device_array(value)), None)
 
 
 class Placement:
@@ -238,9 +239,7 @@ def _host_error(node: Apply, args: Sequence, fallback: str) -> None:
     """Raise the error the node's numpy thunk raises on host copies of ``args`` (a failed
     node is reported in the same words on every backend: for a fused node, the scalar step
     that fails and the user's line that built it), or ``fallback``."""
-    host = [a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else a
-            for a in args]
-    numpy_thunk(node)(*host)
+    numpy_thunk(node)(*[host_value(a) for a in args])
     raise ValueError(f"{node.op}: {fallback}")
 
 
@@ -495,10 +494,6 @@ def _gemm(node: Apply, dev: _Build) -> Callable | None:
 
 def _after_first(node: Apply) -> list[int]:
     return list(range(1, len(node.inputs)))
-
-
-def _after_second(node: Apply) -> list[int]:
-    return list(range(2, len(node.inputs)))
 
 
 # Views and index scalars: the ops' own impls use array methods only (a[idx], transpose,

@@ -267,6 +267,11 @@ def parse_device(device: str) -> int:
     return int(found.group(2) or 0)
 
 
+def started_runtimes() -> list[Runtime]:
+    """The runtimes this process has started (whose arrays may be anywhere in its values)."""
+    return list(_RUNTIMES.values())
+
+
 def get_runtime() -> Runtime:
     """The runtime for ``config.device`` (``cuda``, ``cudaN``) and ``config.cuda.simulator``:
     one instance per (kind, device) in the process. DeviceUnavailable when CuPy or a GPU is

@@ -117,7 +117,6 @@ def test_device_report_prints_the_stand_in_plan_without_a_gpu():
     the CPU stand-in, and no time (the stand-in is not a GPU)."""
     import io
 
-    pytest.importorskip("numpy")
     try:
         import cupy  # noqa: F401
         pytest.skip("cupy is installed: the report would look for a GPU")
