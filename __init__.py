@@ -7,7 +7,7 @@ Declare symbolic variables, build an expression graph, compile it with ``functio
     x, y = T.matrices('x', 'y')
     f = theano.function([x, y], x + y)
 """
-from . import compile, gof, gradient, ifelse, printing, scalar, scan_module, tensor  # noqa: F401
+from . import compile, gof, gradient, ifelse, printing, scalar, scan_module, tensor, updates  # noqa: F401
 from .compat import install_theano_alias  # noqa: F401
 from .compile.function import Function, MissingInputError, UnusedInputError, function
 from .compile.io import In, Out
@@ -16,6 +16,7 @@ from .config import VERSION, config
 from .gradient import Lop, Rop, grad
 from .ops.base import Op, as_tensor_variable
 from .ops.blas import dot
+from .params import load_params, save_params  # noqa: F401
 from .printing import pp
 from .scan.basic import foldl, foldr, map, reduce, scan  # noqa: A004 - Theano's names
 from .scan.checkpoints import scan_checkpoints
