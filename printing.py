@@ -1,8 +1,12 @@
-"""Looking at graphs: ``debugprint`` (a tree with ids), ``pp``, the ``Print`` op, and
-``kernel_plan`` (what a function compiled for a device launches and moves per call)."""
+"""Looking at graphs: ``debugprint`` (a tree with ids), ``pp``, the ``Print`` op,
+``kernel_plan`` (what a function compiled for a device launches and moves per call) and
+``pydotprint`` (a picture drawn by graphviz)."""
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import subprocess
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -243,3 +247,140 @@ class Print(Op):
 
     def grad(self, inputs, grads):
         return grads
+
+
+# Graphviz formats pydotprint asks `dot` for; 'dot' is the DOT text itself, written here.
+_DOT_FORMATS = {"png", "svg", "pdf", "ps", "jpg", "jpeg", "gif", "dot", "canon", "plain",
+                "json", "xdot"}
+# Theano's look: apply nodes as ellipses, variables as boxes (green inputs, blue outputs)
+_DOT_STYLE = {"input": ("box", "#a8e6a1"), "shared": ("box", "#9fd8f0"),
+              "constant": ("box", "#e3e3e3"), "op": ("ellipse", "#ffffff"),
+              "fused": ("ellipse", "#ffcc80"), "loop": ("ellipse", "#d9b8f2"),
+              "output": ("box", "#b9c7ff")}
+
+
+def pydotprint(fct: Any, outfile: str | None = None, compact: bool = True,
+               format: str | None = None, with_ids: bool = False,
+               high_contrast: bool = True, colorCodes: dict | None = None,  # noqa: N803
+               max_label_size: int = 70, scan_graphs: bool = False,
+               print_output_file: bool = True, return_image: bool = False,
+               profile: Any = None) -> str | bytes | None:
+    """Draw the graph of ``fct`` (a compiled function, a variable or a list of variables)
+    with graphviz, as Theano's ``pydotprint`` did: apply nodes as ellipses (fused kernels
+    orange, loops purple), variables as boxes (inputs green, shared blue, constants grey,
+    outputs and updates blue); a hover in an SVG shows each node's type, shape and line.
+
+    The format is ``format``, else ``outfile``'s suffix (``.svg``, ``.png``, ``.pdf``,
+    ``.dot``), else png. ``.dot`` writes the DOT text and needs nothing installed; the others
+    run graphviz's ``dot`` program. ``compact=False`` draws every intermediate value as a box
+    too; ``with_ids`` numbers the nodes; ``high_contrast=False`` colours borders instead of
+    filling; ``colorCodes`` maps an op's class name to a fill colour; ``scan_graphs`` draws
+    each loop's inner graph (and each fused kernel's element graph) in a frame beside it;
+    ``profile`` (default: the function's) adds each node's time to its label. Returns the
+    path written, or with ``return_image`` the image itself (bytes; text for ``dot``)."""
+    from .config import config
+    from .d3viz.model import graph_of
+
+    if format is None:
+        suffix = os.path.splitext(outfile)[1][1:].lower() if outfile else ""
+        format = suffix if suffix in _DOT_FORMATS else "png"
+    format = format.lower()
+    if outfile is None:
+        outfile = os.path.join(config.compiledir, f"theon.pydotprint.{format}")
+    elif not os.path.splitext(outfile)[1]:
+        outfile = f"{outfile}.{format}"
+    graph = graph_of(fct, profile=profile, max_label_size=max_label_size)
+    text = dot_text(graph, compact=compact, with_ids=with_ids, high_contrast=high_contrast,
+                    color_codes=colorCodes, inner_graphs=scan_graphs)
+    if format == "dot":
+        image = text.encode()
+    else:
+        dot = shutil.which("dot")
+        if dot is None:
+            raise RuntimeError(
+                f"pydotprint needs graphviz's `dot` program to write {format!r}, and it is "
+                "not on PATH. Install graphviz (Debian/Ubuntu: `apt-get install graphviz`; "
+                "macOS: `brew install graphviz`; conda: `conda install graphviz`), or write "
+                "the DOT text, which needs nothing: outfile='graph.dot'.")
+        done = subprocess.run([dot, f"-T{format}"], input=text.encode(), capture_output=True,
+                              check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"graphviz's dot failed (exit {done.returncode}) making "
+                               f"{format!r}: {done.stderr.decode(errors='replace').strip()}")
+        image = done.stdout
+    if return_image:
+        return text if format == "dot" else image
+    folder = os.path.dirname(os.path.abspath(outfile))
+    os.makedirs(folder, exist_ok=True)
+    with open(outfile, "wb") as fh:
+        fh.write(image)
+    if print_output_file:
+        print(f"The output file is available at {outfile}")
+    return outfile
+
+
+def _q(text: str) -> str:
+    """A DOT quoted string (graphviz reads backslash escapes in labels: they are doubled)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def dot_text(graph: Any, compact: bool = True, with_ids: bool = False,
+             high_contrast: bool = True, color_codes: dict | None = None,
+             inner_graphs: bool = False) -> str:
+    """The DOT text of a picture's model (``d3viz.model.Graph``); see ``pydotprint``."""
+    lines = ["digraph theon {",
+             '  graph [rankdir=TB, compound=true, fontname="Helvetica", fontsize=11];',
+             '  node [fontname="Helvetica", fontsize=11];',
+             '  edge [fontname="Helvetica", fontsize=9, color="#555555"];']
+    colors = dict(color_codes or {})
+    counter = itertools.count()
+
+    def node_line(n: Any, indent: str) -> str:
+        shape, fill = _DOT_STYLE[n.kind]
+        if n.apply is not None and type(n.apply.op).__name__ in colors:
+            fill = colors[type(n.apply.op).__name__]
+        label = n.label
+        if with_ids:
+            label = f"{n.id[1:]} {label}"
+        if n.seconds is not None:
+            label += f"\n{n.seconds * 1e3:.3g} ms"
+        style = (f'style="filled{",bold" if n.inner else ""}", fillcolor={_q(fill)}'
+                 if high_contrast else f'color={_q(fill)}, penwidth=2')
+        tip = "\n".join(f"{k}: {v}" for k, v in n.info)
+        return (f"{indent}{n.id} [label={_q(label)}, shape={shape}, {style}, "
+                f"tooltip={_q(tip)}];")
+
+    def draw(g: Any, indent: str) -> None:
+        values: dict = {}  # compact=False: one box per intermediate value
+        for n in g.nodes:
+            lines.append(node_line(n, indent))
+        for e in g.edges:
+            label = f", label={_q(str(e.index))}" if e.n_inputs > 1 else ""
+            src = e.src
+            if not compact and e.var is not None:
+                key = (e.src, e.var)
+                if key not in values:
+                    values[key] = f"v{next(counter)}"
+                    name = e.var.name or str(e.var.type)
+                    lines.append(f"{indent}{values[key]} [label={_q(name)}, shape=box, "
+                                 f"tooltip={_q(e.info)}];")
+                    lines.append(f"{indent}{e.src} -> {values[key]};")
+                src = values[key]
+            lines.append(f"{indent}{src} -> {e.dst} [tooltip={_q(e.info)}{label}];")
+        if not inner_graphs:
+            return
+        for n in g.nodes:
+            for inner in n.inner:
+                k = next(counter)
+                lines.append(f"{indent}subgraph cluster_{k} {{")
+                lines.append(f"{indent}  label={_q(inner.title)}; style=dashed; "
+                             'color="#888888";')
+                draw(inner, indent + "  ")
+                lines.append(f"{indent}}}")
+                if inner.nodes:
+                    lines.append(f"{indent}{n.id} -> {inner.nodes[0].id} [lhead=cluster_{k}, "
+                                 'style=dashed, arrowhead=none, color="#888888"];')
+
+    draw(graph, "  ")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
