@@ -1,6 +1,6 @@
 """A layered (top to bottom) drawing of a DAG, computed in Python so that the HTML needs no
-layout library: each node on a layer one below its deepest input, roots just above their
-first reader; edges spanning several layers pass through waypoints that take part in the
+layout library: each node one layer below its deepest input, then moved down to just above
+its first reader; edges spanning several layers pass through waypoints that take part in the
 ordering, so they bend around boxes instead of crossing them; the order in each layer is
 improved by barycenter sweeps, then x positions relax towards the neighbours' mean.
 """
@@ -43,12 +43,16 @@ def layered(ids: Sequence[str], edges: Sequence[tuple[str, str]],
     dag = nx.DiGraph()
     dag.add_nodes_from(ids)
     dag.add_edges_from(edges)
+    order = list(nx.topological_sort(dag))
     layer: dict[str, int] = {}
-    for n in nx.topological_sort(dag):
+    for n in order:
         layer[n] = 1 + max((layer[p] for p in preds[n]), default=-1)
-    for n in ids:  # a root sits just above the first node reading it, not at the top
-        if not preds[n] and succs[n]:
-            layer[n] = max(min(layer[s] for s in succs[n]) - 1, 0)
+    # then each node as low as its readers allow: a side branch (a constant broadcast for a
+    # node deep down) sits just above its first reader instead of at the top, with an edge
+    # across the whole drawing
+    for n in reversed(order):
+        if succs[n]:
+            layer[n] = min(layer[s] for s in succs[n]) - 1
 
     # waypoints: one virtual node per layer crossed
     size = dict(sizes)
