@@ -152,9 +152,10 @@ class _Builder:
             made.inner.append(self.scalar_graph(op, node))
         for k, (ins, outs) in enumerate(inner):
             outs = [outs] if isinstance(outs, Variable) else list(outs)
+            in_labels, out_labels = _loop_labels(node, list(ins), outs)
             made.inner.append(self.graph(
                 f"{short(text, self.size)}: inner graph" + (f" {k}" if len(inner) > 1 else ""),
-                outs, list(ins), [o.name or f"out {j}" for j, o in enumerate(outs)]))
+                outs, list(ins), out_labels, in_labels))
         return made
 
     def graph(self, title: str, outputs: Sequence[Variable], inputs: Sequence[Variable] = (),
@@ -251,6 +252,42 @@ class _Builder:
             g.edges.append(Edge(last[r].id, sink.id, 0, 1,
                                 out.type.dtype if out is not None else ""))
         return g
+
+
+def _loop_labels(node: Apply, ins: list[Variable], outs: list[Variable]
+                 ) -> tuple[dict[Variable, str], list[str]]:
+    """Names for a loop body's inputs and outputs: with a Scan's layout (``op.spec``: the
+    sequences' rows, each fed-back output's taps, shared values, non-sequences), what each
+    one is for; otherwise the variables' own names."""
+    out_labels = [o.name or f"out {j}" for j, o in enumerate(outs)]
+    spec, labels = getattr(node.op, "spec", None), getattr(node.op, "labels", None)
+    fields = ("n_seqs", "outputs", "n_shared", "n_nonseqs")
+    if spec is None or labels is None or not all(hasattr(spec, f) for f in fields):
+        return {}, out_labels
+
+    def outer(k: int) -> str:  # the outer node's input k (after n_steps), by name
+        var = node.inputs[1 + k] if 1 + k < len(node.inputs) else None
+        return var.name if var is not None and var.name else ""
+
+    names: list[str] = []
+    for k in range(spec.n_seqs):
+        names.append(f"{outer(k) or f'sequence {k}'}[t]")
+    fed = [(j, taps) for j, taps in enumerate(spec.outputs) if taps is not None]
+    for j, taps in fed:
+        names += [f"{labels[j]}[t{tap:+d}]" for tap in taps]
+    first = spec.n_seqs + len(fed)
+    names += [outer(first + k) or f"shared {k}" for k in range(spec.n_shared)]
+    first += spec.n_shared
+    names += [outer(first + k) or f"non-sequence {k}" for k in range(spec.n_nonseqs)]
+    if len(names) != len(ins):
+        return {}, out_labels
+    in_labels = {v: (v.name if v.name and k < spec.n_seqs else name)
+                 for k, (v, name) in enumerate(zip(ins, names))}
+    out_names = [f"{label}[t]" for label in labels]
+    out_names += [f"{outer(spec.n_seqs + len(fed) + k) or f'shared {k}'} (update)"
+                  for k in range(spec.n_shared)]
+    out_names += ["until"] if getattr(spec, "as_while", False) else []
+    return in_labels, out_names if len(out_names) == len(outs) else out_labels
 
 
 def graph_of(obj: Any, profile: Any = None, max_label_size: int = 0) -> Graph:

@@ -261,3 +261,22 @@ def test_a_function_compiled_with_profile(tmp_path):
     parsed.feed(open(path).read())
     timed = [n for n in parsed.nodes if "data-seconds" in n]
     assert timed and len(timed) == len(f.maker.fgraph.toposort())
+
+
+def test_a_loop_body_names_its_inputs_and_outputs(fn):
+    _, cost = fn
+    loop = next(n for _, n in graph_of(cost).walk() if n.kind == "loop")
+    body, = loop.inner
+    names = {n.label for n in body.nodes if n.kind != "op"}
+    assert {"x[t]", "output 0[t-1]", "output 0[t]"} <= names, names
+
+
+def test_layout_keeps_side_branches_near_their_reader():
+    from theon.d3viz.layout import layered
+    chain = [f"c{k}" for k in range(8)]
+    edges = list(zip(chain, chain[1:])) + [("root", "side"), ("side", "c7")]
+    lay = layered(["root", "side"] + chain, edges, {n: (40.0, 20.0) for n in chain + [
+        "root", "side"]})
+    assert all(len(route) == 2 for route in lay.routes)  # no edge crosses a layer
+    assert lay.centers["side"][1] == lay.centers["c6"][1]
+    assert lay.centers["root"][1] == lay.centers["c5"][1]
