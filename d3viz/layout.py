@@ -6,6 +6,7 @@ improved by barycenter sweeps, then x positions relax towards the neighbours' me
 """
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,13 +82,20 @@ def layered(ids: Sequence[str], edges: Sequence[tuple[str, str]],
 
     pos = {n: float(i) for row in rows for i, n in enumerate(row)}
     sweeps = SWEEPS if len(layer) <= BIG else 2
+    # barycenter sweeps can undo a better order: the order with the fewest crossings is kept
+    best, fewest = [list(row) for row in rows], _crossings(rows, down, pos)
     for _ in range(sweeps):
         for row in rows[1:]:
             _reorder(row, up, pos)
         for row in reversed(rows[:-1]):
             _reorder(row, down, pos)
-    for row in rows[1:]:
-        _reorder(row, up, pos)
+        count = _crossings(rows, down, pos)
+        if count < fewest:
+            best, fewest = [list(row) for row in rows], count
+        if not count:
+            break
+    rows = best
+    pos = {n: float(i) for row in rows for i, n in enumerate(row)}
 
     # x: packed left to right, then moved towards the neighbours' mean, keeping the order
     x: dict[str, float] = {}
@@ -126,6 +134,21 @@ def layered(ids: Sequence[str], edges: Sequence[tuple[str, str]],
         pts.append((centers[t][0], centers[t][1] - size[t][1] / 2))
         routes.append(pts)
     return Layout({n: centers[n] for n in ids}, routes, width, height)
+
+
+def _crossings(rows: list[list[str]], down: Mapping[str, list[str]],
+               pos: Mapping[str, float]) -> int:
+    """Edge crossings between adjacent layers: inversions of the targets' positions when the
+    edges are sorted by their sources'."""
+    total = 0
+    for row in rows[:-1]:
+        ends = sorted((pos[a], pos[b]) for a in row for b in down.get(a, ()))
+        seen: list[float] = []
+        for _, b in ends:
+            k = bisect.bisect_right(seen, b)
+            total += len(seen) - k
+            seen.insert(k, b)
+    return total
 
 
 def _reorder(row: list[str], near: Mapping[str, list[str]], pos: dict[str, float]) -> None:
