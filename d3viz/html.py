@@ -163,7 +163,7 @@ header button { margin-left: 6px; font-size: 12px; }
 .chip { margin-right: 10px; white-space: nowrap; }
 .chip i { display: inline-block; width: 12px; height: 12px; border: 1px solid;
           border-radius: 3px; margin-right: 4px; vertical-align: -2px; }
-#stats { color: #666; margin-left: 8px; }
+#stats, #hint { color: #666; margin-left: 8px; }
 svg#view { flex: 1; width: 100%; cursor: grab; background: #fff; }
 .node text { font: 12px monospace; text-anchor: middle; pointer-events: none; }
 .node text.time { fill: #8a3a00; font-weight: bold; }
@@ -247,6 +247,12 @@ _JS = """
     var px = vb[0] + (e.clientX - r.left) * s, py = vb[1] + (e.clientY - r.top) * s;
     vb = [px - (px - vb[0]) * k, py - (py - vb[1]) * k, vb[2] * k, vb[3] * k]; show();
   }, {passive: false});
+  // a large graph fitted whole is unreadable: start at the top at a scale that can be read
+  var fitScale = Math.min(svg.clientWidth / vb[2], svg.clientHeight / vb[3]);
+  if (fitScale < 0.6) {
+    var k = Math.max(Math.min(svg.clientWidth / vb[2], 1), 0.6);
+    vb = [vb[0], vb[1], svg.clientWidth / k, svg.clientHeight / k]; show();
+  }
   if (location.hash === '#expand-all') all(true);
 })();
 """
@@ -260,8 +266,8 @@ _PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <header><b>{title}</b>{legend}<span id="stats">{stats}</span>
-<button id="fit">fit</button><button id="expand">expand all</button>\
-<button id="collapse">collapse all</button></header>
+<span id="hint">drag: pan, wheel: zoom</span><button id="fit">fit</button>\
+<button id="expand">expand all</button><button id="collapse">collapse all</button></header>
 <svg id="view" viewBox="0 0 {w} {h}" preserveAspectRatio="xMidYMin meet">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7"
  markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>
