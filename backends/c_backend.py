@@ -557,6 +557,8 @@ def _spec(node: Apply) -> KernelSpec | None:
     """The kernel a node runs as, or None for a node that stays on numpy."""
     op = node.op
     if isinstance(op, FusedReduce):
+        if op.epilogue is not None:
+            return None  # (only a device's fusion makes one: the numpy path computes it)
         graph = op.graph
         if kernels.reduce_acc_dtype(op.kind, graph.out_dtypes[0], op.dtype) is None or \
                 node.outputs[0].dtype != op.dtype or not op.axis or \

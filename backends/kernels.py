@@ -644,7 +644,8 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
                   dialect: Dialect = C, *, initial: float | None = None,
                   hoisted: Sequence[int] = (), hoisted_outer: Sequence[int] = (),
                   prelude: bool = True, qualifier: str = "", nk: int | None = None,
-                  nr: int | None = None, index32: bool = False) -> str:
+                  nr: int | None = None, index32: bool = False,
+                  epilogue: ScalarGraph | None = None) -> str:
     """The source of a kernel reducing ``graph``'s single output with ``kind``.
 
     Three functions (C dialect), sharing the per-element statements of the elementwise loop
@@ -671,16 +672,21 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
     inputs, ``hoisted_outer`` in ``name_outer``: stride 0).
 
     In a CUDA dialect (``dialect.gpu``): kernels ``name`` and ``name_merge`` for ``nk`` kept
-    and ``nr`` reduced dimensions once collapsed, with 32-bit indices if ``index32``; see
+    and ``nr`` reduced dimensions once collapsed, with 32-bit indices if ``index32``, and an
+    ``epilogue`` applied to each result (``FusedReduce.epilogue``); see
     ``_render_cuda_reduce`` and ``cuda_reduce_launch``."""
     if dialect.gpu:
         if hoisted or hoisted_outer or qualifier:
             raise ValueError("hoisted, hoisted_outer and qualifier are options of the C loops "
                              "only")
         return _render_cuda_reduce(graph, kind, out_dtype, name, dialect, initial=initial,
-                                   nk=nk, nr=nr, index32=index32, prelude=prelude)
+                                   nk=nk, nr=nr, index32=index32, prelude=prelude,
+                                   epilogue=epilogue)
     if nk is not None or nr is not None or index32:
         raise ValueError("the C loops take their dimensions at run time, in 64-bit indices")
+    if epilogue is not None:
+        raise ValueError("an epilogue is an option of the CUDA reduction only (on a CPU the "
+                         "fusion pass makes none)")
     red = _reduction(graph, kind, out_dtype, dialect, initial)
     n_in = len(graph.in_dtypes)
     hoisted = frozenset(hoisted)
@@ -870,7 +876,8 @@ def _cuda_tree(red: _Reduction) -> list[str]:
 
 def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
                         dialect: Dialect, *, initial: float | None, nk: int | None,
-                        nr: int | None, index32: bool, prelude: bool) -> str:
+                        nr: int | None, index32: bool, prelude: bool,
+                        epilogue: ScalarGraph | None = None) -> str:
     """Two ``__global__`` kernels reducing ``graph``'s output over ``nr`` reduced dimensions
     for each element of ``nk`` kept ones (0: one output), with 32-bit indices if ``index32``
     (``cuda_reduce_launch`` says which variant a launch needs and gives its arguments).
@@ -911,10 +918,18 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
     count, _, stride = _CUDA_INDEX[bool(index32)]
     n_in = len(graph.in_dtypes)
     acc_t, out_t = red.acc_t, red.out_t
+    n_extra = len(epilogue.in_dtypes) - 1 if epilogue is not None else 0
+    if epilogue is not None and (len(epilogue.outputs) != 1 or
+                                 epilogue.in_dtypes[0] != out_dtype):
+        raise ValueError(f"an epilogue has one output and reads the {out_dtype} result as its "
+                         "input 0")
     kept_lengths = [f"const {count} n"] + [f"const {count} n{d}" for d in range(1, nk)]
     out_strides = [", ".join(f"const {stride} so_{d}" for d in range(nk))] if nk else []
+    out_strides += [", ".join(f"const {stride} se{a}_{d}" for d in range(nk))
+                    for a in range(1, n_extra + 1)] if nk else []
+    extra_pointers = [f"const char *ep{a}" for a in range(1, n_extra + 1)]
     params = [", ".join([f"const char *p{a}" for a in range(n_in)]
-                        + ["char *out", "char *partial"]),
+                        + ["char *out", "char *partial", *extra_pointers]),
               ", ".join(kept_lengths),
               ", ".join([f"const {count} r"] + [f"const {count} m{d}" for d in range(1, nr)])]
     params += [", ".join(f"const {stride} s{a}_{d}" for d in range(nk + nr))
@@ -923,6 +938,17 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
                              f"const {count} chunk"]
     kept = _unravel("o", "k", "n", "t", nk, index32) if nk else []
     out_at = "out" + "".join(f" + k{d} * so_{d}" for d in range(nk))
+    if epilogue is None:
+        write = [f"*({out_t} *)({out_at}) = ({out_t})acc;"]
+    else:
+        def load_extra(a: int, t: str) -> str:
+            if a == 0:
+                return f"({t})(({out_t})acc)"
+            return f"*(const {t} *)(ep{a}" + "".join(f" + k{d} * se{a}_{d}" for d in range(nk)) \
+                + ")"
+        write = ["{", *["    " + line for line in _element(
+            epilogue, dialect, load_extra,
+            lambda j, t, v: f"*({t} *)({out_at}) = {v}")], "}"]
 
     def load(a: int, t: str) -> str:
         offset = " + ".join(f"j{d} * s{a}_{nk + d}" for d in range(nr))
@@ -961,16 +987,18 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
           if kind == "sum" and red.acc_dtype in ("float32", "float64") else []),
         *["        " + line for line in _cuda_tree(red)],
         "        if (lane == 0 && active) {",
-        "            if (parts > 1)",
+        "            if (parts > 1) {",
         f"                (({acc_t} *)partial)[w] = acc;",
-        "            else",
-        f"                *({out_t} *)({out_at}) = ({out_t})acc;",
+        "            } else {",
+        *["                " + line for line in write],
+        "            }",
         "        }",
         "    }",
         "}",
         "",
         f'extern "C" __global__ void {name}_merge(',
-        "    " + ",\n    ".join(["const char *partial, char *out", ", ".join(kept_lengths)]
+        "    " + ",\n    ".join([", ".join(["const char *partial, char *out",
+                                            *extra_pointers]), ", ".join(kept_lengths)]
                                 + out_strides
                                 + [f"const unsigned int group, const {count} parts"]) + ")",
         "{",
@@ -988,7 +1016,7 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
         *["        " + line for line in _cuda_tree(red)],
         "        if (lane == 0 && active) {",
         *["            " + line for line in kept],
-        f"            *({out_t} *)({out_at}) = ({out_t})acc;",
+        *["            " + line for line in write],
         "        }",
         "    }",
         "}",
@@ -1053,6 +1081,8 @@ class CudaReduceLaunch:
     reduced: tuple[int, ...]
     strides: tuple[tuple[int, ...], ...]
     out_strides: tuple[int, ...]
+    # an epilogue's arrays' byte strides (kept dimensions), in order
+    extra_strides: tuple[tuple[int, ...], ...] = ()
 
     def padded(self, nk: int, nr: int) -> CudaReduceLaunch:
         """The same launch for a kernel rendered for ``nk`` kept and ``nr`` reduced dimensions,
@@ -1066,7 +1096,8 @@ class CudaReduceLaunch:
         return CudaReduceLaunch(nk, nr, self.index32, self.size, self.count,
                                 (1,) * (nk - self.nk) + self.kept,
                                 (1,) * (nr - self.nr) + self.reduced, strides,
-                                pk + self.out_strides)
+                                pk + self.out_strides,
+                                tuple(pk + e for e in self.extra_strides))
 
     def plan(self, block: int = CUDA_REDUCE_BLOCK, *, grid: int | None = None,
              group: int | None = None, parts: int | None = None) -> CudaReducePlan:
@@ -1102,7 +1133,8 @@ class CudaReduceLaunch:
             raise ValueError(f"{n} outputs in {parts} parts do not fit 32-bit indices")
         count, stride = (np.uint32, np.int32) if self.index32 else (np.int64, np.int64)
         kept = (count(n), *[count(k) for k in self.kept[1:]])
-        out_strides = tuple(stride(s) for s in self.out_strides)
+        out_strides = tuple(stride(s) for st in (self.out_strides, *self.extra_strides)
+                            for s in st)
         first = CudaReducePass(
             "", grid or max(1, min(-(-n * parts // per), 65536)), block,
             (*kept, count(r), *[count(m) for m in self.reduced[1:]],
@@ -1127,8 +1159,8 @@ def _by_stride(dims: Sequence[int], strides: Sequence[Sequence[int]]) -> list[in
 
 
 def cuda_reduce_launch(arrays: Sequence, axis: Sequence[int], kind: str, *,
-                       initial: float | None = None, shape: Sequence[int] | None = None
-                       ) -> CudaReduceLaunch:
+                       initial: float | None = None, shape: Sequence[int] | None = None,
+                       extras: Sequence = ()) -> CudaReduceLaunch:
     """What launching a CUDA reduction on ``arrays`` (inputs then the output; numpy-like:
     ``shape``, ``strides``, ``ndim``) over the inputs' dimensions ``axis`` takes: the kept and
     reduced dimensions, each ordered by decreasing stride of the inputs (the reduced elements
@@ -1137,7 +1169,9 @@ def cuda_reduce_launch(arrays: Sequence, axis: Sequence[int], kind: str, *,
     indices reach everything (the counts and each array's farthest byte offset fit an int;
     a launch then splits an output into at most 2**31 / outputs parts). ``shape``: the
     inputs' broadcast shape (default: computed). Max and min of an empty axis, with no
-    ``initial``, are refused (ValueError, as numpy refuses them) before anything launches."""
+    ``initial``, are refused (ValueError, as numpy refuses them) before anything launches.
+    ``extras``: an epilogue's arrays, of the output's rank, each length the output's or 1
+    (broadcast)."""
     inputs, out = list(arrays[:-1]), arrays[-1]
     if shape is None:
         shape = np.broadcast_shapes(*[tuple(a.shape) for a in inputs])
@@ -1153,10 +1187,18 @@ def cuda_reduce_launch(arrays: Sequence, axis: Sequence[int], kind: str, *,
         raise ValueError(f"{kind} of an empty array (shape {shape}) over axes {axis} has "
                          "no identity")
     full = [broadcast_strides(a, shape) for a in inputs]
-    out_full = [0] * len(shape)
-    for k, d in enumerate(kept_dims):
-        out_full[d] = 0 if shape[d] == 1 else out.strides[k]
-    every = full + [tuple(out_full)]
+    def kept_strides(a, what: str) -> tuple[int, ...]:
+        if a.ndim != len(kept_dims):
+            raise ValueError(f"{what} has {a.ndim} dimensions, the output {len(kept_dims)}")
+        st = [0] * len(shape)
+        for k, d in enumerate(kept_dims):
+            if a.shape[k] not in (1, shape[d]):
+                raise ValueError(f"{what}'s shape {tuple(a.shape)} does not fit the "
+                                 f"output's {tuple(out.shape)}")
+            st[d] = 0 if shape[d] == 1 or a.shape[k] == 1 else a.strides[k]
+        return tuple(st)
+    every = full + [kept_strides(out, "the output")] + \
+        [kept_strides(e, f"the epilogue's array {k + 1}") for k, e in enumerate(extras)]
     groups = []
     for dims in (kept_dims, axis):
         dims = _by_stride([d for d in dims if shape[d] != 1], full)
@@ -1166,18 +1208,22 @@ def cuda_reduce_launch(arrays: Sequence, axis: Sequence[int], kind: str, *,
     (kept, kst), (reduced, rst) = groups
     if not reduced:  # one element per output
         reduced, rst = (1,), [(0,) for _ in every]
-    strides = [k + q for k, q in zip(kst[:-1], rst[:-1])]
-    out_strides = kst[-1]
+    n_in = len(inputs)
+    strides = [k + q for k, q in zip(kst[:n_in], rst[:n_in])]
+    out_strides, extra_strides = kst[n_in], list(kst[n_in + 1:])
     if n == 0 or r == 0:  # nothing is read: keep the strides from deciding the index width
         strides = [(0,) * len(s) for s in strides]
-        out_strides = (0,) * len(out_strides) if n == 0 else out_strides
+        if n == 0:
+            out_strides = (0,) * len(out_strides)
+            extra_strides = [(0,) * len(e) for e in extra_strides]
     extents = [sum(max(m - 1, 0) * abs(s) for m, s in zip(kept + reduced, st))
                for st in strides]
-    extents.append(sum(max(m - 1, 0) * abs(s) for m, s in zip(kept, out_strides)))
+    extents += [sum(max(m - 1, 0) * abs(s) for m, s in zip(kept, st))
+                for st in (out_strides, *extra_strides)]
     index32 = n <= _INT32_MAX and r <= _INT32_MAX and all(e <= _INT32_MAX for e in extents)
     if len(kept) > MAX_DIMS or len(reduced) > MAX_DIMS:
         raise ValueError(f"a kernel takes at most {MAX_DIMS} kept and {MAX_DIMS} reduced "
                          f"dimensions once collapsed, got {len(kept)} and {len(reduced)}")
     return CudaReduceLaunch(len(kept), len(reduced), index32, n, r, tuple(kept),
                             tuple(reduced), tuple(tuple(s) for s in strides),
-                            tuple(out_strides))
+                            tuple(out_strides), tuple(tuple(e) for e in extra_strides))

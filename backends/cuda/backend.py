@@ -327,9 +327,14 @@ class _Reduction:
     dimensions a launch can have (a launch of fewer is padded with length-1 ones)."""
 
     def __init__(self, graph: ScalarGraph, kind: str, axis: Sequence[int], ndim: int,
-                 dtype: str, initial, dev: _Build, label: str):
+                 dtype: str, initial, dev: _Build, label: str,
+                 epilogue: ScalarGraph | None = None):
         self.graph, self.kind, self.axis, self.dtype, self.initial = \
             graph, kind, tuple(axis), dtype, initial
+        self.epilogue = epilogue
+        self.n_in = len(graph.in_dtypes)
+        self.out_dtype = epilogue.out_dtypes[0] if epilogue is not None else dtype
+        dtypes = {*graph.ref_dtypes, *(epilogue.ref_dtypes if epilogue is not None else ())}
         self.acc = kernels.reduce_acc_dtype(kind, graph.out_dtypes[0], dtype)
         self.rt, self.module, self.label = dev.rt, dev.module, label
         self.name = dev.module.name()
@@ -337,13 +342,13 @@ class _Reduction:
         self.padded = self.nk <= kernels.MAX_DIMS and self.nr <= kernels.MAX_DIMS
         if self.padded:
             source = self._source(self.name, self.nk, self.nr, True, prelude=False)
-            dev.module.add(source, {*graph.ref_dtypes, dtype, self.acc})
+            dev.module.add(source, {*dtypes, dtype, self.acc})
         self.others: dict[tuple[int, int, bool], Any] = {}
 
     def _source(self, name: str, nk: int, nr: int, index32: bool, prelude: bool) -> str:
         return kernels.render_reduce(self.graph, self.kind, self.dtype, name, D.CUDA,
                                      initial=self.initial, nk=nk, nr=nr, index32=index32,
-                                     prelude=prelude)
+                                     prelude=prelude, epilogue=self.epilogue)
 
     def kernels_for(self, launch):
         """(the launch as the kernels take it, a function giving a kernel by suffix)."""
@@ -357,21 +362,26 @@ class _Reduction:
         return launch, lambda s: module.get_function("r" + s)
 
     def __call__(self, args: Sequence, shape: tuple[int, ...]):
+        """The reduction of the graph over ``args`` (the prologue's inputs, then the
+        epilogue's arrays), broadcast to ``shape``."""
         rt = self.rt
+        args, extras = args[:self.n_in], args[self.n_in:]
         kept = tuple(n for d, n in enumerate(shape) if d not in self.axis)
-        out = rt.empty(kept, self.dtype)
+        out = rt.empty(kept, self.out_dtype)
         launch = kernels.cuda_reduce_launch([*args, out], self.axis, self.kind,
-                                            initial=self.initial, shape=shape)
+                                            initial=self.initial, shape=shape, extras=extras)
         if not launch.size:
             return out
         launch, get = self.kernels_for(launch)
         schedule = launch.plan()
         partial = rt.empty((max(schedule.partials, 1),), self.acc)
         for step in schedule.passes:
-            pointers = (*args, out, partial) if step.suffix == "" else (partial, out)
+            pointers = (*args, out, partial, *extras) if step.suffix == "" else \
+                (partial, out, *extras)
             get(step.suffix)((step.grid,), (step.block,), (*pointers, *step.scalars))
             if plan.recording() is not None:
                 read = [*args] if step.suffix == "" else [partial]
+                read += extras if step is schedule.passes[-1] else []
                 plan.launch("kernel", self.label + step.suffix, step.grid, step.block,
                             plan.nbytes([*read, out]),
                             launch.size * launch.count * (len(self.graph.steps) + 1))
@@ -402,12 +412,26 @@ def _reduction(node: Apply, dev: _Build) -> Callable | None:
         graph = ScalarGraph.of_row(S.identity, (node.inputs[0].dtype,))
     else:
         return None
+    epilogue = getattr(op, "epilogue", None)
+    out_dtype = epilogue.out_dtypes[0] if epilogue is not None else op.dtype
     if kernels.reduce_acc_dtype(op.kind, graph.out_dtypes[0], op.dtype) is None or \
-            not op.axis or node.outputs[0].dtype != op.dtype:
+            not op.axis or node.outputs[0].dtype != out_dtype:
         return None
     kernel = _Reduction(graph, op.kind, op.axis, node.inputs[0].ndim, op.dtype, op.initial,
-                        dev, str(node.op))
-    return lambda *args: kernel(args, _out_shape(node, args))
+                        dev, str(node.op), epilogue)
+    n_in = len(graph.in_dtypes)
+    if epilogue is None:
+        return lambda *args: kernel(args, _out_shape(node, args))
+
+    def run(*args):
+        shape = _out_shape(node, args[:n_in])
+        kept = tuple(n for d, n in enumerate(shape) if d not in kernel.axis)
+        if any(a.ndim != len(kept) or any(m != k and not (m == 1 and bc) for m, k, bc in
+                                          zip(a.shape, kept, var.type.broadcastable))
+               for a, var in zip(args[n_in:], node.inputs[n_in:])):
+            _host_error(node, args, "the epilogue's inputs do not fit the reduction's result")
+        return kernel(args, shape)
+    return run
 
 
 def _matmul(rt, x, y, label: str):
@@ -418,8 +442,7 @@ def _matmul(rt, x, y, label: str):
     if plan.recording() is not None:
         k = x.shape[-1]
         plan.launch("matmul", label, 1, 1, plan.nbytes([x, y, r]), 2 * r.size * k)
-        plan.touch([x, y])
-        plan.touch([r], written=True)
+        plan.product([x, y], [r])
     return r
 
 
@@ -474,8 +497,7 @@ def _gemm(node: Apply, dev: _Build) -> Callable | None:
             if plan.recording() is not None:
                 plan.launch("matmul", name + " into its addend", 1, 1,
                             plan.nbytes([x, y]) + 2 * z.nbytes, 2 * z.size * x.shape[1])
-                plan.touch([x, y])
-                plan.touch([z], written=True)
+                plan.product([x, y, z], [z])
             return z
         r = _matmul(rt, x, y, name)
         try:

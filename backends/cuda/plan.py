@@ -3,12 +3,14 @@
 ``kernel_plan(f, *args)`` runs ``f`` once on ``args`` while the device backend records each
 launch (the kernel, its grid and block, the bytes it reads and writes, its arithmetic), each
 product, each host-device transfer, and restores the shared values the call updated, so the
-plan has no side effect. ``KernelPlan.minimum_bytes`` is what the math cannot avoid moving:
-the arguments and shared values read once, the outputs and updates written once, and each
-matrix product's operands read and its result written and read once (a product cannot be
-fused away; every elementwise step could be, into a product's prologue or epilogue or into
-its neighbours); arrays are told apart by their addresses, so a weight updated in place is
-read once and written once.
+plan has no side effect. ``KernelPlan.minimum_bytes`` is what the math cannot avoid moving
+with the products done by a library (cuBLAS): each product reads its operands and writes its
+result, once per product (a library product fuses with nothing, so two products reading one
+array read it twice, and a product's result reaches memory); every elementwise step could be
+fused into its neighbours, so the arguments, shared values, outputs and updates that no
+product reads or writes count once each (read once, written once), and nothing else does.
+Arrays are told apart by their addresses, so a weight updated in place is read once and
+written once.
 ``predict`` turns the plan into a time on a GPU of given bandwidth and launch cost.
 """
 from __future__ import annotations
@@ -52,13 +54,18 @@ class KernelPlan:
 
     launches: list[Launch] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
-    # address -> [bytes, read, written] of each array the minimum counts (module docstring)
+    # address -> [bytes, read, written] of the arguments, shared values, outputs, updates
     essential: dict[int, list] = field(default_factory=dict)
+    # what the products read and write, each product counted (module docstring)
+    product_bytes: int = 0
+    # the addresses of arrays some product read or wrote (their traffic is counted there)
+    in_products: set[int] = field(default_factory=set)
 
     @property
     def minimum_bytes(self) -> int:
-        return sum(n * (int(read) + int(written)) for n, read, written in
-                   self.essential.values())
+        return self.product_bytes + sum(
+            n * (int(read) + int(written)) for address, (n, read, written) in
+            self.essential.items() if address not in self.in_products)
 
     @property
     def device_bytes(self) -> int:
@@ -83,8 +90,8 @@ class KernelPlan:
                         f"{launch.block:>5} {launch.bytes:>11,} {launch.flops:>11,}")
         rows.append(f"{len(self.launches)} launches, {self.device_bytes:,} bytes moved in "
                     f"device memory, {self.device_bytes / max(self.minimum_bytes, 1):.2f}x the "
-                    f"minimum of {self.minimum_bytes:,} (the arguments, outputs, shared values "
-                    "and updates, and the products' operands and results, once each)")
+                    f"minimum of {self.minimum_bytes:,} (each product's operands and result, the "
+                    "other arguments, outputs, shared values and updates once each)")
         if self.transfers:
             rows.append(f"{len(self.transfers)} host-device transfers, "
                         f"{self.transfer_bytes:,} bytes:")
@@ -123,6 +130,15 @@ def _address(a: Any) -> int:
     if ptr is None and hasattr(a, "ctypes"):
         ptr = a.ctypes.data
     return int(ptr) if ptr is not None else id(a)
+
+
+def product(read: Sequence[Any], written: Sequence[Any]) -> None:
+    """Count a library product in the plan's minimum: it reads ``read`` and writes
+    ``written``, whatever else reads or writes them."""
+    plan = _RECORDING[0]
+    if plan is not None:
+        plan.product_bytes += nbytes(read) + nbytes(written)
+        plan.in_products.update(_address(a) for a in (*read, *written))
 
 
 def touch(arrays: Sequence[Any], read: bool = True, written: bool = False) -> None:

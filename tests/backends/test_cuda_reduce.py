@@ -657,6 +657,81 @@ def test_cuda_reductions_are_rendered_for_one_shape_and_index_width():
         render_reduce(graph, "max", "float64", "k", D.CUDA, nk=1, nr=1)
 
 
+def _epilogue_cases():
+    """(case, epilogue, axis, arrays, extras, numpy's result): a bias gradient's update
+    ``b - lr * sum(g, 0)`` (extras a vector and a broadcast length-1 one), a mean's division
+    (a 0-d output and a 0-d extra), ``exp(max(x, 1)) + c`` with ``c`` broadcast along a kept
+    dimension and strided."""
+    rng = np.random.default_rng(21)
+    f32, f64 = "float32", "float64"
+    update = ScalarGraph((f32, f32, f32), ((S.mul, (2, 0)), (S.sub, (1, 3))), (4,))
+    mean = ScalarGraph((f64, f64), ((S.true_div, (0, 1)),), (2,))
+    tail = ScalarGraph((f64, f64), ((S.exp, (0,)), (S.add, (2, 1))), (3,))
+    g = rng.normal(size=(300, 7)).astype(f32)
+    b, lr = rng.normal(size=7).astype(f32), np.array([0.1], f32)
+    x = rng.normal(size=(3, 40, 5))
+    n = np.array(x.size, f64)
+    c = rng.normal(size=(6, 1))[::2]
+    return [
+        (Case("ep_update", _identity(f32), "sum", f32), update, (0,), [g], [b, lr],
+         b - lr * g.sum(axis=0, dtype=f32)),
+        (Case("ep_mean", _identity(f64), "sum", f64), mean, (0, 1, 2), [x], [n], x.sum() / n),
+        (Case("ep_tail", _identity(f64), "max", f64), tail, (1,), [x], [c],
+         np.exp(x.max(axis=1)) + c)]
+
+
+def _epilogue_source(name: str, case: Case, epilogue: ScalarGraph, nk: int, nr: int) -> str:
+    return render_reduce(case.graph, case.kind, case.dtype, name, D.CUDA, nk=nk, nr=nr,
+                         index32=True, prelude=False, epilogue=epilogue)
+
+
+def test_an_epilogue_runs_where_each_result_is_written(request, tmp_path_factory):
+    """A reduction ending with elementwise work on its result (the device's fusion pass
+    makes these) compiles with NVRTC and, on the CPU harness, gives numpy's result under
+    every launch shape, split outputs (the merge pass writes them) included."""
+    cases = _epilogue_cases()
+    shapes = {"ep_update": (1, 1), "ep_mean": (0, 1), "ep_tail": (2, 1)}
+    source = D.CUDA.prelude(["float32", "float64"]) + "\n".join(
+        _epilogue_source(case.name, case, ep, *shapes[case.name]) for case, ep, *_ in cases)
+    assert "ep1" in source and "se1_0" in source
+    nvrtc = _elementwise._nvrtc()
+    for arch in ARCHS:
+        ok, log, _ = nvrtc.compile(source, (f"-arch={arch}",))
+        assert ok and not log.strip(), log
+    if harness.CXX is None or not theon.config.cxx:
+        pytest.skip("no C++ compiler to run CUDA text on the CPU")
+    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
+    module = harness.CpuModule(harness.build(source, cache, quick=True))
+    for case, _, axis, arrays, extras, want in cases:
+        out = np.empty(want.shape, want.dtype)
+        lay = cuda_reduce_launch([*arrays, out], axis, case.kind, extras=extras)
+        assert lay.index32 and len(lay.extra_strides) == len(extras)
+        lay = lay.padded(*shapes[case.name])
+        for launch in (*LAUNCHES, *SPLIT):
+            out[...] = np.nan
+            plan = lay.plan(**launch)
+            partial = np.empty(max(plan.partials, 1), case.acc_dtype)
+            for step in plan.passes:
+                kernel = module.get_function(case.name + step.suffix)
+                pointers = [*arrays, out, partial, *extras] if step.suffix == "" else \
+                    [partial, out, *extras]
+                kernel((step.grid,), (step.block,), (*pointers, *step.scalars))
+            np.testing.assert_allclose(out, want, rtol=1e-6, err_msg=f"{case.name} {launch}")
+
+
+def test_an_epilogue_array_must_fit_the_output():
+    out = np.empty(7, "float32")
+    with pytest.raises(ValueError, match="does not fit"):
+        cuda_reduce_launch([np.ones((3, 7), "float32"), out], (0,), "sum",
+                           extras=[np.ones(6, "float32")])
+    with pytest.raises(ValueError, match="dimensions"):
+        cuda_reduce_launch([np.ones((3, 7), "float32"), out], (0,), "sum",
+                           extras=[np.ones((1, 7), "float32")])
+    with pytest.raises(ValueError, match="CUDA reduction only"):
+        render_reduce(_identity("float32"), "sum", "float32", "k", D.C,
+                      epilogue=ScalarGraph.of_row(S.neg, ("float32",)))
+
+
 # -- 3. a GPU --------------------------------------------------------------------------------------
 
 def test_reduction_kernels_run_on_a_gpu_through_cupy():

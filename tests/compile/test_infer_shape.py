@@ -532,6 +532,19 @@ def _():
                                    (rnd(2, 0), rnd(2, 1))])
 
 
+@case("fused_reduce_epilogue")
+def _():
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    x, y, b = T.dmatrix("x"), T.dcol("y"), T.dvector("b")
+    graph = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    epilogue = ScalarGraph(("float64",) * 2, ((S.sub, (1, 0)),), (2,))
+    op = FusedReduce(graph, "sum", (1,), "float64", epilogue=epilogue)
+    return Case([x, y, b], op(x, y, b), [(rnd(3, 4), rnd(3, 1), rnd(3)),
+                                         (rnd(0, 2), rnd(0, 1), rnd(0))])
+
+
 @case("dot_add")
 def _():
     a, b, c = T.dmatrix("a"), T.dmatrix("b"), T.dvector("c")

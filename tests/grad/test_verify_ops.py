@@ -247,6 +247,16 @@ def _fused_reduce_op():
     return FusedReduce(graph, "sum", (1,), "float64")
 
 
+def _fused_reduce_epilogue_op():
+    """sum(exp(x - c), axis=1) then (b - r * w): a reduction with an epilogue."""
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    graph = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    epilogue = ScalarGraph(("float64",) * 3, ((S.mul, (0, 2)), (S.sub, (1, 3))), (4,))
+    return FusedReduce(graph, "sum", (1,), "float64", epilogue=epilogue)
+
+
 STRUCTURAL = {
     # reductions
     "sum_all": (lambda x: x.sum(), [_r(3, 4)]),
@@ -311,6 +321,8 @@ STRUCTURAL = {
     # sum over rows of exp(x - c) as one node (the fusion pass makes these: softmax's
     # denominator), c a column
     "fused_reduce": (lambda x, c: _fused_reduce_op()(x, c), [_r(3, 4), _r(3, 1)]),
+    "fused_reduce_epilogue": (lambda x, c, b, w: _fused_reduce_epilogue_op()(x, c, b, w),
+                              [_r(3, 4), _r(3, 1), _r(3), _r(1)]),
     "gemm": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
              [_r(3, 2), _r(), _r(3, 4), _r(4, 2), _r()]),
     "gemm_bias_row": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),

@@ -217,6 +217,9 @@ def test_kernel_plan_of_the_training_step(device):
     # at least the batch, the labels, the weights read and written and the loss
     assert plan.minimum_bytes >= X.nbytes + y.nbytes + 2 * sum(w.nbytes for w in before) + 4
     assert plan.minimum_bytes < plan.device_bytes
+    # each library product reads its operands and writes its result (the batch: twice)
+    products = sum(launch.bytes for launch in plan.launches if launch.kind == "matmul")
+    assert plan.product_bytes == products and plan.minimum_bytes > products
     text = printing.kernel_plan(step, X, y, file="str")
     assert "launches" in text and "predicted on an H200" in text
 
@@ -265,3 +268,27 @@ def test_device_modules_compile_with_nvrtc_for_sm80_and_sm90(device):
             assert "spill stores" in log and all(
                 "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads" in line
                 for line in report if "spill" in line), f"{label} ({arch}):\n{log}"
+
+
+def test_a_reduction_ends_with_the_elementwise_work_on_its_result(device):
+    """On a device the fusion pass gives a reduction the elementwise node that alone reads
+    its result (a bias update, a mean's division): one kernel, the CPU's numbers and
+    errors."""
+    from theon.ops.fused_reduce import FusedReduce
+    rng = np.random.default_rng(5)
+    g, b = T.matrix("g"), theon.shared(rng.normal(size=7), "b")
+    x = T.tensor3("x")
+    outs = [b - 0.5 * g.sum(axis=0), x.mean(), T.exp(x.max(axis=1)) + 1.0]
+    f = theon.function([g, x], outs)
+    nodes = [n for n in f.maker.fgraph.toposort() if isinstance(n.op, FusedReduce)]
+    assert len(nodes) == 3 and all(n.op.epilogue is not None for n in nodes)
+    G, X = rng.normal(size=(300, 7)), rng.normal(size=(3, 40, 5))
+    got = f(G, X)
+    want = [b.get_value() - 0.5 * G.sum(axis=0), X.mean(), np.exp(X.max(axis=1)) + 1.0]
+    for a, w in zip(got, want):
+        np.testing.assert_allclose(a, w, rtol=1e-12)
+    with pytest.raises(ValueError, match="test_backend.py"):
+        f(rng.normal(size=(3, 6)), X)  # 6 gradient columns for 7 biases: the CPU's error
+    config.device = "cpu"
+    cpu = theon.function([g, x], outs)
+    assert not any(getattr(n.op, "epilogue", None) for n in cpu.maker.fgraph.toposort())
