@@ -205,12 +205,40 @@ class _Builder:
 
     def scalar_graph(self, op: Fused | FusedReduce, node: Apply) -> Graph:
         """A fused kernel's element computation: its inputs, the rows of the scalar table
-        applied to them, and (FusedReduce) the reduction of the result."""
-        sg: ScalarGraph = op.graph
+        applied to them, and for a FusedReduce the reduction of the result and the
+        epilogue applied to it (when it has one)."""
         g = Graph(f"{short(str(op), self.size)}: one element")
-        refs: list[Node] = []
-        for k, dtype in enumerate(sg.in_dtypes):
-            outer = node.inputs[k] if k < len(node.inputs) else None
+        refs = self._scalar_inputs(g, op.graph.in_dtypes, node.inputs, 0)
+        results = self._scalar_steps(g, op.graph, refs)
+        if isinstance(op, FusedReduce):
+            dtype = op.graph.ref_dtypes[op.graph.outputs[0]]
+            red = Node(next(self.ids), "op", short(str(op.reduce_op), self.size),
+                       [("reduction", str(op.reduce_op)), ("dtype", op.dtype)])
+            g.nodes.append(red)
+            g.edges.append(Edge(results[0].id, red.id, 0, 1, dtype))
+            results = [red]
+            epilogue = getattr(op, "epilogue", None)
+            if epilogue is not None:  # input 0 is the reduced value, the others the node's
+                more = self._scalar_inputs(g, epilogue.in_dtypes[1:], node.inputs,
+                                           len(op.graph.in_dtypes))
+                results = self._scalar_steps(g, epilogue, [red] + more)
+        for k, src in enumerate(results):
+            out = node.outputs[k] if k < len(node.outputs) else None
+            sink = Node(next(self.ids), "output", f"out {k}" if len(results) > 1 else "out",
+                        [("output", f"out {k}")] +
+                        ([("type", str(out.type))] if out is not None else []))
+            g.nodes.append(sink)
+            g.edges.append(Edge(src.id, sink.id, 0, 1,
+                                out.type.dtype if out is not None else ""))
+        return g
+
+    def _scalar_inputs(self, g: Graph, dtypes: Sequence[str], outer_inputs: Sequence[Variable],
+                       first: int) -> list[Node]:
+        """Nodes for the inputs ``i<first>``... of a scalar graph, named after the node's
+        inputs they read."""
+        made = []
+        for k, dtype in enumerate(dtypes, start=first):
+            outer = outer_inputs[k] if k < len(outer_inputs) else None
             name = (repr(outer) if isinstance(outer, Constant) or (outer is not None
                                                                    and outer.name) else None)
             label = f"i{k}" + (f" = {name}" if name else "")
@@ -221,8 +249,14 @@ class _Builder:
                     info.append(("outer shape", shape_text(outer)))
             kind = ("constant" if isinstance(outer, Constant) else
                     "shared" if isinstance(outer, SharedVariable) else "input")
-            refs.append(Node(next(self.ids), kind, short(label, self.size), info))
-        g.nodes.extend(refs)
+            made.append(Node(next(self.ids), kind, short(label, self.size), info))
+        g.nodes.extend(made)
+        return made
+
+    def _scalar_steps(self, g: Graph, sg: ScalarGraph, refs: list[Node]) -> list[Node]:
+        """The rows of ``sg`` applied to ``refs`` (its inputs' nodes); returns the nodes of
+        its outputs."""
+        refs = list(refs)
         n_in = len(sg.in_dtypes)
         for k, (sop, operands) in enumerate(sg.steps):
             step = Node(next(self.ids), "op", short(sop.name, self.size),
@@ -232,26 +266,7 @@ class _Builder:
             for j, r in enumerate(operands):
                 g.edges.append(Edge(refs[r].id, step.id, j, len(operands), sg.ref_dtypes[r]))
             refs.append(step)
-        last = refs
-        if isinstance(op, FusedReduce):
-            red = Node(next(self.ids), "op", short(str(op.reduce_op), self.size),
-                       [("reduction", str(op.reduce_op)), ("dtype", op.dtype)])
-            g.nodes.append(red)
-            g.edges.append(Edge(refs[sg.outputs[0]].id, red.id, 0, 1,
-                                sg.ref_dtypes[sg.outputs[0]]))
-            last = refs + [red]
-            outs = [len(refs)]
-        else:
-            outs = list(sg.outputs)
-        for k, r in enumerate(outs):
-            out = node.outputs[k] if k < len(node.outputs) else None
-            sink = Node(next(self.ids), "output", f"out {k}" if len(outs) > 1 else "out",
-                        [("output", f"out {k}")] +
-                        ([("type", str(out.type))] if out is not None else []))
-            g.nodes.append(sink)
-            g.edges.append(Edge(last[r].id, sink.id, 0, 1,
-                                out.type.dtype if out is not None else ""))
-        return g
+        return [refs[r] for r in sg.outputs]
 
 
 def _loop_labels(node: Apply, ins: list[Variable], outs: list[Variable]

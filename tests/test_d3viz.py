@@ -280,3 +280,24 @@ def test_layout_keeps_side_branches_near_their_reader():
     assert all(len(route) == 2 for route in lay.routes)  # no edge crosses a layer
     assert lay.centers["side"][1] == lay.centers["c6"][1]
     assert lay.centers["root"][1] == lay.centers["c5"][1]
+
+
+def test_a_fused_reduction_shows_its_prologue_reduction_and_epilogue():
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    prologue = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    epilogue = ScalarGraph(("float64",) * 3, ((S.mul, (0, 2)), (S.sub, (1, 3))), (4,))
+    op = FusedReduce(prologue, "sum", (1,), "float64", epilogue=epilogue)
+    x, c = T.matrix("x"), T.matrix("c")
+    out = op(x, c, T.vector("b"), T.vector("w"))
+    fused = next(n for _, n in graph_of(out).walk() if n.kind == "fused")
+    element, = fused.inner
+    by_id = {n.id: n for n in element.nodes}
+    order = [n.label for n in element.nodes]
+    assert order[:2] == ["i0 = x", "i1 = c"] and {"i2 = b", "i3 = w"} <= set(order)
+    steps = [n.label for n in element.nodes if n.kind == "op"]
+    assert steps == ["sub", "exp", "Sum{axis=[1]}", "mul", "sub"], steps
+    reduced = next(n for n in element.nodes if n.label.startswith("Sum"))
+    readers = [by_id[e.dst].label for e in element.edges if e.src == reduced.id]
+    assert readers == ["mul"]  # the epilogue's input 0 is the reduced value
