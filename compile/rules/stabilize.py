@@ -143,9 +143,16 @@ def softmax_grad_of_crossentropy(fgraph, node):
         # logits instead, it merges with the check of the rewritten loss
         labels = checked_labels(labels.owner.inputs[0], x)
     if _is_arange_of_rows(fgraph, rows, z):
-        scaled = z * gy.dimshuffle(0, "x")
-        return same_type(IncSubtensor(inc.op.spec, False)(scaled, E["neg"](gy), rows, labels),
-                     node.outputs[0])
+        each = _one_value_per_row(fgraph, gy, z)
+        if each is not None:
+            # gy = fill(s) for every row (a mean's gradient): s is read as the number it is,
+            # which stays where it is computed (a device keeps it on the host), instead of
+            # an array of n copies and its negation
+            scaled, picked = z * each.dimshuffle("x", "x"), E["neg"](each)
+        else:
+            scaled, picked = z * gy.dimshuffle(0, "x"), E["neg"](gy)
+        return same_type(IncSubtensor(inc.op.spec, False)(scaled, picked, rows, labels),
+                         node.outputs[0])
     # Any other rows (a permutation, repeats, a subset): row i of G holds -gy[k] / z[i, y[k]]
     # for each pick k of that row, so z * G is Q negated and sum(G * z, axis=1) is -sum(Q).
     picks = IncSubtensor(inc.op.spec, False)(zeros, gy, rows, labels)
@@ -172,12 +179,34 @@ def _is_arange_of_rows(fgraph, rows, z) -> bool:
     if rows.owner is None or not isinstance(rows.owner.op, ARange):
         return False
     start, stop, step = rows.owner.inputs
-    if const_value(start) != 0 or const_value(step) != 1 or stop.ndim != 0:
+    if const_value(start) != 0 or const_value(step) != 1:
+        return False
+    return _is_row_count(fgraph, stop, z)
+
+
+def _is_row_count(fgraph, n, z) -> bool:
+    """Whether the 0-d ``n`` is provably ``z.shape[0]``."""
+    if n.ndim != 0:
         return False
     pairs, static, exprs = _row_lengths(fgraph, z)
-    if isinstance(stop, Constant):
-        return int(stop.data) in static
-    return _shape_entry(stop) in pairs or any(stop is e for e in exprs)
+    if isinstance(n, Constant):
+        return int(n.data) in static
+    return _shape_entry(n) in pairs or any(n is e for e in exprs)
+
+
+def _one_value_per_row(fgraph, gy, z):
+    """``s`` (0-d) when the vector ``gy`` is ``alloc(s, z.shape[0])`` (s possibly as a
+    broadcastable vector), else None."""
+    if gy.owner is None or not isinstance(gy.owner.op, Alloc) or len(gy.owner.inputs) != 2:
+        return None
+    value, n = gy.owner.inputs
+    if value.dtype != gy.dtype or not all(value.type.broadcastable) or \
+            not _is_row_count(fgraph, n, z):
+        return None
+    while value.ndim and value.owner is not None and isinstance(value.owner.op, DimShuffle) \
+            and value.owner.inputs[0].ndim == 0:
+        value = value.owner.inputs[0]  # (fill's own broadcast of a scalar)
+    return value.dimshuffle(()) if value.ndim else value
 
 
 def _shape_entry(v):

@@ -367,6 +367,10 @@ CASES = [
          absent=("CrossentropyCategorical1Hot", "Softmax")),
     Case("softmax_grad_of_crossentropy", "grad_wrt_logits", lambda dt: _m_y(dt, _ce_grad),
          lambda m, y: softmax_np(m) - onehot(y, 4), absent=("true_div",)),
+    Case("softmax_grad_of_crossentropy", "grad_of_the_mean_wrt_logits",
+         lambda dt: _m_y(dt, lambda m, y: T.grad(T.nnet.categorical_crossentropy(
+             T.nnet.softmax(m), y).mean(), m)),
+         lambda m, y: (softmax_np(m) - onehot(y, 4)) / len(y), absent=("Alloc",)),
     Case("pow_to_cheaper", "square", lambda dt: _x(dt, lambda x: x ** 2),
          np.square, present=("sqr",), absent=("pow",), sympy=True),
     Case("pow_to_cheaper", "sqrt", lambda dt: _x(dt, lambda x: x ** 0.5),
