@@ -611,31 +611,67 @@ def _join(node: Apply, dev: _Build) -> Callable:
     return run
 
 
+class _Rows:
+    """``kernels.render_rows``'s kernel of the function's module: passes over each row, then
+    an elementwise result, in one launch; rendered for the node's kept and reduced
+    dimensions in 32-bit indices (a launch of fewer is padded), other variants compiled when
+    a launch needs them."""
+
+    def __init__(self, passes, result: ScalarGraph, dtype: str, axis: Sequence[int],
+                 ndim: int, dev: _Build, label: str):
+        self.passes, self.result, self.dtype, self.axis = passes, result, dtype, tuple(axis)
+        self.rt, self.module, self.label = dev.rt, dev.module, label
+        self.name = dev.module.name()
+        self.pad = (ndim - len(self.axis), len(self.axis))
+        self.padded = self.pad[0] <= kernels.MAX_DIMS and self.pad[1] <= kernels.MAX_DIMS
+        if self.padded:
+            dev.module.add(self._source(self.name, *self.pad, True, prelude=False),
+                           {dtype, "float64", *result.ref_dtypes,
+                            *(d for _, g in passes for d in g.ref_dtypes)})
+        self.others: dict[tuple[int, int, bool], Any] = {}
+
+    def _source(self, name: str, nk: int, nr: int, index32: bool, prelude: bool) -> str:
+        return kernels.render_rows(self.passes, self.result, self.dtype, name, D.CUDA, nk=nk,
+                                   nr=nr, index32=index32, prelude=prelude)
+
+    def __call__(self, a):
+        out = self.rt.empty(tuple(a.shape), self.dtype)
+        variant, grid, block, scalars = kernels.cuda_rows_launch(
+            a, out, self.axis, BLOCK, pad=self.pad if self.padded else None)
+        if self.padded and variant == (*self.pad, True):
+            kernel = self.module.get(self.name)
+        else:
+            if variant not in self.others:
+                self.others[variant] = self.rt.module(
+                    self._source("rows", *variant, prelude=True)).get_function("rows")
+            kernel = self.others[variant]
+        kernel((grid,), (block,), (a, out, *scalars))
+        if plan.recording() is not None:
+            steps = sum(len(g.steps) + 1 for _, g in self.passes) + len(self.result.steps)
+            plan.launch("kernel", self.label, grid, block,
+                        len(self.passes) * a.nbytes + out.nbytes, a.size * steps)
+        return out
+
+
 @device_thunk(Softmax)
 def _softmax(node: Apply, dev: _Build) -> Callable | None:
-    """Softmax and log-softmax as three kernels (the op's own passes): the maximum along the
-    axes, ``s = sum(exp(x - m))``, then the output from ``x``, ``m`` and ``s``."""
+    """Softmax and log-softmax as one kernel (``_Rows``) of the op's own formula: a group of
+    threads per row finds the maximum, then ``s = sum(exp(x - m))``, then writes the
+    output from ``x``, ``m`` and ``s`` (``Softmax.passes``)."""
     op, x = node.op, node.inputs[0]
     dtype = x.dtype
     if dtype not in ("float32", "float64") or node.outputs[0].dtype != dtype:
         return None
     axes = op.axis if isinstance(op.axis, tuple) else (op.axis,)
-    axes = tuple(d % x.ndim for d in axes)
+    axes = tuple(sorted({d % x.ndim for d in axes}))
     denominator, result = op.passes(dtype)
-    label = str(op)
-    maximum = _Reduction(ScalarGraph.of_row(S.identity, (dtype,)), "max", axes, x.ndim, dtype,
-                         None, dev, label + " max")
-    total = _Reduction(denominator, "sum", axes, x.ndim, dtype, None, dev, label + " sum")
-    output = _Elementwise(result, dev, label, x.ndim)
+    rows = _Rows((("max", ScalarGraph.of_row(S.identity, (dtype,))), ("sum", denominator)),
+                 result, dtype, axes, x.ndim, dev, str(op))
 
     def run(a):
         if a.size == 0:
             return a.copy()
-        shape = tuple(a.shape)
-        keep = tuple(1 if d in axes else n for d, n in enumerate(shape))
-        m = maximum((a,), shape).reshape(keep)
-        s = total((a, m), shape).reshape(keep)
-        return output((a, m, s), shape)[0]
+        return rows(a)
     return run
 
 

@@ -732,6 +732,48 @@ def test_an_epilogue_array_must_fit_the_output():
                       epilogue=ScalarGraph.of_row(S.neg, ("float32",)))
 
 
+def test_a_row_kernel_computes_softmax_in_one_launch(request, tmp_path_factory):
+    """``render_rows`` (softmax's maximum, denominator and output in one kernel, a group of
+    threads per row, the total handed to every member) compiles with NVRTC and on the CPU
+    harness gives numpy's softmax and log-softmax for groups of one thread, of a warp, of
+    several warps, any grid, threads resumed in reverse order, over one axis or two."""
+    from theon.backends.kernels import cuda_rows_launch, render_rows
+    from theon.ops.nnet import Softmax
+    sources = []
+    for log in (False, True):
+        denominator, result = Softmax(1, log).passes("float64")
+        passes = (("max", _identity("float64")), ("sum", denominator))
+        sources.append(render_rows(passes, result, "float64", f"rows{int(log)}", D.CUDA,
+                                   nk=2, nr=2, index32=True, prelude=False))
+    source = D.CUDA.prelude(["float64"]) + "\n".join(sources)
+    nvrtc = _elementwise._nvrtc()
+    for arch in ARCHS:
+        ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
+        assert ok and "0 bytes stack frame, 0 bytes spill" in log, log
+    if harness.CXX is None or not theon.config.cxx:
+        pytest.skip("no C++ compiler to run CUDA text on the CPU")
+    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
+    module = harness.CpuModule(harness.build(source, cache, quick=True))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 70, 3)) * 3
+    x[1, :, 2] = -np.inf
+    x[2, 3, 1] = np.nan
+    launches = ({}, {"group": 1}, {"group": 32, "grid": 1}, {"group": 128, "block": 256},
+                {"group": 64, "block": 64, "grid": 2})
+    for log, axis, launch, mode in itertools.product((False, True), ((1,), (0, 1)),
+                                                      launches, (0, 3)):
+        with np.errstate(all="ignore"):
+            shifted = x - x.max(axis=axis, keepdims=True)
+            s = np.exp(shifted).sum(axis=axis, keepdims=True)
+            want = shifted - np.log(s) if log else np.exp(shifted) / s
+        out = np.full_like(x, 7.0)
+        variant, grid, block, scalars = cuda_rows_launch(x, out, axis, pad=(2, 2), **launch)
+        assert variant == (2, 2, True)
+        module.get_function(f"rows{int(log)}")((grid,), (block,), (x, out, *scalars), mode=mode)
+        np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-300,
+                                   err_msg=f"log={log} axis={axis} {launch} mode={mode}")
+
+
 # -- 3. a GPU --------------------------------------------------------------------------------------
 
 def test_reduction_kernels_run_on_a_gpu_through_cupy():

@@ -236,7 +236,7 @@ def test_debugprint_marks_ops_on_the_host(device):
 
 def _device_modules() -> list[tuple[str, str]]:
     """(label, CUDA source) of the modules that device functions of several kinds compile."""
-    x, y = T.matrix("x"), T.matrix("y")
+    x, y, t = T.matrix("x"), T.matrix("y"), T.tensor3("t")
     v = T.vector("v", dtype="float32")
     cases = {
         "training step float32": _mlp("float32")[0],
@@ -246,6 +246,8 @@ def _device_modules() -> list[tuple[str, str]]:
         "softmax and integer work": theon.function(
             [x, v], [T.nnet.softmax(x), T.nnet.logsoftmax(x), T.argmax(x, axis=1),
                      (v > 0).sum(), T.switch(v > 0, v, 2 * v) // 3]),
+        "epilogues and rows": theon.function(
+            [x, t], [0.5 - 2 * x.sum(axis=0), x.mean(), T.nnet.softmax(t, axis=(0, 2))]),
     }
     return [(label, f.fn.module.source()) for label, f in cases.items()]
 
@@ -292,3 +294,36 @@ def test_a_reduction_ends_with_the_elementwise_work_on_its_result(device):
     config.device = "cpu"
     cpu = theon.function([g, x], outs)
     assert not any(getattr(n.op, "epilogue", None) for n in cpu.maker.fgraph.toposort())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_is_one_launch_over_any_axes_and_layout(device, dtype):
+    """Softmax and log-softmax as one kernel a call (a group of threads per row: the
+    maximum, the denominator, the output), over one axis, several, and every axis, on
+    contiguous, transposed and strided arguments, with rows holding -inf, +inf and NaN: the
+    CPU's numbers."""
+    rng = np.random.default_rng(7)
+    t = T.tensor3("t", dtype=dtype)
+    outs = [T.nnet.softmax(t, axis=1), T.nnet.logsoftmax(t, axis=(0, 2)),
+            T.nnet.softmax(t, axis=(0, 1, 2)), T.nnet.logsoftmax(t, axis=-1)]
+    f = theon.function([t], outs)
+    config.device = "cpu"
+    cpu = theon.function([t], outs)
+    config.device = "cuda"
+    big = rng.normal(size=(6, 80, 9)).astype(dtype) * 4
+    special = rng.normal(size=(3, 5, 4)).astype(dtype)
+    special[0, :, 0] = -np.inf
+    special[1, 2, :] = np.inf
+    special[2, 0, 1] = np.nan
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for label, a in [("contiguous", big), ("transposed", big.transpose(2, 1, 0).copy()
+                                          .transpose(2, 1, 0)),
+                     ("strided", big[::2, ::-3, 1:]), ("special", special),
+                     ("one row", big[:1, :, :1])]:
+        device.stats.reset()
+        got = f(a)
+        assert device.stats.launches == len(outs), label
+        with np.errstate(all="ignore"):
+            want = cpu(a)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol, err_msg=label)
