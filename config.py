@@ -34,7 +34,7 @@ VERSION = "0.1.0"
 
 _CHOICES = {
     "floatX": ("float64", "float32", "float16"),
-    "mode": ("FAST_RUN", "FAST_COMPILE", "DebugMode"),
+    "mode": ("FAST_RUN", "FAST_COMPILE", "DebugMode", "NanGuardMode"),
     "on_unused_input": ("raise", "warn", "ignore"),
     "assert_no_cpu_op": ("ignore", "warn", "raise", "pdb"),
 }
@@ -46,7 +46,7 @@ _THEANO_ONLY = {
     "force_device": False, "warn_float64": "ignore",
     "allow_gc": True, "linker": "cvm", "print_active_device": True, "deterministic": "default",
     "optimizer_including": "", "optimizer_excluding": "", "optimizer_verbose": False,
-    "on_opt_error": "warn", "profile": False, "profile_memory": False, "nocleanup": False,
+    "on_opt_error": "warn", "profile_memory": False, "nocleanup": False,
     "blas__ldflags": "", "gcc__cxxflags": "", "nvcc__fastmath": False, "lib__cnmem": 0.0,
     "gpuarray__preallocate": 0.0, "dnn__enabled": "auto", "traceback__limit": 8,
     # Theano's warnings about its own old bugs (programs of its time turn them off)
@@ -100,6 +100,8 @@ class Config:
     # an op with no device implementation under device=cuda: run it on the host with explicit
     # transfers ('ignore', 'warn'), or refuse it naming the op and the user's line ('raise')
     assert_no_cpu_op: str = "ignore"
+    # profile every function compiled without profile= and print the summaries at exit
+    profile: bool = False
 
     def __setattr__(self, name: str, value) -> None:
         if name in _THEANO_ONLY:

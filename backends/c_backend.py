@@ -28,6 +28,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -382,9 +383,10 @@ class _Kernels:
         self.warned = False
         self.count = 0
 
-    def request(self, specs: Sequence[KernelSpec]) -> None:
+    def request(self, specs: Sequence[KernelSpec]) -> list[Future]:
         """Start compiling the specs not loaded or pending (and wait, with
-        ``config.wait_for_kernels``)."""
+        ``config.wait_for_kernels``). Returns the compiles started (a profile reads their
+        time)."""
         todo: dict[KernelSpec, str] = {}
         earlier: list[Callable[[], None]] = []
         with self.lock:
@@ -399,8 +401,7 @@ class _Kernels:
                     self.pending[spec] = []
         for finish in earlier:
             finish()
-        if todo:
-            self._compile(todo)
+        return self._compile(todo) if todo else []
 
     def attach(self, cell: _Cell) -> None:
         """Bind ``cell`` to its kernel now if it is loaded, else when it is."""
@@ -411,7 +412,7 @@ class _Kernels:
             entry = self.entries.get(cell.spec)
         cell.bind(entry)
 
-    def _compile(self, todo: dict[KernelSpec, str]) -> None:
+    def _compile(self, todo: dict[KernelSpec, str]) -> list[Future]:
         rendered = []
         for spec, name in todo.items():
             try:
@@ -420,7 +421,7 @@ class _Kernels:
                 with self.lock:  # a row or dtype the dialect has no spelling for
                     self._settle(spec, None)
         if not rendered:
-            return
+            return []
         dtypes = sorted({d for spec, _, _ in rendered for d in spec.graph.ref_dtypes})
         source = _source([text for _, _, text in rendered], dtypes)
         flags, openmp = _flags()
@@ -454,6 +455,7 @@ class _Kernels:
                 for spec, _, _ in rendered:
                     if spec in self.pending:
                         self.finish[spec] = finish
+        return [future]
 
     def _settle(self, spec: KernelSpec, entry: Callable | None) -> None:
         self.finish.pop(spec, None)
@@ -497,6 +499,7 @@ class CBackend(NumpyBackend):
     name = "c"
 
     def build(self, fgraph, plan) -> Callable:
+        started: list[Future] = []
         if ccompiler.compiler() is not None:
             specs = []
             for node in fgraph.toposort():
@@ -507,8 +510,10 @@ class CBackend(NumpyBackend):
                     if spec is not None:
                         specs.append(spec)
             if specs:
-                _KERNELS.request(specs)
+                started = _KERNELS.request(specs)
         fn = super().build(fgraph, plan)
+        if plan.probe is not None:  # a profile reports the time its kernels took to compile
+            fn.kernel_futures = started
         body = getattr(fn, "body", None)
         if body is not None:  # a loop may run this body as C (scan/cloop.py)
             body.c_kernels = ccompiler.compiler() is not None

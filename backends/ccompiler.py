@@ -112,6 +112,9 @@ class LoadedLibrary:
         self.key = key
         self.name = name
         self.cdll = cdll
+        # how it came, for profiles: "compiled" or "cache" (the disk), and the seconds taken
+        self.how = "cache"
+        self.seconds = 0.0
 
     def function(self, symbol: str, restype=None, argtypes: Sequence = (), *,
                  keep_gil: bool = False) -> Callable:
@@ -399,7 +402,8 @@ def _load_or_build(root: Path, key: str, source: str, cc: Compiler, argv: tuple,
         if lib is not None:
             stats["disk_hits"] += 1
             # the time a cached library takes to load (checksum, dlopen), for benchmarks
-            stats["disk_load_seconds"] += time.perf_counter() - start
+            lib.seconds = time.perf_counter() - start
+            stats["disk_load_seconds"] += lib.seconds
             return lib
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -412,6 +416,7 @@ def _load_or_build(root: Path, key: str, source: str, cc: Compiler, argv: tuple,
                 lib = _try_load(entry, key, name)
                 if lib is not None:
                     stats["disk_hits"] += 1
+                    lib.seconds = time.perf_counter() - start
                     return lib
                 why = "not loadable by this process"
             if why is not None:
@@ -423,6 +428,7 @@ def _load_or_build(root: Path, key: str, source: str, cc: Compiler, argv: tuple,
                 if lib is None:
                     raise CompileError(f"{name}: the library just built, {entry / LIB}, "
                                        f"does not load: {_load_error(entry)}")
+                lib.how, lib.seconds = "compiled", time.perf_counter() - start
                 return lib
             # else another process published this key first, without our lock: verify theirs
     raise CompileError(f"{name}: the cache entry {entry} keeps being replaced by unusable ones")

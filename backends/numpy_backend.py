@@ -153,6 +153,13 @@ class Plan:
     inplace_updates: bool = False
     # per output: Out(x, borrow=True), which a device backend leaves on the device
     borrow_outputs: Sequence[bool] = ()
+    # A probe (profiling, the NaN guard: compile/profiling.py, compile/nanguardmode.py), or
+    # None. ``probe.wrap(node, fn, synchronize)`` returns what the node calls instead of its
+    # thunk ``fn`` (same arguments, ``out=`` included; ``synchronize`` waits for a device's
+    # queued work, or is None); ``probe.keeps_inputs`` turns the memory plan off, so that a
+    # node's arguments still hold their values when it returns. With None the generated
+    # function holds no code of the probe's.
+    probe: Any = None
 
 
 # op class -> (node, inner callables) -> thunk; looked up along the op's class hierarchy. Like
@@ -559,12 +566,14 @@ class _MemoryPlan:
 class _Code:
     """Renders nodes as lines of Python: the whole schedule in code mode, a lazy node with its
     branches (a segment) in table mode. ``render`` gives ``(text, owner)`` pairs, ``owner``
-    naming the node a line computes for the error message."""
+    naming the node a line computes for the error message. ``probe``: (node, thunk) -> the
+    callable the node's line calls instead (one per node)."""
 
     def __init__(self, sched: _Schedule, thunks: _Thunks, ctx: Ctx, keep: set,
                  params: list | None = None, fnames: dict[int, str] | None = None,
-                 memory: _MemoryPlan | None = None):
+                 memory: _MemoryPlan | None = None, probe: Callable | None = None):
         self.sched, self.thunks, self.ctx, self.keep = sched, thunks, ctx, keep
+        self.probe = probe
         self.into = memory.into if memory is not None else {}
         self.held = memory.held if memory is not None else set()
         self.guarded = memory.guarded if memory is not None else set()
@@ -610,6 +619,7 @@ class _Code:
         last_use, position, children = sched.last_use, sched.position, sched.children
         hooks, defined_in, counter = sched.hooks, self.defined_in, self._counter
         fnames, comments, thunk_of = self._fnames, self._comments, self.thunks.get
+        probe = self.probe
         out: list[tuple] = []
         append = out.append
         for node in nodes:
@@ -645,7 +655,8 @@ class _Code:
                 names[o] = name
                 defined_in[o] = block
                 fn = thunk_of(node)
-                fname = fnames.get(id(fn))
+                fname = fnames.get(id(fn)) if probe is None else \
+                    self.ctx.bind(probe(node, fn), "f")
                 if fname is None:
                     fname = fnames[id(fn)] = self.ctx.bind(fn, "f")
                 comment = comments.get(id(op))
@@ -665,7 +676,8 @@ class _Code:
                     defined_in[o] = block
                     out_names.append(name)
                 fn = thunk_of(node)
-                fname = fnames.get(id(fn))
+                fname = fnames.get(id(fn)) if probe is None else \
+                    self.ctx.bind(probe(node, fn), "f")
                 if fname is None:
                     fname = fnames[id(fn)] = self.ctx.bind(fn, "f")
                 comment = comments.get(id(op))
@@ -781,9 +793,9 @@ class _Table:
     table is cheap to build and leaves little for the garbage collector to walk."""
 
     def __init__(self, sched: _Schedule, thunks: _Thunks, inputs: list, label: str,
-                 memory: _MemoryPlan | None = None):
+                 memory: _MemoryPlan | None = None, probe: Callable | None = None):
         self.sched, self.thunks, self.label = sched, thunks, label
-        self.memory = memory
+        self.memory, self.probe = memory, probe
         self.slot: dict[Variable, int] = {v: k for k, v in enumerate(inputs)}
         self.n_inputs = len(inputs)
         self.init: list = []      # registers from n_inputs on: constants, None for the others
@@ -846,7 +858,7 @@ class _Table:
         last_use, keep, position, hooks = sched.last_use, sched.keep, sched.position, sched.hooks
         append, thunk_of, reads = self.steps.append, self.thunks.get, self.reads
         append_node = self.nodes.append
-        memory = self.memory
+        memory, probe = self.memory, self.probe
         into = memory.into if memory is not None else {}
         held = memory.held if memory is not None else ()
         for node in sched.top:
@@ -873,6 +885,8 @@ class _Table:
                     dead.remove(out)
                 if node in memory.guarded:
                     fn = _writable_only(fn)
+                if probe is not None:
+                    fn = probe(node, fn)
                 getter = itemgetter(*in_slots) if len(in_slots) > 1 else \
                     itemgetter(slice(in_slots[0], in_slots[0] + 1))
                 append((fn, getter, INTO, out))
@@ -884,6 +898,8 @@ class _Table:
                 out = self._several(node)
                 fn = _unpacking(fn, len(outs))
             if target is None:
+                if probe is not None:
+                    fn = probe(node, fn)
                 append((fn, *reads(in_slots), out))
                 append_node(node)
             for v in outs:
@@ -902,7 +918,7 @@ class _Table:
         sched = self.sched
         params: list[Variable] = []
         code = _Code(sched, self.thunks, self.seg_ctx, sched.keep | set(node.outputs), params,
-                     self._seg_fnames, memory=self.memory)
+                     self._seg_fnames, memory=self.memory, probe=self.probe)
         name = f"segment{len(self.segments)}"
         body = code.render([node], None)  # names the parameters as it meets them
         lines, line_owner = self.seg_lines, self.seg_owner
@@ -985,9 +1001,10 @@ class _Table:
 
 
 def _build(backend: NumpyBackend, fgraph, plan: Plan, array_type: type = np.ndarray,
-           asarray: Callable = np.asarray) -> Callable:
+           asarray: Callable = np.asarray, synchronize: Callable | None = None) -> Callable:
     """The generated function. A device backend gives the class an argument must have to
-    skip its full check (``array_type``) and what makes a 0-d result an array (``asarray``)."""
+    skip its full check (``array_type``), what makes a 0-d result an array (``asarray``) and
+    what waits for its queued work (``synchronize``, for a probe timing nodes)."""
     n_explicit, input_checks = plan.n_explicit, plan.input_checks
     shared_containers, n_outputs = plan.shared_containers, plan.n_outputs
     update_containers, copy_outputs = plan.update_containers, plan.copy_outputs
@@ -997,6 +1014,16 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan, array_type: type = np.ndar
     thunks = _Thunks(backend, plan.inner)
     ctx = Ctx()
     ctx.namespace.update(ndarray=array_type, _asarray=asarray)
+    probe = memory = None
+    if plan.probe is not None:
+        if synchronize is None:
+            synchronize = getattr(backend, "synchronize", None)
+        wrap = plan.probe.wrap
+
+        def probe(node: Apply, fn: Callable) -> Callable:
+            return wrap(node, fn, synchronize)
+    if plan.probe is None or not plan.probe.keeps_inputs:
+        memory = _MemoryPlan(sched, thunks, fgraph, plan)
     lines: list[str] = []
     line_owner: dict[int, Any] = {}
     filename = f"<theon function {name} #{next(_counter)}>"
@@ -1030,8 +1057,7 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan, array_type: type = np.ndar
     # -- the schedule -------------------------------------------------------------------------
     table = None
     if len(sched.order) >= TABLE_NODES:
-        table = _Table(sched, thunks, list(fgraph.inputs), filename[1:-1],
-                       _MemoryPlan(sched, thunks, fgraph, plan))
+        table = _Table(sched, thunks, list(fgraph.inputs), filename[1:-1], memory, probe)
         table.build()
         ref = lambda var: f"r[{table.slot_of(var)}]"  # noqa: E731
         registers = ", ".join(args + shared)
@@ -1039,8 +1065,7 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan, array_type: type = np.ndar
         emit(f"{ctx.bind(_run, '_run')}(r, {ctx.bind(table.steps, '_steps')}, "
              f"{ctx.bind(table.nodes, '_nodes')})")
     else:
-        code = _Code(sched, thunks, ctx, sched.keep, memory=_MemoryPlan(sched, thunks, fgraph,
-                                                                          plan))
+        code = _Code(sched, thunks, ctx, sched.keep, memory=memory, probe=probe)
         ref = code.ref
         for k, var in enumerate(fgraph.inputs):
             code.names[var] = args[k] if k < n_explicit else f"s{k - n_explicit}"
@@ -1091,7 +1116,9 @@ def _build(backend: NumpyBackend, fgraph, plan: Plan, array_type: type = np.ndar
     def set_trusted(trusted: bool) -> None:  # the generated checks read the global _check
         namespace["_check"] = not trusted
     fn.set_trusted = set_trusted
-    if table is None and not shared and not update_containers and \
+    # (a probed body is called per step: a loop inlining its lines, or a C loop rewriting
+    # them, would skip the probe)
+    if table is None and not shared and not update_containers and plan.probe is None and \
             n_explicit == len(fgraph.inputs):
         fn.body = LoopBody(body_lines, namespace, args, results)
     # The source stays in linecache for tracebacks while the function lives, and no longer:

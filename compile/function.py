@@ -11,6 +11,7 @@ The life of a call to ``function(inputs, outputs, updates, givens)``:
 """
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from ..symbolic.types import TensorType
 from .fgraph import FunctionGraph
 from .io import In, Out
 from .mode import get_mode
+from .profiling import ProfileStats, combine
 from .rewrite import run_passes
 
 
@@ -49,8 +51,11 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
 
     ``updates`` (pairs or an ordered dict ``shared -> new value``) are applied after each call,
     all computed from the values before it. ``givens`` substitutes variables before compiling
-    (``{x: data[i * bs:(i + 1) * bs]}``).
+    (``{x: data[i * bs:(i + 1) * bs]}``). ``profile`` (True, a name, or a ``ProfileStats`` to
+    add to; None: ``config.profile``) times each node and the compile phases: ``f.profile``.
     """
+    clock = time.perf_counter
+    started = clock()
     where = user_trace()
     if name is None and where:
         name = f"{where[0].rsplit('/', 1)[-1]}:{where[1]}"
@@ -117,10 +122,22 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
             "and has no value. Add it to the inputs, or give it a value with givens=.")
 
     the_mode = get_mode(mode)
+    stats = _profile_stats(profile, name)
+    if stats is not None:
+        stats.add_phase("checks and givens", clock() - started)
+        mark = clock()
     # a mode whose rewriting starts with merging has the copy merged as it is made
     fgraph = FunctionGraph(in_vars + shared_inputs, all_outputs,
                            merge=list(the_mode.passes[:1]) == ["merge"])
-    run_passes(fgraph, list(the_mode.passes), exclude=the_mode._excluded)
+    if stats is None:
+        run_passes(fgraph, list(the_mode.passes), exclude=the_mode._excluded)
+    else:
+        stats.add_phase("graph copy", clock() - mark)
+        phases: dict[str, float] = {}
+        run_passes(fgraph, list(the_mode.passes), exclude=the_mode._excluded, timings=phases)
+        for phase, seconds in phases.items():
+            stats.add_phase(f"rewrite: {phase}", seconds)
+        mark = clock()
 
     n_out = len(out_vars)
     copies, update_copies = _output_copies(fgraph, n_out, borrow_out, len(in_vars),
@@ -130,31 +147,54 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
         if box is not None and box[0] is not None:
             box[0] = checks[k](box[0])
     signature = Signature(ins, defaults, name)
+    inner = _compile_inner_graphs(fgraph, the_mode)
+    if stats is not None:
+        stats.add_phase("inner graphs", clock() - mark)
+        mark = clock()
     plan = Plan(len(in_vars), checks, [v.container for v in shared_inputs], n_out,
                 update_containers, copies, single, name=name or "f",
                 copy_updates=update_copies, output_keys=output_keys,
-                inner=_compile_inner_graphs(fgraph, the_mode),
+                inner=inner,
                 python_scalars=[not i.strict and _allow(i, allow_input_downcast) is not False
                                 for i in ins],
                 bind=signature.bind,
                 # writing an update into the shared value's own storage is an optimization:
                 # a mode that rewrites nothing (the checking mode's reference) keeps the old
                 # arrays intact; the checking mode compares the in-place path against it
-                inplace_updates=bool(the_mode.passes), borrow_outputs=borrow_out)
+                inplace_updates=bool(the_mode.passes), borrow_outputs=borrow_out,
+                # profiling and the NaN guard (none: the plain generated function)
+                probe=combine(stats, getattr(the_mode, "probe", None)))
     fn = backends.get(_linker(the_mode)).build(fgraph, plan)
     fgraph.release_bookkeeping()
+    if stats is not None:
+        stats.add_phase("code generation", clock() - mark)
+        fn = stats.wrap_function(fn)
     compiled = _function_class(fn)(fn, ins, fgraph, n_out, single, name, the_mode, pairs,
                                    all_outputs, signature)
+    compiled.profile = stats
     compiled.trust_input = trust_input
     compiled._spec = spec
     if getattr(the_mode, "check", False):
         from .debug import CheckedFunction
         from .mode import Mode
-        reference = function(**dict(spec, mode=Mode(optimizer=None), on_unused_input="ignore"))
+        reference = function(**dict(spec, mode=Mode(optimizer=None), on_unused_input="ignore",
+                                    profile=False))
         checked = CheckedFunction(compiled, reference, fgraph, in_vars)
         checked._spec = spec
         return checked
     return compiled
+
+
+def _profile_stats(profile, name: str | None) -> ProfileStats | None:
+    """The ProfileStats a function records into: ``profile`` itself, a new one for True or a
+    name, none for False; None follows ``config.profile`` (whose summaries print at exit)."""
+    if profile is None:
+        return ProfileStats(name or "", atexit_print=True) if config.profile else None
+    if isinstance(profile, ProfileStats):
+        return profile
+    if isinstance(profile, str):
+        return ProfileStats(profile)
+    return ProfileStats(name or "") if profile else None
 
 
 def _linker(mode) -> str:
@@ -172,7 +212,9 @@ def _compile_inner_graphs(fgraph: FunctionGraph, mode) -> dict[Any, list]:
     for node in fgraph.toposort():
         graphs = node.op.inner_graphs(node)
         if graphs:
-            compiled = [function(list(ins), outs, mode=mode, on_unused_input="ignore")
+            # (an inner function is timed as its node of the outer one, not on its own)
+            compiled = [function(list(ins), outs, mode=mode, on_unused_input="ignore",
+                                 profile=False)
                         for ins, outs in graphs]
             # the checking mode returns a CheckedFunction (compares each call): call it whole
             inner[node] = [getattr(f, "fn", f) for f in compiled]
@@ -193,6 +235,9 @@ class Function:
     Each compiled function gets a class of its own whose ``__call__`` is the generated function
     itself, so a call costs no Python frame besides the generated one; calls by keyword or with
     defaults take the generated function's slow path (``Signature.bind``)."""
+
+    #: Theano's ``f.profile``: the ProfileStats of a function compiled with ``profile``
+    profile: ProfileStats | None = None
 
     def __init__(self, fn, ins: list[In], fgraph: FunctionGraph, n_outputs: int,
                  single: bool, name: str | None, mode, updates,

@@ -1,6 +1,7 @@
 """Modes: which rewrite passes run and which backend executes (Theano's ``Mode``)."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 # Pass names per optimizer level; later phases (canonicalize, stabilize, specialize, fusion)
@@ -36,12 +37,12 @@ class Mode:
         return names + [p for p in self._included if p not in names]
 
     def excluding(self, *names: str) -> Mode:
-        out = Mode(self.linker, self.optimizer, self.check)
+        out = copy.copy(self)  # a subclass (NanGuardMode) stays one, with its settings
         out._excluded, out._included = self._excluded + names, self._included
         return out
 
     def including(self, *names: str) -> Mode:
-        out = Mode(self.linker, self.optimizer, self.check)
+        out = copy.copy(self)
         out._excluded, out._included = self._excluded, self._included + names
         return out
 
@@ -63,6 +64,10 @@ def get_mode(mode: None | str | Mode) -> Mode:
     if mode is None:
         from ..config import config
         mode = config.mode
+    if mode == "NanGuardMode":  # Theano's name for it, as a string too
+        from .nanguardmode import NanGuardMode
+        return NanGuardMode()
     if mode not in _NAMED:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(_NAMED)} or pass a Mode")
+        raise ValueError(f"unknown mode {mode!r}; choose one of "
+                         f"{sorted([*_NAMED, 'NanGuardMode'])} or pass a Mode")
     return _NAMED[mode]

@@ -16,6 +16,7 @@ keeps the user's creation line (FunctionGraph.replace copies it) and is recorded
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -421,14 +422,21 @@ PASSES: dict[str, Callable[[FunctionGraph], Any]] = {
 }
 
 
-def run_passes(fgraph: FunctionGraph, names: Sequence[str], exclude: Sequence[str] = ()
-               ) -> None:
-    """Run the named passes and phases in order, skipping the rules named in ``exclude``."""
+def run_passes(fgraph: FunctionGraph, names: Sequence[str], exclude: Sequence[str] = (),
+               timings: dict[str, float] | None = None) -> None:
+    """Run the named passes and phases in order, skipping the rules named in ``exclude``.
+    ``timings``, when given, receives the seconds each pass took, by name (a name run again,
+    as the final merge, as ``"merge (again)"``)."""
     from . import rules  # noqa: F401  (registers the rule tables)
     with suspended():
         for name in names:
+            if timings is not None:
+                start = time.perf_counter()
             if name in PASSES:
                 PASSES[name](fgraph)
             else:
                 run_phase(fgraph, name, exclude)
+            if timings is not None:
+                key = name if name not in timings else f"{name} (again)"
+                timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
     fgraph.drop_memos()
