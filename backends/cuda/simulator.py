@@ -11,6 +11,11 @@ meets ``__syncthreads`` or a warp collective, warps of 32, ``__shared__`` per bl
 and misuse a GPU leaves undefined (a divergent barrier, a shuffle from an exited lane,
 deadlock) raises RuntimeError naming the thread. Blocks run one after another (no OpenMP).
 Libraries are cached under ``config.compiledir``/``cuda_cpu`` by the hash of what goes in.
+
+The thread scheduler is compiled once per cache (``support()``: an object linked into every
+library, and the header's kernel-side declarations precompiled where the compiler is GCC), so
+a module's build compiles its kernels only: a small module built in about a quarter of the
+instructions it took as one translation unit with the whole header.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import ctypes
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,6 +32,7 @@ import tempfile
 import threading
 import types
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,17 @@ _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')
 # (the threads' scheduler, before them) with it.
 _QUICK = '#pragma GCC optimize ("O0")\n'
 _VERSIONS: dict[str, str] = {}
+# The header's view for kernels (declarations of the scheduler), and the scheduler's object
+_KERNELS_H = '#define THEON_CPU_KERNELS_ONLY 1\n#include "theon_cuda_cpu.h"\n'
+_RUNTIME_CC = '#define THEON_CPU_RUNTIME_OBJECT 1\n#include "theon_cuda_cpu.h"\n'
+_PROBE = ('extern "C" __global__ void probe(float* a) {\n  __shared__ float s[32];\n'
+          '  s[threadIdx.x] = a[threadIdx.x];\n  __syncthreads();\n'
+          '  a[threadIdx.x] = __shfl_down_sync(0xffffffffu, s[threadIdx.x], 1);\n}\n'
+          'THEON_CPU_EXPORT(probe)\n')
+# gold links a kernel library in about a quarter of the instructions of the default ld.bfd
+_FAST_LINK = ("-fuse-ld=gold",)
+_SUPPORT: dict[Path, Support] = {}
+_SUPPORT_LOCK = threading.Lock()
 
 IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
             "construct a NumPy array explicitly.")
@@ -72,6 +90,97 @@ def _compiler_version(compiler: str) -> str:
     return _VERSIONS[compiler]
 
 
+def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
+
+
+def _failed(cmd: list[str], done: subprocess.CompletedProcess) -> RuntimeError:
+    return RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[:6000]}")
+
+
+def _key(*parts: bytes) -> str:
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Support:
+    """What every kernel library of one cache is built with: ``include``, the header's
+    kernel-side view (precompiled beside it when ``pch``), ``runtime``, the scheduler's
+    object, and ``link``, the linker flags found to work."""
+
+    include: Path
+    runtime: Path
+    link: tuple[str, ...]
+    pch: bool
+
+    def command(self, compiler: str, source: Path, out: Path) -> list[str]:
+        """The command building ``source`` (kernel text) into the library ``out``."""
+        return [compiler, *FLAGS, *self.link, "-include", str(self.include), "-x", "c++",
+                str(source), "-x", "none", str(self.runtime), "-o", str(out)]
+
+
+def support(compiler: str, cache: Path) -> Support:
+    """The scheduler's object and the kernels' header of ``cache`` for ``compiler``, built
+    once (a folder published whole, keyed by the header, the flags and the compiler)."""
+    header = HEADER.read_bytes()
+    key = _key(header, " ".join(FLAGS).encode(), compiler.encode(),
+               _compiler_version(compiler).encode())
+    folder = cache / f"support_{key}"
+    found = _SUPPORT.get(folder)
+    if found is not None:
+        return found
+    with _SUPPORT_LOCK:
+        if not (folder / "support.json").exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            with open(cache / f"support_{key}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (folder / "support.json").exists():
+                    _build_support(compiler, header, folder)
+        info = json.loads((folder / "support.json").read_text())
+        found = _SUPPORT[folder] = Support(folder / "theon_kernels.h", folder / "runtime.o",
+                                           tuple(info["link"]), info["pch"])
+    return found
+
+
+def _build_support(compiler: str, header: bytes, folder: Path) -> None:
+    compile_only = [f for f in FLAGS if f != "-shared"]
+    tmp = Path(tempfile.mkdtemp(prefix="support_", dir=folder.parent))
+    try:
+        (tmp / "theon_cuda_cpu.h").write_bytes(header)
+        (tmp / "theon_kernels.h").write_text(_KERNELS_H)
+        (tmp / "runtime.cc").write_text(_RUNTIME_CC)
+        cmd = [compiler, *compile_only, "-c", "runtime.cc", "-o", "runtime.o"]
+        done = _run(cmd, tmp)
+        if done.returncode:
+            raise _failed(cmd, done)
+        # a precompiled header only where GCC reads it: another compiler parses the text
+        pch = "Free Software Foundation" in _compiler_version(compiler) and not _run(
+            [compiler, *compile_only, "-x", "c++-header", "theon_kernels.h", "-o",
+             "theon_kernels.h.gch"], tmp).returncode
+        (tmp / "probe.cu").write_text(_PROBE)
+        chosen = None
+        # the probe builds a library as every kernel will be: an unusable precompiled
+        # header (-Winvalid-pch, an error under -Werror) is dropped, gold kept if it links
+        for link, check in ((_FAST_LINK, pch), ((), pch), ((), False)):
+            if not check and pch:
+                (tmp / "theon_kernels.h.gch").unlink()
+                pch = False
+            trial = Support(tmp / "theon_kernels.h", tmp / "runtime.o", link, pch)
+            cmd = trial.command(compiler, tmp / "probe.cu", tmp / "probe.so")
+            if check:
+                cmd.insert(1, "-Winvalid-pch")
+            done = _run(cmd, tmp)
+            if not done.returncode:
+                chosen = link
+                break
+        if chosen is None:
+            raise _failed(cmd, done)
+        (tmp / "support.json").write_text(json.dumps({"link": list(chosen), "pch": pch}))
+        os.replace(tmp, folder)  # published whole, never half-built
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def cache_dir() -> Path:
     """Where built kernels are kept: ``config.compiledir``/cuda_cpu."""
     return Path(config.compiledir).expanduser().absolute() / "cuda_cpu"
@@ -91,10 +200,8 @@ def build(source: str, cache: Path | None = None, *, quick: bool = False) -> Pat
     # THEON_CPU_EXPORT(k) defines theon_launch_k, the launcher ctypes calls
     text = (_QUICK if quick else "") + source + "\n" + "".join(
         f"THEON_CPU_EXPORT({k})\n" for k in _KERNEL.findall(source))
-    header = HEADER.read_bytes()
-    key = hashlib.sha256(b"\0".join([text.encode(), header, " ".join(FLAGS).encode(),
-                                     compiler.encode(), _compiler_version(compiler).encode()])
-                         ).hexdigest()[:32]
+    key = _key(text.encode(), HEADER.read_bytes(), " ".join(FLAGS).encode(),
+               compiler.encode(), _compiler_version(compiler).encode())
     cache.mkdir(parents=True, exist_ok=True)
     lib = cache / f"cuda_cpu_{key}.so"
     if lib.exists():
@@ -102,15 +209,15 @@ def build(source: str, cache: Path | None = None, *, quick: bool = False) -> Pat
     with open(cache / f"cuda_cpu_{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not lib.exists():
+            made = support(compiler, cache)
             with tempfile.TemporaryDirectory() as tmp:
                 cu = Path(tmp) / "kernels.cu"
                 cu.write_text(text)
                 out = Path(tmp) / "kernels.so"
-                cmd = [compiler, *FLAGS, "-include", str(HEADER), "-x", "c++", str(cu), "-o",
-                       str(out)]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                cmd = made.command(compiler, cu, out)
+                done = _run(cmd)
                 if done.returncode:
-                    raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[:6000]}")
+                    raise _failed(cmd, done)
                 os.replace(out, lib)  # published whole, never half-written
     return lib
 

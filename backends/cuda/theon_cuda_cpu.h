@@ -32,9 +32,29 @@
 //     exited or inactive lanes) abort the launch; the launcher returns 1 and
 //     theon_cpu_last_error() says why.
 // mode bits: 1 = always use fibers, 2 = resume fibers in reverse order.
+//
+// Two ways to build (simulator.build picks): one translation unit holding the kernels and
+// the scheduler (nothing defined: the scheduler's functions are inline), or the scheduler
+// built once per cache as an object of its own (THEON_CPU_RUNTIME_OBJECT: its functions
+// defined out of line) and linked into every kernel library, whose kernels see only its
+// declarations (THEON_CPU_KERNELS_ONLY; that view of this header is also precompiled).
+// Compiling the scheduler and parsing the system headers was most of building a small
+// module; the code that runs is the same either way.
 #ifndef THEON_CUDA_CPU_H
 #define THEON_CUDA_CPU_H
 #define THEON_CPU 1
+
+#if defined(THEON_CPU_RUNTIME_OBJECT) && defined(THEON_CPU_KERNELS_ONLY)
+#error "THEON_CPU_RUNTIME_OBJECT and THEON_CPU_KERNELS_ONLY exclude each other"
+#endif
+#ifndef THEON_CPU_KERNELS_ONLY
+#define THEON_CPU_DEFINE_RUNTIME 1  // this translation unit defines the scheduler
+#endif
+#ifdef THEON_CPU_RUNTIME_OBJECT
+#define THEON_CPU_FN  // defined once, in the runtime object, linked into each library
+#else
+#define THEON_CPU_FN inline
+#endif
 
 // No <string>, <vector> or <utility>: parsing them was about a third of building a small
 // kernel, which every compiled function of a test run pays.
@@ -56,6 +76,7 @@
 #if defined(__x86_64__) && !defined(THEON_CPU_UCONTEXT)
 #define THEON_CPU_ASM_SWITCH 1
 extern "C" void theon_ctx_switch(void** save_sp, void* load_sp);
+#ifdef THEON_CPU_DEFINE_RUNTIME
 asm(R"(
 .text
 .globl theon_ctx_switch
@@ -85,6 +106,7 @@ theon_ctx_switch:
   ret
 .size theon_ctx_switch, .-theon_ctx_switch
 )");
+#endif
 namespace theon_cpu {
 struct Ctx { void* sp = nullptr; };
 inline void ctx_switch(Ctx* from, Ctx* to) { theon_ctx_switch(&from->sp, to->sp); }
@@ -173,8 +195,10 @@ inline thread_local char last_error[ERR_BYTES] = "";
 
 inline void* dyn_smem() { return tb->dyn; }
 
+#ifdef THEON_CPU_DEFINE_RUNTIME
+
 // The block's error, printf-style; the first one stays.
-__attribute__((format(printf, 2, 3))) inline void set_err(Block& b, const char* fmt, ...) {
+__attribute__((format(printf, 2, 3))) THEON_CPU_FN void set_err(Block& b, const char* fmt, ...) {
   if (b.err[0]) return;
   va_list ap;
   va_start(ap, fmt);
@@ -183,14 +207,14 @@ __attribute__((format(printf, 2, 3))) inline void set_err(Block& b, const char* 
 }
 
 // "thread (x,y,z) of block (x,y,z)" of fiber i, into s.
-inline const char* fmt_tid(const Block& b, int i, char* s, size_t n) {
+THEON_CPU_FN const char* fmt_tid(const Block& b, int i, char* s, size_t n) {
   std::snprintf(s, n, "thread (%u,%u,%u) of block (%u,%u,%u)", b.f[i].tid.x, b.f[i].tid.y,
                 b.f[i].tid.z, blockIdx.x, blockIdx.y, blockIdx.z);
   return s;
 }
 
 // Fail the current thread: the message, then which thread.
-[[noreturn]] __attribute__((format(printf, 1, 2))) inline void fail_here(const char* fmt, ...) {
+[[noreturn]] __attribute__((format(printf, 1, 2))) THEON_CPU_FN void fail_here(const char* fmt, ...) {
   Block* b = tb;
   if (!b->err[0]) {
     char msg[ERR_BYTES], who[96];
@@ -206,12 +230,12 @@ inline const char* fmt_tid(const Block& b, int i, char* s, size_t n) {
   std::abort();
 }
 
-inline void yield_to_scheduler() {
+THEON_CPU_FN void yield_to_scheduler() {
   Block* b = tb;
   ctx_switch(&b->f[b->cur].ctx, &b->sched);
 }
 
-inline void fiber_entry() {
+THEON_CPU_FN void fiber_entry() {
   Block* b = tb;
   b->body(b->arg);
   b->f[b->cur].st = DONE;
@@ -219,14 +243,14 @@ inline void fiber_entry() {
   std::abort();
 }
 
-inline void init_fiber(Block& b, int i) {
+THEON_CPU_FN void init_fiber(Block& b, int i) {
   Fiber& fb = b.f[i];
   ctx_make(&fb.ctx, b.stacks + (size_t)i * b.slot_bytes + 4096,  // guard page below
            b.stack_bytes, fiber_entry, &b.sched);
   fb.st = RUNNABLE;
 }
 
-inline void resume(Block& b, int i) {
+THEON_CPU_FN void resume(Block& b, int i) {
   b.cur = i;
   threadIdx = b.f[i].tid;
   ctx_switch(&b.sched, &b.f[i].ctx);
@@ -235,7 +259,7 @@ inline void resume(Block& b, int i) {
 // Open the warp collective(s) of warp w whose members have all arrived.  Each
 // mask is checked once (the check depends only on the mask): lanes arriving one
 // by one made this cubic in the warp's size, most of a block-reduction test's time.
-inline bool try_release_warp(Block& b, int w) {
+THEON_CPU_FN bool try_release_warp(Block& b, int w) {
   int lo = w * warpSize, hi = b.n < lo + warpSize ? b.n : lo + warpSize;
   unsigned checked[32];
   int n_checked = 0;
@@ -270,7 +294,7 @@ inline bool try_release_warp(Block& b, int w) {
 }
 
 // Schedule fibers [first, n) (fibers < first already exist) until all are done.
-inline int run_fibers(Block& b, int first) {
+THEON_CPU_FN int run_fibers(Block& b, int first) {
   for (int i = first; i < b.n; ++i) init_fiber(b, i);
   for (;;) {
     bool ran = false;
@@ -316,7 +340,7 @@ inline int run_fibers(Block& b, int first) {
   }
 }
 
-inline int run_block(Block& b, bool force_fibers) {
+THEON_CPU_FN int run_block(Block& b, bool force_fibers) {
   b.err[0] = 0;
   for (int i = 0; i < b.n; ++i) b.f[i].st = RUNNABLE;  // states of the previous block are stale
   if (force_fibers) { b.fiber_mode = true; return run_fibers(b, 0); }
@@ -335,7 +359,7 @@ inline int run_block(Block& b, bool force_fibers) {
   return 0;
 }
 
-inline int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), void* arg, int mode) {
+THEON_CPU_FN int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), void* arg, int mode) {
   long long nblocks = (long long)grid.x * grid.y * grid.z;
   long long nthr = (long long)block.x * block.y * block.z;
   if (nthr < 1 || nthr > 1024 || nblocks < 1) {
@@ -392,6 +416,29 @@ inline int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), vo
   return err[0] ? 1 : 0;
 }
 
+THEON_CPU_FN void block_barrier(int line) {
+  Block* b = tb;
+  if (!b->fiber_mode)
+    fail_here("divergent __syncthreads (line %d): thread 0 exited without reaching it", line);
+  b->f[b->cur].st = AT_BAR;
+  b->f[b->cur].line = line;
+  yield_to_scheduler();
+}
+
+THEON_CPU_FN void warp_point(unsigned mask) {
+  Block* b = tb;
+  if (!b->fiber_mode) fail_here("warp collective reached in a block whose thread 0 used none (divergent)");
+  b->f[b->cur].st = AT_WARP;
+  b->f[b->cur].mask = mask;
+  yield_to_scheduler();
+}
+#else
+[[noreturn]] __attribute__((format(printf, 1, 2))) void fail_here(const char* fmt, ...);
+int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), void* arg, int mode);
+void block_barrier(int line);
+void warp_point(unsigned mask);
+#endif  // THEON_CPU_DEFINE_RUNTIME
+
 template <size_t... I> struct Seq {};
 template <size_t N, size_t... I> struct MakeSeq : MakeSeq<N - 1, N - 1, I...> {};
 template <size_t... I> struct MakeSeq<0, I...> { using type = Seq<I...>; };
@@ -412,23 +459,6 @@ inline int launch(void (*k)(A...), dim3 g, dim3 bl, size_t shmem, void** args, i
 }
 
 // ------------------------------------------------------------- collectives
-inline void block_barrier(int line) {
-  Block* b = tb;
-  if (!b->fiber_mode)
-    fail_here("divergent __syncthreads (line %d): thread 0 exited without reaching it", line);
-  b->f[b->cur].st = AT_BAR;
-  b->f[b->cur].line = line;
-  yield_to_scheduler();
-}
-
-inline void warp_point(unsigned mask) {
-  Block* b = tb;
-  if (!b->fiber_mode) fail_here("warp collective reached in a block whose thread 0 used none (divergent)");
-  b->f[b->cur].st = AT_WARP;
-  b->f[b->cur].mask = mask;
-  yield_to_scheduler();
-}
-
 // Each lane publishes v, waits for the warp, then reads the value of the lane
 // src(lane) (or keeps its own when src < 0).
 template <class T, class Src>
@@ -542,9 +572,11 @@ template <class T> inline T __ldg(const T* p) { return *p; }
 THEON_VEC2(float, float) THEON_VEC4(float, float) THEON_VEC2(double, double)
 THEON_VEC2(int, int) THEON_VEC4(int, int)
 
+#ifdef THEON_CPU_DEFINE_RUNTIME
 extern "C" __attribute__((visibility("default"))) const char* theon_cpu_last_error() {
   return theon_cpu::last_error;
 }
+#endif
 
 #define THEON_CPU_EXPORT(k)                                                                  \
   extern "C" __attribute__((visibility("default"))) int theon_launch_##k(                   \

@@ -459,6 +459,16 @@ def test_built_kernels_are_cached_on_disk_under_compiledir(srt, tmp_path, monkey
     assert first.parent == tmp_path / "cuda_cpu" and first.exists()
     mtime = first.stat().st_mtime_ns
     assert sim.build(source) == first and first.stat().st_mtime_ns == mtime
+    # the scheduler is compiled once per cache and linked into every library built there
+    supports = list((tmp_path / "cuda_cpu").glob("support_*/support.json"))
+    assert len(supports) == 1
+    other = sim.build(render(GRAPH, "cached_too", D.CUDA, ndim=2, index32=True))
+    assert other != first
+    assert list((tmp_path / "cuda_cpu").glob("support_*/support.json")) == supports
+    made = sim.support(sim.cxx(), tmp_path / "cuda_cpu")
+    assert made.runtime.exists() and made.include.exists()
+    if "Free Software Foundation" in sim._compiler_version(sim.cxx()):
+        assert made.pch  # GCC reads the kernels' header precompiled
 
 
 # -- choosing a runtime --------------------------------------------------------------------------
