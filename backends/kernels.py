@@ -645,7 +645,7 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
                   hoisted: Sequence[int] = (), hoisted_outer: Sequence[int] = (),
                   prelude: bool = True, qualifier: str = "", nk: int | None = None,
                   nr: int | None = None, index32: bool = False,
-                  epilogue: ScalarGraph | None = None) -> str:
+                  epilogue: ScalarGraph | None = None, keep: bool = False) -> str:
     """The source of a kernel reducing ``graph``'s single output with ``kind``.
 
     Three functions (C dialect), sharing the per-element statements of the elementwise loop
@@ -673,7 +673,8 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
 
     In a CUDA dialect (``dialect.gpu``): kernels ``name`` and ``name_merge`` for ``nk`` kept
     and ``nr`` reduced dimensions once collapsed, with 32-bit indices if ``index32``, and an
-    ``epilogue`` applied to each result (``FusedReduce.epilogue``); see
+    ``epilogue`` applied to each result (``FusedReduce.epilogue``), and with ``keep`` the
+    graph's value of each element written as it is folded (``FusedReduce.keep``); see
     ``_render_cuda_reduce`` and ``cuda_reduce_launch``."""
     if dialect.gpu:
         if hoisted or hoisted_outer or qualifier:
@@ -681,12 +682,12 @@ def render_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
                              "only")
         return _render_cuda_reduce(graph, kind, out_dtype, name, dialect, initial=initial,
                                    nk=nk, nr=nr, index32=index32, prelude=prelude,
-                                   epilogue=epilogue)
+                                   epilogue=epilogue, keep=keep)
     if nk is not None or nr is not None or index32:
         raise ValueError("the C loops take their dimensions at run time, in 64-bit indices")
-    if epilogue is not None:
-        raise ValueError("an epilogue is an option of the CUDA reduction only (on a CPU the "
-                         "fusion pass makes none)")
+    if epilogue is not None or keep:
+        raise ValueError("an epilogue and keep are options of the CUDA reduction only (on a "
+                         "CPU the fusion pass makes neither)")
     red = _reduction(graph, kind, out_dtype, dialect, initial)
     n_in = len(graph.in_dtypes)
     hoisted = frozenset(hoisted)
@@ -877,7 +878,7 @@ def _cuda_tree(red: _Reduction) -> list[str]:
 def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str,
                         dialect: Dialect, *, initial: float | None, nk: int | None,
                         nr: int | None, index32: bool, prelude: bool,
-                        epilogue: ScalarGraph | None = None) -> str:
+                        epilogue: ScalarGraph | None = None, keep: bool = False) -> str:
     """Two ``__global__`` kernels reducing ``graph``'s output over ``nr`` reduced dimensions
     for each element of ``nk`` kept ones (0: one output), with 32-bit indices if ``index32``
     (``cuda_reduce_launch`` says which variant a launch needs and gives its arguments).
@@ -928,12 +929,14 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
     out_strides += [", ".join(f"const {stride} se{a}_{d}" for d in range(nk))
                     for a in range(1, n_extra + 1)] if nk else []
     extra_pointers = [f"const char *ep{a}" for a in range(1, n_extra + 1)]
+    n_arrays = n_in + int(keep)  # (the kept values are read as an input is)
     params = [", ".join([f"const char *p{a}" for a in range(n_in)]
+                        + ([f"char *p{n_in}"] if keep else [])
                         + ["char *out", "char *partial", *extra_pointers]),
               ", ".join(kept_lengths),
               ", ".join([f"const {count} r"] + [f"const {count} m{d}" for d in range(1, nr)])]
     params += [", ".join(f"const {stride} s{a}_{d}" for d in range(nk + nr))
-               for a in range(n_in)]
+               for a in range(n_arrays)]
     params += out_strides + [f"const unsigned int group, const {count} parts, "
                              f"const {count} chunk"]
     kept = _unravel("o", "k", "n", "t", nk, index32) if nk else []
@@ -950,11 +953,17 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
             epilogue, dialect, load_extra,
             lambda j, t, v: f"*({t} *)({out_at}) = {v}")], "}"]
 
-    def load(a: int, t: str) -> str:
-        offset = " + ".join(f"j{d} * s{a}_{nk + d}" for d in range(nr))
-        return f"*(const {t} *)(q{a} + {offset})"
+    def offset(a: int) -> str:
+        return " + ".join(f"j{d} * s{a}_{nk + d}" for d in range(nr))
 
-    body = _element(graph, dialect, load, lambda a, t, v: red.fold(v, "acc", "an"))
+    def load(a: int, t: str) -> str:
+        return f"*(const {t} *)(q{a} + {offset(a)})"
+
+    def fold(a: int, t: str, v: str) -> str:
+        kept_value = f"; *({t} *)(q{n_in} + {offset(n_in)}) = {v}" if keep else ""
+        return red.fold(v, "acc", "an") + kept_value
+
+    body = _element(graph, dialect, load, fold)
     loop_head = ["const unsigned int lane = threadIdx.x % group, per = blockDim.x / group;"]
     src = [dialect.prelude(sorted(set(graph.ref_dtypes) | {out_dtype, red.acc_dtype}))
            ] if prelude else []
@@ -975,8 +984,8 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
         "        if (e0 > r || !active) e0 = r;",
         f"        const {count} e1 = r - e0 < chunk ? r : e0 + chunk;",
         *["        " + line for line in kept],
-        *[f"        const char *q{a} = p{a}"
-          + "".join(f" + k{d} * s{a}_{d}" for d in range(nk)) + ";" for a in range(n_in)],
+        *[f"        {'char' if a == n_in else 'const char'} *q{a} = p{a}"
+          + "".join(f" + k{d} * s{a}_{d}" for d in range(nk)) + ";" for a in range(n_arrays)],
         f"        {acc_t} acc = {red.identity};",
         *(["        int an = 0;"] if red.nan else []),
         f"        for ({count} e = e0 + lane; e < e1; e += group) {{",

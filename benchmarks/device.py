@@ -65,9 +65,9 @@ def _torch_step(d, device: str):
     return step, (x, y), torch.cuda.synchronize
 
 
-def report(device: str = "cuda", out: TextIO | None = None) -> None:
+def report(device: str = "cuda", out: TextIO | None = None):
     """Print the kernel plan of the MLP training step on ``device`` (and its measured time
-    on a GPU)."""
+    on a GPU); return the plan."""
     import theon
     from theon.backends.cuda.plan import kernel_plan
     out = out or sys.stdout
@@ -82,7 +82,7 @@ def report(device: str = "cuda", out: TextIO | None = None) -> None:
     plan = kernel_plan(step, d["x"], d["y"])
     print(plan, file=out)
     if why is not None:
-        return
+        return plan
     x, y = rt.to_device(d["x"]), rt.to_device(d["y"])
     t = _median_call(step, (x, y), rt.synchronize)
     print(f"measured: {t * 1e6:.1f} us a call (device arrays in; the plan predicted "
@@ -95,3 +95,4 @@ def report(device: str = "cuda", out: TextIO | None = None) -> None:
               f"{t / tt:.2f}", file=out)
     else:
         print("PyTorch with CUDA is not installed here: no comparison", file=out)
+    return plan

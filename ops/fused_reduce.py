@@ -11,7 +11,10 @@ An ``epilogue`` (a second scalar graph: its input 0 is the reduced value, its ot
 node's inputs after the prologue's, each shaped like the reduction's output) is elementwise
 work on the result, which the device's fusion pass gives the node (a bias gradient's update
 ``b - lr * sum(g, axis=0)``, a mean's division): the kernel applies it where it writes each
-output, and a GPU saves the launch of a kernel of its own.
+output, and a GPU saves the launch of a kernel of its own. With ``keep`` the node also
+outputs the prologue's value (output 1), for the prologue's other readers: the kernel writes
+each element as it folds it (a ReLU's gradient read by a product and summed for the bias's
+gradient: one pass over it instead of two).
 """
 from __future__ import annotations
 
@@ -27,12 +30,14 @@ from .reduce import Reduce
 class FusedReduce(Op):
     """``Reduce(kind, axis, dtype, initial)`` of the single output of ``graph`` applied
     elementwise to the node's first inputs (one rank, broadcasting as ``Fused``), then the
-    ``epilogue`` graph, if any, applied to the result and the node's other inputs."""
+    ``epilogue`` graph, if any, applied to the result and the node's other inputs; with
+    ``keep``, the prologue's value is output 1."""
 
-    __props__ = ("graph", "kind", "axis", "dtype", "initial", "epilogue")
+    __props__ = ("graph", "kind", "axis", "dtype", "initial", "epilogue", "keep")
 
     def __init__(self, graph: ScalarGraph, kind: str, axis: tuple, dtype: str,
-                 initial: float | None = None, epilogue: ScalarGraph | None = None):
+                 initial: float | None = None, epilogue: ScalarGraph | None = None,
+                 keep: bool = False):
         if len(graph.outputs) != 1:
             raise ValueError(f"FusedReduce reduces one output, the graph has "
                              f"{len(graph.outputs)}")
@@ -42,6 +47,7 @@ class FusedReduce(Op):
                              "its input 0")
         self.graph, self.kind, self.axis = graph, kind, tuple(axis)
         self.dtype, self.initial, self.epilogue = dtype, initial, epilogue
+        self.keep = bool(keep)
 
     @property
     def n_prologue(self) -> int:
@@ -68,7 +74,7 @@ class FusedReduce(Op):
             names = ["r"] + [f"i{self.n_prologue + k}"
                              for k in range(len(self.epilogue.in_dtypes) - 1)]
             text += f" -> {self.epilogue.expression(names)}"
-        return text
+        return text + (" (and its prologue)" if self.keep else "")
 
     def make_node(self, *inputs) -> Apply:
         # the prologue's checks and static shape are Fused's, the output type Reduce's
@@ -95,7 +101,10 @@ class FusedReduce(Op):
         elif extras:
             raise graph_error(f"FusedReduce: {len(self.graph.in_dtypes)} inputs expected, got "
                               f"{len(self.graph.in_dtypes) + len(extras)}")
-        return Apply(self, inputs, [out_type()])
+        outputs = [out_type()]
+        if self.keep:
+            outputs.append(element.outputs[0].type())
+        return Apply(self, inputs, outputs)
 
     def _parts(self, node: Apply) -> tuple[Apply, Apply]:
         """The unfused pair on the node's inputs: the prologue's node, the reduction's node.
@@ -110,8 +119,8 @@ class FusedReduce(Op):
         return element, reduced
 
     def impl(self, node: Apply) -> Callable:
-        if self.epilogue is not None:
-            return self._with_epilogue(node)
+        if self.epilogue is not None or self.keep:
+            return self._staged(node)
         element, reduced = self._parts(node)
         graph = self.graph
         n_in = len(graph.in_dtypes)
@@ -128,33 +137,39 @@ class FusedReduce(Op):
         # names this node's line, which the fusion pass took from the reduction's node.
         return lambda *args: reduce(prologue(*args))
 
-    def without_epilogue(self) -> FusedReduce:
-        return FusedReduce(self.graph, self.kind, self.axis, self.dtype, self.initial)
-
-    def _with_epilogue(self, node: Apply) -> Callable:
-        """The reduction as a node of its own computes it, then the epilogue as a Fused node
-        does (its failures name the lines of its steps, kept after the prologue's and the
-        reduction's in ``node.tag``)."""
+    def _staged(self, node: Apply) -> Callable:
+        """The prologue as a Fused node computes it, the reduction as a node of its own, then
+        the epilogue as a Fused node (its failures name the lines of its steps, kept after
+        the prologue's and the reduction's in ``node.tag``)."""
         k = self.n_prologue
-        first = self.without_epilogue().make_node(*node.inputs[:k])
-        traces = node.tag if isinstance(node.tag, tuple) else ()
-        n_first = len(self.graph.steps) + 1
-        first.tag = traces[:n_first]
-        after = Fused(self.epilogue).make_node(first.outputs[0], *node.inputs[k:])
-        after.tag = traces[n_first:]
-        reduce, finish = first.op.impl(first), after.op.impl(after)
-        return lambda *args: finish(reduce(*args[:k]), *args[k:])
+        element, reduced = self._parts(node)
+        prologue, reduce = element.op.impl(element), reduced.op.impl(reduced)
+        finish = None
+        if self.epilogue is not None:
+            traces = node.tag if isinstance(node.tag, tuple) else ()
+            after = Fused(self.epilogue).make_node(reduced.outputs[0], *node.inputs[k:])
+            after.tag = traces[len(self.graph.steps) + 1:]
+            finish = after.op.impl(after)
+        keep = self.keep
+
+        def run(*args):
+            value = prologue(*args[:k])
+            result = reduce(value)
+            if finish is not None:
+                result = finish(result, *args[k:])
+            return (result, value) if keep else result
+        return run
 
     def infer_shape(self, fgraph, node: Apply, input_shapes):
         k = self.n_prologue
         element, reduced = self._parts(node)
         (shape,) = element.op.infer_shape(fgraph, element, input_shapes[:k])
-        return reduced.op.infer_shape(fgraph, reduced, [shape])
+        return list(reduced.op.infer_shape(fgraph, reduced, [shape])) + (
+            [shape] if self.keep else [])
 
     def expand(self, inputs: Sequence[Variable]) -> Variable:
         """The unfused graph over ``inputs``: one Elemwise node per step of the prologue, then
-        the reduction, then the epilogue's steps (for the checking mode and the sympy
-        bridge)."""
+        the reduction, then the epilogue's steps (output 0 only)."""
         k = self.n_prologue
         refs = self.fused_op.expand(inputs[:k])
         out = self.reduce_op(refs[self.graph.outputs[0]])
@@ -163,21 +178,31 @@ class FusedReduce(Op):
         return Fused(self.epilogue).expand([out, *inputs[k:]])[self.epilogue.outputs[0]]
 
     def L_op(self, inputs, outputs, output_grads):
-        # the gradient of the unfused graph: the reduction's rule, then each row's
-        (g,) = output_grads
-        if g is None or not isinstance(getattr(g, "type", None), TensorType):
+        # the gradient of the unfused graph: the epilogue's rule, the reduction's, then each
+        # row's of the prologue (whose value's gradient adds what ``keep``'s output gets)
+        k = self.n_prologue
+
+        def given(g):
+            return g if g is not None and isinstance(getattr(g, "type", None), TensorType) \
+                else None
+        g = given(output_grads[0])
+        g_value = given(output_grads[1]) if self.keep and len(output_grads) > 1 else None
+        tail = [None] * (len(inputs) - k)
+        if g is None and g_value is None:
             return [None] * len(inputs)
-        if self.epilogue is not None:
-            k = self.n_prologue
-            first = self.without_epilogue()(*inputs[:k])
-            grads = Fused(self.epilogue).L_op([first, *inputs[k:]], list(outputs), [g])
-            head = self.without_epilogue().L_op(inputs[:k], [first], [grads[0]]) \
-                if grads[0] is not None else [None] * k
-            return list(head) + list(grads[1:])
-        refs = self.fused_op.expand(inputs)
-        out = refs[self.graph.outputs[0]]
-        # the reduction's rule reads its output (max, min, prod): this node's, not a copy
-        (g_out,) = self.reduce_op.L_op([out], list(outputs), [g])
-        if g_out is None:
-            return [None] * len(inputs)
-        return Fused(self.graph).L_op(inputs, [out], [g_out])
+        refs = self.fused_op.expand(inputs[:k])
+        value = refs[self.graph.outputs[0]]
+        if g is not None:
+            if self.epilogue is not None:
+                reduced = self.reduce_op(value)
+                grads = Fused(self.epilogue).L_op([reduced, *inputs[k:]], [outputs[0]], [g])
+                g, tail = grads[0], list(grads[1:])
+            else:
+                reduced = outputs[0]  # the reduction's rule reads its output: this node's
+            if g is not None:
+                (g_from,) = self.reduce_op.L_op([value], [reduced], [g])
+                if g_from is not None:
+                    g_value = g_from if g_value is None else g_value + g_from
+        if g_value is None:
+            return [None] * k + tail
+        return list(Fused(self.graph).L_op(inputs[:k], [value], [g_value])) + tail

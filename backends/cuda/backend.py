@@ -328,10 +328,10 @@ class _Reduction:
 
     def __init__(self, graph: ScalarGraph, kind: str, axis: Sequence[int], ndim: int,
                  dtype: str, initial, dev: _Build, label: str,
-                 epilogue: ScalarGraph | None = None):
+                 epilogue: ScalarGraph | None = None, keep: bool = False):
         self.graph, self.kind, self.axis, self.dtype, self.initial = \
             graph, kind, tuple(axis), dtype, initial
-        self.epilogue = epilogue
+        self.epilogue, self.keep = epilogue, keep
         self.n_in = len(graph.in_dtypes)
         self.out_dtype = epilogue.out_dtypes[0] if epilogue is not None else dtype
         dtypes = {*graph.ref_dtypes, *(epilogue.ref_dtypes if epilogue is not None else ())}
@@ -348,7 +348,8 @@ class _Reduction:
     def _source(self, name: str, nk: int, nr: int, index32: bool, prelude: bool) -> str:
         return kernels.render_reduce(self.graph, self.kind, self.dtype, name, D.CUDA,
                                      initial=self.initial, nk=nk, nr=nr, index32=index32,
-                                     prelude=prelude, epilogue=self.epilogue)
+                                     prelude=prelude, epilogue=self.epilogue,
+                                     keep=self.keep)
 
     def kernels_for(self, launch):
         """(the launch as the kernels take it, a function giving a kernel by suffix)."""
@@ -363,15 +364,19 @@ class _Reduction:
 
     def __call__(self, args: Sequence, shape: tuple[int, ...]):
         """The reduction of the graph over ``args`` (the prologue's inputs, then the
-        epilogue's arrays), broadcast to ``shape``."""
+        epilogue's arrays), broadcast to ``shape`` (and with ``keep`` the graph's values, in
+        an array of that shape)."""
         rt = self.rt
         args, extras = args[:self.n_in], args[self.n_in:]
         kept = tuple(n for d, n in enumerate(shape) if d not in self.axis)
         out = rt.empty(kept, self.out_dtype)
+        if self.keep:
+            values = rt.empty(shape, self.graph.out_dtypes[0])
+            args = (*args, values)  # (laid out, and passed, as one more input)
         launch = kernels.cuda_reduce_launch([*args, out], self.axis, self.kind,
                                             initial=self.initial, shape=shape, extras=extras)
-        if not launch.size:
-            return out
+        if not launch.size:  # (no output: then no element either)
+            return (out, values) if self.keep else out
         launch, get = self.kernels_for(launch)
         schedule = launch.plan()
         partial = rt.empty((max(schedule.partials, 1),), self.acc)
@@ -385,7 +390,7 @@ class _Reduction:
                 plan.launch("kernel", self.label + step.suffix, step.grid, step.block,
                             plan.nbytes([*read, out]),
                             launch.size * launch.count * (len(self.graph.steps) + 1))
-        return out
+        return (out, values) if self.keep else out
 
 
 @device_thunk(Fused, Elemwise)
@@ -417,8 +422,9 @@ def _reduction(node: Apply, dev: _Build) -> Callable | None:
     if kernels.reduce_acc_dtype(op.kind, graph.out_dtypes[0], op.dtype) is None or \
             not op.axis or node.outputs[0].dtype != out_dtype:
         return None
+    keep = getattr(op, "keep", False)
     kernel = _Reduction(graph, op.kind, op.axis, node.inputs[0].ndim, op.dtype, op.initial,
-                        dev, str(node.op), epilogue)
+                        dev, str(node.op), epilogue, keep)
     n_in = len(graph.in_dtypes)
     if epilogue is None:
         return lambda *args: kernel(args, _out_shape(node, args))

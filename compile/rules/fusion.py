@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from ...config import config
 from ...ops import scalar as S
-from ...ops.elemwise import Elemwise
+from ...ops.blas import Dot, DotAdd
+from ...ops.elemwise import ELEMWISE, Elemwise
 from ...ops.fused import Fused, ScalarGraph
 from ...ops.fused_reduce import FusedReduce
 from ...ops.reduce import Reduce
@@ -62,6 +63,8 @@ def fusable(node: Apply) -> bool:
 def fuse(fgraph: FunctionGraph) -> None:
     """Replace each cluster of two or more connected elementwise nodes by one Fused node."""
     order = fgraph.toposort()
+    if config.device != "cpu" and split_bias_products(fgraph):
+        order = fgraph.toposort()
     position = {node: k for k, node in enumerate(order)}
     taken: set[Apply] = set()
     clients = fgraph.clients
@@ -81,6 +84,7 @@ def fuse(fgraph: FunctionGraph) -> None:
         fgraph.replace(root.outputs[0], new, reason="fusion")
     fuse_reductions(fgraph)
     if config.device != "cpu":
+        keep_prologues(fgraph)
         fuse_epilogues(fgraph)
 
 
@@ -117,6 +121,38 @@ def fuse_reductions(fgraph: FunctionGraph) -> None:
         fgraph.replace(node.outputs[0], new, reason="fusion")
 
 
+def split_bias_products(fgraph: FunctionGraph) -> bool:
+    """(A device.) ``DotAdd(a, b, c)`` with a broadcast addend (a bias) read only by
+    elementwise nodes becomes ``dot(a, b) + c`` for each of them, which fusion takes into its
+    kernel: the sum is computed where it is read (reading the product and the bias costs
+    what reading the sum does) and never stored, and no launch adds it. (A CPU keeps the
+    DotAdd: its BLAS call adds ``c`` as it writes the product.) Whether anything changed."""
+    changed = False
+    for node in fgraph.toposort():
+        if type(node.op) is not DotAdd:
+            continue
+        out = node.outputs[0]
+        a, b, c = node.inputs
+        uses = fgraph.clients[out]
+        if not any(c.type.broadcastable) or c.type.ndim != out.ndim or not uses or \
+                any(u == "output" or not fusable(u) for u, _ in uses):
+            continue
+        product = Dot()(a, b)
+        if product.type.dtype != out.dtype:
+            continue
+        product.trace = out.trace
+        for reader in dict.fromkeys(u for u, _ in uses):
+            total = ELEMWISE["add"](product, c)
+            if total.type != out.type:
+                break  # (the sum would not be the DotAdd's type: leave the rest)
+            total.trace = out.trace
+            new = reader.op(*[total if v is out else v for v in reader.inputs])
+            new.trace = reader.outputs[0].trace
+            fgraph.replace(reader.outputs[0], new, reason="fusion")
+            changed = True
+    return changed
+
+
 def fuse_epilogues(fgraph: FunctionGraph) -> None:
     """Give each reduction the elementwise node (plain or fused) that alone reads its result,
     where that node's output has the result's shape: one FusedReduce node with an epilogue."""
@@ -150,10 +186,48 @@ def fuse_epilogues(fgraph: FunctionGraph) -> None:
         epilogue = _reading(graph, [0 if v is reduced else where[v] for v in node.inputs],
                             (reduced.dtype, *(v.dtype for v in extras)))
         op = red.op
-        new = FusedReduce(prologue, op.kind, op.axis, op.dtype, op.initial, epilogue)(
+        keep = getattr(op, "keep", False)
+        new = FusedReduce(prologue, op.kind, op.axis, op.dtype, op.initial, epilogue, keep)(
             *red.inputs, *extras)
-        new.owner.tag = (*red_traces, *traces)  # for the errors' lines
-        fgraph.replace(node.outputs[0], new, reason="fusion")
+        new = new if keep else [new]
+        new[0].owner.tag = (*red_traces, *traces)  # for the errors' lines
+        pairs = [(node.outputs[0], new[0])] + ([(red.outputs[1], new[1])] if keep else [])
+        fgraph.replace_all(pairs, reason="fusion")
+
+
+def keep_prologues(fgraph: FunctionGraph) -> None:
+    """(A device.) A reduction of an elementwise node's result that others read too (a
+    ReLU's gradient, summed for the bias and multiplied for the weights) takes that node as
+    its prologue and outputs its value as well: one kernel reads the node's inputs, writes
+    its result and folds it, where two would write it, then read it back."""
+    clients = fgraph.clients
+    for node in fgraph.toposort():
+        if type(node.op) is not Reduce or not node.op.axis or \
+                node.outputs[0].dtype not in KERNEL_DTYPES:
+            continue
+        (var,) = node.inputs
+        producer = var.owner
+        if producer is None or len(producer.outputs) != 1 or \
+                [c for c, _ in clients[var]] == [node]:
+            continue  # (read by the reduction alone: fuse_reductions took it already)
+        if isinstance(producer.op, Fused):
+            graph, traces = producer.op.graph, producer.tag
+            traces = traces if isinstance(traces, tuple) else ()
+        elif fusable(producer) and producer.outputs[0].ndim > 0:
+            graph = ScalarGraph.of_row(producer.op.scalar_op,
+                                       tuple(v.dtype for v in producer.inputs))
+            traces = (var.trace,)
+        else:
+            continue
+        if graph.out_dtypes != (var.dtype,):
+            continue
+        op = node.op
+        total, value = FusedReduce(graph, op.kind, op.axis, op.dtype, op.initial,
+                                   keep=True)(*producer.inputs)
+        if value.type != var.type or total.type != node.outputs[0].type:
+            continue
+        total.owner.tag = (*traces, node.outputs[0].trace)
+        fgraph.replace_all([(node.outputs[0], total), (var, value)], reason="fusion")
 
 
 def _reading(graph: ScalarGraph, refs: list[int], in_dtypes: tuple[str, ...]) -> ScalarGraph:
@@ -171,6 +245,8 @@ def _bare_reduction(v: Variable) -> bool:
     node = v.owner
     if node is None or node.outputs[0].dtype not in KERNEL_DTYPES:
         return False
+    if node.outputs[0] is not v:
+        return False  # (a kept prologue's value)
     if isinstance(node.op, FusedReduce):
         return node.op.epilogue is None
     return type(node.op) is Reduce and bool(node.op.axis) and \

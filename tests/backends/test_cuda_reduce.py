@@ -719,6 +719,49 @@ def test_an_epilogue_runs_where_each_result_is_written(request, tmp_path_factory
             np.testing.assert_allclose(out, want, rtol=1e-6, err_msg=f"{case.name} {launch}")
 
 
+def test_a_reduction_can_keep_its_prologue(request, tmp_path_factory):
+    """``keep``: the thread folding an element also writes the prologue's value (a ReLU's
+    gradient summed for the bias and kept for the weights' product): every element written
+    once, whatever the launch shape, split outputs and reversed threads included."""
+    f64 = "float64"
+    # g * ((p + b) >= 0): the gradient through max(p + b, 0)
+    graph = ScalarGraph((f64,) * 4, ((S.add, (0, 1)), (S.ge, (4, 2)), (S.mul, (3, 5))), (6,))
+    update = ScalarGraph((f64,) * 3, ((S.mul, (2, 0)), (S.sub, (1, 3))), (4,))
+    case = Case("keep", graph, "sum", f64)
+    source = D.CUDA.prelude([f64, "bool"]) + render_reduce(
+        graph, "sum", f64, "keep", D.CUDA, nk=2, nr=2, index32=True, prelude=False,
+        epilogue=update, keep=True)
+    nvrtc = _elementwise._nvrtc()
+    for arch in ARCHS:
+        ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
+        assert ok and "0 bytes stack frame, 0 bytes spill" in log, log
+    if harness.CXX is None or not theon.config.cxx:
+        pytest.skip("no C++ compiler to run CUDA text on the CPU")
+    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
+    module = harness.CpuModule(harness.build(source, cache, quick=True))
+    rng = np.random.default_rng(4)
+    p, g = rng.normal(size=(300, 9)), rng.normal(size=(300, 9))[::-1]
+    b, zero = rng.normal(size=(1, 9)), np.zeros((1, 1))
+    w, lr = rng.normal(size=9), np.array([0.25])
+    value = g * ((p + b) >= 0)
+    want = w - 0.25 * value.sum(axis=0)
+    for launch, mode in itertools.product((*LAUNCHES, *SPLIT), (0, 3)):
+        kept = np.full_like(p, np.nan)
+        out = np.full(9, np.nan)
+        arrays = [p, b, zero, g, kept]
+        lay = cuda_reduce_launch([*arrays, out], (0,), "sum", extras=[w, lr]).padded(2, 2)
+        plan = lay.plan(**launch)
+        partial = np.empty(max(plan.partials, 1), f64)
+        for step in plan.passes:
+            pointers = [*arrays, out, partial, w, lr] if step.suffix == "" else \
+                [partial, out, w, lr]
+            module.get_function("keep" + step.suffix)((step.grid,), (step.block,),
+                                                      (*pointers, *step.scalars), mode=mode)
+        np.testing.assert_array_equal(kept, value, err_msg=f"{launch} mode {mode}")
+        np.testing.assert_allclose(out, want, rtol=1e-12, err_msg=f"{launch} mode {mode}")
+    assert case.acc_dtype == f64
+
+
 def test_an_epilogue_array_must_fit_the_output():
     out = np.empty(7, "float32")
     with pytest.raises(ValueError, match="does not fit"):

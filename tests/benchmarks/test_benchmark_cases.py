@@ -130,9 +130,16 @@ def test_device_report_prints_the_stand_in_plan_without_a_gpu():
     saved = config.device, config.cuda.simulator, config.floatX
     out = io.StringIO()
     try:
-        report("cuda", out=out)
+        plan = report("cuda", out=out)
     finally:
         config.device, config.cuda.simulator, config.floatX = saved
     text = out.getvalue()
     assert "CPU stand-in" in text and "launches" in text and "predicted on an H200" in text
     assert "argument x" in text and "measured" not in text
+    # issue 11's goals for this step: at most 16 launches, at most 1.3x the minimum bytes,
+    # no weight or gradient crossing (only the batch and small host values go in)
+    assert len(plan.launches) <= 16, text
+    assert plan.device_bytes <= 1.3 * plan.minimum_bytes, text
+    assert all(t.bytes <= 4 for t in plan.transfers
+               if t.what not in ("argument x",) and "ARange" not in t.what
+               and "CheckedLabels" not in t.what), text

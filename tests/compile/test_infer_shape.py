@@ -545,6 +545,17 @@ def _():
                                          (rnd(0, 2), rnd(0, 1), rnd(0))])
 
 
+@case("fused_reduce_keep")
+def _():
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    x, y = T.dmatrix("x"), T.dcol("y")
+    graph = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    op = FusedReduce(graph, "max", (0,), "float64", initial=-np.inf, keep=True)
+    return Case([x, y], op(x, y), [(rnd(3, 4), rnd(3, 1)), (rnd(0, 2), rnd(0, 1))])
+
+
 @case("dot_add")
 def _():
     a, b, c = T.dmatrix("a"), T.dmatrix("b"), T.dvector("c")

@@ -257,6 +257,18 @@ def _fused_reduce_epilogue_op():
     return FusedReduce(graph, "sum", (1,), "float64", epilogue=epilogue)
 
 
+def _fused_reduce_keep(x, c, b, w):
+    """Both outputs of sum(exp(x - c), axis=1) -> (b - r * w) that keeps exp(x - c)."""
+    from theon.ops import scalar as S
+    from theon.ops.fused import ScalarGraph
+    from theon.ops.fused_reduce import FusedReduce
+    graph = ScalarGraph(("float64",) * 2, ((S.sub, (0, 1)), (S.exp, (2,))), (3,))
+    epilogue = ScalarGraph(("float64",) * 3, ((S.mul, (0, 2)), (S.sub, (1, 3))), (4,))
+    total, value = FusedReduce(graph, "sum", (1,), "float64", epilogue=epilogue,
+                               keep=True)(x, c, b, w)
+    return total.sum() * 2 + (value * value).sum()
+
+
 STRUCTURAL = {
     # reductions
     "sum_all": (lambda x: x.sum(), [_r(3, 4)]),
@@ -323,6 +335,7 @@ STRUCTURAL = {
     "fused_reduce": (lambda x, c: _fused_reduce_op()(x, c), [_r(3, 4), _r(3, 1)]),
     "fused_reduce_epilogue": (lambda x, c, b, w: _fused_reduce_epilogue_op()(x, c, b, w),
                               [_r(3, 4), _r(3, 1), _r(3), _r(1)]),
+    "fused_reduce_keep": (_fused_reduce_keep, [_r(3, 4), _r(3, 1), _r(3), _r(1)]),
     "gemm": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),
              [_r(3, 2), _r(), _r(3, 4), _r(4, 2), _r()]),
     "gemm_bias_row": (lambda z, a, x, y, b: Gemm()(z, a, x, y, b),

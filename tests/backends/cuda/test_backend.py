@@ -327,3 +327,34 @@ def test_softmax_is_one_launch_over_any_axes_and_layout(device, dtype):
             want = cpu(a)
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol, err_msg=label)
+
+
+def test_a_layer_computes_its_bias_add_where_it_is_read(device):
+    """On a device a bias added to a product is computed in each elementwise reader's kernel
+    (never stored), and the bias gradient's sum keeps the ReLU gradient it folds for the
+    weights' product: the CPU's numbers, fewer launches."""
+    from theon.ops.blas import DotAdd
+    from theon.ops.fused_reduce import FusedReduce
+    rng = np.random.default_rng(8)
+    X, G = rng.normal(size=(6, 5)), rng.normal(size=(6, 4))
+    W0, b0 = rng.normal(size=(5, 4)), rng.normal(size=4) * 0.1
+
+    def build():
+        x, g = T.matrix("x"), T.matrix("g")
+        W, b = theon.shared(W0, "W"), theon.shared(b0, "b")
+        h = T.nnet.relu(T.dot(x, W) + b)
+        cost = (h * g).sum()
+        gW, gb = T.grad(cost, [W, b])
+        return theon.function([x, g], h, updates=[(W, W - 0.1 * gW), (b, b - 0.1 * gb)]), W, b
+    config.device = "cpu"
+    f, W, b = build()
+    want = [f(X, G) for _ in range(2)] + [W.get_value(), b.get_value()]
+    config.device = "cuda"
+    f, W, b = build()
+    nodes = f.maker.fgraph.toposort()
+    assert not any(isinstance(n.op, DotAdd) for n in nodes)
+    assert any(isinstance(n.op, FusedReduce) and n.op.keep and n.op.epilogue is not None
+               for n in nodes)
+    got = [f(X, G) for _ in range(2)] + [W.get_value(), b.get_value()]
+    for a, w in zip(got, want):
+        np.testing.assert_allclose(a, w, rtol=1e-12, atol=1e-12)
