@@ -72,4 +72,4 @@ __all__ = ["Apply", "Constant", "FAST_COMPILE", "FAST_RUN", "Function", "In", "M
            "Mode", "Op", "Out", "Lop", "Rop", "grad", "gradient", "SharedVariable", "TensorType",
            "UnusedInputError", "Variable", "as_tensor_variable", "clone", "config", "dot",
            "function", "pp", "printing", "shared", "tensor", "scan", "map", "reduce", "foldl",
-           "foldr", "scan_checkpoints", "scan_module"]
+           "foldr", "scan_checkpoints", "scan_module", "updates", "save_params", "load_params"]

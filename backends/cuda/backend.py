@@ -38,7 +38,7 @@ from ...ops.fused_reduce import FusedReduce
 from ...ops.join import Join
 from ...ops.nnet import CheckedLabels, Softmax
 from ...ops.reduce import Reduce
-from ...ops.shape import Reshape, Shape
+from ...ops.shape import Flatten, Reshape, Shape
 from ...ops.subtensor import IncSubtensor, Subtensor, _is_advanced
 from ...ops.transfer import Transfer
 from ...symbolic import shared as shared_module
@@ -526,7 +526,7 @@ def _after_first(node: Apply) -> list[int]:
 
 # Views and index scalars: the ops' own impls use array methods only (a[idx], transpose,
 # reshape), which device arrays have, once their lengths and indices are host numbers.
-@device_thunk(DimShuffle, Transfer)
+@device_thunk(DimShuffle, Transfer, Flatten)
 def _view(node: Apply, dev: _Build) -> Callable:
     return node.op.impl(node)
 

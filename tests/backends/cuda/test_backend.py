@@ -358,3 +358,13 @@ def test_a_layer_computes_its_bias_add_where_it_is_read(device):
     got = [f(X, G) for _ in range(2)] + [W.get_value(), b.get_value()]
     for a, w in zip(got, want):
         np.testing.assert_allclose(a, w, rtol=1e-12, atol=1e-12)
+
+
+def test_flatten_stays_on_the_device(device):
+    x = T.tensor3("x")
+    f = theon.function([x], [T.flatten(x, 2) * 2, T.flatten(x.dimshuffle(2, 0, 1), 1)])
+    assert not f.fn.host_ops
+    a = np.arange(24.0).reshape(2, 3, 4)
+    got = f(a)
+    np.testing.assert_array_equal(got[0], a.reshape(2, 12) * 2)
+    np.testing.assert_array_equal(got[1], a.transpose(2, 0, 1).reshape(-1))
