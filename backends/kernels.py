@@ -1033,49 +1033,66 @@ def _render_cuda_reduce(graph: ScalarGraph, kind: str, out_dtype: str, name: str
     return "\n".join(src)
 
 
-def render_rows(passes: Sequence[tuple[str, ScalarGraph]], result: ScalarGraph, dtype: str,
-                name: str, dialect: Dialect, *, nk: int, nr: int, index32: bool,
+def render_rows(passes: Sequence[tuple[str, ScalarGraph]], result: ScalarGraph | None,
+                dtype: str, name: str, dialect: Dialect, *, nk: int, nr: int, index32: bool,
                 prelude: bool = True) -> str:
     """One CUDA kernel computing, for each row (the ``nr`` reduced dimensions of an element of
     the ``nk`` kept ones), the ``passes`` in turn, then ``result`` for each element of the
     row: softmax and log-softmax in one launch where three would do (the maximum, the
-    denominator, the output).
+    denominator, the output); with ``result`` None, the last pass's value is the row's
+    output (argmax: the maximum, then the least index holding it).
 
     Pass ``i`` is ``(kind, graph)``: ``graph`` over ``(x, r_0, ..., r_{i-1})`` (the row's
-    element and the results of the earlier passes, cast to ``dtype``) reduced with ``kind``
-    over the row; ``result`` is over ``(x, r_0, ...)`` and written where ``x`` is read. One
-    group of threads folds each row as the reductions' groups do (``_cuda_tree``), and the
-    group's first thread hands every member the total (a shuffle; shared memory across
-    warps), so a row is read once per pass and written once.
+    element, of ``dtype``, and the results of the earlier passes, each of its graph's output
+    dtype), then, where the graph takes more inputs, the element's index in the row and the
+    row's length (int64), reduced with ``kind`` over the row; ``result`` is over
+    ``(x, r_0, ...)`` and written where ``x`` is read. One group of threads folds each row
+    as the reductions' groups do (``_cuda_tree``), and the group's first thread hands every
+    member the total (a shuffle; shared memory across warps), so a row is read once per pass
+    and written once.
 
     ``name(const char *p0, char *out, n, n_1..., r, m_1..., s0_0..., s1_0..., group)``: the
     input's and the output's first elements, the number of rows and the kept lengths after
     the first, the row length and the reduced lengths after the first, the input's then the
-    output's byte strides (kept dimensions, then reduced ones), the threads of a group (a
-    power of two dividing the block); the blocks stride over the rows. ``cuda_rows_launch``
-    gives the arguments."""
+    output's byte strides (kept dimensions, then reduced ones; with ``result`` None the
+    output's kept ones only), the threads of a group (a power of two dividing the block);
+    the blocks stride over the rows. ``cuda_rows_launch`` gives the arguments."""
     if not 0 <= nk <= MAX_DIMS or not 1 <= nr <= MAX_DIMS:
         raise ValueError(f"a row kernel is rendered for 0 to {MAX_DIMS} kept and 1 to "
                          f"{MAX_DIMS} reduced dimensions, got nk={nk}, nr={nr}")
     count, _, stride = _CUDA_INDEX[bool(index32)]
     ct = dialect.ctype
+    per_row = result is None
     params = [", ".join(["const char *p0", "char *out"]),
               ", ".join([f"const {count} n"] + [f"const {count} n{d}" for d in range(1, nk)]),
-              ", ".join([f"const {count} r"] + [f"const {count} m{d}" for d in range(1, nr)])]
-    params += [", ".join(f"const {stride} s{a}_{d}" for d in range(nk + nr)) for a in (0, 1)]
+              ", ".join([f"const {count} r"] + [f"const {count} m{d}" for d in range(1, nr)]),
+              ", ".join(f"const {stride} s0_{d}" for d in range(nk + nr))]
+    out_dims = nk if per_row else nk + nr
+    if out_dims:
+        params.append(", ".join(f"const {stride} s1_{d}" for d in range(out_dims)))
     params.append("const unsigned int group")
     kept = _unravel("o", "k", "n", "t", nk, index32) if nk else []
     base = ["".join(f" + k{d} * s{a}_{d}" for d in range(nk)) for a in (0, 1)]
     at = ["(" + " + ".join(f"j{d} * s{a}_{nk + d}" for d in range(nr)) + ")" for a in (0, 1)]
     walk = _unravel("e", "j", "m", "u", nr, index32)
     loaded = f"*(const {ct(dtype)} *)(q0 + {at[0]})"
+
+    def loader(done: int) -> Callable[[int, str], str]:
+        """Input ``a`` of a graph run after ``done`` passes."""
+        def load(a: int, t: str) -> str:
+            if a == 0:
+                return loaded
+            if a <= done:
+                return f"({t})r{a - 1}"
+            return f"({t})" + ("e" if a == done + 1 else "r")
+        return load
     body = []
     dtypes = {dtype}
+    out_types = [g.out_dtypes[0] for _, g in passes]
     for i, (kind, graph) in enumerate(passes):
-        red = _reduction(graph, kind, dtype, dialect, None)
-        dtypes |= {*graph.ref_dtypes, red.acc_dtype}
-        fold = _element(graph, dialect,
-                        lambda a, t: loaded if a == 0 else f"({t})r{a - 1}",
+        red = _reduction(graph, kind, out_types[i], dialect, None)
+        dtypes |= {*graph.ref_dtypes, red.acc_dtype, out_types[i]}
+        fold = _element(graph, dialect, loader(i),
                         lambda a, t, v, red=red: red.fold(v, "acc", "an"))
         body += [
             "{",
@@ -1097,12 +1114,22 @@ def render_rows(passes: Sequence[tuple[str, ScalarGraph]], result: ScalarGraph, 
             "    }",
             f"    r{i} = ({red.out_t})acc;",
             "}"]
-    write = _element(result, dialect, lambda a, t: loaded if a == 0 else f"({t})r{a - 1}",
-                     lambda a, t, v: f"*({t} *)(q1 + {at[1]}) = {v}")
-    src = [dialect.prelude(sorted(dtypes | set(result.ref_dtypes)))] if prelude else []
+    if per_row:
+        last = len(passes) - 1
+        write = [f"if (active && lane == 0) *({ct(out_types[last])} *)q1 = r{last};"]
+    else:
+        dtypes |= set(result.ref_dtypes)
+        store = _element(result, dialect, loader(len(passes)),
+                         lambda a, t, v: f"*({t} *)(q1 + {at[1]}) = {v}")
+        write = ["if (active) {",
+                 f"    for ({count} e = lane; e < r; e += group) {{",
+                 *["        " + line for line in walk + store],
+                 "    }",
+                 "}"]
+    described = ", ".join(f"{kind} of {g.expression()}" for kind, g in passes)
+    src = [dialect.prelude(sorted(dtypes))] if prelude else []
     src += [
-        f"/* rows: {', '.join(f'{kind} of {g.expression()}' for kind, g in passes)}, then "
-        f"{result.expression()} */",
+        f"/* rows: {described}" + (f", then {result.expression()}" if result else "") + " */",
         f'extern "C" __global__ void {name}(',
         "    " + ",\n    ".join(params) + ")",
         "{",
@@ -1114,13 +1141,9 @@ def render_rows(passes: Sequence[tuple[str, ScalarGraph]], result: ScalarGraph, 
         *["        " + line for line in kept],
         "        const char *q0 = p0" + base[0] + ";",
         "        char *q1 = out" + base[1] + ";",
-        *[f"        {ct(dtype)} r{i} = 0;" for i in range(len(passes))],
+        *[f"        {ct(t)} r{i} = 0;" for i, t in enumerate(out_types)],
         *["        " + line for line in body],
-        "        if (active) {",
-        f"            for ({count} e = lane; e < r; e += group) {{",
-        *["                " + line for line in walk + write],
-        "            }",
-        "        }",
+        *["        " + line for line in write],
         "    }",
         "}",
         ""]
@@ -1130,23 +1153,29 @@ def render_rows(passes: Sequence[tuple[str, ScalarGraph]], result: ScalarGraph, 
 def cuda_rows_launch(x, out, axis: Sequence[int], block: int = 256, *,
                      pad: tuple[int, int] | None = None, group: int | None = None,
                      grid: int | None = None) -> tuple[tuple[int, int, bool], int, int, tuple]:
-    """How to launch ``render_rows``'s kernel on ``x`` and ``out`` (one shape) over the rows
-    along ``axis``: ((nk, nr, index32) of the variant, grid, block, the arguments after the
-    pointers). The layout is a reduction's (``cuda_reduce_launch``: dimensions ordered by
-    stride and collapsed where both arrays allow), with ``out`` read as a second input; a
-    group of about ``r / CUDA_REDUCE_PER_THREAD`` threads takes a row (never split: the
-    passes need the whole row). ``pad``: the (nk, nr) of a kernel rendered for more
-    dimensions, which it then takes (``CudaReduceLaunch.padded``), where the launch's 32-bit
-    indices allow. ``grid``/``group``: any of them computes the same rows."""
+    """How to launch ``render_rows``'s kernel on ``x`` and ``out`` over the rows along
+    ``axis``: ((nk, nr, index32) of the variant, grid, block, the arguments after the
+    pointers). ``out`` has ``x``'s shape (an elementwise result) or the kept dimensions' (a
+    value per row). The layout is a reduction's (``cuda_reduce_launch``: dimensions ordered
+    by stride and collapsed where the arrays allow), with an ``out`` of ``x``'s shape read as
+    a second input; a group of about ``r / CUDA_REDUCE_PER_THREAD`` threads takes a row
+    (never split: the passes need the whole row). ``pad``: the (nk, nr) of a kernel
+    rendered for more dimensions, which it then takes (``CudaReduceLaunch.padded``), where
+    the launch's 32-bit indices allow. ``grid``/``group``: any of them computes the same
+    rows."""
     shape = tuple(x.shape)
     axis = sorted({int(d) % len(shape) for d in axis})
     kept = tuple(n for d, n in enumerate(shape) if d not in axis)
-    # (the reduction's output stands in as an array that every dimension may collapse over)
-    nowhere = np.lib.stride_tricks.as_strided(np.empty(1, np.int8), kept, (0,) * len(kept))
-    lay = cuda_reduce_launch([x, out, nowhere], axis, "sum", shape=shape)
+    if tuple(out.shape) == shape:
+        # (the reduction's output stands in as an array that every dimension may collapse
+        # over)
+        nowhere = np.lib.stride_tricks.as_strided(np.empty(1, np.int8), kept,
+                                                  (0,) * len(kept))
+        lay = cuda_reduce_launch([x, out, nowhere], axis, "sum", shape=shape)
+    else:
+        lay = cuda_reduce_launch([x, out], axis, "sum", shape=shape)
     if pad is not None and lay.index32 and lay.nk <= pad[0] and lay.nr <= pad[1]:
         lay = lay.padded(*pad)
-    nk, nr = lay.nk, lay.nr
     if group is None:
         group = min(block, _pow2(-(-lay.count // CUDA_REDUCE_PER_THREAD)))
     if group & (group - 1) or not 1 <= group <= block or block % 32:
@@ -1154,11 +1183,12 @@ def cuda_rows_launch(x, out, axis: Sequence[int], block: int = 256, *,
                          f"32), got {group} of {block}")
     count, stride = (np.uint32, np.int32) if lay.index32 else (np.int64, np.int64)
     per = block // group
+    strides = lay.strides if tuple(out.shape) == shape else (*lay.strides, lay.out_strides)
     scalars = (count(lay.size), *[count(k) for k in lay.kept[1:]], count(lay.count),
                *[count(m) for m in lay.reduced[1:]],
-               *[stride(v) for st in lay.strides for v in st], np.uint32(group))
+               *[stride(v) for st in strides for v in st], np.uint32(group))
     grid = grid or max(1, min(-(-lay.size // per), 65536))
-    return (nk, nr, lay.index32), grid, block, scalars
+    return (lay.nk, lay.nr, lay.index32), grid, block, scalars
 
 
 # A CUDA reduction's launch: threads per block, reduced elements each thread should fold at

@@ -37,7 +37,7 @@ from ...ops.fused import Fused, ScalarGraph
 from ...ops.fused_reduce import FusedReduce
 from ...ops.join import Join
 from ...ops.nnet import CheckedLabels, Softmax
-from ...ops.reduce import Reduce
+from ...ops.reduce import Argmax, Reduce
 from ...ops.shape import Flatten, Reshape, Shape
 from ...ops.subtensor import IncSubtensor, Subtensor, _is_advanced
 from ...ops.transfer import Transfer
@@ -632,7 +632,8 @@ class _Rows:
         self.padded = self.pad[0] <= kernels.MAX_DIMS and self.pad[1] <= kernels.MAX_DIMS
         if self.padded:
             dev.module.add(self._source(self.name, *self.pad, True, prelude=False),
-                           {dtype, "float64", *result.ref_dtypes,
+                           {dtype, "float64", "int64",
+                            *(result.ref_dtypes if result is not None else ()),
                             *(d for _, g in passes for d in g.ref_dtypes)})
         self.others: dict[tuple[int, int, bool], Any] = {}
 
@@ -641,7 +642,11 @@ class _Rows:
                                    nr=nr, index32=index32, prelude=prelude)
 
     def __call__(self, a):
-        out = self.rt.empty(tuple(a.shape), self.dtype)
+        if self.result is None:  # a value per row
+            kept = tuple(n for d, n in enumerate(a.shape) if d not in self.axis)
+            out = self.rt.empty(kept, self.passes[-1][1].out_dtypes[0])
+        else:
+            out = self.rt.empty(tuple(a.shape), self.dtype)
         variant, grid, block, scalars = kernels.cuda_rows_launch(
             a, out, self.axis, BLOCK, pad=self.pad if self.padded else None)
         if self.padded and variant == (*self.pad, True):
@@ -653,7 +658,8 @@ class _Rows:
             kernel = self.others[variant]
         kernel((grid,), (block,), (a, out, *scalars))
         if plan.recording() is not None:
-            steps = sum(len(g.steps) + 1 for _, g in self.passes) + len(self.result.steps)
+            steps = sum(len(g.steps) + 1 for _, g in self.passes) + (
+                len(self.result.steps) if self.result is not None else 0)
             plan.launch("kernel", self.label, grid, block,
                         len(self.passes) * a.nbytes + out.nbytes, a.size * steps)
         return out
@@ -677,6 +683,43 @@ def _softmax(node: Apply, dev: _Build) -> Callable | None:
     def run(a):
         if a.size == 0:
             return a.copy()
+        return rows(a)
+    return run
+
+
+@device_thunk(Argmax)
+def _argmax(node: Apply, dev: _Build) -> Callable | None:
+    """argmax / argmin along one axis as one row kernel: the maximum (NaN wins, as in
+    numpy), then the least index holding it (or a NaN); ``axis=None`` on the array
+    flattened in C order."""
+    op, x = node.op, node.inputs[0]
+    dtype = x.dtype
+    if dtype not in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                     "uint64", "float32", "float64"):
+        return None
+    kind = op.kind  # 'max' or 'min'
+    # the least index e holding the extreme m, or a NaN (then m is NaN): min of
+    # switch((x == m) | (x != x), e, row length)
+    if dtype.startswith("float"):
+        found = ScalarGraph((dtype, dtype, "int64", "int64"),
+                            ((S.eq, (0, 1)), (S.neq, (0, 0)), (S.or_, (4, 5)),
+                             (S.switch, (6, 2, 3))), (7,))
+    else:  # (no NaN: and a compiler refuses x != x on integers)
+        found = ScalarGraph((dtype, dtype, "int64", "int64"),
+                            ((S.eq, (0, 1)), (S.switch, (4, 2, 3))), (5,))
+    axis = 0 if op.axis is None else op.axis % x.ndim
+    rows = _Rows((("max" if kind == "max" else "min", ScalarGraph.of_row(S.identity, (dtype,))),
+                  ("min", found)), None, dtype, (axis,), 1 if op.axis is None else x.ndim,
+                 dev, str(op))
+
+    def run(a):
+        if op.axis is None:
+            a = a.reshape(-1)
+        if a.shape[axis] == 0:
+            _host_error(node, [a], f"arg{kind} of an empty array")
+        if a.size == 0:
+            return rows.rt.empty(tuple(n for d, n in enumerate(a.shape) if d != axis),
+                                 "int64")
         return rows(a)
     return run
 

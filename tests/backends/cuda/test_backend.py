@@ -368,3 +368,30 @@ def test_flatten_stays_on_the_device(device):
     got = f(a)
     np.testing.assert_array_equal(got[0], a.reshape(2, 12) * 2)
     np.testing.assert_array_equal(got[1], a.transpose(2, 0, 1).reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "bool"])
+def test_argmax_and_argmin_are_one_launch(device, dtype):
+    """argmax / argmin on the device (the maximum, then the least index holding it, in one
+    kernel): numpy's index for ties, NaN (the first NaN wins), any axis, ``axis=None``
+    (C order, transposed argument), and numpy's error for an empty axis."""
+    rng = np.random.default_rng(2)
+    t = T.tensor3("t", dtype=dtype)
+    outs = [T.argmax(t, axis=1), T.argmin(t, axis=0), T.argmax(t, axis=-1), T.argmax(t),
+            T.argmin(t)]
+    f = theon.function([t], outs)
+    assert not f.fn.host_ops
+    a = rng.integers(-3, 4, size=(4, 70, 5)).astype(dtype)  # many ties
+    if dtype == "float32":
+        a[1, 5, 2] = np.nan
+        a[1, 9, 2] = np.nan
+        a[2, :, 3] = -np.inf
+    for label, v in [("contiguous", a), ("transposed", a.transpose(2, 1, 0).copy()
+                                         .transpose(2, 1, 0)), ("strided", a[::-1, ::3])]:
+        got = f(v)
+        want = [np.argmax(v, axis=1), np.argmin(v, axis=0), np.argmax(v, axis=-1),
+                np.argmax(v), np.argmin(v)]
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w, err_msg=label)
+    with pytest.raises(ValueError, match="empty"):
+        f(np.zeros((2, 0, 3), dtype))
