@@ -84,7 +84,7 @@ def page(fn, tmp_path_factory):
 def test_one_self_contained_file(page):
     path, text, parsed = page
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
-    assert parsed.external == [] and "http" not in text and "@import" not in text
+    assert parsed.external == [] and "://" not in text and "@import" not in text
     assert parsed.scripts == 1 and "<svg" in text
     assert os.listdir(os.path.dirname(path)) == ["graph.html"]
 
