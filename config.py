@@ -15,6 +15,10 @@ which unless set is ``base_compiledir/compiledir_<system>-<machine>-py<version>`
 goes back to the derived default. ``openmp`` splits large kernels across the cores;
 ``wait_for_kernels`` makes ``function()`` wait for its kernels to compile instead of running
 on numpy until they are ready.
+
+``profile=True`` profiles every function compiled without ``profile=`` and prints their
+summaries when the process exits (``compile/profiling.py``); ``mode=NanGuardMode`` makes it
+the default mode.
 """
 from __future__ import annotations
 

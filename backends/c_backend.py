@@ -11,7 +11,8 @@ allocates the output.
 ``build`` renders the kernels of one function that this process has not loaded yet into one
 translation unit, compiled once (``backends/ccompiler.py``: system compiler, disk cache). The
 compile runs in the background: the function returned runs every node on numpy until the
-library is loaded, then switches to the kernels (``config.wait_for_kernels`` waits instead).
+library is loaded, then switches to the kernels (``config.wait_for_kernels`` waits instead,
+as does the build of a profiled or NaN-guarded function: ``Plan.probe``).
 Whatever cannot run a kernel falls back to the node's numpy thunk: no compiler, a failed
 compile (one warning per process; the compiler's message goes to the ``theon`` log), a dtype
 the dialect lacks, a value that is not an ndarray, or shapes the node's types do not allow
@@ -383,15 +384,16 @@ class _Kernels:
         self.warned = False
         self.count = 0
 
-    def request(self, specs: Sequence[KernelSpec]) -> list[Future]:
-        """Start compiling the specs not loaded or pending (and wait, with
+    def request(self, specs: Sequence[KernelSpec], wait: bool = False) -> list[Future]:
+        """Start compiling the specs not loaded or pending (and wait, with ``wait`` or
         ``config.wait_for_kernels``). Returns the compiles started (a profile reads their
         time)."""
+        wait = wait or config.wait_for_kernels
         todo: dict[KernelSpec, str] = {}
         earlier: list[Callable[[], None]] = []
         with self.lock:
             for spec in specs:
-                if spec in self.pending and config.wait_for_kernels:
+                if spec in self.pending and wait:
                     finish = self.finish.get(spec)
                     if finish is not None and finish not in earlier:
                         earlier.append(finish)
@@ -401,7 +403,7 @@ class _Kernels:
                     self.pending[spec] = []
         for finish in earlier:
             finish()
-        return self._compile(todo) if todo else []
+        return self._compile(todo, wait) if todo else []
 
     def attach(self, cell: _Cell) -> None:
         """Bind ``cell`` to its kernel now if it is loaded, else when it is."""
@@ -412,7 +414,7 @@ class _Kernels:
             entry = self.entries.get(cell.spec)
         cell.bind(entry)
 
-    def _compile(self, todo: dict[KernelSpec, str]) -> list[Future]:
+    def _compile(self, todo: dict[KernelSpec, str], wait: bool) -> list[Future]:
         rendered = []
         for spec, name in todo.items():
             try:
@@ -426,7 +428,7 @@ class _Kernels:
         source = _source([text for _, _, text in rendered], dtypes)
         flags, openmp = _flags()
         future = ccompiler.compile_async(source, flags=flags, openmp=openmp, name="kernels",
-                                         now=config.wait_for_kernels)
+                                         now=wait)
 
         def done(fut) -> None:
             if fut.cancelled():  # dropped before it ran: a later build may ask again
@@ -510,7 +512,9 @@ class CBackend(NumpyBackend):
                     if spec is not None:
                         specs.append(spec)
             if specs:
-                started = _KERNELS.request(specs)
+                # a profiled or guarded function measures or checks its kernels from its first
+                # call, not the numpy thunks standing in for them while they compile
+                started = _KERNELS.request(specs, wait=plan.probe is not None)
         fn = super().build(fgraph, plan)
         if plan.probe is not None:  # a profile reports the time its kernels took to compile
             fn.kernel_futures = started

@@ -181,6 +181,7 @@ def function(inputs: Sequence, outputs=None, mode=None, updates=None, givens=Non
                                     profile=False))
         checked = CheckedFunction(compiled, reference, fgraph, in_vars)
         checked._spec = spec
+        checked.profile = stats  # the rewritten function's (the reference is not timed)
         return checked
     return compiled
 

@@ -3,10 +3,11 @@
 A profiled function is built with a probe (``numpy_backend.Plan.probe``): each node's line
 calls a small wrapper that reads the clock around the node's thunk (after waiting for a
 device's queued work, where there is one), and the function itself is wrapped to time whole
-calls. A function compiled without ``profile`` holds none of this code. ``ProfileStats`` also
-keeps how long compiling took, phase by phase: copying the graph, each rewrite phase, the inner
-graphs, generating the code, and the C kernels' compile (which runs in the background: it is
-read when the summary is printed).
+calls. A function compiled without ``profile`` holds none of this code. The C backend waits for
+a profiled function's kernels before returning it, so that the nodes are timed as they run
+once compiled, not on the numpy thunks standing in meanwhile. ``ProfileStats`` also keeps how
+long compiling took, phase by phase: copying the graph, each rewrite phase, the inner graphs,
+generating the code, and within it the C kernels' compile.
 
 ``THEON_FLAGS=profile=True`` profiles every function compiled without an explicit ``profile=``
 and prints the summaries of those called at least once when the process exits (to stderr, as
@@ -131,7 +132,7 @@ class ProfileStats:
     @property
     def kernel_compile_time(self) -> float | None:
         """Seconds the C kernels of the profiled functions took to compile or to load from the
-        cache (None while one is still compiling)."""
+        cache, part of "code generation" (None while one is still compiling)."""
         total = 0.0
         for fut in self._kernel_futures:
             if not fut.done():
@@ -139,6 +140,16 @@ class ProfileStats:
             if not fut.cancelled() and fut.exception() is None:
                 total += getattr(fut.result(), "seconds", 0.0)
         return total
+
+    def _kernel_origins(self) -> str:
+        """``2 libraries: 1 compiled, 1 from the cache``."""
+        hows = [getattr(f.result(), "how", "cache") if not f.cancelled() and
+                f.exception() is None else "failed" for f in self._kernel_futures]
+        n = len(hows)
+        parts = [f"{hows.count(h)} {label}" for h, label in
+                 (("compiled", "compiled"), ("cache", "from the cache"), ("failed", "failed"))
+                 if h in hows]
+        return f"{n} librar{'y' if n == 1 else 'ies'}: {', '.join(parts)}"
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -188,10 +199,9 @@ class ProfileStats:
             out.append(f"    {phase:<26} {secs:.4f} s")
         if self._kernel_futures:
             kt = self.kernel_compile_time
-            out.append(f"    {'kernel compilation':<26} " + (
-                "still running (nodes run on numpy until it ends)" if kt is None else
-                f"{kt:.4f} s ({len(self._kernel_futures)} librar"
-                f"{'y' if len(self._kernel_futures) == 1 else 'ies'}, in the background)"))
+            out.append(f"      {'of which C kernels':<24} " + (
+                "still compiling (the nodes run on numpy until they load)" if kt is None else
+                f"{kt:.4f} s ({self._kernel_origins()})"))
         out.append("")
         out.append("Op classes, by time:")
         out.append(f"  {'%time':>6}  {'total s':>9}  {'mean us':>9}  {'calls':>6}  "

@@ -42,21 +42,14 @@ def build_step(params, X_data, y_data, batch_size: int, lr: float = 0.1,
 
 
 def main(steps: int = 300, batch_size: int = 32, n_hidden: int = 128, seed: int = 0,
-         file: IO[str] | None = None, wait_for_kernels: bool = True) -> ProfileStats:
+         file: IO[str] | None = None) -> ProfileStats:
     """Run ``steps`` profiled training steps, print the profile to ``file`` (stdout) and
-    return it. ``wait_for_kernels``: the step runs its C kernels from its first call, so that
-    the table measures them (by default a function starts on numpy while its kernels compile
-    in the background)."""
-    saved = theano.config.wait_for_kernels
-    theano.config.wait_for_kernels = wait_for_kernels
-    try:
-        X, y = mlp.make_spirals(seed=seed)
-        rng = np.random.default_rng(seed)
-        params = mlp.init_params(rng, X.shape[1], n_hidden, int(y.max()) + 1)
-        train = build_step(params, theano.shared(X, name="X"), theano.shared(y, name="y"),
-                           batch_size)
-    finally:
-        theano.config.wait_for_kernels = saved
+    return it."""
+    X, y = mlp.make_spirals(seed=seed)
+    rng = np.random.default_rng(seed)
+    params = mlp.init_params(rng, X.shape[1], n_hidden, int(y.max()) + 1)
+    train = build_step(params, theano.shared(X, name="X"), theano.shared(y, name="y"),
+                       batch_size)
     n_batches = len(y) // batch_size
     for step in range(steps):
         train(step % n_batches)

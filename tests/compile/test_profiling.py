@@ -2,6 +2,7 @@
 the summary table with the user's lines; THEON_FLAGS=profile=True; code mode, the table of
 steps, lazy branches and the device stand-in; no probe code in an unprofiled function."""
 import io
+import re
 import types
 
 import numpy as np
@@ -178,20 +179,26 @@ def test_config_flag_parses():
         config.profile = False
 
 
-def test_c_kernels_compile_time_is_reported(monkeypatch):
+def test_c_kernels_are_waited_for_and_their_compile_time_reported():
     from theon.backends import ccompiler
     if ccompiler.compiler() is None:
         pytest.skip("no C compiler (cxx=)")
-    monkeypatch.setattr(config, "wait_for_kernels", True)
+    assert config.wait_for_kernels is False  # a profiled function waits all the same
     x = T.vector("x")
     # a kernel no other test asks for, so that this build compiles it
     f = theon.function([x], T.tanh(x) * 7.25 + 0.125, profile=True, mode=theon.Mode(linker="c"))
     f(np.ones(3))
     stats = f.profile
     assert stats.kernel_compile_time is not None and stats.kernel_compile_time > 0
+    assert stats.kernel_compile_time <= stats.compile_phases["code generation"]
     out = io.StringIO()
     stats.summary(file=out)
-    assert "kernel compilation" in out.getvalue() and "1 library" in out.getvalue()
+    assert re.search(r"of which C kernels +[0-9.]+ s \(1 library: 1 (compiled|from the cache)\)",
+                     out.getvalue())
+    # the node's line calls its kernel's runner, not the stand-in waiting for the kernel
+    (probe,) = _probes_in(f.fn.__wrapped__)
+    thunk = dict(zip(probe.__code__.co_freevars, probe.__closure__))["fn"].cell_contents
+    assert thunk.__qualname__.startswith("_runner.")
 
 
 def test_the_flag_prints_the_summary_when_the_process_exits():

@@ -12,7 +12,7 @@ STEPS = 12
 def test_profile_example_prints_the_training_steps_table(monkeypatch):
     monkeypatch.setattr(config, "cxx", "")
     out = io.StringIO()
-    stats = profile_mlp.main(steps=STEPS, n_hidden=16, file=out, wait_for_kernels=False)
+    stats = profile_mlp.main(steps=STEPS, n_hidden=16, file=out)
     text = out.getvalue()
     assert text.startswith("Function profiling: mlp training step")
     assert f"{STEPS} call(s)" in text
