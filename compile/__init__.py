@@ -10,6 +10,8 @@ from .mode import (  # noqa: F401
     Mode,  # noqa: F401
     get_mode,
 )
+from .nanguardmode import NanGuardMode  # noqa: F401
+from .profiling import ProfileStats  # noqa: F401
 
 
 def get_default_mode() -> Mode:

@@ -941,7 +941,8 @@ class CudaBackend(NumpyBackend):
             inplace_updates=plan.inplace_updates)
         build = _Build(rt, residency)
         fn = _build(build, fgraph, dev_plan, array_type=rt.array_type,
-                    asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v))
+                    asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v),
+                    synchronize=rt.synchronize)  # (a profile times each node's launches)
         wrapped = _returning_host(fn, rt, plan, keep)
         wrapped.host_ops = build.host_ops
         wrapped.module = build.module
