@@ -64,12 +64,14 @@ from typing import Any
 
 import numpy as np
 
+from ..config import config
 from ..ops.base import Op
 from ..ops.blas import Gemm
 from ..ops.control import IfElse
 from ..ops.elemwise import Elemwise, _broadcast_checks, _check_runtime_broadcast, _numpy_kernel
 from ..ops.fused import Fused
 from ..symbolic.graph import Apply, Constant, Variable
+from ..symbolic.shared import HostPlacement, current_placement
 from ..symbolic.trace import format_trace
 from ..symbolic.types import TensorType
 from . import register
@@ -102,6 +104,8 @@ def _wrapped_error_type(orig: type) -> type:
 def describe_value(value: Any) -> str:
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
         return f"{value.dtype} array of shape {np.shape(value)}"
+    if hasattr(value, "dtype") and hasattr(value, "shape"):  # a device array: the same words
+        return f"{value.dtype} array of shape {tuple(value.shape)}"
     return type(value).__name__
 
 
@@ -324,7 +328,37 @@ class NumpyBackend:
 
     def build(self, fgraph, plan: Plan) -> Callable:
         """Generate the Python function computing ``fgraph`` as ``plan`` says."""
-        return _build(self, fgraph, plan)
+        return _with_host_values(_build(self, fgraph, plan), fgraph, plan)
+
+
+def _with_host_values(fn: Callable, fgraph, plan: Plan) -> Callable:
+    """``fn``, which computes on the host, around shared values that a device configured
+    since keeps in device memory (a function compiled for a CPU linker while
+    ``device=cuda``): each call reads host copies of them and puts the values it leaves,
+    updates included, back where they live. Without a device, ``fn`` itself."""
+    placement = current_placement()
+    if config.device == "cpu" or isinstance(placement, HostPlacement) or not (
+            plan.shared_containers or plan.update_containers):
+        return fn
+    types = {id(c): v.type for c, v in zip(plan.shared_containers,
+                                           fgraph.inputs[plan.n_explicit:])}
+    containers = list({id(c): c for c in (*plan.shared_containers,
+                                          *plan.update_containers)}.values())
+
+    def run(*args, **kwargs):
+        for c in containers:
+            if placement.is_device_array(c[0]):
+                c[0] = placement.to_host(c[0])
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for c in containers:
+                ttype = types.get(id(c))
+                if ttype is not None and not placement.is_device_array(c[0]):
+                    c[0] = placement.place(np.asarray(c[0]), ttype)
+    # (not ``body``: a loop running the body itself would skip the copies)
+    run.__dict__.update({k: v for k, v in fn.__dict__.items() if k != "body"})
+    return run
 
 
 #: Schedules of at least this many nodes run as a table of steps (``_run``) instead of one

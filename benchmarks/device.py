@@ -77,6 +77,8 @@ def report(device: str = "cuda", out: TextIO | None = None):
     inputs, loss, updates = theon_mlp_train_graph(d)
     step = theon.function(inputs, loss, updates=updates)
     sizes = "-".join(map(str, MLP_SIZES))
+    if why is None and theon.config.cuda.simulator:
+        why = "cuda.simulator=True"  # (asked for: the runtime is the stand-in)
     where = "a GPU (CuPy)" if why is None else f"the CPU stand-in (no GPU: {why})"
     print(f"MLP {sizes} training step, batch {len(d['y'])}, float32, on {where}:", file=out)
     plan = kernel_plan(step, d["x"], d["y"])

@@ -44,6 +44,11 @@ def set_placement(placement) -> None:
     _PLACEMENT[0] = placement
 
 
+def current_placement():
+    """The placement in force (``HostPlacement`` unless a device is configured)."""
+    return _PLACEMENT[0]
+
+
 def host_value(value: Any) -> Any:
     """``value`` as a host value: a device array copied to numpy, anything else as it is."""
     placement = _PLACEMENT[0]

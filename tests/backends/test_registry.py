@@ -44,14 +44,14 @@ def test_function_uses_the_backend_its_mode_names():
 def test_the_default_linker_comes_from_config():
     backend = _logging_backend()
     x = T.dvector("x")
-    old = theano.config.linker
-    theano.config.linker = "logging"
+    old = theano.config.linker, theano.config.device
+    theano.config.linker, theano.config.device = "logging", "cpu"  # (a device takes 'cuda')
     try:
         before = backend.built
         theano.function([x], x * 2)
         assert backend.built == before + 1
     finally:
-        theano.config.linker = old
+        theano.config.linker, theano.config.device = old
 
 
 def test_theano_linker_names_mean_the_numpy_backend():

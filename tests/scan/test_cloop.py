@@ -12,7 +12,11 @@ import theon.tensor as T
 from theon.backends import ccompiler
 from theon.scan import cloop
 
-pytestmark = pytest.mark.skipif(ccompiler.compiler() is None, reason="no C compiler")
+pytestmark = [
+    pytest.mark.skipif(ccompiler.compiler() is None, reason="no C compiler"),
+    # (a loop in generated C is the C backend's; on a device the body is a device function)
+    pytest.mark.skipif(theano.config.device != "cpu", reason="the C loop is the CPU's"),
+]
 
 PY = theano.Mode(linker="py")
 _rng = np.random.default_rng(3)

@@ -395,3 +395,16 @@ def test_argmax_and_argmin_are_one_launch(device, dtype):
             np.testing.assert_array_equal(g, w, err_msg=label)
     with pytest.raises(ValueError, match="empty"):
         f(np.zeros((2, 0, 3), dtype))
+
+
+@pytest.mark.parametrize("linker", ["py", "c"])
+def test_a_cpu_linker_reads_and_updates_device_shared_values(device, linker):
+    """A function compiled for a CPU linker while device=cuda computes on host copies of the
+    device shared values it reads, and its updates go back to device memory."""
+    from theon.compile.mode import Mode
+    W = theon.shared(np.arange(6.0).reshape(2, 3), "W")
+    x = T.vector("x")
+    f = theon.function([x], T.dot(W, x), updates=[(W, W * 2)], mode=Mode(linker=linker))
+    np.testing.assert_allclose(f(np.ones(3)), [3.0, 12.0])
+    assert isinstance(W.get_value(borrow=True, return_internal_type=True), DeviceArray)
+    np.testing.assert_allclose(W.get_value(), np.arange(6.0).reshape(2, 3) * 2)
