@@ -719,6 +719,19 @@ def test_an_epilogue_runs_where_each_result_is_written(request, tmp_path_factory
             np.testing.assert_allclose(out, want, rtol=1e-6, err_msg=f"{case.name} {launch}")
 
 
+def _gate_and_build(source: str, request, tmp_path_factory):
+    """NVRTC compiles ``source`` for sm_80 and sm_90 with no spill or stack frame; then its
+    CPU build (skips without a C++ compiler)."""
+    nvrtc = _elementwise._nvrtc()
+    for arch in ARCHS:
+        ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
+        assert ok and "0 bytes stack frame, 0 bytes spill" in log, log
+    if harness.CXX is None or not theon.config.cxx:
+        pytest.skip("no C++ compiler to run CUDA text on the CPU")
+    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
+    return harness.CpuModule(harness.build(source, cache, quick=True))
+
+
 def test_a_reduction_can_keep_its_prologue(request, tmp_path_factory):
     """``keep``: the thread folding an element also writes the prologue's value (a ReLU's
     gradient summed for the bias and kept for the weights' product): every element written
@@ -731,14 +744,7 @@ def test_a_reduction_can_keep_its_prologue(request, tmp_path_factory):
     source = D.CUDA.prelude([f64, "bool"]) + render_reduce(
         graph, "sum", f64, "keep", D.CUDA, nk=2, nr=2, index32=True, prelude=False,
         epilogue=update, keep=True)
-    nvrtc = _elementwise._nvrtc()
-    for arch in ARCHS:
-        ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
-        assert ok and "0 bytes stack frame, 0 bytes spill" in log, log
-    if harness.CXX is None or not theon.config.cxx:
-        pytest.skip("no C++ compiler to run CUDA text on the CPU")
-    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
-    module = harness.CpuModule(harness.build(source, cache, quick=True))
+    module = _gate_and_build(source, request, tmp_path_factory)
     rng = np.random.default_rng(4)
     p, g = rng.normal(size=(300, 9)), rng.normal(size=(300, 9))[::-1]
     b, zero = rng.normal(size=(1, 9)), np.zeros((1, 1))
@@ -789,14 +795,7 @@ def test_a_row_kernel_computes_softmax_in_one_launch(request, tmp_path_factory):
         sources.append(render_rows(passes, result, "float64", f"rows{int(log)}", D.CUDA,
                                    nk=2, nr=2, index32=True, prelude=False))
     source = D.CUDA.prelude(["float64"]) + "\n".join(sources)
-    nvrtc = _elementwise._nvrtc()
-    for arch in ARCHS:
-        ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
-        assert ok and "0 bytes stack frame, 0 bytes spill" in log, log
-    if harness.CXX is None or not theon.config.cxx:
-        pytest.skip("no C++ compiler to run CUDA text on the CPU")
-    cache = _elementwise._cache_dir(request, tmp_path_factory, "theon_cuda_cpu")
-    module = harness.CpuModule(harness.build(source, cache, quick=True))
+    module = _gate_and_build(source, request, tmp_path_factory)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(5, 70, 3)) * 3
     x[1, :, 2] = -np.inf
