@@ -20,6 +20,11 @@ pytestmark = pytest.mark.skipif(ccompiler.compiler() is None,
 C = Mode(linker="c")
 
 
+HOST_STORAGE = pytest.mark.skipif(
+    theon.config.device != "cpu",
+    reason="about host storage: a device keeps shared values in its own memory")
+
+
 @pytest.fixture(autouse=True)
 def _wait_for_kernels():
     old = theon.config.wait_for_kernels
@@ -188,6 +193,7 @@ def test_a_forked_child_runs_large_kernels_without_threads():
 
 # -- kernels writing into a given buffer (numpy_backend's out= protocol) -----------------------
 
+@HOST_STORAGE
 def test_a_weight_update_is_written_into_the_shared_storage_by_the_kernel():
     rng = np.random.default_rng(3)
     b = theon.shared(rng.normal(size=(4, 5)), "b")

@@ -21,6 +21,11 @@ REFERENCE = theano.Mode(linker="py", optimizer=None)
 rng = np.random.default_rng(11)
 
 
+HOST_STORAGE = pytest.mark.skipif(
+    theano.config.device != "cpu",
+    reason="about host storage: a device keeps shared values in its own memory")
+
+
 @pytest.fixture(autouse=True, params=["code", "table"])
 def form(request, monkeypatch):
     """Every test runs with both forms of a schedule: generated code and a table of steps."""
@@ -220,6 +225,7 @@ def test_shared_values_are_read_not_written():
     no_alias(got, X, W.get_value(borrow=True))
 
 
+@HOST_STORAGE
 @pytest.mark.parametrize("mode", [PY, theano.Mode(linker="py")], ids=["unfused", "default"])
 def test_update_written_into_the_shared_storage(mode):
     W = theano.shared(data(6), "W")
@@ -348,6 +354,7 @@ def test_shared_value_of_another_shape():
     np.testing.assert_allclose(W.get_value(), np.arange(5.0) - 1)
 
 
+@HOST_STORAGE
 def test_gemm_update_accumulates_into_the_weights():
     x, g = T.fmatrix("x"), T.fmatrix("g")
     W = theano.shared(data(4, 3, dtype="float32"), "W")
@@ -377,6 +384,7 @@ def test_a_fused_node_proves_shapes_for_later_nodes(linker):
     no_alias(got, X, Wv, C, A, B)
 
 
+@HOST_STORAGE
 def test_mlp_training_equals_the_unrewritten_graph():
     x, y = T.fmatrix("x"), T.ivector("y")
     start = [data(6, 5, dtype="float32") - 1, data(5, dtype="float32") - 1,
@@ -416,6 +424,7 @@ def test_checking_mode_keeps_the_old_values_to_compare():
         np.testing.assert_allclose(W.get_value(), w)
 
 
+@HOST_STORAGE
 def test_checking_mode_checks_the_in_place_path():
     W = theano.shared(data(6), "W")
     x = vec("x")
