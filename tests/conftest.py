@@ -127,3 +127,38 @@ def run_python():
         return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                               text=True, timeout=60)
     return run
+
+
+@pytest.fixture(scope="module")
+def pictured():
+    """(a compiled function holding a fused kernel, a loop and an update, its cost): the
+    graph the picture tests (pydotprint, d3viz) draw."""
+    import numpy as np
+    import theon.tensor as T
+    x = T.matrix("x")
+    W = theon.shared(np.ones((3, 3)), name="W")
+    h = T.tanh(x.dot(W) * 2 + 1)  # a fused kernel
+    rows, _ = theon.scan(lambda r, acc: T.tanh(acc * r + 1), sequences=[x],
+                         outputs_info=[T.zeros_like(x[0])])  # a loop
+    cost = h.sum() + rows[-1].sum()
+    f = theon.function([x], cost, updates=[(W, W - 0.1 * T.grad(cost, W))],
+                       mode=theon.Mode(linker="py"))
+    return f, cost
+
+
+@pytest.fixture
+def device():
+    """device=cuda on the CPU stand-in for the test (its runtime, stats reset), the CPU after
+    it; skips where the stand-in has no C++ compiler."""
+    from theon import config
+    from theon.backends.cuda import simulator
+    from theon.backends.cuda.backend import runtime
+    if simulator.cxx() is None:
+        pytest.skip("no C++ compiler for the stand-in's kernels (cxx= stands for a machine "
+                    "without one)")
+    saved = config.device, config.cuda.simulator
+    config.device, config.cuda.simulator = "cuda", True
+    rt = runtime()
+    rt.stats.reset()
+    yield rt
+    config.device, config.cuda.simulator = saved

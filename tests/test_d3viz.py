@@ -19,22 +19,13 @@ from theon.d3viz.model import graph_of, node_seconds
 
 PY = theano.Mode(linker="py")
 HERE = os.path.abspath(__file__)
-
-
-def _build():
-    x = T.matrix("x")
-    W = theano.shared(np.ones((3, 3)), name="W")
-    h = T.tanh(x.dot(W) * 2 + 1)  # a fused kernel
-    rows, _ = theano.scan(lambda r, acc: T.tanh(acc * r + 1), sequences=[x],
-                          outputs_info=[T.zeros_like(x[0])])  # a loop
-    cost = h.sum() + rows[-1].sum()
-    f = theano.function([x], cost, updates=[(W, W - 0.1 * T.grad(cost, W))], mode=PY)
-    return f, cost
+# where the pictured function's graph is built (the ``pictured`` fixture)
+BUILT_IN = os.path.join(os.path.dirname(HERE), "conftest.py")
 
 
 @pytest.fixture(scope="module")
-def fn():
-    return _build()
+def fn(pictured):
+    return pictured
 
 
 class _Page(HTMLParser):
@@ -124,7 +115,7 @@ def test_hover_shows_type_shape_and_the_users_line(page):
     for info in infos:
         assert info["output"].startswith("TensorType(float64")
         assert "shape" in info
-        assert info["line"].startswith(f"{HERE}:") and "(in _build)" in info["line"]
+        assert info["line"].startswith(f"{BUILT_IN}:") and "(in pictured)" in info["line"]
     x = next(dict(json.loads(n["data-info"])) for n in page[2].nodes
              if n["data-kind"] == "input" and not n["within"])
     assert x["variable"] == "x" and x["shape"] == "(?, ?)"

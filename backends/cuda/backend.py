@@ -694,8 +694,7 @@ def _argmax(node: Apply, dev: _Build) -> Callable | None:
     flattened in C order."""
     op, x = node.op, node.inputs[0]
     dtype = x.dtype
-    if dtype not in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                     "uint64", "float32", "float64"):
+    if dtype not in D.DTYPES:
         return None
     kind = op.kind  # 'max' or 'min'
     # the least index e holding the extreme m, or a NaN (then m is NaN): min of

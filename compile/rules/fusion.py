@@ -29,6 +29,7 @@ zero stride.
 """
 from __future__ import annotations
 
+from ...backends.dialect import DTYPES as DIALECT_DTYPES
 from ...config import config
 from ...ops import scalar as S
 from ...ops.blas import Dot, DotAdd
@@ -48,8 +49,7 @@ MAX_INPUTS = 32
 MAX_NODES = 128
 
 # dtypes every kernel dialect has (no float16, no complex): other nodes stay unfused
-KERNEL_DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
-                           "uint32", "uint64", "float32", "float64"))
+KERNEL_DTYPES = frozenset(DIALECT_DTYPES)
 
 
 def fusable(node: Apply) -> bool:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import theon
 import theon.tensor as T
-from theon import config
 from theon.backends import numpy_backend
 from theon.compile.mode import get_mode
 from theon.compile.nanguardmode import NanGuardError, NanGuardMode
@@ -114,32 +113,23 @@ def test_a_loop_body_is_guarded():
     assert _where("scan") in str(info.value)
 
 
-def test_on_the_device_stand_in_with_a_profile():
-    from theon.backends.cuda import simulator
+def test_on_the_device_stand_in_with_a_profile(device):
     from theon.backends.cuda.simulator import DeviceArray
-    if simulator.cxx() is None:
-        pytest.skip("no C++ compiler for the stand-in's kernels (cxx= stands for a machine "
-                    "without one)")
-    saved = config.device, config.cuda.simulator
-    config.device, config.cuda.simulator = "cuda", True
-    try:
-        x = T.fmatrix("x")
-        W = theon.shared(np.ones((3, 4), "float32"), "W")
-        assert isinstance(W.get_value(borrow=True, return_internal_type=True), DeviceArray)
-        y = T.log(T.dot(x, W) - np.float32(3))  # LINE: device
-        f = theon.function([x], y, mode=NanGuardMode(), profile=True)
-        np.testing.assert_allclose(f(np.full((2, 3), 2, "float32")), np.log(np.full((2, 4), 3)),
-                                   rtol=1e-6)
-        with pytest.raises(NanGuardError, match=r"an infinity in output 0 of Elemwise\{log\}"
-                           ) as info:
-            f(np.ones((2, 3), "float32"))
-        assert _where("device") in str(info.value)
-        assert "float32 array of shape (2, 4), min 0, max 0" in str(info.value)
-        stats = f.profile
-        assert stats.fct_callcount == 1  # the failed call is not counted
-        assert all(n >= 1 for n in stats.apply_callcount.values())
-        out = io.StringIO()
-        stats.summary(file=out)
-        assert _where("device") in out.getvalue()
-    finally:
-        config.device, config.cuda.simulator = saved
+    x = T.fmatrix("x")
+    W = theon.shared(np.ones((3, 4), "float32"), "W")
+    assert isinstance(W.get_value(borrow=True, return_internal_type=True), DeviceArray)
+    y = T.log(T.dot(x, W) - np.float32(3))  # LINE: device
+    f = theon.function([x], y, mode=NanGuardMode(), profile=True)
+    np.testing.assert_allclose(f(np.full((2, 3), 2, "float32")), np.log(np.full((2, 4), 3)),
+                               rtol=1e-6)
+    with pytest.raises(NanGuardError, match=r"an infinity in output 0 of Elemwise\{log\}"
+                       ) as info:
+        f(np.ones((2, 3), "float32"))
+    assert _where("device") in str(info.value)
+    assert "float32 array of shape (2, 4), min 0, max 0" in str(info.value)
+    stats = f.profile
+    assert stats.fct_callcount == 1  # the failed call is not counted
+    assert all(n >= 1 for n in stats.apply_callcount.values())
+    out = io.StringIO()
+    stats.summary(file=out)
+    assert _where("device") in out.getvalue()

@@ -11,24 +11,9 @@ import pytest
 import theon
 import theon.tensor as T
 from theon import config
-from theon.backends.cuda.backend import HostOpError, runtime
+from theon.backends.cuda.backend import HostOpError
 from theon.backends.cuda.runtime import DeviceUnavailable
 from theon.backends.cuda.simulator import DeviceArray
-
-
-@pytest.fixture
-def device():
-    """device=cuda on the stand-in for the test, the CPU after it."""
-    from theon.backends.cuda import simulator
-    if simulator.cxx() is None:
-        pytest.skip("no C++ compiler for the stand-in's kernels (cxx= stands for a machine "
-                    "without one)")
-    saved = config.device, config.cuda.simulator
-    config.device, config.cuda.simulator = "cuda", True
-    rt = runtime()
-    rt.stats.reset()
-    yield rt
-    config.device, config.cuda.simulator = saved
 
 
 def _mlp(dtype: str = "float32"):
