@@ -183,8 +183,7 @@ def _probe(command: str) -> Compiler | str:
     if version is None:
         try:
             # in the C locale, so that the key does not change with the user's language
-            done = subprocess.run([path, "--version"], capture_output=True, text=True,
-                                  timeout=60, env={**os.environ, "LC_ALL": "C"}, check=False)
+            done = run_tool([path, "--version"], timeout=60, env={"LC_ALL": "C"})
         except (OSError, subprocess.SubprocessError) as exc:
             return f"the C compiler {path} does not run: {exc}"
         if done.returncode != 0:
@@ -307,6 +306,20 @@ def _cpu_identity() -> str:
 _LOADED: dict[tuple, LoadedLibrary] = {}      # (compiledir, key) -> library
 _LOCK = threading.Lock()                      # guards _KEY_LOCKS
 _KEY_LOCKS: dict[tuple, threading.Lock] = {}  # one compile per key at a time in this process
+
+
+def run_tool(command: Sequence[str], *, cwd: str | Path | None = None,
+             timeout: float | None = None, env: dict[str, str] | None = None,
+             ) -> subprocess.CompletedProcess:
+    """Run a compiler (or ``--version``) and capture its text output.
+
+    The child always gets an explicit environment, a snapshot of ``os.environ`` (plus ``env``).
+    Left to inherit, it would read the C ``environ`` array while it starts, and a putenv in
+    another thread (``os.environ[...] = ...``, pytest's monkeypatch) may reallocate and free
+    that array meanwhile: execve then fails with EFAULT, "[Errno 14] Bad address", which our
+    background kernel builds met now and then."""
+    return subprocess.run(list(command), capture_output=True, text=True, check=False, cwd=cwd,
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def compile_library(source: str, *, flags: Sequence[str] = (), openmp: bool = False,
@@ -523,8 +536,7 @@ def _build(root: Path, entry: Path, key: str, source: str, cc: Compiler, argv: t
         command = [cc.path, "-o", LIB, "-x", "c", SOURCE, "-x", "none", *argv, "-lm"]
         start = time.perf_counter()
         try:
-            done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                  timeout=COMPILE_TIMEOUT_SECONDS, cwd=tmp)
+            done = run_tool(command, timeout=COMPILE_TIMEOUT_SECONDS, cwd=tmp)
         except (OSError, subprocess.SubprocessError) as exc:
             raise CompileError(f"{name}: running {cc.path} failed: {exc}",
                                command=command) from None

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ...config import config
+from ..ccompiler import run_tool
 from .runtime import Kernel, Module, Runtime
 
 HEADER = Path(__file__).resolve().with_name("theon_cuda_cpu.h")
@@ -85,13 +86,12 @@ def cxx() -> str | None:
 
 def _compiler_version(compiler: str) -> str:
     if compiler not in _VERSIONS:
-        _VERSIONS[compiler] = subprocess.run([compiler, "--version"], capture_output=True,
-                                             text=True, check=False).stdout
+        _VERSIONS[compiler] = run_tool([compiler, "--version"]).stdout
     return _VERSIONS[compiler]
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
+    return run_tool(cmd, cwd=cwd)
 
 
 def _failed(cmd: list[str], done: subprocess.CompletedProcess) -> RuntimeError:

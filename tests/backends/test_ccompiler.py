@@ -492,3 +492,41 @@ def test_an_unwritable_cache_folder_still_probes(cachedir, monkeypatch):
     started = _fresh_probe(monkeypatch)
     assert C.compiler() is not None and len(started) == 1
     assert not (cachedir / C.PROBES).exists()
+
+
+def test_tool_runs_survive_environment_changes_in_another_thread() -> None:
+    """A compiler started from a background thread while the main thread changes os.environ
+    (as tests and user code do) starts every time. Inheriting the C ``environ`` array made
+    about 1 in 70 starts fail here with EFAULT ("[Errno 14] Bad address"): a putenv may free
+    the array the starting child is reading."""
+    import threading
+    errors: list[BaseException] = []
+    done = threading.Event()
+    runs = 0
+
+    def spawn() -> None:
+        nonlocal runs
+        while not done.is_set() and runs < 300:
+            try:
+                C.run_tool(["true"])
+            except OSError as exc:
+                errors.append(exc)
+            runs += 1
+        done.set()
+
+    worker = threading.Thread(target=spawn)
+    worker.start()
+    names = [f"THEON_TEST_ENV_CHURN_{i}" for i in range(300)]
+    try:
+        i = 0
+        while not done.is_set():
+            os.environ[names[i % 300]] = "v" * (i % 50)
+            if i % 3 == 0:
+                os.environ.pop(names[i * 7 % 300], None)
+            i += 1
+    finally:
+        done.set()
+        worker.join()
+        for name in names:
+            os.environ.pop(name, None)
+    assert runs >= 100 and errors == [], (runs, errors[:3])
