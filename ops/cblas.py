@@ -58,6 +58,7 @@ def _bind(lib: ctypes.CDLL, dtype: np.dtype):
         fn.argtypes = [enum, enum, enum, integer, integer, integer, scalar, ptr, integer, ptr,
                        integer, scalar, ptr, integer]
         fn.restype = None
+        fn.int_bytes = ctypes.sizeof(integer)
         return fn
     return None
 
@@ -86,6 +87,16 @@ def available(dtype) -> bool:
             if _gemms is None:
                 _gemms = _load()
     return np.dtype(dtype) in _gemms
+
+
+def gemm_address(dtype) -> tuple[int, int] | None:
+    """``(address, int_bytes)`` of the cblas ``?gemm`` :func:`gemm_into` calls for ``dtype``
+    (``int_bytes`` the width of its integer arguments: 8 for numpy's ILP64 OpenBLAS), for
+    generated C that calls it directly (scan's C loop), or None where there is none."""
+    if not available(dtype):
+        return None
+    fn = _gemms[np.dtype(dtype)]
+    return ctypes.cast(fn, ctypes.c_void_p).value, fn.int_bytes
 
 
 def _operand(m: np.ndarray):

@@ -2,20 +2,23 @@
 
 A loop body on the C backend still costs a few microseconds a step in the generated Python
 loop (``loop.py``): each node's call, the row views, the writes. When every node of the body is
-an elementwise kernel (``c_backend.elementwise_spec``) or a product of vectors and small
-matrices (``Dot``, ``DotAdd``), ``CLoop`` renders the whole loop as one C function: per step it
-points a view at each row the step reads, calls the kernels' entries and a plain product loop
-on preallocated arrays (one per node output), and copies the results into the state buffers
-and the stacked outputs. It is compiled in the background with the body's kernels, at the
+an elementwise kernel (``c_backend.elementwise_spec``), a product of vectors and matrices
+(``Dot``, ``DotAdd``) or a view (a constant row index, ``DimShuffle``, ``Rebroadcast``),
+``CLoop`` renders the whole loop as one C function: per step it points a view at each row the
+step reads, calls the kernels' entries and, for each product, a plain product loop when it is
+small or numpy's own BLAS ``gemm`` (``ops/cblas.py``, called through its address) when it is
+not, on preallocated arrays (one per node output), and copies the results into the state
+buffers, the stacked outputs and the states carried without stacking (T.grad's reverse loops
+carry their gradients so). It is compiled in the background with the body's kernels, at the
 first call of ``MIN_STEPS`` steps or more it would take; until it is loaded, and for any call
 it does not take, the Python loop runs.
 
 Each call is checked in Python first, once, not per step: every intermediate's shape follows
 from the shapes of the rows, states and non-sequences, which do not change from step to step,
 so the checks of a step (broadcasting, a state keeping its shape, the product's inner
-lengths) hold for all of them or for none. A call they refuse (or one whose products are large
-enough for BLAS to win: ``MAX_PRODUCT``) goes to the Python loop, which raises the error naming
-the step and the node, or computes it with numpy's BLAS.
+lengths) hold for all of them or for none. A call they refuse (or one with a product too large
+for the plain loop, ``MAX_PRODUCT``, where no BLAS was found) goes to the Python loop, which
+raises the error naming the step and the node, or computes it.
 """
 from __future__ import annotations
 
@@ -25,16 +28,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..backends import c_backend
+from ..ops import cblas
 from ..ops.blas import Dot, DotAdd
+from ..ops.dimshuffle import DimShuffle, Rebroadcast
+from ..ops.subtensor import Subtensor
 
-# Multiply-adds of one product above which the Python loop (numpy's BLAS) is faster than the
-# loop's plain product.
+# Multiply-adds of one product above which BLAS's gemm is faster than the loop's plain product
+# (the plain loop needs no packing of the operands, which is most of a small product's time).
 MAX_PRODUCT = 1 << 13
 # Loops of fewer steps stay in Python (and compile nothing): the C loop saves microseconds
 # a step, its compile takes a few hundred milliseconds once.
 MIN_STEPS = 32
 
 _NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*) = ")
+_NO_ARRAY = np.empty(0)  # the argument of a view step (its array is made in C)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _DOT_C = r"""
@@ -81,6 +88,74 @@ static void NAME(const theon_array *a, const theon_array *b, theon_array *o,    
 THEON_DOT(theon_dot_float32, float)
 THEON_DOT(theon_dot_float64, double)
 
+/* (trans, ld) reading a rows x cols matrix of byte strides s0, s1 as a row-major BLAS operand;
+   0 where BLAS cannot read it as it is (a length-1 dimension may have any stride) */
+static int theon_blas_operand(int64_t rows, int64_t cols, int64_t s0, int64_t s1, int64_t item,
+                              int *trans, int64_t *ld)
+{
+    if ((cols == 1 || s1 == item) && (rows == 1 || (s0 % item == 0 && s0 / item >= cols))) {
+        *trans = 111;
+        *ld = rows > 1 ? s0 / item : (cols > 1 ? cols : 1);
+        return 1;
+    }
+    if ((rows == 1 || s0 == item) && (cols == 1 || (s1 % item == 0 && s1 / item >= rows))) {
+        *trans = 112;
+        *ld = cols > 1 ? s1 / item : (rows > 1 ? rows : 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* o = dot(a, b) (+ c) by numpy's cblas gemm at `gemm` (o contiguous, its own memory); the
+   plain loop where there is none, the product is small or an operand's layout is not BLAS's */
+#define THEON_GEMM(NAME, DOT, T)                                                              \
+typedef void (*NAME##_f)(int, int, int, THEON_BLAS_INT, THEON_BLAS_INT, THEON_BLAS_INT, T,    \
+                         const T *, THEON_BLAS_INT, const T *, THEON_BLAS_INT, T, T *,        \
+                         THEON_BLAS_INT);                                                     \
+static void NAME(int64_t gemm, const theon_array *a, const theon_array *b, theon_array *o,   \
+                 const theon_array *c)                                                      \
+{                                                                                           \
+    const int64_t m = a->nd == 2 ? a->dimensions[0] : 1, k = a->dimensions[a->nd - 1];      \
+    const int64_t n = b->nd == 2 ? b->dimensions[1] : 1;                                    \
+    int ta, tb;                                                                             \
+    int64_t lda, ldb;                                                                       \
+    if (!gemm || m * n * k <= THEON_MAX_PRODUCT || k == 0 ||                                \
+            !theon_blas_operand(m, k, a->nd == 2 ? a->strides[0] : 0, a->strides[a->nd - 1], \
+                                sizeof(T), &ta, &lda) ||                                    \
+            !theon_blas_operand(k, n, b->strides[0], b->nd == 2 ? b->strides[1] : 0,         \
+                                sizeof(T), &tb, &ldb)) {                                    \
+        DOT(a, b, o, c);                                                                    \
+        return;                                                                             \
+    }                                                                                       \
+    if (c) { /* the addend first, then the product added to it (beta 1) */                 \
+        const int64_t sc0 = a->nd == 2 ? c->strides[0] : 0;                                 \
+        const int64_t sc1 = b->nd == 2 ? c->strides[c->nd - 1] : 0;                         \
+        T *out = (T *)o->data;                                                              \
+        for (int64_t i = 0; i < m; i++)                                                     \
+            for (int64_t j = 0; j < n; j++)                                                 \
+                out[i * n + j] = *(const T *)(c->data + i * sc0 + j * sc1);                 \
+    }                                                                                       \
+    ((NAME##_f)(intptr_t)gemm)(101, ta, tb, m, n, k, 1, (const T *)a->data, lda,            \
+                               (const T *)b->data, ldb, c ? 1 : 0, (T *)o->data, n);        \
+}
+THEON_GEMM(theon_gemm_float32, theon_dot_float32, float)
+THEON_GEMM(theon_gemm_float64, theon_dot_float64, double)
+
+/* `view` as src.dimshuffle(order): order[d] an axis of src, or -1 for a new length-1 axis */
+static void theon_dimshuffle(theon_array *view, int64_t *dims, int64_t *strides,
+                             const theon_array *src, const int *order, int nd)
+{
+    view->type = src->type;
+    view->nd = nd;
+    view->dimensions = dims;
+    view->strides = strides;
+    view->data = src->data;
+    for (int d = 0; d < nd; d++) {
+        dims[d] = order[d] < 0 ? 1 : src->dimensions[order[d]];
+        strides[d] = order[d] < 0 ? 0 : src->strides[order[d]];
+    }
+}
+
 /* a view of row `row` of `src`: its data moves, its shape and strides are the source's rest */
 static void theon_row(theon_array *view, const theon_array *src, int64_t row)
 {
@@ -94,8 +169,8 @@ static void theon_row(theon_array *view, const theon_array *src, int64_t row)
 
 
 class _Step:
-    """One node of the body: ``kind`` "kernel" (with its spec), "dot" or "dotadd"; the names of
-    its operands and of its output."""
+    """One node of the body: ``kind`` "kernel" (with its spec), "dot", "dotadd" or "view"; the
+    names of its operands and of its output."""
 
     def __init__(self, kind: str, node, ins: list[str], out: str, spec=None):
         self.kind, self.node, self.ins, self.out, self.spec = kind, node, ins, out, spec
@@ -130,11 +205,11 @@ class CLoop:
     @classmethod
     def of(cls, op, fn) -> CLoop | None:
         """The C loop of ``op`` whose compiled body is ``fn``, or None where a node has no C
-        form (or the loop has shared states or a condition)."""
+        form (or the loop has a condition)."""
         body = getattr(fn, "body", None)
         spec = op.spec
-        if body is None or not getattr(body, "c_kernels", False) or spec.n_shared or \
-                spec.as_while or not all(_IDENT.match(r) for r in body.results):
+        if body is None or not getattr(body, "c_kernels", False) or spec.as_while or \
+                not all(_IDENT.match(r) for r in body.results):
             return None
         steps, seen, consts = [], set(), {}
         known = set(body.params)  # the names with a value so far
@@ -163,6 +238,9 @@ class CLoop:
                 steps.append(_Step("dotadd" if isinstance(node.op, DotAdd) else "dot", node,
                                    list(ins), out))
                 continue
+            if _is_view(node):
+                steps.append(_Step("view", node, list(ins), out))
+                continue
             kspec = c_backend.elementwise_spec(node)
             if kspec is None or any(v.ndim != node.outputs[0].ndim for v in node.inputs):
                 return None
@@ -184,7 +262,10 @@ class CLoop:
         a_nonseq = a_map + n_maps
         a_const = a_nonseq + n_nonseq
         base = a_const + len(self.consts)
-        lines = [_DOT_C]
+        gemm = {dtype: cblas.gemm_address(dtype) for dtype in ("float32", "float64")}
+        wide = all(g is None or g[1] == 8 for g in gemm.values())
+        lines = [f"#define THEON_BLAS_INT {'int64_t' if wide else 'int'}",
+                 f"#define THEON_MAX_PRODUCT {int(MAX_PRODUCT)}", _DOT_C]
         n_args = base + len(self.steps)
         lines += [f"void *{name}_py(void *self, void *const *args, intptr_t nargs)", "{",
                   f"    if (nargs != {n_args}) return theon_code(1);",
@@ -208,6 +289,14 @@ class CLoop:
             value[self.params[p + k]] = f"A[{a_nonseq + k}]"
         for k, (const, _) in enumerate(self.consts):
             value[const] = f"A[{a_const + k}]"
+        n_shared = spec.n_shared
+        gemm_at = 1 + n_fed + len(self.results)  # P's gemm addresses: float32, float64
+        for i, step in enumerate(self.steps):
+            if step.kind == "view" and isinstance(step.node.op, DimShuffle):
+                nd = max(1, step.node.outputs[0].ndim)
+                lines.append(f"    theon_array V{i}; int64_t VD{i}[{nd}], VS{i}[{nd}];")
+            elif step.kind == "view":
+                lines.append(f"    theon_array V{i};")
         lines.append("    for (int64_t t = 0; t < n; t++) {")
         for view, src, row in rows:
             lines.append(f"        theon_row(&R[{view}], A[{src}], {row});")
@@ -219,13 +308,16 @@ class CLoop:
                 call = f"{name}_k{kernel}({', '.join(ins + [out])})"
                 lines.append(f"        {{ const int rc = {call}; if (rc) return theon_code(rc); }}")
                 kernel += 1
+            elif step.kind == "view":
+                out = _view_source(step.node.op, ins[0], i, lines)
             else:
                 dtype = step.node.outputs[0].dtype
                 if step.kind == "dot":
                     a, b, c = ins[0], ins[1], "0"
                 else:  # DotAdd(a, b, c): dot(a, b) + c
                     a, b, c = ins
-                lines.append(f"        theon_dot_{dtype}({a}, {b}, {out}, {c});")
+                at = gemm_at + (dtype == "float64")
+                lines.append(f"        theon_gemm_{dtype}(P[{at}], {a}, {b}, {out}, {c});")
             value[step.out] = out
         # the results: states into their buffers' rows, maps into their rows (contiguous,
         # with the byte counts the call computed)
@@ -238,6 +330,13 @@ class CLoop:
             src = value[self.results[j]]
             lines.append(f"        memcpy(A[{a_map + k}]->data + t * A[{a_map + k}]->strides[0], "
                          f"({src})->data, (size_t)P[{1 + n_fed + j}]);")
+        # a state carried without stacking: the step's value becomes the next step's (memmove:
+        # the value may be the state itself, passed through)
+        n_user = len(spec.outputs)
+        for k in range(n_shared):
+            src = value[self.results[n_user + k]]
+            lines.append(f"        memmove(A[{a_nonseq + k}]->data, ({src})->data, "
+                         f"(size_t)P[{1 + n_fed + n_user + k}]);")
         lines += ["    }", "    return theon_code(0);", "}", ""]
         return "#include <string.h>\n" + "\n".join(lines)
 
@@ -263,6 +362,11 @@ class CLoop:
                 shapes[self.params[p]], contiguous[self.params[p]] = bufs[k].shape[1:], True
                 p += 1
         nonseqs = list(nonseqs)
+        # the states carried without stacking, in arrays of the loop's own (the callers' stay)
+        for k in range(spec.n_shared):
+            if nonseqs[k].__class__ is not np.ndarray:
+                return None
+            nonseqs[k] = np.array(nonseqs[k], order="C", copy=True)
         for k, v in enumerate(nonseqs):
             if v.__class__ is not np.ndarray:
                 return None
@@ -271,10 +375,20 @@ class CLoop:
         for const, v in self.consts:
             shapes[const], contiguous[const] = v.shape, v.flags.c_contiguous
         scratch = []
+        gemm = [cblas.gemm_address(dtype) for dtype in ("float32", "float64")]
         for step, otype in zip(self.steps, self.out_types):
             ins = [shapes[x] for x in step.ins]
-            shape = _dot_shape(step, ins) if step.kind != "kernel" else \
-                _broadcast(step.node, ins)
+            if step.kind == "view":
+                seen = _view_shape(step.node.op, ins[0], contiguous[step.ins[0]])
+                if seen is None:
+                    return None
+                shapes[step.out], contiguous[step.out] = seen
+                scratch.append(_NO_ARRAY)  # (its argument slot, unused: the view is C's)
+                continue
+            if step.kind == "kernel":
+                shape = _broadcast(step.node, ins)
+            else:
+                shape = _dot_shape(step, ins, gemm[otype.dtype == "float64"] is not None)
             if shape is None:
                 return None
             shapes[step.out], contiguous[step.out] = shape, True
@@ -288,6 +402,10 @@ class CLoop:
         for k, j in enumerate(self.fed):
             if shapes[self.results[j]] != bufs[k].shape[1:]:
                 return None  # a state that changes shape: the Python loop says so
+        n_user = len(spec.outputs)
+        for k in range(spec.n_shared):
+            if shapes[self.results[n_user + k]] != nonseqs[k].shape:
+                return None
         for j in self.maps:
             stacked = np.empty((n,) + shapes[self.results[j]],
                                dtype=self.op.inner_outputs[j].type.dtype)
@@ -297,12 +415,13 @@ class CLoop:
             self._request()  # (with config.wait_for_kernels, loaded when this returns)
             if self.entry is None:
                 return None
-        params = np.array([n, *offsets, *sizes], dtype=np.int64)
+        params = np.array([n, *offsets, *sizes, *[g[0] if g else 0 for g in gemm]],
+                          dtype=np.int64)
         if self.entry(params, *seqs, *bufs, *maps, *nonseqs, *[v for _, v in self.consts],
                  *scratch) != 0:
             return None
         self.runs += 1
-        return maps
+        return maps + nonseqs[:spec.n_shared]
 
 
 def _broadcast(node, shapes: list[tuple]) -> tuple | None:
@@ -325,16 +444,62 @@ def _broadcast(node, shapes: list[tuple]) -> tuple | None:
     return tuple(out)
 
 
-def _dot_shape(step: _Step, shapes: list[tuple]) -> tuple | None:
+def _dot_shape(step: _Step, shapes: list[tuple], blas: bool) -> tuple | None:
     """The product's shape (and, for DotAdd, the addend's, which must be it), or None for
-    lengths that do not fit or a product large enough for BLAS."""
+    lengths that do not fit or, where there is no BLAS (``blas``), a product too large for the
+    plain loop."""
     a, b = shapes[0], shapes[1]
     k = a[-1]
     if b[0] != k:
         return None
     out = a[:-1] + b[1:]
-    if int(np.prod(out, dtype=np.int64)) * k > MAX_PRODUCT:
+    if not blas and int(np.prod(out, dtype=np.int64)) * k > MAX_PRODUCT:
         return None
     if step.kind == "dotadd" and shapes[2] != out:
         return None
     return out
+
+
+def _is_view(node) -> bool:
+    """Whether the C loop takes ``node`` as a view: a constant index of the first axis, a
+    ``DimShuffle`` or a ``Rebroadcast`` (whose checks its shapes pass make)."""
+    op = node.op
+    if type(op) is Subtensor:
+        return len(op.spec) == 1 and op.spec[0][0] == "i" and isinstance(op.spec[0][1], int)
+    return type(op) in (DimShuffle, Rebroadcast)
+
+
+def _view_source(op, src: str, i: int, lines: list[str]) -> str:
+    """Append the C making step ``i``'s view of ``src``; the view's expression."""
+    if type(op) is Rebroadcast:
+        return src  # the same array: its lengths were checked by the call
+    if type(op) is Subtensor:
+        index = op.spec[0][1]
+        row = f"({src})->dimensions[0] + ({index})" if index < 0 else str(index)
+        lines.append(f"        theon_row(&V{i}, {src}, {row});")
+        return f"&V{i}"
+    order = ", ".join("-1" if d == "x" else str(d) for d in op.new_order) or "0"
+    lines.append(f"        {{ static const int order[] = {{{order}}}; "
+                 f"theon_dimshuffle(&V{i}, VD{i}, VS{i}, {src}, order, {len(op.new_order)}); }}")
+    return f"&V{i}"
+
+
+def _view_shape(op, shape: tuple, contiguous: bool) -> tuple[tuple, bool] | None:
+    """The shape and contiguity of the view ``op`` makes of an array of ``shape``, or None
+    where its run-time check would fail (the Python loop then raises the error)."""
+    if type(op) is Rebroadcast:
+        if any(flag and shape[axis] != 1 for axis, flag in op.axes):
+            return None
+        return shape, contiguous
+    if type(op) is Subtensor:
+        index = op.spec[0][1]
+        if not shape or not -shape[0] <= index < shape[0]:
+            return None
+        return shape[1:], contiguous
+    kept = [d for d in op.new_order if d != "x"]
+    if any(shape[d] != 1 for d in range(len(shape)) if d not in kept):
+        return None  # a dropped axis must have length 1
+    out = tuple(1 if d == "x" else shape[d] for d in op.new_order)
+    # the same bytes in the same order when the axes of length > 1 keep their order
+    moved = [d for d in kept if shape[d] != 1]
+    return out, contiguous and moved == sorted(moved)

@@ -134,13 +134,50 @@ def test_broadcasting_the_types_refuse_fails_as_in_python():
     assert not c_loops(f)[0].runs
 
 
-def test_large_products_stay_with_blas(monkeypatch):
+@pytest.mark.parametrize("transposed", [False, True])
+def test_large_products_call_blas_from_the_loop(monkeypatch, transposed):
+    # above MAX_PRODUCT a product is numpy's own gemm, called from the C loop: a transposed
+    # operand (a gradient's W.T) and an addend (DotAdd) as BLAS reads them, no copy
+    from theon.ops import cblas
     monkeypatch.setattr(cloop, "MAX_PRODUCT", 10)
+    calls = []
+    real = cblas.gemm_address
+    monkeypatch.setattr(cblas, "gemm_address", lambda dtype: calls.append(dtype) or real(dtype))
+    x, h0, W = T.dtensor3("x"), T.dmatrix("h0"), T.dmatrix("W")
+    h, _ = theano.scan(lambda x_t, h, W: T.tanh(T.dot(h, W.T if transposed else W) + x_t),
+                       sequences=x, outputs_info=h0, non_sequences=W)
+    assert not cblas.available("float64") or same_as_numpy(
+        [x, h0, W], h, [rnd(5, 3, 4), rnd(3, 4), rnd(4, 4, scale=0.5)])
+    assert calls
+
+
+def test_large_products_without_blas_stay_in_python(monkeypatch):
+    from theon.ops import cblas
+    monkeypatch.setattr(cloop, "MAX_PRODUCT", 10)
+    monkeypatch.setattr(cblas, "gemm_address", lambda dtype: None)
     x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
     h, _ = theano.scan(lambda x_t, h, W: T.tanh(T.dot(h, W) + x_t), sequences=x,
                        outputs_info=h0, non_sequences=W)
     f = same_as_numpy([x, h0, W], h, [rnd(5, 4), rnd(4), rnd(4, 4, scale=0.5)], took=False)
     assert not c_loops(f)[0].runs  # 16 multiply-adds a step: above the (patched) limit
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_gradient_loop_runs_in_c(dtype):
+    # T.grad's reverse loop carries its gradient as a state without stacking, through row
+    # and dimshuffle views: all of it in C, the weight gradients equal to the numpy path's
+    x = T.tensor3("x", dtype=dtype)
+    h0 = T.matrix("h0", dtype=dtype)
+    W, U, b = T.matrix("W", dtype=dtype), T.matrix("U", dtype=dtype), T.vector("b", dtype=dtype)
+    h, _ = theano.scan(lambda x_t, h, W, U, b: T.tanh(T.dot(x_t, W) + T.dot(h, U) + b),
+                       sequences=x, outputs_info=h0, non_sequences=[W, U, b])
+    cost = (h ** 2).sum()
+    tol = 1e-12 if dtype == "float64" else 1e-4
+    f = same_as_numpy([x, h0, W, U, b], [cost] + T.grad(cost, [h0, W, U, b]),
+                      [rnd(7, 3, 4, dtype=dtype), rnd(3, 5, dtype=dtype),
+                       rnd(4, 5, scale=0.5, dtype=dtype), rnd(5, 5, scale=0.4, dtype=dtype),
+                       rnd(5, dtype=dtype)], rtol=tol)
+    assert len(c_loops(f)) == 2
 
 
 def test_a_body_with_other_ops_has_no_c_loop():
