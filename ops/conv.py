@@ -517,8 +517,9 @@ class ConvParams:
                 raise ValueError(f"{self._name()}: the {what} has shape {tuple(got)} but the "
                                  f"graph was built for {hint}")
 
-    def _geometry(self, img_shape, kern_shape):
-        """Padding and output lengths, with the errors a user can cause at run time."""
+    def geometry(self, img_shape, kern_shape):
+        """Padding ((low, high) per spatial dimension) and output lengths, with the errors a
+        user can cause at run time (public: the device backend's kernels share it)."""
         n, g = self.convdim, self.num_groups
         self._check_hints(img_shape, kern_shape)
         if img_shape[1] != kern_shape[1] * g:
@@ -541,7 +542,7 @@ class ConvParams:
         return pads, out
 
     def _forward(self, img: np.ndarray, kern: np.ndarray) -> np.ndarray:
-        pads, out = self._geometry(img.shape, kern.shape)
+        pads, out = self.geometry(img.shape, kern.shape)
         w = _flipped(kern, self.convdim) if self.filter_flip else kern
         return self._correlate(img, w, pads, out, self.subsample)
 
@@ -585,7 +586,7 @@ class ConvParams:
         n, g = self.convdim, self.num_groups
         kshape = tuple(int(k) for k in kshape)
         kern_shape = (topgrad.shape[1], img.shape[1] // g) + kshape
-        pads, out = self._geometry(img.shape, kern_shape)
+        pads, out = self.geometry(img.shape, kern_shape)
         self._check_topgrad(topgrad, (img.shape[0], kern_shape[0]) + tuple(out))
         batch, channels = img.shape[:2]
         positions = int(np.prod(out))
@@ -615,7 +616,7 @@ class ConvParams:
         n, g = self.convdim, self.num_groups
         ishape = tuple(int(i) for i in ishape)
         img_shape = (topgrad.shape[0], kern.shape[1] * g) + ishape
-        pads, out = self._geometry(img_shape, kern.shape)
+        pads, out = self.geometry(img_shape, kern.shape)
         self._check_topgrad(topgrad, (img_shape[0], kern.shape[0]) + tuple(out))
         batch, cg = img_shape[0], kern.shape[1]
         ks = kern.shape[2:]

@@ -201,6 +201,14 @@ class _Geometry:
         return total
 
 
+def pool_geometry(nd: int, x, ws, stride, pad, ignore_border: bool):
+    """``(ws, stride, pad, out)`` of pooling ``x`` (anything with ``shape`` and ``ndim``: a
+    device array too), as tuples of ints, with the errors the numpy path raises; the device
+    backend's kernels share it."""
+    ws, stride, pad = _check_run(nd, x, ws, stride, pad, ignore_border)
+    return ws, stride, pad, _Geometry(nd, x.shape, ws, stride, pad, ignore_border).out
+
+
 def _lowest(dtype: np.dtype):
     """A value no element is below: what max pooling pads with, so padding never wins."""
     if dtype.kind == "f":

@@ -982,3 +982,7 @@ def _returning_host(fn: Callable, rt, fplan: Plan, keep: Sequence[bool]) -> Call
 
 
 register("cuda", CudaBackend())
+
+
+# pooling and convolution (a module of its own; it registers its thunks with device_thunk)
+from . import pool_conv  # noqa: E402, F401
