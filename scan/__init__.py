@@ -1,5 +1,5 @@
 """Ops holding inner graphs: loops (``scan``, ``Scan``) and jacobian's row map (``MapRows``)."""
-from . import rewrites
+from . import device, rewrites  # noqa: F401  (device: the loop's device thunk registers)
 from .basic import Scan, foldl, foldr, map, reduce, scan, until  # noqa: A004
 from .checkpoints import scan_checkpoints
 

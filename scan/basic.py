@@ -162,6 +162,12 @@ class Scan(Op):
 
     # -- computing --------------------------------------------------------------------------
     def impl(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
+        return self.loop(node, inner)
+
+    def loop(self, node: Apply, inner: Sequence[Callable], device: Any = None) -> Callable:
+        """The thunk running the steps with the compiled body ``inner``. ``device``: the
+        runtime whose arrays the values are (``scan/device.py``): the states and stacked
+        outputs are made in its memory and the body runs there; the C loop is the host's."""
         fn, = inner
         spec, name, labels = self.spec, self.name, self.labels
         n_seqs, n_fed = spec.n_seqs, self.n_fed
@@ -174,8 +180,12 @@ class Scan(Op):
         ins = node.inputs[1:]
         steps_of = compile_steps(self, fn, [v.ndim for v in ins[:n_seqs]],
                                  [v.ndim + (taps == (-1,)) for v, taps in
-                                  zip(ins[n_seqs:n_seqs + n_fed], fed_taps)])
-        c_steps = CLoop.of(self, fn)  # the steps in C, once compiled, where it takes a call
+                                  zip(ins[n_seqs:n_seqs + n_fed], fed_taps)], device)
+        # the steps in C, once compiled, where it takes a call
+        c_steps = CLoop.of(self, fn) if device is None else None
+
+        def on_host(v) -> bool:
+            return device is None or not device.is_device_array(v)
         reverse = self.reverse
         dense = self._product_operands()
         kept: list = [None] * n_fed  # each state's buffer of the previous call
@@ -197,7 +207,7 @@ class Scan(Op):
                 seqs = [s[n - 1::-1] if n else s[:0] for s in seqs]
             inits = args[n_seqs:n_seqs + n_fed]
             rest = args[n_seqs + n_fed:]
-            if dense and n > 1:
+            if dense and n > 1 and device is None:
                 # a matrix multiplied at every step is read in the layout BLAS is fastest on
                 # (a transposed view, W.T of a gradient, took 1.2-4x as long a product on
                 # OpenBLAS); the copy costs one read of it, which each step's product pays
@@ -208,9 +218,10 @@ class Scan(Op):
                         rest[k] = np.ascontiguousarray(v)
             bufs, offsets = [], []
             for k, (taps, init) in enumerate(zip(fed_taps, inits)):
-                init = np.asarray(init)
+                if on_host(init):
+                    init = np.asarray(init)
                 if taps == (-1,):
-                    buf = reused(kept, k, (n + 1,) + init.shape, init.dtype)
+                    buf = reused(kept, k, (n + 1,) + init.shape, init.dtype, device, init)
                     buf[0] = init
                     offset = 1
                 else:
@@ -221,7 +232,8 @@ class Scan(Op):
                             f"which reach {offset} steps before the start, but its initial value "
                             f"in outputs_info has only {init.shape[0]} rows (shape "
                             f"{init.shape}). Give it at least {offset} rows.")
-                    buf = reused(kept, k, (n + offset,) + init.shape[1:], init.dtype)
+                    buf = reused(kept, k, (n + offset,) + init.shape[1:], init.dtype,
+                                 device, init)
                     buf[:offset] = init[:offset]
                 bufs.append(buf)
                 offsets.append(offset)
@@ -241,9 +253,10 @@ class Scan(Op):
                 stacked = maps[k]
                 if stacked is None:  # no step ran: the lengths not known statically are 0
                     empty = (0,) + tuple(s or 0 for s in map_types[k].shape)
-                    stacked = np.empty(empty, dtype=map_types[k].dtype)
+                    stacked = np.empty(empty, dtype=map_types[k].dtype) if device is None \
+                        else device.empty(empty, map_types[k].dtype)
                 results[j] = stacked[:steps]
-            results += [np.array(v, copy=True) if v is rest[k] else v
+            results += [(np.array(v, copy=True) if on_host(v) else v.copy()) if v is rest[k] else v
                         for k, v in enumerate(shared)]
             return results[0] if single else tuple(results)
         run.steps = steps_of  # (its generated source, for tests and the curious)

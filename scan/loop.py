@@ -24,13 +24,16 @@ import numpy as np
 _counter = itertools.count()
 
 
-def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]) -> Callable:
+def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int],
+                  device: Any = None) -> Callable:
     """``steps(n, seqs, bufs, offsets, shared, nonseqs) -> (steps_run, maps, shared)`` for the
     Scan ``op`` whose compiled body is ``fn``: runs ``n`` steps reading row ``t`` of each
     sequence and rows ``t + offset + tap`` of each state's buffer, writing each state's result
     to row ``t + offset`` and stacking the map outputs (allocated at the first step, when their
     shape is known). ``seq_ndims``/``state_ndims``: the ranks of the sequences and of the state
-    buffers (a row of a vector is read as ``s[t, ...]``, a 0-d array, not a numpy scalar)."""
+    buffers (a row of a vector is read as ``s[t, ...]``, a 0-d array, not a numpy scalar).
+    ``device``: the runtime whose arrays the body returns, where a map output is stacked in
+    its memory (a device loop: ``scan/device.py``)."""
     spec, labels = op.spec, op.labels
     fed = [j for j, taps in enumerate(spec.outputs) if taps is not None]
     maps = [j for j, taps in enumerate(spec.outputs) if taps is None]
@@ -133,7 +136,7 @@ def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]
     reverse = getattr(op, "reverse", False)
 
     def new_map(j: int, value, n: int) -> np.ndarray:
-        stacked = reused(kept, j, (n,) + np.shape(value), dtypes[j])
+        stacked = reused(kept, j, (n,) + np.shape(value), dtypes[j], device, value)
         # a reverse loop writes step t at row n-1-t: through a reversed view, whose reversal
         # (by the caller) is the array in row order again
         return stacked[::-1] if reverse else stacked
@@ -160,16 +163,19 @@ def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]
     return steps
 
 
-def reused(kept: list, k: int, shape: tuple, dtype) -> np.ndarray:
+def reused(kept: list, k: int, shape: tuple, dtype, device: Any = None,
+           like: Any = None) -> Any:
     """``kept[k]`` if it has this shape and dtype and nothing else holds it (three references:
     the list's, the local and getrefcount's argument; an output of the previous call still
     held, or any view of it, holds it too), else a new array put in ``kept[k]``. A fresh large
     array costs a page fault per 4 KiB at its first write (W3's 3 MB of states or of the
     reverse loop's rows took ~800 a call, about 2 ms). Checking and taking happen without
-    releasing the GIL, so two threads never take the same array."""
+    releasing the GIL, so two threads never take the same array. A new array is in the memory
+    of ``device`` (a runtime) when ``like`` is one of its arrays, else in the host's."""
     buf = kept[k]
     if buf is None or buf.shape != shape or buf.dtype != dtype or getrefcount(buf) != 3:
-        buf = kept[k] = np.empty(shape, dtype=dtype)
+        on_device = device is not None and device.is_device_array(like)
+        buf = kept[k] = device.empty(shape, dtype) if on_device else np.empty(shape, dtype)
     return buf
 
 

@@ -31,7 +31,7 @@ from ...config import config
 from ...ops import scalar as S
 from ...ops.alloc import Alloc
 from ...ops.blas import Dot, Gemm, _dot_broadcastable
-from ...ops.dimshuffle import DimShuffle
+from ...ops.dimshuffle import DimShuffle, Rebroadcast
 from ...ops.elemwise import Elemwise
 from ...ops.fused import Fused, ScalarGraph
 from ...ops.fused_reduce import FusedReduce
@@ -526,7 +526,7 @@ def _after_first(node: Apply) -> list[int]:
 
 # Views and index scalars: the ops' own impls use array methods only (a[idx], transpose,
 # reshape), which device arrays have, once their lengths and indices are host numbers.
-@device_thunk(DimShuffle, Transfer, Flatten)
+@device_thunk(DimShuffle, Rebroadcast, Transfer, Flatten)
 def _view(node: Apply, dev: _Build) -> Callable:
     return node.op.impl(node)
 
@@ -749,7 +749,9 @@ class _Build:
             return _moving_out(fn, node, self.rt, moved) if moved else fn
         entry = _entry(DEVICE_THUNKS, node.op)
         try:
-            fn = entry(node, self) if entry is not None else None
+            # (an op holding inner graphs gets them compiled: a loop's body)
+            fn = None if entry is None else entry(node, self, inner) if inner else \
+                entry(node, self)
         except _UNWRITABLE:  # the CUDA dialect has no spelling for something in it
             fn = None
         if fn is None:
