@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ops import scalar as _S
 from ..ops.fused import ScalarGraph
 from .dialect import C, Dialect
 from .dialect import render as render_row
@@ -1394,3 +1395,222 @@ def cuda_reduce_launch(arrays: Sequence, axis: Sequence[int], kind: str, *,
     return CudaReduceLaunch(len(kept), len(reduced), index32, n, r, tuple(kept),
                             tuple(reduced), tuple(tuple(s) for s in strides),
                             tuple(out_strides), tuple(tuple(e) for e in extra_strides))
+
+
+# -- per-element logic traced from numpy code; a kernel of generator streams ------------------
+
+class _Value:
+    """A value of a function being traced (``trace``): a reference of the graph recorded so
+    far. Python's operators and ``np.where`` on it record rows of the scalar table, with
+    numpy's dtypes (a Python int takes the other operand's integer dtype, a Python float
+    makes an integer operand float64), so that the function's numpy code is the formula."""
+
+    __slots__ = ("tracer", "key", "dtype")
+
+    def __init__(self, tracer: _Tracer, key: tuple, dtype: str):
+        self.tracer, self.key, self.dtype = tracer, key, dtype
+
+    def _binary(self, op, other, swap: bool = False) -> _Value:
+        other = self.tracer.operand(other, self.dtype)
+        a, b = (other, self) if swap else (self, other)
+        return self.tracer.step(op, a, b)
+
+    def __add__(self, o):
+        return self._binary(_S.add, o)
+
+    def __radd__(self, o):
+        return self._binary(_S.add, o, True)
+
+    def __sub__(self, o):
+        return self._binary(_S.sub, o)
+
+    def __rsub__(self, o):
+        return self._binary(_S.sub, o, True)
+
+    def __mul__(self, o):
+        return self._binary(_S.mul, o)
+
+    def __rmul__(self, o):
+        return self._binary(_S.mul, o, True)
+
+    def __and__(self, o):
+        return self._binary(_S.and_, o)
+
+    __rand__ = __and__
+
+    def __or__(self, o):
+        return self._binary(_S.or_, o)
+
+    __ror__ = __or__
+
+    def __xor__(self, o):
+        return self._binary(_S.xor, o)
+
+    __rxor__ = __xor__
+
+    def _shift_amount(self, k) -> int:
+        if not (isinstance(k, (int, np.integer)) and 0 <= k < 63 and self.dtype in
+                ("int64", "int32", "uint32", "uint64")):
+            raise TypeError(f"a traced shift takes a constant amount (0 to 62) on a 32- or "
+                            f"64-bit integer, got {self.dtype} by {k!r}")
+        return 1 << int(k)
+
+    # numpy's shifts as the table's rows: x << k is x * 2**k (both wrap alike) and x >> k,
+    # an arithmetic shift, is floor(x / 2**k), numpy's floor_divide
+    def __lshift__(self, k):
+        return self._binary(_S.mul, self._shift_amount(k))
+
+    def __rshift__(self, k):
+        return self._binary(_S.int_div, self._shift_amount(k))
+
+    def __lt__(self, o):
+        return self._binary(_S.lt, o)
+
+    def __le__(self, o):
+        return self._binary(_S.le, o)
+
+    def __gt__(self, o):
+        return self._binary(_S.gt, o)
+
+    def __ge__(self, o):
+        return self._binary(_S.ge, o)
+
+    def __neg__(self):
+        return self.tracer.step(_S.neg, self)
+
+    def astype(self, dtype, copy: bool = True) -> _Value:
+        dtype = str(np.dtype(dtype))
+        return self if dtype == self.dtype else self.tracer.step(_S.cast_op(dtype), self)
+
+    def __bool__(self):
+        raise TypeError("a traced value has no truth value: write the choice with np.where")
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func is np.where and len(args) == 3 and not kwargs:
+            cond, a, b = args
+            tracer = self.tracer
+            dtype = next(v.dtype for v in (a, b, cond) if isinstance(v, _Value))
+            return tracer.step(_S.switch, tracer.operand(cond, "bool"),
+                               tracer.operand(a, dtype), tracer.operand(b, dtype))
+        raise TypeError(f"{getattr(func, '__name__', func)} cannot be traced into the scalar "
+                        "table's rows")
+
+
+class _Tracer:
+    """The graph a traced function records: its arguments, the constants it uses, the steps."""
+
+    def __init__(self, in_dtypes: Sequence[str]):
+        self.args = [_Value(self, ("in", k), d) for k, d in enumerate(in_dtypes)]
+        self.constants: dict[tuple, _Value] = {}
+        self.steps: list[tuple] = []
+
+    def operand(self, v, dtype: str) -> _Value:
+        """``v`` as a traced value: a constant takes ``dtype`` as numpy's weak scalars do."""
+        if isinstance(v, _Value):
+            return v
+        if isinstance(v, (bool, np.bool_)):
+            dt = "bool"
+        elif isinstance(v, (int, np.integer)):
+            dt = dtype if dtype != "bool" else "int64"
+        elif isinstance(v, (float, np.floating)):
+            dt = dtype if dtype.startswith("float") else "float64"
+        else:
+            raise TypeError(f"a traced function used {v!r}, which is not a number")
+        key = (dt, v.item() if isinstance(v, np.generic) else v)
+        if key not in self.constants:
+            self.constants[key] = _Value(self, ("const", len(self.constants)), dt)
+        return self.constants[key]
+
+    def step(self, op, *operands: _Value) -> _Value:
+        dtype = op.output_dtype(*(v.dtype for v in operands))
+        self.steps.append((op, tuple(v.key for v in operands)))
+        return _Value(self, ("step", len(self.steps) - 1), dtype)
+
+
+
+@dataclass(frozen=True)
+class TracedGraph:
+    """A per-element function as the renderer takes it: ``graph`` over the function's
+    ``n_args`` arguments, then its ``constants`` (their values, in that order)."""
+
+    graph: ScalarGraph
+    n_args: int
+    constants: tuple
+
+    def literal(self, r: int, dialect: Dialect) -> str:
+        """Input ``r`` of ``graph``, a constant, as a literal of its C type."""
+        value, dtype = self.constants[r - self.n_args], self.graph.in_dtypes[r]
+        if dtype == "bool":
+            return "true" if value else "false"
+        if isinstance(value, float):
+            if not np.isfinite(value):
+                raise ValueError(f"a traced constant {value} has no literal")
+            return f"(({dialect.ctype(dtype)}){value!r})"
+        return f"(({dialect.ctype(dtype)}){int(value)}LL)"
+
+
+def trace(fn: Callable, in_dtypes: Sequence[str]) -> TracedGraph:
+    """``fn``, numpy code computing elementwise on arrays of ``in_dtypes`` with operators
+    (``+ - * & | ^ << >>``, comparisons), ``np.where`` and ``astype``, as a scalar graph: the
+    renderer then writes the very logic the numpy code runs (``ops/random.mrg_step`` is the
+    one description of MRG31k3p for the CPU and the device). ``fn`` returns a tuple of
+    values, the graph's outputs."""
+    tracer = _Tracer(in_dtypes)
+    outs = fn(*tracer.args)
+    outs = [tracer.operand(v, "int64") for v in outs]
+    n_args, consts = len(in_dtypes), list(tracer.constants.items())
+    n_in = n_args + len(consts)
+
+    def ref(key: tuple) -> int:
+        kind, k = key
+        return k if kind == "in" else n_args + k if kind == "const" else n_in + k
+    graph = ScalarGraph(tuple(in_dtypes) + tuple(dt for (dt, _), _ in consts),
+                        tuple((op, tuple(ref(k) for k in keys)) for op, keys in tracer.steps),
+                        tuple(ref(v.key) for v in outs))
+    return TracedGraph(graph, n_args, tuple(value for (_, value), _ in consts))
+
+
+def render_streams(step: TracedGraph, state_dtype: str, name: str, dialect: Dialect, *,
+                   prelude: bool = True) -> str:
+    """A CUDA kernel drawing ``n`` samples from a generator's streams, one thread per stream
+    (a grid-stride loop over them). ``step`` maps a stream's state (its ``k`` arguments) to
+    the next state (its first ``k`` outputs) and one sample (the last output): stream ``s``
+    draws the samples ``s, s + n_streams, s + 2 n_streams...`` below ``n`` in turn, so that
+    sample ``i`` is the ``(i // n_streams)``-th draw of stream ``i % n_streams``, the order of
+    ``ops/random.mrg_uniform_sample``. The state is carried in registers in the step's dtype
+    and stored as ``state_dtype``.
+
+    ``name(const S *state, S *next, T *out, long long n, long long n_streams)``: the
+    (n_streams, k) C-order states, where the states after the draws go (which may be
+    ``state`` itself: each thread reads its row before writing it), and the samples (C order)."""
+    graph, k = step.graph, step.n_args
+    if len(graph.outputs) != k + 1 or graph.out_dtypes[:k] != graph.in_dtypes[:k]:
+        raise ValueError(f"a stream step maps {k} state values to {k} and a sample, got "
+                         f"{graph.in_dtypes[:k]} -> {graph.out_dtypes}")
+    ct = dialect.ctype
+    st, carried, sample = ct(state_dtype), graph.in_dtypes[:k], graph.out_dtypes[k]
+
+    def load(r: int, t: str) -> str:
+        return f"c{r}" if r < k else step.literal(r, dialect)
+
+    def store(a: int, t: str, v: str) -> str:
+        j = a - len(graph.in_dtypes)
+        return f"c{j} = {v}" if j < k else f"out[i] = {v}"
+    body = _element(graph, dialect, load, store)
+    src = [dialect.prelude(sorted({*graph.ref_dtypes, state_dtype}))] if prelude else []
+    src += [f'extern "C" __global__ void {name}(',
+            f"    const {st} *state, {st} *next, {ct(sample)} *out,",
+            "    const long long n, const long long n_streams)",
+            "{",
+            "    for (long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
+            "         s < n_streams; s += (long long)blockDim.x * gridDim.x) {",
+            *[f"        {ct(d)} c{j} = ({ct(d)})state[s * {k} + {j}];"
+              for j, d in enumerate(carried)],
+            "        for (long long i = s; i < n; i += n_streams) {",
+            *["            " + line for line in body],
+            "        }",
+            *[f"        next[s * {k} + {j}] = ({st})c{j};" for j in range(k)],
+            "    }",
+            "}",
+            ""]
+    return "\n".join(src)

@@ -49,6 +49,9 @@ A1p134 = ((1702500920, 1849582496, 1656874625), (828554832, 1702500920, 15124199
 A2p134 = ((796789021, 1464208080, 607337906), (1241679051, 1431130166, 1464208080),
           (1401213391, 1178684362, 1431130166))
 
+#: ``SharedVariable.kind`` of a draw's stream states, which a device keeps in its memory
+MRG_STATE = "mrg31k3p"
+
 # the float conversion of each output dtype: (mask, offset, NORM), as Theano's CPU code has it
 _MRG_FLOAT = {"float16": (0x7fff, 1, float(np.float16(3.0458e-05))),
               "float32": (0xffffffff, 0, float(np.float32(4.6566126e-10))),
@@ -847,7 +850,7 @@ class MRG_RandomStreams:  # noqa: N801 - Theano's name
         orig_nstreams = nstreams
         if nstreams is None:
             nstreams = self.n_streams(size)
-        node_rstate = shared(self.get_substream_rstates(nstreams, dtype))
+        node_rstate = shared(self.get_substream_rstates(nstreams, dtype), kind=MRG_STATE)
         new_rstate, u = MRGUniform(dtype, nd)(node_rstate, vec)
         u = self.pretty_return(node_rstate, new_rstate, u, size, orig_nstreams)
         r = u * (high - low) + low

@@ -5,8 +5,9 @@ call reads it and writes updates without a lookup.
 
 Where a value lives is the placement's choice (``set_placement``): by default every value is a
 numpy array; with a CUDA device configured, the device backend installs one that keeps float
-arrays in device memory. ``get_value`` then gives numpy unless asked for the internal type, and
-pickling stores host data, placed again when loaded.
+arrays in device memory, and the states whose ``kind`` it knows (an MRG generator's).
+``get_value`` then gives numpy unless asked for the internal type, and pickling stores host
+data, placed again when loaded.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class HostPlacement:
     def is_device_array(self, value: Any) -> bool:
         return False
 
-    def place(self, value: np.ndarray, ttype: TensorType) -> Any:
+    def place(self, value: np.ndarray, ttype: TensorType, kind: str | None = None) -> Any:
         return value
 
     def to_host(self, value: Any) -> np.ndarray:
@@ -81,12 +82,18 @@ class SharedVariable(Variable):
     (``TensorType.shared_type``: a shared tensor has the tensor operators)."""
 
     _type_slot = "shared_type"
+    #: what the value is where its type alone does not say where it lives: a random
+    #: generator's state (``ops/random.MRG_STATE``, an int32 matrix that a device keeps next
+    #: to the kernel advancing it); None for every other value
+    kind: str | None = None
 
     def __init__(self, type: TensorType, value: Any, name: str | None = None,
-                 borrow: bool = False, trace: Trace | None = None):
+                 borrow: bool = False, trace: Trace | None = None, kind: str | None = None):
         super().__init__(type, name=name, trace=trace)
         self.container = _Container([None])
         self.default_update = None
+        if kind is not None:
+            self.kind = kind
         self.set_value(value, borrow=borrow)
 
     def get_value(self, borrow: bool = False, return_internal_type: bool = False):
@@ -110,7 +117,7 @@ class SharedVariable(Variable):
             self.container[0] = arr
             return
         arr = self.type.filter(value, var=self)
-        placed = placement.place(arr, self.type)
+        placed = placement.place(arr, self.type, kind=self.kind)
         if placed is arr and arr is value and not borrow:
             placed = arr.copy()
         self.container[0] = placed
@@ -125,6 +132,7 @@ class SharedVariable(Variable):
         Variable.__init__(twin, self.type, name=self.name, trace=self.trace)
         twin.container = self.container
         twin.default_update = self.default_update
+        twin.kind = self.kind
         return twin
 
     def __repr__(self) -> str:
@@ -133,18 +141,19 @@ class SharedVariable(Variable):
 
 def shared(value: Any, name: str | None = None, strict: bool = False,
            allow_downcast: bool | None = None, borrow: bool = False,
-           shape=None, broadcastable=None) -> SharedVariable:
+           shape=None, broadcastable=None, kind: str | None = None) -> SharedVariable:
     """Make a shared variable holding ``value`` (copied unless ``borrow``).
 
     Its type takes dtype and ndim from the value; no dimension is broadcastable unless
     ``broadcastable`` (or a static ``shape``) says so, so later values may change shape.
+    ``kind`` names a state a placement keeps apart from ordinary values (``SharedVariable.kind``).
     """
     if isinstance(value, (SharedVariable,)) or hasattr(value, "owner"):
         raise TypeError(f"shared() takes a value (an array or number), not the symbolic "
                         f"variable {value!r}")
     if _PLACEMENT[0].is_device_array(value):  # a device array: keep it there
         ttype = TensorType(str(value.dtype), shape=(None,) * value.ndim)
-        return SharedVariable(ttype, value, name=name, borrow=borrow)
+        return SharedVariable(ttype, value, name=name, borrow=borrow, kind=kind)
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype == object or arr.dtype.kind in "USVM":
         raise TypeError(f"shared() needs numeric data; got {type(value).__name__} of dtype "
@@ -153,4 +162,4 @@ def shared(value: Any, name: str | None = None, strict: bool = False,
         shape = (None,) * arr.ndim if broadcastable is None else [1 if b else None
                                                                    for b in broadcastable]
     ttype = TensorType(str(arr.dtype), shape=shape)
-    return SharedVariable(ttype, arr, name=name, borrow=borrow or arr is not value)
+    return SharedVariable(ttype, arr, name=name, borrow=borrow or arr is not value, kind=kind)

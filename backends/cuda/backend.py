@@ -102,7 +102,8 @@ class _Residency:
     def __init__(self, fgraph):
         host = set()
         for var in fgraph.inputs:
-            if isinstance(var.type, TensorType) and not _placed_on_device(var.type):
+            if isinstance(var.type, TensorType) and not _placed_on_device(
+                    var.type, getattr(var, "kind", None)):
                 host.add(var)
         self.host_nodes = set()
         for node in fgraph.toposort():
@@ -137,9 +138,16 @@ def _reads_on_host(node: Apply, i: int) -> bool:
     return wants_host is not None and i in wants_host(node)
 
 
-def _placed_on_device(t: TensorType) -> bool:
-    """Where a graph input of type ``t`` lives: float arrays of rank >= 1 on the device."""
-    return t.dtype.startswith("float") and t.ndim >= 1
+#: ``SharedVariable.kind``s of states kept in device memory (a device op advances them in
+#: place): filled by the module registering that op (``mrg.py``: MRG31k3p streams)
+DEVICE_STATES: set[str] = set()
+
+
+def _placed_on_device(t: TensorType, kind: str | None = None) -> bool:
+    """Where a graph input of type ``t`` lives: float arrays of rank >= 1 on the device, and
+    shared states of a ``kind`` in ``DEVICE_STATES`` (not integer arrays in general: indices
+    and counters are cheaper on the host)."""
+    return t.dtype.startswith("float") and t.ndim >= 1 or kind in DEVICE_STATES
 
 
 def _runtime_of(value: Any):
@@ -152,14 +160,15 @@ def _runtime_of(value: Any):
 
 
 class Placement:
-    """``symbolic.shared``'s placement while a device is configured: a float array's value
-    goes to the device when it is set; every other value stays a numpy array."""
+    """``symbolic.shared``'s placement while a device is configured: a float array's value,
+    or a state of a kind in ``DEVICE_STATES``, goes to the device when it is set; every other
+    value stays a numpy array."""
 
     def is_device_array(self, value: Any) -> bool:
         return _runtime_of(value) is not None
 
-    def place(self, value: np.ndarray, ttype: TensorType) -> Any:
-        if not (on_device() and _placed_on_device(ttype)):
+    def place(self, value: np.ndarray, ttype: TensorType, kind: str | None = None) -> Any:
+        if not (on_device() and _placed_on_device(ttype, kind)):
             return value
         return runtime().to_device(value)
 
@@ -171,7 +180,7 @@ class Placement:
         if np.dtype(value.dtype) != ttype.numpy_dtype or value.ndim != ttype.ndim:
             raise TypeError(f"set_value of {var!r}: a device array of dtype {value.dtype} and "
                             f"{value.ndim} dimensions for a variable of type {ttype}")
-        if not (on_device() and _placed_on_device(ttype)):
+        if not (on_device() and _placed_on_device(ttype, getattr(var, "kind", None))):
             return self.to_host(value)
         return value
 
@@ -737,10 +746,36 @@ class HostOpError(RuntimeError):
 class _Build:
     """One ``build``: the thunks of its nodes, given where its values live."""
 
-    def __init__(self, rt, residency: _Residency):
+    def __init__(self, rt, residency: _Residency, fgraph=None, plan: Plan | None = None):
         self.rt, self.residency = rt, residency
         self.module = _Module(rt)
         self.host_ops: list[Apply] = []
+        self.fgraph, self.plan = fgraph, plan
+
+    def overwrites(self, node: Apply, i: int, o: int) -> bool:
+        """Whether ``node``'s thunk may write output ``o`` over input ``i``'s array: the
+        input is a shared value that nothing else in the graph reads (no other node, no
+        output, no other variable of its storage) and the output is nothing but that
+        value's update (a random state advanced in place: no copy, and no one sees the old
+        value change)."""
+        fgraph, fplan = self.fgraph, self.plan
+        if fgraph is None or fplan is None:
+            return False
+        var, new = node.inputs[i], node.outputs[o]
+        shared_inputs = fgraph.inputs[fplan.n_explicit:]
+        box = next((c for v, c in zip(shared_inputs, fplan.shared_containers) if v is var),
+                   None)
+        if box is None or list(fgraph.clients.get(var, ())) != [(node, i)] or any(
+                c is box and v is not var and fgraph.clients.get(v)
+                for v, c in zip(shared_inputs, fplan.shared_containers)):
+            return False
+        uses = list(fgraph.clients.get(new, ()))
+        if len(uses) != 1 or uses[0][0] != "output":
+            return False
+        k = uses[0][1] - fplan.n_outputs
+        copies = list(fplan.copy_updates) + [False] * len(fplan.update_containers)
+        return 0 <= k < len(fplan.update_containers) and \
+            fplan.update_containers[k] is box and not copies[k]
 
     def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
         if node in self.residency.host_nodes:
@@ -860,9 +895,12 @@ class _Resident(list):
     wants it (moved when it lives elsewhere), and an update stored where the variable's
     value lives."""
 
-    def __init__(self, container: list, rt, on_host: bool):
+    def __init__(self, container: list, rt, on_host: bool, home: bool = False):
         super().__init__([None])
         self.container, self.rt, self.host = container, rt, on_host
+        # a device state's value (DEVICE_STATES) goes back to the device with its next
+        # update wherever it was (a CPU linker's function, unpickling, left it on the host)
+        self.home = home
 
     def __getitem__(self, k):
         value = self.container[k]
@@ -874,7 +912,7 @@ class _Resident(list):
         return value
 
     def __setitem__(self, k, value) -> None:
-        stays = self.rt.is_device_array(self.container[k])
+        stays = self.home or self.rt.is_device_array(self.container[k])
         if stays and not self.rt.is_device_array(value):
             value = _up(self.rt, value, "an update computed on the host")
         elif not stays and self.rt.is_device_array(value):
@@ -916,12 +954,15 @@ class CudaBackend(NumpyBackend):
             list(plan.borrow_outputs) or [False] * plan.n_outputs, fgraph.outputs)]
         ins = fgraph.inputs
         views: dict[int, _Resident] = {}
+        homes = {id(c) for c, v in zip(plan.shared_containers, ins[n:])
+                 if getattr(v, "kind", None) in DEVICE_STATES}
 
         def resident(container: list, on_host: bool) -> _Resident:
             # one view per container: the memory plan matches an update with the value it
             # replaces by the container's identity
             if id(container) not in views:
-                views[id(container)] = _Resident(container, rt, on_host)
+                views[id(container)] = _Resident(container, rt, on_host,
+                                                 id(container) in homes)
             return views[id(container)]
 
         dev_plan = dataclasses.replace(
@@ -940,7 +981,7 @@ class CudaBackend(NumpyBackend):
             # (only the products take an output buffer: a weight update accumulates into
             # the weight's own device array)
             inplace_updates=plan.inplace_updates)
-        build = _Build(rt, residency)
+        build = _Build(rt, residency, fgraph, plan)
         fn = _build(build, fgraph, dev_plan, array_type=rt.array_type,
                     asarray=lambda v: v if rt.is_device_array(v) else np.asarray(v),
                     synchronize=rt.synchronize)  # (a profile times each node's launches)
@@ -986,5 +1027,6 @@ def _returning_host(fn: Callable, rt, fplan: Plan, keep: Sequence[bool]) -> Call
 register("cuda", CudaBackend())
 
 
-# pooling and convolution (a module of its own; it registers its thunks with device_thunk)
-from . import pool_conv  # noqa: E402, F401
+# device ops in modules of their own, each registering its thunks with device_thunk:
+# MRG31k3p random streams; pooling and convolution
+from . import mrg, pool_conv  # noqa: E402, F401

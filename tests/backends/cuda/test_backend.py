@@ -14,6 +14,7 @@ from theon import config
 from theon.backends.cuda.backend import HostOpError
 from theon.backends.cuda.runtime import DeviceUnavailable
 from theon.backends.cuda.simulator import DeviceArray
+from theon.sandbox.rng_mrg import MRG_RandomStreams
 
 
 def _mlp(dtype: str = "float32"):
@@ -223,6 +224,7 @@ def _device_modules() -> list[tuple[str, str]]:
     """(label, CUDA source) of the modules that device functions of several kinds compile."""
     x, y, t = T.matrix("x"), T.matrix("y"), T.tensor3("t")
     v = T.vector("v", dtype="float32")
+    srng = MRG_RandomStreams(1)
     cases = {
         "training step float32": _mlp("float32")[0],
         "training step float64": _mlp("float64")[0],
@@ -233,6 +235,9 @@ def _device_modules() -> list[tuple[str, str]]:
                      (v > 0).sum(), T.switch(v > 0, v, 2 * v) // 3]),
         "epilogues and rows": theon.function(
             [x, t], [0.5 - 2 * x.sum(axis=0), x.mean(), T.nnet.softmax(t, axis=(0, 2))]),
+        "random streams": theon.function(  # MRG31k3p kernels (backends/cuda/mrg.py)
+            [x], [x * srng.binomial(size=x.shape, p=0.8, dtype=x.dtype),
+                  srng.uniform((5,), dtype="float32")]),
     }
     return [(label, f.fn.module.source()) for label, f in cases.items()]
 
