@@ -64,8 +64,16 @@ def test_a_dropout_graph_passes_assert_no_cpu_op(device):
     finally:
         config.assert_no_cpu_op = "ignore"
     assert f.fn.host_ops == []
+    # a recorded call (kernel_plan) puts the state it overwrote back as it was
+    from theon import printing
+    state = srng.state_updates[0][0]
+    start = state.get_value()
+    plan = printing.kernel_plan(f, np.ones((3, 4)), file=None)
+    assert plan.launches[0].name.startswith("MRGUniform")
+    np.testing.assert_array_equal(state.get_value(), start)
     r = f(np.ones((3, 4)))
     assert set(np.unique(r)) <= {0.0, 1.0}
+    assert not np.array_equal(state.get_value(), start)
 
 
 def test_a_state_read_elsewhere_is_not_overwritten(device):
