@@ -86,12 +86,14 @@ def render_pool(kind: str, dtype: str, name: str, index32: bool = True) -> str:
         pointers = [f"const {t} *x", f"{t} *out"]
     lines = _signature(name, pointers, ("total", *POOL_INTS), ix)
 
-    def window(j: str, k: str, s: str, w: str, p: str, n: str) -> list[str]:
-        # window j's extent in the padded axis, and the input's own elements in it
-        return [f"const {ix} {j}s = {j} * {s};",
-                f"const {ix} {j}e = {j}s + {w} < {n} + 2 * {p} ? {j}s + {w} : {n} + 2 * {p};",
-                f"const {ix} {k}0 = ({j}s > {p} ? {j}s : {p}) - {p};",
-                f"const {ix} {k}1 = ({j}e < {n} + {p} ? {j}e : {n} + {p}) - {p};"]
+    def window(j: str, k: str, s: str, w: str, p: str, n: str, inner: bool = True
+               ) -> list[str]:
+        # window j's extent in the padded axis, and (inner) the input's own elements in it
+        lines = [f"const {ix} {j}s = {j} * {s};",
+                 f"const {ix} {j}e = {j}s + {w} < {n} + 2 * {p} ? {j}s + {w} : {n} + 2 * {p};"]
+        return lines + [f"const {ix} {k}0 = ({j}s > {p} ? {j}s : {p}) - {p};",
+                        f"const {ix} {k}1 = ({j}e < {n} + {p} ? {j}e : {n} + {p}) - {p};"
+                        ] * inner
 
     def count(mode: str) -> str:
         if mode == "average_inc_pad":
@@ -148,9 +150,10 @@ def render_pool(kind: str, dtype: str, name: str, index32: bool = True) -> str:
         elif mode == "sum":
             body += ["        acc += gz[o];"]
         else:
+            inner = mode == "average_exc_pad"
             body += ["        " + line for line in
-                     window("oh", "h", "sh", "wh", "ph", "H") +
-                     window("ow", "w", "sw", "ww", "pw", "W")]
+                     window("oh", "h", "sh", "wh", "ph", "H", inner) +
+                     window("ow", "w", "sw", "ww", "pw", "W", inner)]
             body += [f"        acc += gz[o] / ({t})({count(mode)});"]
         body += ["    }", "gx[i] = acc;"]
     return "\n".join([*lines, *("        " + line for line in body), "    }", "}", ""])

@@ -222,12 +222,14 @@ def test_debugprint_marks_ops_on_the_host(device):
 
 def _device_modules() -> list[tuple[str, str]]:
     """(label, CUDA source) of the modules that device functions of several kinds compile."""
+    from tests.backends.cuda.test_pool_conv import _lenet
     x, y, t = T.matrix("x"), T.matrix("y"), T.tensor3("t")
     v = T.vector("v", dtype="float32")
     srng = MRG_RandomStreams(1)
     cases = {
         "training step float32": _mlp("float32")[0],
         "training step float64": _mlp("float64")[0],
+        "convolution and pooling": _lenet("float32")[0],  # and their gradients
         "layouts": theon.function([x, y], [T.tanh(x * 2 + y), (x * y).sum(axis=0),
                                            T.exp(x).max(axis=1), (x + y.T).sum()]),
         "softmax and integer work": theon.function(
