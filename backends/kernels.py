@@ -1546,7 +1546,8 @@ class TracedGraph:
             if not np.isfinite(value):
                 raise ValueError(f"a traced constant {value} has no literal")
             return f"(({dialect.ctype(dtype)}){value!r})"
-        return f"(({dialect.ctype(dtype)}){int(value)}LL)"
+        suffix = "ULL" if int(value) > 2 ** 63 - 1 else "LL"
+        return f"(({dialect.ctype(dtype)}){int(value)}{suffix})"
 
 
 def trace(fn: Callable, in_dtypes: Sequence[str]) -> TracedGraph:

@@ -759,8 +759,8 @@ class _Build:
         value's update (a random state advanced in place: no copy, and no one sees the old
         value change)."""
         fgraph, fplan = self.fgraph, self.plan
-        if fgraph is None or fplan is None:
-            return False
+        if fgraph is None or fplan is None or not fplan.inplace_updates:
+            return False  # (a checking mode keeps the old values to compare)
         var, new = node.inputs[i], node.outputs[o]
         shared_inputs = fgraph.inputs[fplan.n_explicit:]
         box = next((c for v, c in zip(shared_inputs, fplan.shared_containers) if v is var),
