@@ -25,11 +25,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ...ops import scalar as S
 from ...ops.conv import (
     AbstractConv2d,
     AbstractConv2d_gradInputs,
     AbstractConv2d_gradWeights,
 )
+from ...ops.fused import ScalarGraph
 from ...ops.pool import (
     AveragePoolGrad,
     DownsampleFactorMaxGradGrad,
@@ -40,7 +42,7 @@ from ...ops.pool import (
 from ...symbolic.graph import Apply
 from .. import dialect as D
 from . import plan
-from .backend import BLOCK, _Build, _copier, _host_error, device_thunk
+from .backend import BLOCK, _Build, _copier, _Elementwise, _host_error, device_thunk
 
 #: the dtypes these kernels are written for (a pooling of integers runs on the host)
 FLOATS = ("float32", "float64")
@@ -406,6 +408,17 @@ class _Conv:
                 *op.filter_dilation, pads[0][0], pads[1][0], sb, sk)
 
 
+#: bytes of im2col columns one launch may write: a larger batch is convolved in slices of
+#: whole images (a ResNet layer's columns for a batch of 128 are about 1 GB)
+COLUMN_BYTES = 1 << 28
+
+
+def _slices(batch: int, per_image: int) -> list[tuple[int, int]]:
+    """The batch in slices whose columns (``per_image`` bytes an image) fit ``COLUMN_BYTES``."""
+    step = max(1, COLUMN_BYTES // max(per_image, 1))
+    return [(lo, min(lo + step, batch)) for lo in range(0, batch, step)]
+
+
 @device_thunk(AbstractConv2d)
 def _conv2d(node: Apply, dev: _Build) -> Callable | None:
     """The convolution as im2col columns (B, groups, taps, positions) and one batched product
@@ -422,13 +435,21 @@ def _conv2d(node: Apply, dev: _Build) -> Callable | None:
         taps, positions = cg * kh * kw, int(np.prod(out))
         if b * o * positions == 0:
             return rt.zeros((b, o, *out), conv.dtype)
-        cols = rt.empty((b, c * kh * kw, positions), conv.dtype)
-        conv.kernel(cols.size, [_contiguous(conv.copy, img), cols],
-                    conv.ints(img.shape, kern.shape, pads, out, c * kh * kw * positions,
-                              positions), 0)
+        img = _contiguous(conv.copy, img)
         filters = _contiguous(conv.copy, kern).reshape(g, o // g, taps)
-        r = _product(rt, filters, cols.reshape(b, g, taps, positions), conv.label)
-        return r.reshape(b, o, *out)
+        parts = _slices(b, c * kh * kw * positions * img.itemsize)
+        cols = rt.empty((parts[0][1], c * kh * kw, positions), conv.dtype)
+        result = rt.empty((b, o, *out), conv.dtype) if len(parts) > 1 else None
+        for lo, hi in parts:
+            part = cols[:hi - lo]
+            conv.kernel(part.size, [img[lo:hi], part],
+                        conv.ints(img.shape, kern.shape, pads, out, c * kh * kw * positions,
+                                  positions), 0)
+            r = _product(rt, filters, part.reshape(hi - lo, g, taps, positions), conv.label)
+            if result is None:
+                return r.reshape(b, o, *out)
+            result[lo:hi] = r.reshape(hi - lo, o, *out)
+        return result
     return run
 
 
@@ -440,11 +461,14 @@ def _shape_on_host(node: Apply) -> tuple[int]:
 def _conv2d_grad_weights(node: Apply, dev: _Build) -> Callable | None:
     """The filters' gradient: im2col columns laid out (groups, taps, B x positions) and one
     product per group by the output gradient moved to (groups, out per group, B x
-    positions), transposed: the sum over the batch is inside the product."""
+    positions), transposed: the sum over the batch is inside the product (and, for a batch
+    in slices, a kernel adding each slice's product)."""
     if not _conv_ok(node):
         return None
     conv = _Conv(node, dev, render_im2col, "im2col")
-    rt, g = dev.rt, node.op.num_groups
+    rt, g, dtype = dev.rt, node.op.num_groups, conv.dtype
+    add = _Elementwise(ScalarGraph.of_row(S.add, (dtype, dtype)), dev,
+                       f"{conv.label} sum of slices", 3)
 
     def run(img, topgrad, kshape):
         (b, c, _, _), o = img.shape, topgrad.shape[1]
@@ -453,18 +477,25 @@ def _conv2d_grad_weights(node: Apply, dev: _Build) -> Callable | None:
         kh, kw = kern_shape[2:]
         taps, positions = kern_shape[1] * kh * kw, int(np.prod(out))
         if b * positions * o * taps == 0:
-            return rt.zeros(kern_shape, conv.dtype)
-        cols = rt.empty((c * kh * kw, b, positions), conv.dtype)
-        conv.kernel(cols.size, [_contiguous(conv.copy, img), cols],
-                    conv.ints(img.shape, kern_shape, pads, out, positions, b * positions),
-                    0)
-        # (O, B, OH, OW): a copy unless the batch is one image
-        dy = topgrad if b == 1 else conv.copy((topgrad.transpose(1, 0, 2, 3),),
-                                              (o, b, *out))[0]
-        dy = _contiguous(conv.copy, dy).reshape(g, o // g, b * positions)
-        r = _product(rt, dy, cols.reshape(g, taps, b * positions).transpose(0, 2, 1),
-                     conv.label)
-        return r.reshape(kern_shape)
+            return rt.zeros(kern_shape, dtype)
+        img = _contiguous(conv.copy, img)
+        parts = _slices(b, c * kh * kw * positions * img.itemsize)
+        cols = rt.empty((c * kh * kw, parts[0][1], positions), dtype)
+        dw = None
+        for lo, hi in parts:
+            n = hi - lo
+            part = cols if n == parts[0][1] else rt.empty((c * kh * kw, n, positions), dtype)
+            conv.kernel(part.size, [img[lo:hi], part],
+                        conv.ints((n, *img.shape[1:]), kern_shape, pads, out, positions,
+                                  n * positions), 0)
+            # (O, n, OH, OW): a copy unless the slice is one image
+            dy = topgrad[lo:hi] if n == 1 else conv.copy(
+                (topgrad[lo:hi].transpose(1, 0, 2, 3),), (o, n, *out))[0]
+            dy = _contiguous(conv.copy, dy).reshape(g, o // g, n * positions)
+            r = _product(rt, dy, part.reshape(g, taps, n * positions).transpose(0, 2, 1),
+                         conv.label)
+            dw = r if dw is None else add((dw, r), tuple(r.shape), out=dw)[0]
+        return dw.reshape(kern_shape)
     return run
 
 
@@ -488,10 +519,12 @@ def _conv2d_grad_inputs(node: Apply, dev: _Build) -> Callable | None:
             return rt.zeros(img_shape, conv.dtype)
         filters = _contiguous(conv.copy, kern).reshape(g, o // g, taps).transpose(0, 2, 1)
         dy = _contiguous(conv.copy, topgrad).reshape(b, g, o // g, positions)
-        cols = _product(rt, filters, dy, conv.label)  # (B, groups, taps, positions)
         dx = rt.empty(img_shape, conv.dtype)
-        conv.kernel(dx.size, [cols, dx],
-                    conv.ints(img_shape, kern.shape, pads, out, c * kh * kw * positions,
-                              positions), dx.size * kh * kw)
+        for lo, hi in _slices(b, c * kh * kw * positions * dx.itemsize):
+            cols = _product(rt, filters, dy[lo:hi], conv.label)  # (n, groups, taps, positions)
+            part = dx[lo:hi]
+            conv.kernel(part.size, [cols, part],
+                        conv.ints(part.shape, kern.shape, pads, out, c * kh * kw * positions,
+                                  positions), part.size * kh * kw)
         return dx
     return run

@@ -163,6 +163,21 @@ def test_launches_too_large_for_32_bit_indices_use_the_64_bit_variant(device, mo
     assert widths.count(True) == 5 and widths.count(False) == 5
 
 
+def test_a_batch_whose_columns_are_too_large_is_convolved_in_slices(device, monkeypatch):
+    """With room for the columns of two images, a batch of five runs in three slices (the
+    filter gradient adding theirs): the same results."""
+    monkeypatch.setattr(pool_conv, "COLUMN_BYTES", 2 * 3 * 4 * 20 * 8)  # (C kh kw OH OW)
+
+    def build():
+        x, w = T.tensor4("x"), T.tensor4("w")
+        c = T.nnet.conv2d(x, w, subsample=(1, 2))
+        return [x, w], [c, *T.grad((c * c).sum(), [x, w])]
+    assert pool_conv._slices(5, 3 * 4 * 20 * 8) == [(0, 2), (2, 4), (4, 5)]
+    rng = np.random.default_rng(6)
+    _cpu_and_device(build, [rng.normal(size=(5, 3, 6, 9)), rng.normal(size=(2, 3, 2, 2))],
+                    "float64")
+
+
 def test_shapes_the_op_refuses_raise_the_cpu_error(device):
     x, w = T.tensor4("x"), T.tensor4("w")
     f = theon.function([x, w], T.nnet.conv2d(x, w))
