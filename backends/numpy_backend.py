@@ -358,6 +358,7 @@ def _with_host_values(fn: Callable, fgraph, plan: Plan) -> Callable:
                     c[0] = placement.place(np.asarray(c[0]), ttype)
     # (not ``body``: a loop running the body itself would skip the copies)
     run.__dict__.update({k: v for k, v in fn.__dict__.items() if k != "body"})
+    run.__wrapped__ = fn  # (what it runs, for introspection: the generated function)
     return run
 
 

@@ -8,9 +8,10 @@ and writes device arrays. Only the step count crosses, once a call.
 
 The body decides where each of its inputs lives by its type (float arrays of rank >= 1 on the
 device, scalars and integer arrays on the host), as the outer graph does for the loop's inputs.
-A loop whose rows would change sides (a float sequence whose rows are scalars, a scalar state
-with several taps, a body output of another side than its stacked output) runs on the host with
-explicit transfers instead, as any op without a device version does.
+A loop whose values would change sides (a float sequence whose rows are scalars, a scalar or
+integer state, which the body may compute on the device from device values) runs on the host
+with explicit transfers instead, as any op without a device version does. A stacked output
+is made where the body's first value of it is.
 """
 from __future__ import annotations
 
@@ -27,28 +28,22 @@ def _host_inputs(node: Apply) -> list[int]:
 
 
 def _same_sides(op: Scan, node: Apply) -> bool:
-    """Whether every value the loop hands the body (a row, a tap, a non-sequence) and takes
-    from it (a state, a stacked output) lives on the same side inside as outside."""
+    """Whether every value the loop hands the body lives on the same side inside as outside:
+    a sequence's rows as the sequence, a non-sequence as itself; and whether every value fed
+    back (a state's taps, a shared value) is a device array on both sides. (A body computes a
+    scalar on the device when it reads a device value: fed back into a scalar input, which a
+    body keeps on the host, it would change sides every step.)"""
     spec, inner = op.spec, op.inner_inputs
     outer = node.inputs[1:]
-    pairs, p = [], 0
-    for k in range(spec.n_seqs):
-        pairs.append((outer[k], inner[p]))
-        p += 1
-    fed = [taps for taps in spec.outputs if taps is not MAP]
-    for k, taps in enumerate(fed):
-        for _ in taps:
-            pairs.append((outer[spec.n_seqs + k], inner[p]))
-            p += 1
-    for k in range(len(inner) - p):  # shared values, then non-sequences: passed as they are
-        pairs.append((outer[spec.n_seqs + len(fed) + k], inner[p + k]))
-    if any(_placed_on_device(a.type) != _placed_on_device(b.type) for a, b in pairs):
-        return False
-    # each output: the stacked rows (or the final shared value) and the body's value
-    results = op.inner_outputs[:len(spec.outputs) + spec.n_shared]
-    return all(_placed_on_device(o.type) == _placed_on_device(r.type)
-               for o, r in zip(node.outputs, results)
-               ) and all(_placed_on_device(r.type) for r in results[:len(spec.outputs)])
+    n_fed = sum(taps is not MAP for taps in spec.outputs)
+    n_taps = sum(len(taps) for taps in spec.outputs if taps is not MAP)
+    seqs = inner[:spec.n_seqs]
+    fed = inner[spec.n_seqs:spec.n_seqs + n_taps + spec.n_shared]
+    nonseqs = inner[spec.n_seqs + n_taps + spec.n_shared:]
+    outer_nonseqs = outer[spec.n_seqs + n_fed + spec.n_shared:]
+    return all(_placed_on_device(a.type) == _placed_on_device(b.type) for a, b in
+               zip(outer[:spec.n_seqs] + outer_nonseqs, seqs + nonseqs)) and \
+        all(_placed_on_device(v.type) for v in fed)
 
 
 @device_thunk(Scan, host_args=_host_inputs)

@@ -12,7 +12,8 @@ from theon.compile.mode import Mode
 
 def _steps(f) -> str:
     """The generated source of the steps of the one Scan node of ``f``."""
-    values = list(f.fn.__globals__.values())
+    fn = getattr(f.fn, "__wrapped__", f.fn)  # (under a device: the host-values wrapper's)
+    values = list(fn.__globals__.values())
     values += [step[0] for v in values if isinstance(v, list) for step in v
                if isinstance(step, tuple) and step]  # a table's steps: (thunk, ...)
     found = {id(v): v.steps.source for v in values if hasattr(v, "steps")}
