@@ -25,13 +25,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ...ops import scalar as S
 from ...ops.conv import (
     AbstractConv2d,
     AbstractConv2d_gradInputs,
     AbstractConv2d_gradWeights,
 )
-from ...ops.fused import ScalarGraph
 from ...ops.pool import (
     AveragePoolGrad,
     DownsampleFactorMaxGradGrad,
@@ -42,7 +40,7 @@ from ...ops.pool import (
 from ...symbolic.graph import Apply
 from .. import dialect as D
 from . import plan
-from .backend import BLOCK, _Build, _copier, _Elementwise, _host_error, device_thunk
+from .backend import BLOCK, _Build, _host_error, device_thunk
 
 #: the dtypes these kernels are written for (a pooling of integers runs on the host)
 FLOATS = ("float32", "float64")
@@ -247,9 +245,16 @@ class _Kernel:
             plan.launch("kernel", self.label, grid, BLOCK, plan.nbytes(arrays), flops)
 
 
-def _contiguous(copy, a):
-    """``a`` itself when C-contiguous (what the kernels index), else a contiguous copy."""
-    return a if a.flags.c_contiguous else copy((a,), tuple(a.shape))[0]
+def _contiguous(rt, a, label: str):
+    """``a`` itself when C-contiguous (what the kernels index), else a contiguous copy by the
+    array library (rare: a transposed view; a copy kernel of the module for every node would
+    cost each function's compile more than it saves)."""
+    if a.flags.c_contiguous:
+        return a
+    out = rt.xp.ascontiguousarray(a)
+    if plan.recording() is not None:
+        plan.launch("array", f"{label} copy", 1, 1, 2 * out.nbytes, 0)
+    return out
 
 
 def _product(rt, a, b, label: str):
@@ -282,7 +287,6 @@ class _Pooling:
         self.node, self.ib = node, op.ignore_border
         self.kernel = _Kernel(lambda name, i32: render_pool(kind, dtype, name, i32), dtype,
                               dev, f"{type(op).__name__}{{{op.mode}}}")
-        self.copy = _copier(dtype, dev, f"{type(op).__name__} copy", node.inputs[0].ndim)
         self.rt = dev.rt
 
     def geometry(self, args: Sequence, x, pooled: Sequence, same: Sequence):
@@ -301,7 +305,7 @@ class _Pooling:
 
     def launch(self, arrays: Sequence, out_shape: tuple, total: int, h: int, w: int, out,
                params, flops: int):
-        arrays = [_contiguous(self.copy, a) for a in arrays]
+        arrays = [_contiguous(self.rt, a, self.kernel.label) for a in arrays]
         result = self.rt.empty(out_shape, self.node.outputs[0].dtype)
         self.kernel(total, [*arrays, result], (h, w, *out, *params), flops)
         return result
@@ -379,8 +383,8 @@ def _conv_ok(node: Apply) -> bool:
 
 
 class _Conv:
-    """What the three convolution thunks share: the op, its im2col or col2im kernel, a copy
-    kernel for non-contiguous operands, and the checked geometry of a call."""
+    """What the three convolution thunks share: the op, its im2col or col2im kernel, and the
+    checked geometry of a call."""
 
     def __init__(self, node: Apply, dev: _Build, render: Callable, what: str):
         op, dtype = node.op, node.outputs[0].dtype
@@ -388,7 +392,9 @@ class _Conv:
         self.label = type(op).__name__
         self.kernel = _Kernel(lambda name, i32: render(dtype, name, op.filter_flip, i32),
                               dtype, dev, f"{self.label} {what}")
-        self.copy = _copier(dtype, dev, f"{self.label} copy", 4)
+
+    def contiguous(self, a):
+        return _contiguous(self.rt, a, self.label)
 
     def geometry(self, args: Sequence, img_shape, kern_shape, topgrad=None):
         """(pads, output lengths) from the op's own arithmetic; a call the numpy path refuses
@@ -435,8 +441,8 @@ def _conv2d(node: Apply, dev: _Build) -> Callable | None:
         taps, positions = cg * kh * kw, int(np.prod(out))
         if b * o * positions == 0:
             return rt.zeros((b, o, *out), conv.dtype)
-        img = _contiguous(conv.copy, img)
-        filters = _contiguous(conv.copy, kern).reshape(g, o // g, taps)
+        img = conv.contiguous(img)
+        filters = conv.contiguous(kern).reshape(g, o // g, taps)
         parts = _slices(b, c * kh * kw * positions * img.itemsize)
         cols = rt.empty((parts[0][1], c * kh * kw, positions), conv.dtype)
         result = rt.empty((b, o, *out), conv.dtype) if len(parts) > 1 else None
@@ -467,8 +473,6 @@ def _conv2d_grad_weights(node: Apply, dev: _Build) -> Callable | None:
         return None
     conv = _Conv(node, dev, render_im2col, "im2col")
     rt, g, dtype = dev.rt, node.op.num_groups, conv.dtype
-    add = _Elementwise(ScalarGraph.of_row(S.add, (dtype, dtype)), dev,
-                       f"{conv.label} sum of slices", 3)
 
     def run(img, topgrad, kshape):
         (b, c, _, _), o = img.shape, topgrad.shape[1]
@@ -478,7 +482,7 @@ def _conv2d_grad_weights(node: Apply, dev: _Build) -> Callable | None:
         taps, positions = kern_shape[1] * kh * kw, int(np.prod(out))
         if b * positions * o * taps == 0:
             return rt.zeros(kern_shape, dtype)
-        img = _contiguous(conv.copy, img)
+        img = conv.contiguous(img)
         parts = _slices(b, c * kh * kw * positions * img.itemsize)
         cols = rt.empty((c * kh * kw, parts[0][1], positions), dtype)
         dw = None
@@ -489,12 +493,18 @@ def _conv2d_grad_weights(node: Apply, dev: _Build) -> Callable | None:
                         conv.ints((n, *img.shape[1:]), kern_shape, pads, out, positions,
                                   n * positions), 0)
             # (O, n, OH, OW): a copy unless the slice is one image
-            dy = topgrad[lo:hi] if n == 1 else conv.copy(
-                (topgrad[lo:hi].transpose(1, 0, 2, 3),), (o, n, *out))[0]
-            dy = _contiguous(conv.copy, dy).reshape(g, o // g, n * positions)
+            dy = conv.contiguous(topgrad[lo:hi] if n == 1 else
+                                 topgrad[lo:hi].transpose(1, 0, 2, 3))
+            dy = dy.reshape(g, o // g, n * positions)
             r = _product(rt, dy, part.reshape(g, taps, n * positions).transpose(0, 2, 1),
                          conv.label)
-            dw = r if dw is None else add((dw, r), tuple(r.shape), out=dw)[0]
+            if dw is None:
+                dw = r
+            else:
+                rt.xp.add(dw, r, out=dw)
+                if plan.recording() is not None:
+                    plan.launch("array", f"{conv.label} sum of slices", 1, 1, 3 * r.nbytes,
+                                r.size)
         return dw.reshape(kern_shape)
     return run
 
@@ -517,8 +527,8 @@ def _conv2d_grad_inputs(node: Apply, dev: _Build) -> Callable | None:
         taps, positions = cg * kh * kw, int(np.prod(out))
         if b * o * positions * taps == 0 or 0 in img_shape:
             return rt.zeros(img_shape, conv.dtype)
-        filters = _contiguous(conv.copy, kern).reshape(g, o // g, taps).transpose(0, 2, 1)
-        dy = _contiguous(conv.copy, topgrad).reshape(b, g, o // g, positions)
+        filters = conv.contiguous(kern).reshape(g, o // g, taps).transpose(0, 2, 1)
+        dy = conv.contiguous(topgrad).reshape(b, g, o // g, positions)
         dx = rt.empty(img_shape, conv.dtype)
         for lo, hi in _slices(b, c * kh * kw * positions * dx.itemsize):
             cols = _product(rt, filters, dy[lo:hi], conv.label)  # (n, groups, taps, positions)
