@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -777,11 +778,19 @@ class _Build:
         return 0 <= k < len(fplan.update_containers) and \
             fplan.update_containers[k] is box and not copies[k]
 
+    def _kept_intact(self, var) -> bool:
+        """Whether no node of the graph writes into ``var``'s array (a destroy_map)."""
+        clients = self.fgraph.clients.get(var, ()) if self.fgraph is not None else None
+        return clients is not None and not any(
+            node != "output" and any(i in d for d in getattr(node.op, "destroy_map", {}).values())
+            for node, i in clients)
+
     def thunk(self, node: Apply, inner: Sequence[Callable] = ()) -> Callable:
         if node in self.residency.host_nodes:
             fn = numpy_thunk(node, inner)
             moved = [k for k, o in enumerate(node.outputs) if o in self.residency.moved]
-            return _moving_out(fn, node, self.rt, moved) if moved else fn
+            return _moving_out(fn, node, self.rt, moved, [
+                self._kept_intact(o) for o in node.outputs]) if moved else fn
         entry = _entry(DEVICE_THUNKS, node.op)
         try:
             # (an op holding inner graphs gets them compiled: a loop's body)
@@ -823,18 +832,51 @@ class _Build:
         return run
 
 
-def _moving_out(fn: Callable, node: Apply, rt, moved: Sequence[int]) -> Callable:
-    """A host node's thunk whose outputs ``moved`` go to the device as they are made."""
+def _moving_out(fn: Callable, node: Apply, rt, moved: Sequence[int],
+               intact: Sequence[bool]) -> Callable:
+    """A host node's thunk whose outputs ``moved`` go to the device as they are made (the
+    copy of the previous call reused while the value is the same and ``intact`` says nothing
+    writes into it)."""
     what = f"the result of {node.op}, made on the host"
+    ups = {k: _Upload(rt, what) if intact[k] else partial(_to_device, rt, what=what)
+           for k in moved}
     if len(node.outputs) == 1:
-        return lambda *args: _to_device(rt, fn(*args), what)
+        up = ups[0]
+        return lambda *args: up(fn(*args))
 
     def run(*args):
         res = list(fn(*args))
         for k in moved:
-            res[k] = _to_device(rt, res[k], what)
+            res[k] = ups[k](res[k])
         return tuple(res)
     return run
+
+
+class _Upload:
+    """A host value's copy on the device, made again only when the value changes. The small
+    values a graph computes on the host each call (a mean's ``1/n``, row indices from
+    ``arange``) are most often the same from call to call, and on a GPU each copy is a
+    synchronous memcpy costing more than the launches it feeds. For a value that nothing
+    writes into (the caller checks), up to ``MAX_BYTES``; larger ones are copied each call."""
+
+    MAX_BYTES = 1 << 16
+    __slots__ = ("rt", "what", "last")
+
+    def __init__(self, rt, what: str):
+        self.rt, self.what = rt, what
+        self.last: tuple = (None, None)  # (key, device copy), replaced whole: thread-safe
+
+    def __call__(self, value):
+        if not isinstance(value, (np.ndarray, np.generic)):
+            return value
+        value = np.asarray(value)
+        if value.nbytes > self.MAX_BYTES:
+            return _up(self.rt, value, self.what)
+        key = (value.dtype.str, value.shape, value.tobytes())
+        last = self.last
+        if last[0] != key:
+            last = self.last = (key, _up(self.rt, value, self.what))
+        return last[1]
 
 
 def _up(rt, value: np.ndarray, what: str):
@@ -871,20 +913,24 @@ def _moving(fn: Callable, node: Apply, rt, residency: _Residency,
     checked = [i for i in range(len(node.inputs)) if i not in consts and i not in fixed]
     up, down = f"a host value for {node.op}", f"a device value {node.op} reads on the host"
     host_types = (np.ndarray, np.generic)
+    # a host value this node only reads goes up once while it stays the same
+    destroyed = {i for d in getattr(node.op, "destroy_map", {}).values() for i in d}
+    ups = {i: partial(_to_device, rt, what=up) if i in destroyed else _Upload(rt, up)
+           for i in range(len(node.inputs))}
 
     def run(*args, **out):  # (``out=``, for a thunk that takes it)
         args = list(args)
         for i, value in consts.items():
             args[i] = value
         for i in fixed:
-            args[i] = _to_device(rt, args[i], up)
+            args[i] = ups[i](args[i])
         for i in checked:
             value = args[i]
             if i in host_args:
                 if rt.is_device_array(value):
                     args[i] = _down(rt, value, down)
             elif isinstance(value, host_types):
-                args[i] = _to_device(rt, value, up)
+                args[i] = ups[i](value)
         return fn(*args, **out)
     run.takes_out = getattr(fn, "takes_out", False)
     return run

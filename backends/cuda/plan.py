@@ -159,8 +159,11 @@ def nbytes(arrays: Sequence[Any]) -> int:
 
 
 def kernel_plan(f: Callable, *args: Any) -> KernelPlan:
-    """Run the compiled device function ``f`` once on ``args`` and return its plan; shared
-    values the call updates are put back as they were."""
+    """Run the compiled device function ``f`` on ``args`` and return the plan of a call as
+    every call after the first makes it (a first call unrecorded, then the recorded one: the
+    first also compiles the kernels and sends the host values that stay the same, such as a
+    mean's ``1/n``, which later calls reuse); shared values the calls update are put back as
+    they were."""
     fn = getattr(f, "fn", f)
     if not hasattr(fn, "shared_containers"):
         raise TypeError("kernel_plan needs a function compiled for a device (device=cuda)")
@@ -168,6 +171,17 @@ def kernel_plan(f: Callable, *args: Any) -> KernelPlan:
     saved = [c[0] for c in containers]
     # an update may be written into its shared value's own buffer: keep the contents too
     contents = [v.copy() if hasattr(v, "copy") else v for v in saved]
+
+    def restore() -> None:
+        for c, value, content in zip(containers, saved, contents):
+            if value is not content:
+                value[...] = content
+            c[0] = value
+
+    try:
+        f(*args)
+    finally:
+        restore()
     plan = KernelPlan()
     _RECORDING[0] = plan
     try:
@@ -176,8 +190,5 @@ def kernel_plan(f: Callable, *args: Any) -> KernelPlan:
         touch([c[0] for c in fn.update_containers], read=False, written=True)
     finally:
         _RECORDING[0] = None
-        for c, value, content in zip(containers, saved, contents):
-            if value is not content:
-                value[...] = content
-            c[0] = value
+        restore()
     return plan
