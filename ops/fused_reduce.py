@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..symbolic.graph import Apply, Variable
+from ..symbolic.trace import format_trace
 from ..symbolic.types import TensorType
 from .base import Op, graph_error
 from .fused import Fused, ScalarGraph, elemwise_of
@@ -154,7 +155,16 @@ class FusedReduce(Op):
 
         def run(*args):
             value = prologue(*args[:k])
-            result = reduce(value)
+            try:
+                result = reduce(value)
+            except (ValueError, TypeError) as err:
+                if finish is None:
+                    raise  # the backend names this node's line: the reduction's
+                # the node's line is the epilogue's: name the reduction's own (max of an
+                # empty axis is the user's max, not the product read after it)
+                raise type(err)(f"{err}\nwhile computing {reduced.op} (node created at "
+                                f"{format_trace(reduced.outputs[0].trace)}), fused into "
+                                f"{self}") from err
             if finish is not None:
                 result = finish(result, *args[k:])
             return (result, value) if keep else result

@@ -22,6 +22,8 @@ from theon.ops.fused_reduce import FusedReduce
 from theon.ops.reduce import Reduce
 
 PY = Mode(linker="py")
+# a device's fusion does more (compile/rules/fusion.py: keep_prologues, fuse_epilogues)
+ON_DEVICE = theon.config.device != "cpu"
 UNFUSED = Mode(linker="py").excluding("fusion")
 NO_REWRITES = Mode(linker="py", optimizer=None)
 RNG = np.random.default_rng(18)
@@ -94,9 +96,14 @@ def test_what_does_not_fuse():
         ([x, y], [e.sum(axis=0), T.tanh(e)]),                # read by another node
         ([x, y], [e.sum(axis=1), e]),                        # an output
     ]
-    for inputs, outs in cases:
+    for k, (inputs, outs) in enumerate(cases):
         values = [RNG.normal(size=(3, 3)) for _ in inputs]
         f = same_as_unfused(inputs, outs, values)
+        if ON_DEVICE and k >= 2:
+            # a device's fusion computes e in the sum's kernel and outputs it as well
+            # (fusion.keep_prologues): e is still written once, never recomputed
+            assert [n.op.keep for n in of(f, FusedReduce)] == [True], outs
+            continue
         assert not of(f, FusedReduce), outs
     # an intermediate given as an input is read, not computed
     h = T.exp(x)
@@ -116,7 +123,9 @@ def test_a_fused_chain_becomes_the_prologue():
     f = same_as_unfused([x, y], out, [RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4))])
     (node,) = of(f, FusedReduce)
     assert [op.name for op, _ in node.op.graph.steps] == ["mul", "tanh"]
-    assert str(node.op) == "Sum{axis=[0]}(tanh((i0 * i1)))"
+    # (a device's fusion takes the exp reading the sum too: fusion.fuse_epilogues)
+    assert str(node.op) == "Sum{axis=[0]}(tanh((i0 * i1)))" + (" -> exp(r)" if ON_DEVICE
+                                                                else "")
 
 
 def test_bounds_are_kept(monkeypatch):
@@ -209,11 +218,15 @@ def test_gradient_of_a_fused_function_matches_the_unfused_one():
 
 # -- errors and checking ----------------------------------------------------------------------
 
-def test_max_of_an_empty_axis_names_the_users_line():
+@pytest.mark.parametrize("device_fusion", [False, True])
+def test_max_of_an_empty_axis_names_the_users_line(monkeypatch, device_fusion):
+    if device_fusion:  # the device's fusion gives the max its reader ``* 2`` as an epilogue
+        monkeypatch.setattr(theon.config, "device", "cuda")
     x = T.matrix("x")
     m = T.exp(x).max(axis=1); line = sys._getframe().f_lineno  # noqa: E702
     f = theon.function([x], m * 2, mode=PY)
-    assert of(f, FusedReduce)
+    (node,) = of(f, FusedReduce)
+    assert (node.op.epilogue is not None) == (theon.config.device != "cpu")
     with pytest.raises(ValueError, match="max of an empty array") as err:
         f(np.ones((3, 0)))
     assert f"{__file__}:{line}" in str(err.value)
