@@ -836,7 +836,10 @@ class SimulatorRuntime(Runtime):
       along x from 1 to 3 more than asked, which a grid-stride kernel (every kernel theon
       renders) must not notice (``$THEON_CUDA_SIMULATOR_RANDOM_GRIDS``: a seed);
     - ``quick``: kernels built without optimisation, faster to build and slower to run
-      (``$THEON_CUDA_SIMULATOR_QUICK=1``)."""
+      (``$THEON_CUDA_SIMULATOR_QUICK=1``);
+    - ``sources``: None, or a folder where each module's CUDA text is also written (once per
+      text, named by its hash), so that a whole run's kernels can go through NVRTC afterwards
+      (``$THEON_CUDA_SIMULATOR_SOURCES``; CI's gate: ``tests/backends/cuda/nvrtc_gate.py``)."""
 
     name = "simulator"
     array_type = DeviceArray
@@ -849,6 +852,8 @@ class SimulatorRuntime(Runtime):
         seed = env("THEON_CUDA_SIMULATOR_RANDOM_GRIDS")
         self.random_grids = None if not seed else np.random.default_rng(int(seed))
         self.quick = bool(int(env("THEON_CUDA_SIMULATOR_QUICK") or 0))
+        self.sources = Path(env("THEON_CUDA_SIMULATOR_SOURCES")) if env(
+            "THEON_CUDA_SIMULATOR_SOURCES") else None
 
     def to_device(self, host: np.ndarray) -> DeviceArray:
         if type(host) is DeviceArray:
@@ -866,7 +871,17 @@ class SimulatorRuntime(Runtime):
         return host
 
     def _new_module(self, source: str) -> Module:
+        if self.sources is not None:
+            self._keep_source(source)
         return _SimModule(self, source)
+
+    def _keep_source(self, source: str) -> None:
+        self.sources.mkdir(parents=True, exist_ok=True)
+        path = self.sources / f"{hashlib.sha256(source.encode()).hexdigest()[:32]}.cu"
+        if not path.exists():  # (written whole under another name, then renamed)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(source, encoding="utf-8")
+            os.replace(tmp, path)
 
     def matmul(self, a: DeviceArray, b: DeviceArray, out: DeviceArray | None = None
                ) -> DeviceArray:

@@ -253,15 +253,9 @@ def test_device_modules_compile_with_nvrtc_for_sm80_and_sm90(device):
     if isinstance(nvrtc, str):
         pytest.skip(nvrtc)
     for label, source in _device_modules():
-        for arch in ("sm_80", "sm_90"):
-            ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
-            assert ok, f"{label} ({arch}):\n{log}"
-            report = [line for line in log.splitlines() if line.strip()]
-            assert all(line.startswith("ptxas") and "warning" not in line.lower()
-                       for line in report), f"{label} ({arch}):\n{log}"
-            assert "spill stores" in log and all(
-                "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads" in line
-                for line in report if "spill" in line), f"{label} ({arch}):\n{log}"
+        for arch in harness.GATE_ARCHS:
+            problem = harness.gate_problem(nvrtc, source, arch)
+            assert problem is None, f"{label}: {problem}"
 
 
 def test_a_reduction_ends_with_the_elementwise_work_on_its_result(device):

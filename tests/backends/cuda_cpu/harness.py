@@ -91,6 +91,24 @@ class Nvrtc:
 
 
 _NVRTC: list = []
+GATE_ARCHS = ("sm_80", "sm_90")
+
+
+def gate_problem(nvrtc: Nvrtc, source: str, arch: str) -> str | None:
+    """What keeps a device module's ``source`` from passing the gate for ``arch``, or None:
+    NVRTC must compile it with an empty log but for ptxas's resource report (``-Xptxas=-v``),
+    which must show no warning, no spill and no stack frame."""
+    ok, log, _ = nvrtc.compile(source, (f"-arch={arch}", "-Xptxas=-v"))
+    if not ok:
+        return f"does not compile for {arch}:\n{log}"
+    report = [line for line in log.splitlines() if line.strip()]
+    if not all(line.startswith("ptxas") and "warning" not in line.lower() for line in report):
+        return f"compiles for {arch} with warnings:\n{log}"
+    if "spill stores" not in log or not all(
+            "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads" in line
+            for line in report if "spill" in line):
+        return f"spills or uses a stack frame on {arch}:\n{log}"
+    return None
 
 
 def nvrtc() -> Nvrtc | str:
