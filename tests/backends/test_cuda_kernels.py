@@ -317,7 +317,10 @@ def test_every_kernel_compiles_with_nvrtc_for_sm80_and_sm90_without_warnings(
 
 def test_the_fused_graphs_come_from_fast_run():
     labels = {label for label, _ in fused_graphs()}
-    assert labels == {"W1", "softmax", "log-softmax", "MLP step", "float64"}
+    # (a device's fusion has the softmax's sum compute exp(x - max) and output it too:
+    # fusion.keep_prologues leaves a lone division, no Fused node)
+    assert labels == {"W1", "log-softmax", "MLP step", "float64"} | (
+        set() if theon.config.device != "cpu" else {"softmax"})
     w1 = [g for label, g in fused_graphs() if label == "W1"]
     assert len(w1) == 1 and len(w1[0].steps) == 7  # the whole expression in one kernel
 

@@ -177,7 +177,8 @@ def test_source_and_linecache(form):
     f = theano.function([c, x], ifelse(c, T.exp(x), T.log(x)).sum() * 2)
     if form == "table":
         assert "_run" in f.source and "# IfElse" in f.source and "segment0" in f.source
-        assert re.search(r"r\[\d+\] = f\d+\(r\[\d+\]\)  # Sum", f.source)
+        # (a device's fusion makes the sum's reader * 2 its epilogue: a second register)
+        assert re.search(r"r\[\d+\] = f\d+\(r\[\d+\](, r\[\d+\])?\)  # Sum", f.source)
         assert re.search(r"v\d+ = f\d+\(p\d+\)  # Elemwise{exp}", f.source)  # in its function
     else:
         assert "if " in f.source and "Elemwise{exp}" in f.source
