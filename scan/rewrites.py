@@ -306,6 +306,29 @@ def _bounding(n: Variable) -> set[Variable]:
     return out
 
 
+def _fuses_in_the_loop(v: Variable, order: list[Apply], row_nodes: set[Apply],
+                       outputs: list[Variable]) -> bool:
+    """Whether row-wise ``v`` is elementwise work (no product) read only by elementwise
+    nodes of the body: left in the loop it joins their kernel, where moved out it would be
+    one more pass over the whole sequence, written and read back (a BPTT loop's ``1 - h**2``
+    over the stored states, one pass of W3's gradient)."""
+    if v in outputs:
+        return False
+    readers = [n for n in order if n not in row_nodes and v in n.inputs]
+    if not readers or not all(isinstance(n.op, Elemwise) for n in readers):
+        return False
+    todo, seen = [v], set()
+    while todo:
+        node = todo.pop().owner
+        if node is None or node not in row_nodes or node in seen:
+            continue
+        if not isinstance(node.op, (Elemwise, DimShuffle)):
+            return False
+        seen.add(node)
+        todo += node.inputs
+    return True
+
+
 def _row_node(node: Apply, kind: Callable[[Variable], str | None]) -> bool:
     """Whether ``node`` is row-wise: applied to the stacked rows of the steps, it gives the
     stacked results (``kind`` says "row" for a variable that is a step's row, "fixed" for one
@@ -433,7 +456,8 @@ def scan_sequence_work_before_loop(fgraph, node):
             rows[o] = reads
     if not rows:
         return None
-    moved = _frontier(order, set(rows), outputs)
+    moved = [v for v in _frontier(order, set(rows), outputs)
+             if not _fuses_in_the_loop(v, order, row_nodes, outputs)]
     if not moved:
         return None
     nonseq_outer = {i: o for o, i in loop.nonseqs}
