@@ -446,6 +446,10 @@ def _reduction(node: Apply, dev: _Build) -> Callable | None:
                                           zip(a.shape, kept, var.type.broadcastable))
                for a, var in zip(args[n_in:], node.inputs[n_in:])):
             _host_error(node, args, "the epilogue's inputs do not fit the reduction's result")
+        if op.kind in ("max", "min") and op.initial is None and all(kept) and \
+                not all(shape[d] for d in kernel.axis):
+            # the node's line is its epilogue's: the CPU's error names the max's own
+            _host_error(node, args, f"{op.kind} of an empty array")
         return kernel(args, shape)
     return run
 

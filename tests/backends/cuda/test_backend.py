@@ -383,6 +383,20 @@ def test_argmax_and_argmin_are_one_launch(device, dtype):
         f(np.zeros((2, 0, 3), dtype))
 
 
+def test_max_of_an_empty_axis_names_the_max_under_an_epilogue(device):
+    """A max given its reader as an epilogue (fusion.fuse_epilogues) is refused on an empty
+    axis with the CPU's error, naming the user's line of the max, not of its reader."""
+    import sys
+    x = T.matrix("x")
+    m = T.exp(x).max(axis=1); line = sys._getframe().f_lineno  # noqa: E702
+    f = theon.function([x], m * 2)
+    assert not f.fn.host_ops
+    np.testing.assert_allclose(f(np.zeros((2, 3))), [2.0, 2.0])
+    with pytest.raises(ValueError, match="max of an empty array") as err:
+        f(np.ones((3, 0)))
+    assert f"{__file__}:{line}" in str(err.value)
+
+
 @pytest.mark.parametrize("linker", ["py", "c"])
 def test_a_cpu_linker_reads_and_updates_device_shared_values(device, linker):
     """A function compiled for a CPU linker while device=cuda computes on host copies of the
