@@ -477,6 +477,9 @@ def _einsum_conv(x, w, pad, sub=(1, 1)):
     return np.einsum("nchwij,ocij->nohw", win[:, :, ::sub[0], ::sub[1]], w)
 
 
+@pytest.mark.skipif(theano.config.device != "cpu", reason=(
+    "about the CPU convolution's internals (ops/conv_impl.py): a device runs conv2d as its "
+    "own kernels (backends/cuda/pool_conv.py)"))
 def test_shift_path_float32_and_size_rule(run, monkeypatch):
     """At a ResNet-like size (64 channels, 3x3, pad 1) the shift path is taken by the sizes
     alone, in float32 and float64, and agrees with a reference; strided, with few channels or
@@ -536,6 +539,9 @@ def test_batch_split_over_threads(run, three_threads, monkeypatch, shift, mode, 
     assert gx.shape == (0, 4, 6, 7) and not gw.any()
 
 
+@pytest.mark.skipif(theano.config.device != "cpu", reason=(
+    "about the CPU convolution's internals (ops/conv_impl.py): a device runs conv2d as its "
+    "own kernels (backends/cuda/pool_conv.py)"))
 def test_threads_restore_blas_after_an_error(three_threads, monkeypatch):
     """An error in a thread's part is raised to the caller, after every part has ended and
     BLAS's thread count is back."""
