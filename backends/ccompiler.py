@@ -65,6 +65,13 @@ STALE_SECONDS = 3600.0        # a tmp- item this old belongs to no live compile
 LOCK_WAIT_SECONDS = 300.0     # past this, compile anyway: the lock is only an optimisation
 COMPILE_TIMEOUT_SECONDS = 600.0
 _META_MAX_BYTES = 1 << 16
+# Held while a library is loaded, and by the CUDA stand-in while its kernels run: they keep
+# their __shared__ arrays and thread indices in thread-local storage of their own library,
+# which glibc allocates per thread on first use, and a dlopen in another thread at that moment
+# (a kernel library finishing its background compile) corrupted the heap (with random grids,
+# 2 of 2 runs of tests/backends/cuda on two workers under glibc's malloc checks; 0 of 2 with
+# this lock, or with one OpenMP thread)
+DLOPEN_LOCK = threading.RLock()
 
 # what this process did, for tests and benchmarks: compiled, disk_hits, memory_hits, rebuilt
 stats: Counter = Counter()
@@ -481,7 +488,8 @@ def _verify(entry: Path, key: str) -> tuple[Path | None, str | None]:
 
 def _try_load(entry: Path, key: str, name: str) -> LoadedLibrary | None:
     try:
-        cdll = ctypes.CDLL(str(entry / LIB))
+        with DLOPEN_LOCK:
+            cdll = ctypes.CDLL(str(entry / LIB))
     except OSError:
         return None
     try:  # an entry's time is its last use: `clear --older-than` drops the unused ones
@@ -493,7 +501,8 @@ def _try_load(entry: Path, key: str, name: str) -> LoadedLibrary | None:
 
 def _load_error(entry: Path) -> str:
     try:
-        ctypes.CDLL(str(entry / LIB))
+        with DLOPEN_LOCK:
+            ctypes.CDLL(str(entry / LIB))
     except OSError as exc:
         return str(exc)
     return "unknown error"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ...config import config
-from ..ccompiler import run_tool
+from ..ccompiler import DLOPEN_LOCK, run_tool
 from .runtime import Kernel, Module, Runtime
 
 HEADER = Path(__file__).resolve().with_name("theon_cuda_cpu.h")
@@ -224,7 +224,8 @@ def build(source: str, cache: Path | None = None, *, quick: bool = False) -> Pat
 
 def load(library: Path) -> ctypes.CDLL:
     """A built library, loaded, with its error function's type set."""
-    lib = ctypes.CDLL(str(library))
+    with DLOPEN_LOCK:
+        lib = ctypes.CDLL(str(library))
     lib.theon_cpu_last_error.restype = ctypes.c_char_p
     return lib
 
@@ -290,7 +291,9 @@ def launch(lib: ctypes.CDLL, fn, name: str, grid: Sequence[int], block: Sequence
         else:
             raise TypeError(f"{name}: argument {i} is a {type(a).__name__}")
         keep.append(held)
-    if fn(*grid, *block, int(shared_mem), ptrs, mode):
+    with DLOPEN_LOCK:  # (see there: no library loads while kernels run)
+        rc = fn(*grid, *block, int(shared_mem), ptrs, mode)
+    if rc:
         raise RuntimeError(f"{name}: {lib.theon_cpu_last_error().decode()}")
 
 
