@@ -27,8 +27,14 @@ def _draws():
 def test_draws_are_the_cpus_bit_for_bit_and_the_state_stays_on_the_device(device):
     X = np.ones((4, 9))
     config.device = "cpu"
-    f, srng = _draws()
-    want = [f(X) for _ in range(2)]
+    # the numpy path: the C backend's vector log and cos (libmvec) may round a normal an ulp
+    # from numpy's, and whether a call runs the C kernel depends on whether it is compiled yet
+    linker, config.linker = config.linker, "py"
+    try:
+        f, srng = _draws()
+        want = [f(X) for _ in range(2)]
+    finally:
+        config.linker = linker
     want_states = [s[0].get_value() for s in srng.state_updates]
     config.device = "cuda"
     f, srng = _draws()
