@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..backends.cuda.backend import _placed_on_device, device_thunk
+from ..backends.cuda.backend import device_thunk, placed_on_device
 from ..symbolic.graph import Apply
 from .basic import MAP, Scan
 
 
 def _host_inputs(node: Apply) -> list[int]:
     """The inputs the loop takes on the host: the step count, and what lives there by type."""
-    return [0] + [k for k, v in enumerate(node.inputs) if k and not _placed_on_device(v.type)]
+    return [0] + [k for k, v in enumerate(node.inputs) if k and not placed_on_device(v.type)]
 
 
 def _same_sides(op: Scan, node: Apply) -> bool:
@@ -41,9 +41,9 @@ def _same_sides(op: Scan, node: Apply) -> bool:
     fed = inner[spec.n_seqs:spec.n_seqs + n_taps + spec.n_shared]
     nonseqs = inner[spec.n_seqs + n_taps + spec.n_shared:]
     outer_nonseqs = outer[spec.n_seqs + n_fed + spec.n_shared:]
-    return all(_placed_on_device(a.type) == _placed_on_device(b.type) for a, b in
+    return all(placed_on_device(a.type) == placed_on_device(b.type) for a, b in
                zip(outer[:spec.n_seqs] + outer_nonseqs, seqs + nonseqs)) and \
-        all(_placed_on_device(v.type) for v in fed)
+        all(placed_on_device(v.type) for v in fed)
 
 
 @device_thunk(Scan, host_args=_host_inputs)

@@ -103,7 +103,7 @@ class _Residency:
     def __init__(self, fgraph):
         host = set()
         for var in fgraph.inputs:
-            if isinstance(var.type, TensorType) and not _placed_on_device(
+            if isinstance(var.type, TensorType) and not placed_on_device(
                     var.type, getattr(var, "kind", None)):
                 host.add(var)
         self.host_nodes = set()
@@ -144,7 +144,7 @@ def _reads_on_host(node: Apply, i: int) -> bool:
 DEVICE_STATES: set[str] = set()
 
 
-def _placed_on_device(t: TensorType, kind: str | None = None) -> bool:
+def placed_on_device(t: TensorType, kind: str | None = None) -> bool:
     """Where a graph input of type ``t`` lives: float arrays of rank >= 1 on the device, and
     shared states of a ``kind`` in ``DEVICE_STATES`` (not integer arrays in general: indices
     and counters are cheaper on the host)."""
@@ -169,7 +169,7 @@ class Placement:
         return _runtime_of(value) is not None
 
     def place(self, value: np.ndarray, ttype: TensorType, kind: str | None = None) -> Any:
-        if not (on_device() and _placed_on_device(ttype, kind)):
+        if not (on_device() and placed_on_device(ttype, kind)):
             return value
         return runtime().to_device(value)
 
@@ -181,7 +181,7 @@ class Placement:
         if np.dtype(value.dtype) != ttype.numpy_dtype or value.ndim != ttype.ndim:
             raise TypeError(f"set_value of {var!r}: a device array of dtype {value.dtype} and "
                             f"{value.ndim} dimensions for a variable of type {ttype}")
-        if not (on_device() and _placed_on_device(ttype, getattr(var, "kind", None))):
+        if not (on_device() and placed_on_device(ttype, getattr(var, "kind", None))):
             return self.to_host(value)
         return value
 
