@@ -36,9 +36,12 @@ def _backends_to_run() -> list:
 @pytest.fixture(autouse=True, scope="session")
 def _own_compiledir(tmp_path_factory):
     """Compiled kernels go to a cache of this run's own, never the user's (a test that wants
-    another folder sets config.compiledir itself)."""
+    another folder sets config.compiledir itself). THEON_TEST_COMPILEDIR names a folder that
+    workers and successive runs share instead (CI's passes: a kernel is built once, as in a
+    user's cache, which is safe between processes)."""
     saved = vars(theon.config).get("compiledir")
-    theon.config.compiledir = str(tmp_path_factory.mktemp("compiledir"))
+    shared = os.environ.get("THEON_TEST_COMPILEDIR")
+    theon.config.compiledir = shared or str(tmp_path_factory.mktemp("compiledir"))
     yield
     from theon.backends import ccompiler
     # kernels still queued would only run after the last test: drop them

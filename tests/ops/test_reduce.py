@@ -8,6 +8,11 @@ import theon
 import theon.tensor as T
 from theon.symbolic.types import TensorType
 
+# Every reduction kind's C kernel is checked by tests/backends/test_c_reduce.py, on every dtype
+# and axis set, all of a dtype in one library, in every layout: here functions need not wait
+# for one library each (tests/ops/conftest.py), which would be a thousand compiles
+BACKGROUND_KERNELS = True
+
 
 def _rng(*parts):
     return np.random.default_rng(zlib.crc32(repr(parts).encode()))

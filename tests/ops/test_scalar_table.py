@@ -18,6 +18,11 @@ from theon.ops import scalar as S
 from theon.ops.elemwise import ELEMWISE
 from theon.symbolic.types import TensorType
 
+# Every row's C kernel is checked by tests/backends/test_c_rows.py, all the rows of a dtype in
+# one library, in every layout and on special values: here functions need not wait for one
+# library each (tests/ops/conftest.py), which would be a thousand compiles
+BACKGROUND_KERNELS = True
+
 # -- input domains ---------------------------------------------------------------------------
 
 class Dom:
