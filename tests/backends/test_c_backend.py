@@ -1,6 +1,6 @@
 """The C backend (backends/c_backend.py): fused elementwise work as generated C kernels, the
-rest on numpy; the default linker wherever a compiler is found. The whole op suite also runs
-on it in CI (THEON_TEST_BACKENDS=c python -m pytest tests/ops); these tests check what is
+rest on numpy; the default linker wherever a compiler is found. The op suite also runs on
+it, each function waiting for its kernels (tests/ops/conftest.py); these tests check what is
 particular to it: kernels are really used, the switch from numpy when they finish compiling,
 the fallbacks, and the outputs it hands out."""
 from __future__ import annotations
