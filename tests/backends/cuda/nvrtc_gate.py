@@ -1,7 +1,7 @@
 """The NVRTC gate over every device module a test run built on the CPU stand-in.
 
-CI's stand-in pass runs with ``THEON_CUDA_SIMULATOR_SOURCES=DIR``: the stand-in writes the CUDA
-text of each module it builds into DIR (one file per distinct text). Then
+A run on the stand-in with ``THEON_CUDA_SIMULATOR_SOURCES=DIR`` writes the CUDA text of each
+module it builds into DIR (one file per distinct text); then
 ``python -m tests.backends.cuda.nvrtc_gate DIR`` compiles each with NVRTC (the pinned wheel of
 the test extra) for sm_80 and sm_90 and checks what the per-test gates check (an empty log but
 for ptxas's resource report, no spill, no stack frame): every kernel the suite made for the
