@@ -36,6 +36,7 @@ import numpy as np
 
 from ..config import config
 from ..ops import scalar as S
+from ..ops.buffers import ALONE
 from ..ops.elemwise import Elemwise
 from ..ops.fused import Fused, ScalarGraph
 from ..ops.fused_reduce import FusedReduce
@@ -952,11 +953,11 @@ def _runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec) 
                 else:
                     if entry(*args, out) == 0:
                         return out
-            # The previous call's output, if nobody but this closure holds it any more (three
-            # references: the list, the local, getrefcount's argument), is rewritten instead
-            # of allocating: a fresh large array costs a page fault per 4 KiB on first write.
+            # The previous call's output, if nobody but this closure holds it any more
+            # (ops.buffers), is rewritten instead of allocating: a fresh large array costs a
+            # page fault per 4 KiB on first write.
             out = last[0]
-            if out is None or getrefcount(out) > 3 or out.shape != shape:
+            if out is None or getrefcount(out) != ALONE or out.shape != shape:
                 out = last[0] = empty(shape, dtype)
             if entry(*args, out):
                 last[0] = None

@@ -7,6 +7,7 @@ from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from . import cblas
 from .base import Op, as_tensor_variable, graph_error
+from .buffers import MIN_BYTES, Recent
 from .elemwise import _check_runtime_broadcast
 from .scalar import upcast
 
@@ -56,8 +57,17 @@ class Dot(Op):
 
     def impl(self, node):
         dtype = np.dtype(node.outputs[0].dtype)
+        recent = Recent()
+        large = MIN_BYTES // dtype.itemsize  # elements of a product kept for the next call
 
         def dot(a, b):
+            if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] >= large and \
+                    a.dtype == dtype and b.dtype == dtype and a.shape[1] == b.shape[0]:
+                shape = (a.shape[0], b.shape[1])
+                buf = recent.take(shape, dtype)
+                if buf is not None:
+                    return np.matmul(a, b, out=buf)
+                return recent.keep(np.matmul(a, b))
             try:
                 r = np.dot(a, b)
             except ValueError as err:
@@ -395,16 +405,24 @@ class Gemm(Op):
                  (at.index(0), [d for d, bc in enumerate(z.type.broadcastable) if not bc])]
         name = type(self).__name__
         parts = self.parts
+        recent = Recent()
+        large = MIN_BYTES // dtype.itemsize  # elements of a result kept for the next call
 
         def run(*args, out=None):
             z, a, x, y, b = parts(args)
+            keep = False
+            if out is None and x.ndim == 2 and y.ndim == 2 and \
+                    x.shape[0] * y.shape[1] >= large:
+                out = recent.take((x.shape[0], y.shape[1]), dtype)
+                keep = out is None  # then the result is a new array
             try:
-                return _gemm(z, a, x, y, b, out, dtype, fixed, name, node)
+                r = _gemm(z, a, x, y, b, out, dtype, fixed, name, node)
             except ValueError as err:
                 if "not broadcastable" in str(err):
                     raise
                 raise ValueError(f"dot + add: shapes {x.shape}, {y.shape} and {z.shape} do "
                                  f"not fit ({err})") from None
+            return recent.keep(r) if keep else r
         run.takes_out = True
         return run
 

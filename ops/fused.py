@@ -16,7 +16,6 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from math import prod
-from sys import getrefcount
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from ..symbolic.graph import Apply, Variable
 from ..symbolic.trace import format_trace
 from ..symbolic.types import TensorType
 from .base import Op, as_tensor_variable, graph_error
+from .buffers import free_buffer
 from .elemwise import (
     ELEMWISE,
     Elemwise,
@@ -208,7 +208,7 @@ class Fused(Op):
         checks = [(i, dims) for i, dims in checks if dims]
         single = len(outputs) == 1
         # Arrays earlier calls made, written again once nobody holds them (a fresh large array
-        # costs a page fault per 4 KiB on first write; see _free_buffer)
+        # costs a page fault per 4 KiB on first write; see ops.buffers)
         pool: list = []
         wide = [p == out_pattern for p in patterns]
         blocked = _Blocked(graph, steps, wide, pool) if len(out_pattern) else None
@@ -241,7 +241,7 @@ class Fused(Op):
                             values.append(fn(*operands, out=v))
                             break
                     else:
-                        buf = _free_buffer(pool, dtype, full)
+                        buf = free_buffer(pool, full, dtype)
                         if buf is None:
                             buf = np.asarray(fn(*operands))
                             if buf.shape == full and len(pool) < len(steps):
@@ -394,7 +394,7 @@ class _Blocked:
                      for fn, refs, ref, kind, target in loop]
         self.slot_dtypes = slot_dtypes
         self.read = sorted(read)  # the whole arrays the blocks slice: inputs, early steps
-        self.scratch: list = []  # block-sized buffers of earlier calls (see _free_buffer)
+        self.scratch: list = []  # block-sized buffers of earlier calls (see ops.buffers)
         self.block = BLOCK
 
     def __call__(self, args: Sequence, full: tuple):
@@ -417,7 +417,7 @@ class _Blocked:
         # array's count tells that it is still in use)
         targets = []
         for dtype in self.out_dtypes:
-            buf = _free_buffer(pool, dtype, shape)
+            buf = free_buffer(pool, shape, dtype)
             if buf is None:
                 buf = np.empty(shape, dtype)
                 if len(pool) < self.pool_size:
@@ -427,7 +427,7 @@ class _Blocked:
             [t.transpose(np.argsort(perm)) for t in targets]
         scratch = []
         for dtype in self.slot_dtypes:
-            buf = _free_buffer(self.scratch, dtype, (self.block,))
+            buf = free_buffer(self.scratch, (self.block,), dtype)
             if buf is None:
                 buf = np.empty(self.block, dtype)
                 if len(self.scratch) < 2 * len(self.slot_dtypes):
@@ -564,17 +564,6 @@ def _small_path(node: Apply, steps: list, wide: list, general: Callable, limit: 
                  f"    return ({', '.join(results)},)")
     exec(compile("\n".join(lines), f"<fused {node.op}>", "exec"), namespace)  # noqa: S102
     return namespace["fused_small"]
-
-
-def _free_buffer(pool: list, dtype: np.dtype, shape: tuple):
-    """An array of ``pool`` with this dtype and shape that nobody else holds: three references
-    are the pool's, the loop's and getrefcount's argument. A returned output the caller
-    dropped qualifies; one the caller keeps, or any view of it, does not. Checking and taking
-    happen without releasing the GIL, so two threads never take the same array."""
-    for v in pool:
-        if v.shape == shape and v.dtype == dtype and getrefcount(v) == 3:
-            return v
-    return None
 
 
 def _label(var: Variable) -> str:

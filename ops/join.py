@@ -8,6 +8,7 @@ from ..symbolic.graph import Apply
 from ..symbolic.types import TensorType
 from .alloc import zeros_like
 from .base import INTEGER_DTYPES, Op, as_tensor_variable, get_scalar_constant_value, graph_error
+from .buffers import MIN_BYTES, Recent
 from .dimshuffle import patternbroadcast, shape_padaxis
 from .scalar import upcast
 from .shape import MakeVector, shape
@@ -52,8 +53,26 @@ class Join(Op):
 
     def impl(self, node):
         axis = self.axis
+        dtype = np.dtype(node.outputs[0].dtype)
+        recent = Recent()
+        large = MIN_BYTES // dtype.itemsize  # elements of a result kept for the next call
 
         def run(*arrays):
+            first = arrays[0]
+            if first.__class__ is np.ndarray and first.size * len(arrays) >= large and \
+                    0 <= axis < first.ndim and \
+                    all(a.__class__ is np.ndarray and a.dtype == dtype for a in arrays):
+                # the shape the concatenation has if it succeeds (else it raises below)
+                shape = list(first.shape)
+                shape[axis] = sum(a.shape[axis] if a.ndim == first.ndim else 0
+                                  for a in arrays)
+                buf = recent.take(tuple(shape), dtype)
+                try:
+                    if buf is not None:
+                        return np.concatenate(arrays, axis=axis, out=buf)
+                    return recent.keep(np.concatenate(arrays, axis=axis))
+                except ValueError:
+                    pass  # the plain call below gives the message
             try:
                 return np.concatenate(arrays, axis=axis)
             except ValueError:

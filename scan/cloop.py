@@ -32,6 +32,7 @@ from ..ops import cblas
 from ..ops.blas import Dot, DotAdd
 from ..ops.dimshuffle import DimShuffle, Rebroadcast
 from ..ops.subtensor import Subtensor
+from .loop import reused
 
 # Multiply-adds of one product above which BLAS's gemm is faster than the loop's plain product
 # (the plain loop needs no packing of the operands, which is most of a small product's time).
@@ -189,6 +190,7 @@ class CLoop:
         spec = op.spec
         self.fed = [j for j, taps in enumerate(spec.outputs) if taps is not None]
         self.maps = [j for j, taps in enumerate(spec.outputs) if taps is None]
+        self.kept: list = [None] * len(self.maps)  # the maps' arrays of earlier calls
         self.out_types = [s.node.outputs[0].type for s in steps]
         self.requested = False
 
@@ -406,9 +408,10 @@ class CLoop:
         for k in range(spec.n_shared):
             if shapes[self.results[n_user + k]] != nonseqs[k].shape:
                 return None
-        for j in self.maps:
-            stacked = np.empty((n,) + shapes[self.results[j]],
-                               dtype=self.op.inner_outputs[j].type.dtype)
+        for k, j in enumerate(self.maps):
+            # the previous call's array when nobody holds it any more (see loop.reused)
+            stacked = reused(self.kept, k, (n,) + shapes[self.results[j]],
+                             np.dtype(self.op.inner_outputs[j].type.dtype))
             # a reverse loop writes step t at row n-1-t (its caller reverses the view back)
             maps.append(stacked[::-1] if self.op.reverse else stacked)
         if self.entry is None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..ops.buffers import ALONE
+
 _counter = itertools.count()
 
 
@@ -165,15 +167,14 @@ def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]
 
 def reused(kept: list, k: int, shape: tuple, dtype, device: Any = None,
            like: Any = None) -> Any:
-    """``kept[k]`` if it has this shape and dtype and nothing else holds it (three references:
-    the list's, the local and getrefcount's argument; an output of the previous call still
-    held, or any view of it, holds it too), else a new array put in ``kept[k]``. A fresh large
-    array costs a page fault per 4 KiB at its first write (W3's 3 MB of states or of the
-    reverse loop's rows took ~800 a call, about 2 ms). Checking and taking happen without
-    releasing the GIL, so two threads never take the same array. A new array is in the memory
-    of ``device`` (a runtime) when ``like`` is one of its arrays, else in the host's."""
+    """``kept[k]`` if it has this shape and dtype and nothing else holds it (an output of the
+    previous call still held, or any view of it, holds it; see ``ops.buffers``), else a new
+    array put in ``kept[k]``. A fresh large array costs a page fault per 4 KiB at its first
+    write (W3's 3 MB of states or of the reverse loop's rows took ~800 a call, about 2 ms).
+    A new array is in the memory of ``device`` (a runtime) when ``like`` is one of its
+    arrays, else in the host's."""
     buf = kept[k]
-    if buf is None or buf.shape != shape or buf.dtype != dtype or getrefcount(buf) != 3:
+    if buf is None or buf.shape != shape or buf.dtype != dtype or getrefcount(buf) != ALONE:
         on_device = device is not None and device.is_device_array(like)
         buf = kept[k] = device.empty(shape, dtype) if on_device else np.empty(shape, dtype)
     return buf

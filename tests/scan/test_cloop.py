@@ -251,3 +251,39 @@ def test_a_reverse_loop_in_c_writes_its_rows_from_the_last():
     got = f(*args)
     np.testing.assert_allclose(got[1], np.array(maps), rtol=1e-12, atol=1e-12)
     assert got[1].flags.c_contiguous
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_c_loop_reuses_a_map_only_once_nobody_holds_it(reverse):
+    # a map's stacked rows are written into the previous call's array when the caller has
+    # dropped it (a fresh large array costs page faults), never while it or a view is held
+    from theon.scan import Scan
+    from theon.scan.basic import ScanSpec
+    x_in, h_in, W_in = T.dvector("x_t"), T.dvector("h"), T.dmatrix("W")
+    h_new = T.tanh(T.dot(h_in, W_in) + x_in)
+    op = Scan([x_in, h_in, W_in], [h_new, 3 * h_new], ScanSpec(
+        n_seqs=1, outputs=((-1,), None), n_shared=0, n_nonseqs=1, as_while=False),
+        reverse=reverse)
+    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
+    args = [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
+    other = [-args[0], args[1], args[2]]
+    f = same_as_numpy([x, h0, W], op(x.shape[0], x, h0, W)[1], args)
+    (loop,) = c_loops(f)
+    first = f(*args)
+    kept = first.copy()
+    row = first[7]  # a view: holds the array
+    runs = loop.runs
+    second = f(*other)
+    np.testing.assert_array_equal(first, kept)
+    del first
+    third = f(*other)
+    np.testing.assert_array_equal(row, kept[7])
+    np.testing.assert_array_equal(third, second)
+    base = third.base if third.base is not None else third
+    ptr = base.__array_interface__["data"][0]
+    del third, row, base
+    fourth = f(*args)
+    assert loop.runs == runs + 3
+    got = fourth.base if fourth.base is not None else fourth
+    assert got.__array_interface__["data"][0] == ptr
+    np.testing.assert_array_equal(fourth, kept)
