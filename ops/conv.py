@@ -37,6 +37,7 @@ from ..symbolic.graph import Apply, Constant, Variable
 from ..symbolic.types import FLOAT_DTYPES, TensorType
 from . import cblas
 from .base import Op, as_tensor_variable, graph_error
+from .buffers import Recent
 from .elemwise import cast
 
 BORDER_NAMES = ("valid", "full", "half")
@@ -169,6 +170,15 @@ def _scratch(shape, dtype, slot: str = "cols") -> np.ndarray:
     if buf is None or buf.nbytes < nbytes:
         buf = bufs[slot] = np.empty(nbytes, np.uint8)
     return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _result(shape: tuple, dtype, recent: Recent | None) -> np.ndarray:
+    """A convolution's output array: one of ``recent``'s that nobody holds (a fresh large
+    array costs a page fault per 4 KiB), else a new one, kept in ``recent``."""
+    if recent is None:
+        return np.empty(shape, dtype)
+    buf = recent.take(shape, dtype)
+    return buf if buf is not None else recent.keep(np.empty(shape, dtype))
 
 
 def _columns(xp: np.ndarray, kshape, out, subsample, dilation) -> np.ndarray:
@@ -541,18 +551,21 @@ class ConvParams:
         assert len(out) == n
         return pads, out
 
-    def _forward(self, img: np.ndarray, kern: np.ndarray) -> np.ndarray:
+    def _forward(self, img: np.ndarray, kern: np.ndarray, recent: Recent | None = None
+                 ) -> np.ndarray:
         pads, out = self.geometry(img.shape, kern.shape)
         w = _flipped(kern, self.convdim) if self.filter_flip else kern
-        return self._correlate(img, w, pads, out, self.subsample)
+        return self._correlate(img, w, pads, out, self.subsample, recent)
 
-    def _correlate(self, img, w, pads, out, subsample) -> np.ndarray:
-        """The cross-correlation of ``img`` with the filters ``w`` as they are (no flip)."""
+    def _correlate(self, img, w, pads, out, subsample, recent: Recent | None = None
+                   ) -> np.ndarray:
+        """The cross-correlation of ``img`` with the filters ``w`` as they are (no flip),
+        written into one of ``recent``'s arrays that nobody holds, if there is one."""
         g, dilation = self.num_groups, self.filter_dilation
         batch, channels = img.shape[:2]
         n_out, ks = w.shape[0], w.shape[2:]
         positions, taps = int(np.prod(out)), int(np.prod(w.shape[1:]))
-        result = np.empty((batch, n_out, *out), np.result_type(img.dtype, w.dtype))
+        result = _result((batch, n_out, *out), np.result_type(img.dtype, w.dtype), recent)
         gemm = _shift_gemm(img, w, g, pads, out, subsample)
         if gemm is not None:
             wt = _tap_filters(w, g)
@@ -612,7 +625,7 @@ class ConvParams:
         dw = dw.transpose(0, 2, 1).reshape(kern_shape)
         return np.ascontiguousarray(_flipped(dw, n) if self.filter_flip else dw)
 
-    def _grad_inputs(self, kern, topgrad, ishape) -> np.ndarray:
+    def _grad_inputs(self, kern, topgrad, ishape, recent: Recent | None = None) -> np.ndarray:
         n, g = self.convdim, self.num_groups
         ishape = tuple(int(i) for i in ishape)
         img_shape = (topgrad.shape[0], kern.shape[1] * g) + ishape
@@ -630,12 +643,12 @@ class ConvParams:
             reach = [(k - 1) * d for k, d in zip(ks, self.filter_dilation)]
             return self._correlate(topgrad, _flipped(wt, n),
                                    [(r - lo, r - hi) for r, (lo, hi) in zip(reach, pads)],
-                                   ishape, (1,) * n)
+                                   ishape, (1,) * n, recent)
         w = w.reshape(g, kern.shape[0] // g, int(np.prod(kern.shape[1:]))).transpose(0, 2, 1)
         positions = int(np.prod(out))
         padded = tuple(i + lo + hi for i, (lo, hi) in zip(ishape, pads))
         crop = tuple(slice(lo, lo + i) for i, (lo, _) in zip(ishape, pads))
-        dx = np.empty(img_shape, np.result_type(kern.dtype, topgrad.dtype))
+        dx = _result(img_shape, np.result_type(kern.dtype, topgrad.dtype), recent)
 
         def part(lo, hi):
             if positions <= _BATCH_LAST_MAX_POSITIONS:
@@ -644,14 +657,16 @@ class ConvParams:
                 dy = np.moveaxis(topgrad[lo:hi], 0, -1).reshape(
                     g, kern.shape[0] // g, positions * (hi - lo))
                 dcols = np.matmul(w, dy).reshape((g * cg, *ks, *out, hi - lo))
-                dxt = np.zeros((g * cg, *padded, hi - lo), dcols.dtype)
+                dxt = _scratch((g * cg, *padded, hi - lo), dcols.dtype, "col2im")
+                dxt.fill(0)
                 for tap, where in _tap_windows(ks, out, self.subsample, self.filter_dilation):
                     dxt[(slice(None), *where)] += dcols[(slice(None), *tap)]
                 dx[lo:hi] = np.moveaxis(dxt[(slice(None), *crop)], -1, 0)
                 return
             dy = topgrad[lo:hi].reshape(hi - lo, g, kern.shape[0] // g, positions)
             dcols = np.matmul(w, dy).reshape((hi - lo, g, cg) + tuple(ks) + tuple(out))
-            dxp = np.zeros((hi - lo, g, cg) + padded, dtype=dcols.dtype)
+            dxp = _scratch((hi - lo, g, cg) + padded, dcols.dtype, "col2im")
+            dxp.fill(0)
             # col2im: one strided add per kernel tap
             for tap, where in _tap_windows(ks, out, self.subsample, self.filter_dilation):
                 dxp[(Ellipsis,) + where] += dcols[(Ellipsis,) + tap + (slice(None),) * n]
@@ -719,7 +734,11 @@ class _Forward(ConvParams):
         return Apply(self, [img, kern], [out()])
 
     def impl(self, node):
-        return self._forward
+        forward, recent = self._forward, Recent()
+
+        def run(img, kern):
+            return forward(img, kern, recent)
+        return run
 
     def infer_shape(self, fgraph, node, shapes):
         ishape, kshape = shapes
@@ -792,7 +811,11 @@ class _GradInputs(ConvParams):
         return Apply(self, [kern, topgrad, shape], [TensorType(dtype, shape=ishape)()])
 
     def impl(self, node):
-        return self._grad_inputs
+        grad_inputs, recent = self._grad_inputs, Recent()
+
+        def run(kern, topgrad, shape):
+            return grad_inputs(kern, topgrad, shape, recent)
+        return run
 
     def infer_shape(self, fgraph, node, shapes):
         kshape, tshape = shapes[0], shapes[1]
