@@ -193,6 +193,7 @@ class CLoop:
         self.kept: list = [None] * len(self.maps)  # the maps' arrays of earlier calls
         self.out_types = [s.node.outputs[0].type for s in steps]
         self.requested = False
+        self.gemm: list | None = None  # the addresses of BLAS's sgemm and dgemm, or None
 
     def _request(self) -> None:
         """Start compiling (once): at the first call it would take, so that the many short
@@ -377,7 +378,9 @@ class CLoop:
         for const, v in self.consts:
             shapes[const], contiguous[const] = v.shape, v.flags.c_contiguous
         scratch = []
-        gemm = [cblas.gemm_address(dtype) for dtype in ("float32", "float64")]
+        gemm = self.gemm
+        if gemm is None:  # found at the first call (a loop that never runs in C never asks)
+            gemm = self.gemm = [cblas.gemm_address(d) for d in ("float32", "float64")]
         for step, otype in zip(self.steps, self.out_types):
             ins = [shapes[x] for x in step.ins]
             if step.kind == "view":
