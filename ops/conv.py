@@ -579,7 +579,9 @@ class ConvParams:
             def part(lo, hi):
                 cols = _columns_batch_last(_batch_last(img[lo:hi], pads), g, ks, out,
                                            subsample, dilation)
-                res = np.matmul(wm, cols).reshape((n_out, *out, hi - lo))
+                res = np.matmul(wm, cols, out=_scratch(
+                    wm.shape[:2] + cols.shape[2:], np.result_type(wm, cols), "product"))
+                res = res.reshape((n_out, *out, hi - lo))
                 result[lo:hi] = np.moveaxis(res, -1, 0)
         else:
             wm = w.reshape(g, n_out // g, taps)
@@ -656,7 +658,9 @@ class ConvParams:
                 # row x batch elements
                 dy = np.moveaxis(topgrad[lo:hi], 0, -1).reshape(
                     g, kern.shape[0] // g, positions * (hi - lo))
-                dcols = np.matmul(w, dy).reshape((g * cg, *ks, *out, hi - lo))
+                dcols = np.matmul(w, dy, out=_scratch(
+                    w.shape[:2] + dy.shape[2:], np.result_type(w, dy), "product"))
+                dcols = dcols.reshape((g * cg, *ks, *out, hi - lo))
                 dxt = _scratch((g * cg, *padded, hi - lo), dcols.dtype, "col2im")
                 dxt.fill(0)
                 for tap, where in _tap_windows(ks, out, self.subsample, self.filter_dilation):
