@@ -15,6 +15,7 @@ import ctypes
 import glob
 import os
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -134,3 +135,91 @@ def gemm_into(z: np.ndarray, alpha: float, x: np.ndarray, y: np.ndarray, beta: f
     _gemms[dtype](_ROW_MAJOR, op_x[0], op_y[0], m, n, k, alpha, x.ctypes.data, op_x[1],
                   y.ctypes.data, op_y[1], beta, z.ctypes.data, op_z[1])
     return True
+
+
+# -- the thread count of numpy's BLAS ----------------------------------------------------------
+# Work that runs its own threads (a convolution over slices of its batch, scan's C loop over
+# slices of each product's columns) holds BLAS at one thread meanwhile: two threads each
+# calling a BLAS that splits every product across the cores again would fight over them.
+_THREAD_NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
+                 "scipy_openblas_{}_num_threads", "openblas_{}_num_threads")
+_threads_lock = threading.Lock()
+_thread_functions: tuple | None = None  # (get, set) of numpy's BLAS, or () where not found
+_one_thread_users = 0
+_saved_threads = 1
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with the lock unlocked, and gives BLAS's thread count back if the
+    fork came while someone held it at one."""
+    global _threads_lock, _one_thread_users
+    _threads_lock = threading.Lock()
+    if _one_thread_users and _thread_functions:
+        _thread_functions[1](_saved_threads)
+    _one_thread_users = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def thread_functions() -> tuple:
+    """``(get, set)`` of the thread count of numpy's BLAS (OpenBLAS), or () where not found."""
+    global _thread_functions
+    if _thread_functions is None:
+        with _threads_lock:
+            if _thread_functions is None:
+                _thread_functions = _find_thread_functions()
+    return _thread_functions
+
+
+def _find_thread_functions() -> tuple:
+    if not available("float64"):
+        return ()
+    for path in _library_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _THREAD_NAMES:
+            get = getattr(lib, name.format("get"), None)
+            put = getattr(lib, name.format("set"), None)
+            if get is not None and put is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                put.argtypes, put.restype = [ctypes.c_int], None
+                return get, put
+    return ()
+
+
+def threads() -> int:
+    """The threads numpy's BLAS would use (while it is held at one, the count it had), or 1
+    where its count cannot be set: then nobody may run threads of their own around it."""
+    functions = thread_functions()
+    if not functions:
+        return 1
+    with _threads_lock:
+        return _saved_threads if _one_thread_users else functions[0]()
+
+
+@contextmanager
+def one_thread():
+    """BLAS held at one thread inside (counted, so that overlapping holders restore the count
+    only when the last one leaves); nothing where its count cannot be set."""
+    global _one_thread_users, _saved_threads
+    functions = thread_functions()
+    if not functions:
+        yield
+        return
+    get, put = functions
+    with _threads_lock:
+        if _one_thread_users == 0:
+            _saved_threads = get()
+            put(1)
+        _one_thread_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                put(_saved_threads)

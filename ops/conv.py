@@ -22,13 +22,11 @@ over as many threads as numpy's BLAS would use, BLAS held at one thread meanwhil
 """
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -321,86 +319,25 @@ def _correlate_by_shifts(gemm, img: np.ndarray, wt: np.ndarray, ks, pads, out, d
 # took 3-7x PyTorch's time against 0.7x with the batch split). OPENBLAS_NUM_THREADS=1 keeps a
 # convolution on one thread.
 _PARALLEL_MIN_MACS = 1 << 23  # multiply-adds: below it a thread's start costs more
-_BLAS_THREAD_NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
-                      "scipy_openblas_{}_num_threads", "openblas_{}_num_threads")
 _threads_lock = threading.Lock()
-_blas_threads = None  # (get, set) of numpy's BLAS, or () where not found
-_one_thread_users = 0
-_saved_threads = 1
 _pools: dict = {}
 
 
 def _after_fork_in_child() -> None:
     """A forked child has none of its parent's threads: it starts its own pools (an idle
-    parent pool counts threads that are not there) with its lock unlocked, and gives BLAS's
-    thread count back if the fork came while a convolution held it at one."""
-    global _threads_lock, _pools, _one_thread_users
+    parent pool counts threads that are not there) with their lock unlocked."""
+    global _threads_lock, _pools
     _threads_lock, _pools = threading.Lock(), {}
-    if _one_thread_users and _blas_threads:
-        _blas_threads[1](_saved_threads)
-    _one_thread_users = 0
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _blas_thread_functions():
-    """``(get, set)`` of the thread count of numpy's BLAS (OpenBLAS), or () where not found."""
-    global _blas_threads
-    if _blas_threads is None:
-        with _threads_lock:
-            if _blas_threads is None:
-                _blas_threads = _find_blas_thread_functions()
-    return _blas_threads
-
-
-def _find_blas_thread_functions() -> tuple:
-    if not cblas.available("float64"):
-        return ()
-    for path in cblas._library_paths():  # noqa: SLF001 - the library cblas binds gemm from
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _BLAS_THREAD_NAMES:
-            get = getattr(lib, name.format("get"), None)
-            put = getattr(lib, name.format("set"), None)
-            if get is not None and put is not None:
-                get.argtypes, get.restype = [], ctypes.c_int
-                put.argtypes, put.restype = [ctypes.c_int], None
-                return get, put
-    return ()
-
-
-@contextmanager
-def _one_blas_thread(get, put):
-    """BLAS held at one thread while any convolution of this process runs its own threads
-    (counted, so that overlapping calls restore the count only when the last one ends)."""
-    global _one_thread_users, _saved_threads
-    with _threads_lock:
-        if _one_thread_users == 0:
-            _saved_threads = get()
-            put(1)
-        _one_thread_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _one_thread_users -= 1
-            if _one_thread_users == 0:
-                put(_saved_threads)
-
-
 def _over_batch(batch: int, macs: int, fn) -> list:
     """``fn(lo, hi)`` over contiguous slices of the batch that together cover it, on several
     threads where the work pays for them (see above); the results in the batch's order."""
-    functions = _blas_thread_functions() if macs >= _PARALLEL_MIN_MACS else ()
-    workers = 1
-    if functions:
-        with _threads_lock:
-            # while another convolution holds BLAS at one thread, the count it saved
-            workers = _saved_threads if _one_thread_users else functions[0]()
+    workers = cblas.threads() if macs >= _PARALLEL_MIN_MACS else 1
     workers = max(1, min(workers, batch))
     if workers == 1:
         return [fn(0, batch)]
@@ -410,7 +347,7 @@ def _over_batch(batch: int, macs: int, fn) -> list:
         if pool is None:
             pool = _pools[workers - 1] = ThreadPoolExecutor(workers - 1,
                                                             thread_name_prefix="theon-conv")
-    with _one_blas_thread(*functions):
+    with cblas.one_thread():
         futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
         try:
             first = fn(bounds[0], bounds[1])

@@ -411,6 +411,7 @@ def test_reused_column_buffer_never_shows_in_results():
 
 # -- the numpy paths: shifted products and threads over the batch --------------------------------
 
+from theon.ops import cblas  # noqa: E402
 from theon.ops import conv as conv_impl  # noqa: E402 - the implementation's switches
 
 
@@ -428,8 +429,7 @@ def three_threads(monkeypatch):
     """Every convolution splits its batch over three threads, BLAS's thread count mocked."""
     counts = [3]
     monkeypatch.setattr(conv_impl, "_PARALLEL_MIN_MACS", 0)
-    monkeypatch.setattr(conv_impl, "_blas_thread_functions",
-                        lambda: (lambda: counts[-1], counts.append))
+    monkeypatch.setattr(cblas, "_thread_functions", (lambda: counts[-1], counts.append))
     yield counts
     assert counts[-1] == 3  # restored
 
@@ -565,7 +565,7 @@ def test_threads_restore_blas_after_an_error(three_threads, monkeypatch):
 def test_real_blas_threads_restored():
     """With numpy's own BLAS (where its thread count is reachable), a convolution large
     enough to split leaves the count as it found it."""
-    functions = conv_impl._blas_thread_functions()
+    functions = cblas.thread_functions()
     if not functions:
         pytest.skip("numpy's BLAS thread count is not reachable here")
     before = functions[0]()
@@ -582,9 +582,9 @@ def test_real_blas_threads_restored():
 FORK_CHILD = """
 import os, signal
 import numpy as np
-from theon.ops import conv
+from theon.ops import cblas, conv
 conv._PARALLEL_MIN_MACS = 0
-conv._blas_thread_functions = lambda: (lambda: 3, lambda n: None)
+cblas._thread_functions = (lambda: 3, lambda n: None)
 op = conv.AbstractConv2d(border_mode="half")
 x, w = np.random.rand(6, 2, 5, 5), np.random.rand(3, 2, 3, 3)
 want = op._forward(x, w)
