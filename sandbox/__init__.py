@@ -1,2 +1,2 @@
 """``theano.sandbox``: the parts of Theano's sandbox that programs still import (``rng_mrg``)."""
-from . import rng_mrg  # noqa: F401
+from . import linalg, rng_mrg  # noqa: F401

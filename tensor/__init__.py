@@ -75,7 +75,14 @@ from ..ops.subtensor import inc_subtensor, set_subtensor, subtensor, take
 from ..ops.variable import TensorConstant, TensorSharedVariable, TensorVariable
 from ..symbolic.graph import Variable
 from ..symbolic.types import TensorType
-from . import extra_ops, nnet, shared_randomstreams, xlogx  # noqa: F401 - theano.tensor.<module>
+from . import (  # noqa: F401 - theano.tensor.<module>
+    extra_ops,
+    nlinalg,
+    nnet,
+    shared_randomstreams,
+    slinalg,
+    xlogx,
+)
 
 as_tensor = as_tensor_variable
 second = fill
@@ -225,11 +232,12 @@ __all__ = [
     "log2", "lrow", "lrows", "lscalar", "lscalars", "lt", "ltensor3", "ltensor3s", "ltensor4",
     "ltensor4s", "ltensor5", "ltensor5s", "lvector", "lvectors", "matmul", "matrices", "matrix",
     "max", "max_and_argmax", "maximum", "mean", "min", "minimum", "mod", "mul", "neg", "neq",
-    "nnet", "nonzero", "nonzero_values", "ones", "ones_like", "or_", "outer", "patternbroadcast",
-    "pow", "prod", "reciprocal",
+    "nlinalg", "nnet", "nonzero", "nonzero_values", "ones", "ones_like", "or_", "outer",
+    "patternbroadcast", "pow", "prod", "reciprocal",
     "repeat", "reshape", "roll", "round", "round_half_away_from_zero", "round_half_to_even", "row",
     "rows", "scalar", "scalars", "second", "set_subtensor", "sgn", "shape", "shape_padaxis",
-    "shape_padleft", "shape_padright", "sigmoid", "sin", "sinh", "softplus", "sort", "split",
+    "shape_padleft", "shape_padright", "sigmoid", "sin", "sinh", "slinalg", "softplus", "sort",
+    "split",
     "sqr", "sqrt", "square", "squeeze", "stack", "std", "sub", "subtensor", "sum", "switch",
     "take", "tan", "tanh", "tensor", "tensor3", "tensor3s", "tensor4", "tensor4s", "tensor5",
     "tensor5s", "tensor_copy", "tensor_copy_op", "tensordot", "tile", "trace", "transpose", "tril",

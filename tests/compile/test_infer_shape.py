@@ -891,6 +891,46 @@ def _():
     return Case([x], T.triu(x, -1), T3)
 
 
+# Linear algebra (ops/linalg.py): square matrices, symmetric positive definite where needed.
+def _spd(n):
+    a = rnd(n, n)
+    return a @ a.T + n * np.eye(n)
+
+
+SQUARE = [(_spd(3),), (_spd(1),), (_spd(5),)]
+
+
+@case("matrix_inverse")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.nlinalg.matrix_inverse(x), SQUARE)
+
+
+@case("det")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.nlinalg.det(x), SQUARE)
+
+
+@case("eigh")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], list(T.nlinalg.eigh(x)), SQUARE)
+
+
+@case("cholesky")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.slinalg.cholesky(x, lower=False), SQUARE)
+
+
+@case("solve")
+def _():
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    return Case([a, b], T.slinalg.solve_lower_triangular(a, b),
+                [(_spd(3), rnd(3, 2)), (_spd(1), rnd(1, 4)), (_spd(2), rnd(2, 0))])
+
+
 # Convolution: the forward op and its two gradient ops, 2-D and 3-D, symbolic lengths.
 def _conv_ops(nd):
     from theon.tensor.nnet import abstract_conv as A

@@ -224,6 +224,12 @@ def _pool():
     return pool
 
 
+def _spd(n: int) -> np.ndarray:
+    """A symmetric positive definite matrix with distinct eigenvalues."""
+    a = _rng.normal(size=(n, n))
+    return a @ a.T + n * np.eye(n)
+
+
 def _distinct(*shape):
     """Entries far apart (no ties for max/min/sort-like ops)."""
     n = int(np.prod(shape))
@@ -446,6 +452,15 @@ STRUCTURAL = {
     "trace": (T.trace, [_r(3, 3)]),
     "tril": (lambda x: T.tril(x, -1), [_r(3, 4)]),
     "triu_3d": (lambda x: T.triu(x, 1), [_r(2, 3, 4)]),
+    # linear algebra (ops/linalg.py; more in tests/ops/test_linalg.py)
+    "matrix_inverse": (T.nlinalg.matrix_inverse, [_r(3, 3) + 3 * np.eye(3)]),
+    "det": (T.nlinalg.det, [_r(3, 3) + 3 * np.eye(3)]),
+    "eigh": (lambda x: T.nlinalg.eigh(x)[0] + T.nlinalg.eigh(x)[1].sum(axis=0),
+             [_spd(3)]),
+    "cholesky": (lambda x: T.slinalg.cholesky(x) * np.arange(9.0).reshape(3, 3), [_spd(3)]),
+    "solve": (lambda a, b: T.slinalg.solve(a, b), [_r(3, 3) + 3 * np.eye(3), _r(3, 2)]),
+    "solve_upper_triangular": (T.slinalg.solve_upper_triangular,
+                               [_r(3, 3) + 3 * np.eye(3), _r(3)]),
     # loops (more in tests/scan/test_grad.py)
     "scan_rnn": (lambda x, W, h0: theano.scan(
         lambda x_t, h, W: T.tanh(x_t + T.dot(h, W)), sequences=x, outputs_info=h0,
