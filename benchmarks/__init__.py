@@ -11,7 +11,8 @@ far theon is from memory-bound (the column is left out of a table where no case 
 How a time is taken: each implementation is called once (warm-up; for JAX that also compiles),
 then calibrated to a number of calls lasting about ``target`` seconds; samples of that many calls
 are taken until its share of the case's time budget is spent, and the median of the per-call
-sample times is reported. Implementations are timed one after the other, not interleaved (BLAS
+sample times is reported. Implementations take turns (three in a full run), each turn a block
+of samples, so that a slow spell of the machine falls on all of them; never call by call (BLAS
 thread pools of one slow the next down while they spin). ``time.perf_counter`` throughout; the
 garbage collector stays on, as in real use.
 
@@ -128,9 +129,10 @@ class Settings:
     min_samples: int
     max_samples: int
     slow_samples: int | None = None  # at most this many for a case that caps its samples
+    rounds: int = 1  # the implementations take turns this many times (see measure)
 
 
-FULL = Settings(budget_s=4.0, target_s=0.02, min_samples=15, max_samples=2000)
+FULL = Settings(budget_s=4.0, target_s=0.02, min_samples=15, max_samples=2000, rounds=3)
 QUICK = Settings(budget_s=0.3, target_s=0.004, min_samples=5, max_samples=200, slow_samples=2)
 
 
@@ -173,26 +175,36 @@ def measure(benches: dict[str, Bench], settings: Settings, budget: float = 1.0,
             max_samples: int | None = None):
     """Median seconds per call of each bench, and how many samples that took.
 
-    One implementation after the other, each given an equal share of the budget: interleaving
-    them would be fairer to drift, but BLAS thread pools (numpy's, PyTensor's, XLA's) keep
-    spinning a while after a call, and slowed whichever implementation ran next by 2-3x.
+    The implementations take turns, ``settings.rounds`` times, each turn a block of samples
+    with an equal share of the budget: a machine that slows down for a few seconds (other
+    work on it) then slows every implementation's samples, not one implementation's, and
+    the ratios stay. Samples are not interleaved call by call: BLAS thread pools (numpy's,
+    PyTensor's, XLA's) keep spinning a while after a call, and slowed whichever implementation
+    ran next by 2-3x; so a turn starts with one untimed sample, which lets them settle.
     """
-    share = settings.budget_s * budget / max(1, len(benches))
+    rounds = max(1, settings.rounds)
+    share = settings.budget_s * budget / max(1, len(benches)) / rounds
     most = settings.max_samples
     if max_samples is not None:  # a sample takes seconds (a compile in a fresh process)
         most = min(most, max_samples, settings.slow_samples or max_samples)
     least = min(settings.min_samples, most)
-    times, counts = {}, {}
-    for impl, bench in benches.items():
-        # also lets other thread pools settle; a sample of seconds is one call anyway
-        number = 1 if bench.self_timed else _calibrate(bench, settings.target_s)
-        samples: list[float] = []
-        deadline = time.perf_counter() + share
-        while len(samples) < most and (
-                len(samples) < least or time.perf_counter() < deadline):
-            samples.append(_run(bench, number) / number)
-        times[impl], counts[impl] = statistics.median(samples), len(samples)
-    return times, counts
+    numbers: dict[str, int] = {}
+    samples: dict[str, list[float]] = {impl: [] for impl in benches}
+    for turn in range(1, rounds + 1):
+        for impl, bench in benches.items():
+            got = samples[impl]
+            if impl not in numbers:  # (calibrating also lets other thread pools settle)
+                numbers[impl] = 1 if bench.self_timed else \
+                    _calibrate(bench, settings.target_s)
+            elif not bench.self_timed and len(got) < most:
+                _run(bench, numbers[impl])
+            number = numbers[impl]
+            upto, at_least = -(-most * turn // rounds), -(-least * turn // rounds)
+            deadline = time.perf_counter() + share
+            while len(got) < upto and (len(got) < at_least or time.perf_counter() < deadline):
+                got.append(_run(bench, number) / number)
+    times = {impl: statistics.median(got) for impl, got in samples.items()}
+    return times, {impl: len(got) for impl, got in samples.items()}
 
 
 def _result_array(bench: Bench, value: Any):
