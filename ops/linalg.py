@@ -359,3 +359,163 @@ def matrix_power(m, n: int):
         if n:
             m = dot(m, m)
     return result
+
+
+class MatrixPinv(Op):
+    """``numpy.linalg.pinv``: the Moore-Penrose pseudo-inverse of any matrix."""
+
+    __props__ = ()
+
+    def make_node(self, x) -> Apply:
+        x = _float_type(x, "pinv")
+        m, n = x.type.shape
+        return Apply(self, [x], [TensorType(x.dtype, shape=(n, m))()])
+
+    def impl(self, node):
+        return lambda a: np.linalg.pinv(a)
+
+    def infer_shape(self, fgraph, node, shapes):
+        m, n = shapes[0]
+        return [(n, m)]
+
+    def L_op(self, inputs, outputs, grads):
+        # With P = pinv(X) of constant rank (Golub and Pereyra):
+        # dP = -P dX P + P P^T dX^T (I - X P) + (I - P X) dX^T P^T P, whose adjoint is
+        # -P^T g P^T + (I - X P) g^T P P^T + P^T P g^T (I - P X).
+        from .alloc import eye
+        from .blas import dot
+        x, p, g = inputs[0], outputs[0], grads[0]
+        rows, cols = x.shape[0], x.shape[1]
+        left = eye(rows, dtype=x.dtype) - dot(x, p)
+        right = eye(cols, dtype=x.dtype) - dot(p, x)
+        return [-dot(dot(p.T, g), p.T) + dot(dot(left, g.T), dot(p, p.T))
+                + dot(dot(p.T, p), dot(g.T, right))]
+
+    def grad(self, inputs, grads):
+        return self.L_op(inputs, [self(inputs[0])], grads)
+
+
+class SVD(Op):
+    """``numpy.linalg.svd``: ``(u, s, v)`` with ``x = u diag(s) v`` (``v`` is numpy's ``vh``),
+    or ``s`` alone without ``compute_uv``. No gradient, as in Theano."""
+
+    __props__ = ("full_matrices", "compute_uv")
+
+    def __init__(self, full_matrices: bool = True, compute_uv: bool = True):
+        self.full_matrices, self.compute_uv = bool(full_matrices), bool(compute_uv)
+
+    def make_node(self, x) -> Apply:
+        x = _float_type(x, "svd")
+        if not self.compute_uv:
+            return Apply(self, [x], [TensorType(x.dtype, shape=(None,))()])
+        outs = [TensorType(x.dtype, shape=(None, None))(), TensorType(x.dtype, shape=(None,))(),
+                TensorType(x.dtype, shape=(None, None))()]
+        return Apply(self, [x], outs)
+
+    def impl(self, node):
+        full, uv = self.full_matrices, self.compute_uv
+
+        def svd(a):
+            if not uv:
+                return np.linalg.svd(a, compute_uv=False)
+            u, s, vh = np.linalg.svd(a, full_matrices=full)
+            return u, s, vh
+        return svd
+
+    def infer_shape(self, fgraph, node, shapes):
+        from .elemwise import ELEMWISE
+        m, n = shapes[0]
+        k = ELEMWISE["minimum"](m, n)
+        if not self.compute_uv:
+            return [(k,)]
+        if self.full_matrices:
+            return [(m, m), (k,), (n, n)]
+        return [(m, k), (k,), (k, n)]
+
+
+class QRFull(Op):
+    """``numpy.linalg.qr(x, mode)``: ``(q, r)`` for 'reduced' and 'complete', ``r`` alone for
+    'r'. No gradient, as in Theano."""
+
+    __props__ = ("mode",)
+
+    def __init__(self, mode: str = "reduced"):
+        if mode not in ("reduced", "complete", "r"):
+            raise ValueError(f"qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+        self.mode = mode
+
+    def make_node(self, x) -> Apply:
+        x = _float_type(x, "qr")
+        n_out = 1 if self.mode == "r" else 2
+        return Apply(self, [x], [TensorType(x.dtype, shape=(None, None))()
+                                 for _ in range(n_out)])
+
+    def impl(self, node):
+        mode = self.mode
+
+        def qr(a):
+            result = np.linalg.qr(a, mode)
+            return result if mode == "r" else tuple(result)
+        return qr
+
+    def infer_shape(self, fgraph, node, shapes):
+        from .elemwise import ELEMWISE
+        m, n = shapes[0]
+        k = ELEMWISE["minimum"](m, n)
+        if self.mode == "r":
+            return [(k, n)]
+        if self.mode == "complete":
+            return [(m, m), (m, n)]
+        return [(m, k), (k, n)]
+
+
+def pinv(x):
+    """The Moore-Penrose pseudo-inverse (``numpy.linalg.pinv``)."""
+    return MatrixPinv()(x)
+
+
+def svd(a, full_matrices: bool = True, compute_uv: bool = True):
+    """``numpy.linalg.svd``'s ``(u, s, v)``, or ``s`` alone."""
+    return SVD(full_matrices, compute_uv)(a)
+
+
+def qr(a, mode: str = "reduced"):
+    """``numpy.linalg.qr``: ``(q, r)``, or ``r`` alone with ``mode='r'``."""
+    return QRFull(mode)(a)
+
+
+def norm(x, ord=None):
+    """``numpy.linalg.norm`` of a vector or a matrix, for the orders made of sums and maxima:
+    None and 'fro' (the 2-norm of a vector), 1, -1, inf, -inf, and any other number for a
+    vector. A graph of elementwise ops and reductions, so it is differentiable."""
+    from .elemwise import ELEMWISE, cast
+    from .reduce import max as max_
+    from .reduce import min as min_
+    from .reduce import sum as sum_
+    abs_, sqrt = ELEMWISE["abs"], ELEMWISE["sqrt"]
+    x = as_tensor_variable(x)
+    inf = float("inf")
+    if x.ndim == 1:
+        if ord is None or ord == 2:
+            return sqrt(sum_(x * x))
+        if ord == inf:
+            return max_(abs_(x))
+        if ord == -inf:
+            return min_(abs_(x))
+        if ord == 0:
+            return cast(sum_(ELEMWISE["neq"](x, 0)), x.dtype)
+        if isinstance(ord, (int, float)) and not isinstance(ord, bool):
+            return sum_(abs_(x) ** ord) ** (1.0 / ord)
+        raise graph_error(f"norm: order {ord!r} is not one of a vector's", ValueError)
+    if x.ndim == 2:
+        if ord is None or ord == "fro":
+            return sqrt(sum_(x * x))
+        if ord in (1, -1):
+            columns = sum_(abs_(x), axis=0)
+            return max_(columns) if ord == 1 else min_(columns)
+        if ord in (inf, -inf):
+            rows = sum_(abs_(x), axis=1)
+            return max_(rows) if ord == inf else min_(rows)
+        raise graph_error(f"norm: order {ord!r} of a matrix is not supported (only None, "
+                          "'fro', 1, -1, inf, -inf)", ValueError)
+    raise graph_error(f"norm: needs a vector or a matrix, got {x.type}", ValueError)

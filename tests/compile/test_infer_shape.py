@@ -931,6 +931,39 @@ def _():
                 [(_spd(3), rnd(3, 2)), (_spd(1), rnd(1, 4)), (_spd(2), rnd(2, 0))])
 
 
+RECTS = [(rnd(4, 3),), (rnd(2, 5),), (rnd(1, 1),)]
+
+
+@case("pinv")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.nlinalg.pinv(x), RECTS)
+
+
+@case("svd")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], list(T.nlinalg.svd(x, full_matrices=False)), RECTS)
+
+
+@case("svd_full")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], list(T.nlinalg.svd(x)), RECTS)
+
+
+@case("qr")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], list(T.nlinalg.qr(x)), RECTS)
+
+
+@case("qr_r")
+def _():
+    x = T.dmatrix("x")
+    return Case([x], T.nlinalg.qr(x, "r"), RECTS)
+
+
 # Convolution: the forward op and its two gradient ops, 2-D and 3-D, symbolic lengths.
 def _conv_ops(nd):
     from theon.tensor.nnet import abstract_conv as A

@@ -459,6 +459,8 @@ STRUCTURAL = {
              [_spd(3)]),
     "cholesky": (lambda x: T.slinalg.cholesky(x) * np.arange(9.0).reshape(3, 3), [_spd(3)]),
     "solve": (lambda a, b: T.slinalg.solve(a, b), [_r(3, 3) + 3 * np.eye(3), _r(3, 2)]),
+    "pinv": (T.nlinalg.pinv, [_r(4, 3)]),
+    "norm_fro": (T.nlinalg.norm, [_r(3, 4)]),
     "solve_upper_triangular": (T.slinalg.solve_upper_triangular,
                                [_r(3, 3) + 3 * np.eye(3), _r(3)]),
     # loops (more in tests/scan/test_grad.py)
@@ -533,6 +535,8 @@ def test_broadcast_gradient_shapes(case, in_shape):
 
 # Op classes with no gradient (or no test of one), and why.
 NO_GRADIENT = {
+    "SVD": "no gradient, as in Theano 1.0 (its values are tested in tests/ops/test_linalg.py)",
+    "QRFull": "no gradient, as in Theano 1.0 (its values are tested in tests/ops/test_linalg.py)",
     "GradModifier": "abstract base of the gradient modifiers (tested in test_grad.py)",
     "_PoolBase": "abstract base of the pooling ops (each has its case: pool_max, pool_average)",
     "DownsampleFactorMaxGradGrad": "max pooling's second order: the gradient of MaxPoolGrad, "

@@ -118,3 +118,28 @@ def test_a_singular_matrix_raises_numpys_error_with_the_node():
     c = theano.function([x], T.slinalg.cholesky(x))
     with pytest.raises(np.linalg.LinAlgError):
         c(-np.eye(2))
+
+
+def test_svd_qr_pinv_and_norm_match_numpy():
+    x, v = T.dmatrix("x"), T.dvector("v")
+    a, b = _rng.normal(size=(5, 3)), _rng.normal(size=4)
+    u, s, vh = T.nlinalg.svd(x, full_matrices=False)
+    q, r = T.nlinalg.qr(x)
+    orders = [None, "fro", 1, -1, np.inf, -np.inf]
+    f = theano.function([x, v], [u, s, vh, T.nlinalg.svd(x, compute_uv=False), q, r,
+                                 T.nlinalg.qr(x, "complete")[0], T.nlinalg.pinv(x)]
+                        + [T.nlinalg.norm(x, o) for o in orders]
+                        + [T.nlinalg.norm(v, o) for o in (None, 3, 0, -np.inf)])
+    got = f(a, b)
+    want_u, want_s, want_vh = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_allclose(got[1], want_s, rtol=1e-12)
+    np.testing.assert_allclose(got[0] * got[1] @ got[2], a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[3], want_s, rtol=1e-12)
+    np.testing.assert_allclose(got[4] @ got[5], a, rtol=1e-10, atol=1e-12)
+    assert got[6].shape == (5, 5)
+    np.testing.assert_allclose(got[7], np.linalg.pinv(a), rtol=1e-10, atol=1e-12)
+    want = [np.linalg.norm(a, o) for o in orders] + \
+        [np.linalg.norm(b, o) for o in (None, 3, 0, -np.inf)]
+    np.testing.assert_allclose(got[8:], want, rtol=1e-12)
+    with pytest.raises(ValueError, match="not supported"):
+        T.nlinalg.norm(x, 2)
