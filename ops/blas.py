@@ -63,11 +63,7 @@ class Dot(Op):
         def dot(a, b):
             if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] >= large and \
                     a.dtype == dtype and b.dtype == dtype and a.shape[1] == b.shape[0]:
-                shape = (a.shape[0], b.shape[1])
-                buf = recent.take(shape, dtype)
-                if buf is not None:
-                    return np.matmul(a, b, out=buf)
-                return recent.keep(np.matmul(a, b))
+                return np.matmul(a, b, out=recent.array((a.shape[0], b.shape[1]), dtype))
             try:
                 r = np.dot(a, b)
             except ValueError as err:
@@ -410,19 +406,16 @@ class Gemm(Op):
 
         def run(*args, out=None):
             z, a, x, y, b = parts(args)
-            keep = False
             if out is None and x.ndim == 2 and y.ndim == 2 and \
                     x.shape[0] * y.shape[1] >= large:
-                out = recent.take((x.shape[0], y.shape[1]), dtype)
-                keep = out is None  # then the result is a new array
+                out = recent.array((x.shape[0], y.shape[1]), dtype)
             try:
-                r = _gemm(z, a, x, y, b, out, dtype, fixed, name, node)
+                return _gemm(z, a, x, y, b, out, dtype, fixed, name, node)
             except ValueError as err:
                 if "not broadcastable" in str(err):
                     raise
                 raise ValueError(f"dot + add: shapes {x.shape}, {y.shape} and {z.shape} do "
                                  f"not fit ({err})") from None
-            return recent.keep(r) if keep else r
         run.takes_out = True
         return run
 

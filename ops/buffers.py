@@ -45,22 +45,22 @@ def free_buffer(pool: list, shape: tuple, dtype) -> np.ndarray | None:
 
 
 class Recent:
-    """The recent large outputs of one thunk: ``take`` one to write a result into, ``keep``
-    a freshly made result (the oldest is dropped past ``SLOTS``)."""
+    """The recent large outputs of one thunk: ``array`` gives one to write a result into
+    (a free one, else a new one it keeps; the oldest is dropped past ``SLOTS``)."""
 
     __slots__ = ("arrays",)
 
     def __init__(self):
         self.arrays: list[np.ndarray] = []
 
-    def take(self, shape: tuple, dtype) -> np.ndarray | None:
-        return free_buffer(self.arrays, shape, dtype)
-
-    def keep(self, v: np.ndarray) -> np.ndarray:
-        """``v`` (a new array that no one else holds yet), kept if it is large; returned."""
-        if v.nbytes >= MIN_BYTES and v.__class__ is np.ndarray:
-            arrays = self.arrays
-            if len(arrays) >= SLOTS:
-                del arrays[0]
-            arrays.append(v)
+    def array(self, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised array of this shape and dtype that nobody else holds."""
+        v = free_buffer(self.arrays, shape, dtype)
+        if v is None:
+            v = np.empty(shape, dtype)
+            if v.nbytes >= MIN_BYTES:
+                arrays = self.arrays
+                if len(arrays) >= SLOTS:
+                    del arrays[0]
+                arrays.append(v)
         return v

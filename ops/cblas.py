@@ -138,9 +138,9 @@ def gemm_into(z: np.ndarray, alpha: float, x: np.ndarray, y: np.ndarray, beta: f
 
 
 # -- the thread count of numpy's BLAS ----------------------------------------------------------
-# Work that runs its own threads (a convolution over slices of its batch, scan's C loop over
-# slices of each product's columns) holds BLAS at one thread meanwhile: two threads each
-# calling a BLAS that splits every product across the cores again would fight over them.
+# Work that runs its own threads (a convolution over slices of its batch) holds BLAS at one
+# thread meanwhile: two threads each calling a BLAS that splits every product across the
+# cores again would fight over them.
 _THREAD_NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
                  "scipy_openblas_{}_num_threads", "openblas_{}_num_threads")
 _threads_lock = threading.Lock()

@@ -170,15 +170,6 @@ def _scratch(shape, dtype, slot: str = "cols") -> np.ndarray:
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
-def _result(shape: tuple, dtype, recent: Recent | None) -> np.ndarray:
-    """A convolution's output array: one of ``recent``'s that nobody holds (a fresh large
-    array costs a page fault per 4 KiB), else a new one, kept in ``recent``."""
-    if recent is None:
-        return np.empty(shape, dtype)
-    buf = recent.take(shape, dtype)
-    return buf if buf is not None else recent.keep(np.empty(shape, dtype))
-
-
 def _columns(xp: np.ndarray, kshape, out, subsample, dilation) -> np.ndarray:
     """im2col: ``xp`` (batch, groups, channels, *padded) as (batch, groups, channels * taps,
     positions), a contiguous copy of its windows."""
@@ -502,7 +493,9 @@ class ConvParams:
         batch, channels = img.shape[:2]
         n_out, ks = w.shape[0], w.shape[2:]
         positions, taps = int(np.prod(out)), int(np.prod(w.shape[1:]))
-        result = _result((batch, n_out, *out), np.result_type(img.dtype, w.dtype), recent)
+        dtype = np.result_type(img.dtype, w.dtype)
+        shape = (batch, n_out, *out)
+        result = np.empty(shape, dtype) if recent is None else recent.array(shape, dtype)
         gemm = _shift_gemm(img, w, g, pads, out, subsample)
         if gemm is not None:
             wt = _tap_filters(w, g)
@@ -587,7 +580,8 @@ class ConvParams:
         positions = int(np.prod(out))
         padded = tuple(i + lo + hi for i, (lo, hi) in zip(ishape, pads))
         crop = tuple(slice(lo, lo + i) for i, (lo, _) in zip(ishape, pads))
-        dx = _result(img_shape, np.result_type(kern.dtype, topgrad.dtype), recent)
+        dtype = np.result_type(kern.dtype, topgrad.dtype)
+        dx = np.empty(img_shape, dtype) if recent is None else recent.array(img_shape, dtype)
 
         def part(lo, hi):
             if positions <= _BATCH_LAST_MAX_POSITIONS:

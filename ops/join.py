@@ -66,11 +66,8 @@ class Join(Op):
                 shape = list(first.shape)
                 shape[axis] = sum(a.shape[axis] if a.ndim == first.ndim else 0
                                   for a in arrays)
-                buf = recent.take(tuple(shape), dtype)
                 try:
-                    if buf is not None:
-                        return np.concatenate(arrays, axis=axis, out=buf)
-                    return recent.keep(np.concatenate(arrays, axis=axis))
+                    return np.concatenate(arrays, axis=axis, out=recent.array(tuple(shape), dtype))
                 except ValueError:
                     pass  # the plain call below gives the message
             try:

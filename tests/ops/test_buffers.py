@@ -32,12 +32,15 @@ def test_alone_is_the_count_of_an_array_held_by_one_list_and_one_local():
 
 def test_recent_keeps_only_large_arrays_and_at_most_slots():
     recent = buffers.Recent()
-    recent.keep(np.empty(4))
+    recent.array((4,), np.float64)
     assert recent.arrays == []
-    big = [np.empty(buffers.MIN_BYTES) for _ in range(buffers.SLOTS + 1)]
-    for a in big:
-        recent.keep(a)
-    assert [id(a) for a in recent.arrays] == [id(a) for a in big[1:]]
+    shape = (buffers.MIN_BYTES,)
+    held = [recent.array(shape, np.uint8) for _ in range(buffers.SLOTS + 1)]
+    assert len({id(a) for a in held}) == len(held)  # each held: a new one each time
+    assert [id(a) for a in recent.arrays] == [id(a) for a in held[1:]]
+    del held
+    again = recent.array(shape, np.uint8)  # nobody holds the kept ones now
+    assert again is recent.arrays[0] and len(recent.arrays) == buffers.SLOTS
 
 
 def _thunk(op, *variables):

@@ -231,19 +231,25 @@ def test_random_bodies_equal_the_numpy_path(seed):
     assert c_loops(f)[0].runs == 1
 
 
-def test_a_reverse_loop_in_c_writes_its_rows_from_the_last():
-    # T.grad's reverse loops read their sequences and write their maps from the last row,
-    # so that their rows stay in the forward loop's order
+def _rnn_with_a_map(reverse: bool, factor: float):
+    """A Scan op built directly (T.grad's reverse loops are built so): the state
+    ``tanh(h W + x_t)`` and a map ``factor`` times it; its inputs; numpy arguments."""
     from theon.scan import Scan
     from theon.scan.basic import ScanSpec
     x_in, h_in, W_in = T.dvector("x_t"), T.dvector("h"), T.dmatrix("W")
     h_new = T.tanh(T.dot(h_in, W_in) + x_in)
-    op = Scan([x_in, h_in, W_in], [h_new, 2 * h_new], ScanSpec(
+    op = Scan([x_in, h_in, W_in], [h_new, factor * h_new], ScanSpec(
         n_seqs=1, outputs=((-1,), None), n_shared=0, n_nonseqs=1, as_while=False),
-        reverse=True)
+        reverse=reverse)
     x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
-    args = [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
-    f = same_as_numpy([x, h0, W], list(op(x.shape[0], x, h0, W)), args)
+    return op(x.shape[0], x, h0, W), [x, h0, W], [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
+
+
+def test_a_reverse_loop_in_c_writes_its_rows_from_the_last():
+    # T.grad's reverse loops read their sequences and write their maps from the last row,
+    # so that their rows stay in the forward loop's order
+    outs, inputs, args = _rnn_with_a_map(True, 2)
+    f = same_as_numpy(inputs, list(outs), args)
     h, maps = args[1], [None] * 40
     for t in range(40):
         h = np.tanh(h @ args[2] + args[0][39 - t])
@@ -257,17 +263,9 @@ def test_a_reverse_loop_in_c_writes_its_rows_from_the_last():
 def test_the_c_loop_reuses_a_map_only_once_nobody_holds_it(reverse):
     # a map's stacked rows are written into the previous call's array when the caller has
     # dropped it (a fresh large array costs page faults), never while it or a view is held
-    from theon.scan import Scan
-    from theon.scan.basic import ScanSpec
-    x_in, h_in, W_in = T.dvector("x_t"), T.dvector("h"), T.dmatrix("W")
-    h_new = T.tanh(T.dot(h_in, W_in) + x_in)
-    op = Scan([x_in, h_in, W_in], [h_new, 3 * h_new], ScanSpec(
-        n_seqs=1, outputs=((-1,), None), n_shared=0, n_nonseqs=1, as_while=False),
-        reverse=reverse)
-    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
-    args = [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
+    outs, inputs, args = _rnn_with_a_map(reverse, 3)
     other = [-args[0], args[1], args[2]]
-    f = same_as_numpy([x, h0, W], op(x.shape[0], x, h0, W)[1], args)
+    f = same_as_numpy(inputs, outs[1], args)
     (loop,) = c_loops(f)
     first = f(*args)
     kept = first.copy()
