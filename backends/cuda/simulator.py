@@ -222,10 +222,23 @@ def build(source: str, cache: Path | None = None, *, quick: bool = False) -> Pat
     return lib
 
 
+class _StackPool(ctypes.Structure):
+    """The header's StackPool: the threads' stacks that every library's launches reuse."""
+    _fields_ = [("base", ctypes.c_void_p), ("map_bytes", ctypes.c_size_t),
+                ("slot_bytes", ctypes.c_size_t), ("guarded", ctypes.c_int)]
+
+
+# One for the process: launches run one at a time (DLOPEN_LOCK), and a pool per library would
+# keep each one's stacks and guard pages mapped.
+_STACKS = _StackPool()
+
+
 def load(library: Path) -> ctypes.CDLL:
-    """A built library, loaded, with its error function's type set."""
+    """A built library, loaded, with its error function's type set and the process's stack
+    pool handed to it."""
     with DLOPEN_LOCK:
         lib = ctypes.CDLL(str(library))
+        lib.theon_cpu_use_stacks(ctypes.byref(_STACKS))
     lib.theon_cpu_last_error.restype = ctypes.c_char_p
     return lib
 

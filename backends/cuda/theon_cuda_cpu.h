@@ -364,6 +364,42 @@ THEON_CPU_FN int run_block(Block& b, bool force_fibers) {
   return 0;
 }
 
+// The threads' stacks, kept from launch to launch in the pool the process hands every library
+// it loads (theon_cpu_use_stacks; launches run one at a time, under the loader's lock):
+// mapping them, setting their guard pages and faulting their pages in at every launch was
+// half of a small launch's time (the kernel's mprotect, munmap and page faults; 1.2 ms for a
+// pooling gradient's). A library given no pool maps its stacks per launch.
+struct StackPool {
+  char* base;
+  size_t map_bytes, slot_bytes;
+  int guarded;
+};
+inline StackPool* stack_pool = nullptr;
+
+// The stacks of n threads of slot_bytes each (a guard page at the bottom of each); `guarded`:
+// how many of them have their guard page already. Null if they cannot be mapped.
+THEON_CPU_FN char* take_stacks(size_t slot_bytes, int n, int* guarded) {
+  const size_t bytes = slot_bytes * (size_t)n;
+  StackPool* p = stack_pool;
+  if (p && p->base && p->slot_bytes == slot_bytes && p->map_bytes >= bytes) {
+    *guarded = p->guarded;
+    return p->base;
+  }
+  if (p && p->base) munmap(p->base, p->map_bytes), p->base = nullptr;
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (m == MAP_FAILED) return nullptr;
+  if (p) *p = StackPool{(char*)m, bytes, slot_bytes, 0};
+  *guarded = 0;
+  return (char*)m;
+}
+
+// Back to the pool (guarded: how many guard pages are set now), or unmapped without one.
+THEON_CPU_FN void give_stacks(char* stacks, size_t bytes, int guarded) {
+  if (stack_pool && stack_pool->base == stacks) stack_pool->guarded = guarded;
+  else munmap(stacks, bytes);
+}
+
 THEON_CPU_FN int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void*), void* arg, int mode) {
   long long nblocks = (long long)grid.x * grid.y * grid.z;
   long long nthr = (long long)block.x * block.y * block.z;
@@ -389,8 +425,12 @@ THEON_CPU_FN int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void
     b.stack_bytes = stack_kb * 1024;
     b.slot_bytes = b.stack_bytes + 4096;
     b.map_bytes = b.slot_bytes * b.n;
-    b.stacks = (char*)mmap(nullptr, b.map_bytes, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    b.stacks = take_stacks(b.slot_bytes, b.n, &b.guarded);
+    if (!b.stacks) {
+#pragma omp critical(theon_cpu_err)
+      if (!err[0]) std::snprintf(err, ERR_BYTES, "no memory for %d threads' stacks", b.n);
+      failed = true;
+    }
     for (int i = 0; i < b.n; ++i) {
       b.f[i].tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
                          (unsigned)(i / (block.x * block.y))};
@@ -411,7 +451,7 @@ THEON_CPU_FN int run_grid(dim3 grid, dim3 block, size_t shmem, void (*body)(void
       }
     }
     tb = nullptr;
-    munmap(b.stacks, b.map_bytes);
+    if (b.stacks) give_stacks(b.stacks, b.map_bytes, b.guarded);
     delete[] b.f;
     delete[] b.slot;
     delete[] b.dyn;
@@ -579,6 +619,9 @@ THEON_VEC2(int, int) THEON_VEC4(int, int)
 #ifdef THEON_CPU_DEFINE_RUNTIME
 extern "C" __attribute__((visibility("default"))) const char* theon_cpu_last_error() {
   return theon_cpu::last_error;
+}
+extern "C" __attribute__((visibility("default"))) void theon_cpu_use_stacks(void* pool) {
+  theon_cpu::stack_pool = (theon_cpu::StackPool*)pool;
 }
 #endif
 

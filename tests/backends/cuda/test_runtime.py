@@ -392,6 +392,25 @@ def test_the_stand_in_gives_the_same_sums_in_any_thread_order(srt):
     np.testing.assert_array_equal(results[0], results[2])
 
 
+def test_launches_of_every_library_reuse_one_pool_of_thread_stacks(srt):
+    """The fibers' stacks are mapped once per process, not per launch or per library, and
+    mapped anew only for a bigger block; the sums stay exact on reused stacks."""
+    host = np.random.default_rng(5).normal(size=(3, 1000))
+    x, out = srt.to_device(host), srt.empty(3, "float64")
+    srt.schedule = sim.FORCE_FIBERS
+    first = srt.module(_BLOCK_SUM).get_function("block_sum")
+    other = srt.module(_BLOCK_SUM + "// another library\n").get_function("block_sum")
+    bases = []
+    for kernel, threads in ((first, 256), (other, 128), (first, 256), (other, 1024),
+                            (first, 512)):
+        kernel((3,), (threads,), (x, out, np.int32(1000)))
+        np.testing.assert_allclose(srt.to_host(out), host.sum(axis=1), rtol=1e-12)
+        bases.append((sim._STACKS.base, sim._STACKS.map_bytes))
+        assert sim._STACKS.guarded >= threads  # every fiber ran above its guard page
+    assert bases[0][0] and bases[1] == bases[0] and bases[2] == bases[0]
+    assert bases[3][1] == 4 * bases[0][1] and bases[4] == bases[3]
+
+
 def test_random_grids_change_no_result_of_a_rendered_kernel(srt):
     """Every kernel theon renders strides over the grid, so the stand-in may draw each
     launch's number of blocks (CI runs the suite so)."""
