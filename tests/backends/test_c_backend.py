@@ -15,8 +15,9 @@ from theon.backends import c_backend, ccompiler
 from theon.compile.mode import Mode
 from theon.ops.fused import Fused
 
-pytestmark = pytest.mark.skipif(ccompiler.compiler() is None,
-                                reason="no C compiler found (config.cxx)")
+pytestmark = [pytest.mark.host_only,
+              pytest.mark.skipif(ccompiler.compiler() is None,
+                                 reason="no C compiler found (config.cxx)")]
 C = Mode(linker="c")
 
 

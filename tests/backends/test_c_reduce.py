@@ -28,8 +28,9 @@ from theon.ops.fused_reduce import FusedReduce
 from theon.ops.reduce import _acc_dtype
 from theon.symbolic.types import TensorType
 
-pytestmark = pytest.mark.skipif(ccompiler.compiler() is None,
-                                reason="no C compiler found (config.cxx)")
+pytestmark = [pytest.mark.host_only,
+              pytest.mark.skipif(ccompiler.compiler() is None,
+                                 reason="no C compiler found (config.cxx)")]
 
 C = Mode(linker="c", optimizer=None)
 KINDS = ("sum", "prod", "max", "min", "all", "any")

@@ -35,8 +35,9 @@ from theon.ops import scalar as S
 from theon.ops.elemwise import ELEMWISE, _numpy_kernel
 from theon.symbolic.types import TensorType
 
-pytestmark = pytest.mark.skipif(ccompiler.compiler() is None,
-                                reason="no C compiler found (config.cxx)")
+pytestmark = [pytest.mark.host_only,
+              pytest.mark.skipif(ccompiler.compiler() is None,
+                                 reason="no C compiler found (config.cxx)")]
 
 
 def _load_specs():

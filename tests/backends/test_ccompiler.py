@@ -24,9 +24,11 @@ import pytest
 from theon import config
 from theon.backends import ccompiler as C
 
-pytestmark = pytest.mark.skipif(
-    C.compiler() is None,
-    reason=f"no C compiler: config.cxx={config.cxx!r} (gcc, cc or g++ on PATH) is needed")
+pytestmark = [pytest.mark.host_only,
+              pytest.mark.skipif(
+                  C.compiler() is None,
+                  reason=f"no C compiler: config.cxx={config.cxx!r} (gcc, cc or g++ on PATH) "
+                         "is needed")]
 
 ADD = r"""
 void add(long n, const double *a, const double *b, double *out) {

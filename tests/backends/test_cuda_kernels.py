@@ -39,6 +39,8 @@ from theon.ops import scalar as S
 from theon.ops.elemwise import _numpy_kernel
 from theon.ops.fused import Fused, ScalarGraph
 
+pytestmark = pytest.mark.host_only
+
 _HERE = Path(__file__).resolve().parent
 
 

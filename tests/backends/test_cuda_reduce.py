@@ -48,6 +48,8 @@ from theon.ops.fused import ScalarGraph
 from theon.ops.fused_reduce import FusedReduce
 from theon.ops.reduce import Reduce, _acc_dtype
 
+pytestmark = pytest.mark.host_only
+
 _HERE = Path(__file__).resolve().parent
 
 

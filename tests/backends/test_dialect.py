@@ -30,6 +30,8 @@ from theon.backends import dialect as D
 from theon.ops import scalar as S
 from theon.ops.elemwise import _numpy_kernel
 
+pytestmark = pytest.mark.host_only
+
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint32", "uint64", "float32",
           "float64")
 _I = np.iinfo

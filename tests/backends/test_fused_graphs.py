@@ -51,6 +51,8 @@ from theon.ops import scalar as S
 from theon.ops.elemwise import Elemwise, _numpy_kernel
 from theon.printing import debugprint
 
+pytestmark = pytest.mark.host_only
+
 SCALE = int(os.environ.get("THEON_FUZZ_SCALE", "1"))
 # the number of examples at scale 1: one gcc run each (CI's budget)
 EXAMPLES = 40

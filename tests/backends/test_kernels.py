@@ -15,8 +15,9 @@ from theon.backends.kernels import (
 )
 from theon.ops.scalar import TABLE
 
-pytestmark = pytest.mark.skipif(ccompiler.compiler() is None,
-                                reason="no C compiler found (config.cxx)")
+pytestmark = [pytest.mark.host_only,
+              pytest.mark.skipif(ccompiler.compiler() is None,
+                                 reason="no C compiler found (config.cxx)")]
 
 
 def kernel(graph: ScalarGraph, name: str = "k"):

@@ -68,6 +68,7 @@ def test_an_unknown_linker_is_a_clear_error():
     assert "py" in backends.available()
 
 
+@pytest.mark.host_only
 def test_the_op_suite_runs_on_the_toy_backend():
     """Every op test, through the registry, on a backend theon does not know (but the scalar
     table's 2,200 tests and the reductions' 1,150: the same few op classes over and over,

@@ -192,6 +192,7 @@ POOL_KINDS = ("max", "sum", "average_inc_pad", "average_exc_pad", "gradgrad", "g
               "grad_sum", "grad_average_inc_pad", "grad_average_exc_pad")
 
 
+@pytest.mark.host_only
 def test_every_pooling_and_convolution_kernel_compiles_with_nvrtc(request, tmp_path_factory):
     """The NVRTC gate of the elementwise kernels (tests/backends/test_cuda_kernels.py: sm_80
     and sm_90, an empty log, clean compiles remembered in pytest's cache) on every variant
