@@ -6,7 +6,9 @@ reads the numpy arrays it is given directly (their data pointer, shape and strid
 array object's C struct), checks their shapes against the node's broadcast pattern, merges the
 dimensions every array walks whole, and runs the loop, split across OpenMP threads above
 ``PARALLEL_ELEMENTS``. A call through ctypes then costs about a microsecond; the Python side only
-allocates the output.
+allocates the output. What every entry does with its arrays (``theon_run``, ``theon_reduce``)
+is a support library of its own, compiled once per cache: each kernel library is handed its
+two runners when it loads, and compiles only its kernels.
 
 ``build`` renders the kernels of one function that this process has not loaded yet into one
 translation unit, compiled once (``backends/ccompiler.py``: system compiler, disk cache). The
@@ -60,8 +62,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PARALLEL_ELEMENTS = 1 << 17
 
 # The part of numpy's array object (PyArrayObject_fields, the same in numpy 1.x and 2.x) that
-# an entry reads; checked against real arrays when a library loads (``_layout_ok``).
-_ENTRY_PRELUDE = r"""
+# an entry reads; checked against real arrays when the support library loads (``_support``),
+# and the loops' signatures: the kernel libraries' and the support library's common ground.
+_ARRAYS = r"""
 typedef struct {
     intptr_t refcount;
     void *type;
@@ -74,11 +77,18 @@ typedef struct {
 typedef void (*theon_loop)(int64_t, const int64_t *, char **, const int64_t *, int64_t,
                            int64_t);
 
-static void *theon_ndarray_type;
-static int theon_parallel = 1;
+typedef void (*theon_rloop)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
+                            int64_t, int64_t);
+typedef void (*theon_rpart)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
+                            int64_t, int64_t, int64_t, void *);
+typedef void (*theon_rmerge)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
+                             int64_t, const void *, int64_t);
 
-void theon_set_ndarray_type(void *type) { theon_ndarray_type = type; }
+"""
 
+# What every kernel library holds besides its kernels: the Python objects its builtins return,
+# and the support library's two runners (``_link`` hands them over when it loads).
+_KERNEL_HEAD = r"""
 /* The Python objects an entry's builtin returns for the codes 0, 1, 2 (floats of theon's,
    never immortal: a new reference is the reference count plus one, the first field of every
    object of a default CPython build) */
@@ -93,6 +103,27 @@ static void *theon_code(int rc)
     (*o)++;
     return o;
 }
+
+typedef int (*theon_run_fn)(theon_loop, int, int, theon_array **, const unsigned char *);
+typedef int (*theon_reduce_fn)(theon_rloop, theon_rloop, theon_rpart, theon_rmerge, int, int,
+                               theon_array **, const unsigned char *, const unsigned char *);
+static theon_run_fn theon_run;
+static theon_reduce_fn theon_reduce;
+void theon_set_support(void *run, void *reduce)
+{
+    theon_run = (theon_run_fn)run;
+    theon_reduce = (theon_reduce_fn)reduce;
+}
+"""
+
+# The support library: what an entry hands its arrays to (theon_run, theon_reduce), compiled
+# once per cache rather than into every kernel library, where compiling it at -O3 was a third
+# of a small library's build (0.05-0.1 s) and of a reduction's (0.2-0.7 s).
+_SUPPORT = r"""
+static void *theon_ndarray_type;
+static int theon_parallel = 1;
+
+void theon_set_ndarray_type(void *type) { theon_ndarray_type = type; }
 
 /* 0 in a forked child: libgomp's threads do not survive fork, and a parallel region there
    can hang */
@@ -111,7 +142,7 @@ int64_t theon_probe(theon_array *a, int what)
 /* 0: done. 1: an argument is not a plain ndarray of the output's rank (the caller converts or
    falls back). 2: the shapes break the node's broadcast pattern (the caller's numpy thunk
    raises the error). */
-static int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arrays,
+int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arrays,
                      const unsigned char *broadcastable)
 {
     const int nd = arrays[n_in]->nd;
@@ -178,20 +209,13 @@ static int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arra
     return 0;
 }
 
-typedef void (*theon_rloop)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
-                            int64_t, int64_t);
-typedef void (*theon_rpart)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
-                            int64_t, int64_t, int64_t, void *);
-typedef void (*theon_rmerge)(int64_t, int64_t, const int64_t *, char **, const int64_t *,
-                             int64_t, const void *, int64_t);
-
 /* A reduction: the inputs (one rank, broadcast as the pattern says) reduced over the
    dimensions marked in `reduced` into the output (the kept dimensions). Kept dimensions go
    first, reduced ones last, each group in the order of the inputs' strides (the smallest
    innermost, where the loop vectorises), merged where every array allows. Returns as
    theon_run; 2 also for an empty reduction (the numpy thunk gives the identity, or raises
    for max and min). */
-static int theon_reduce(theon_rloop loop, theon_rloop outer, theon_rpart part,
+int theon_reduce(theon_rloop loop, theon_rloop outer, theon_rpart part,
                         theon_rmerge merge, int acc_size,
                         int n_in, theon_array **arrays, const unsigned char *broadcastable,
                         const unsigned char *reduced)
@@ -428,6 +452,7 @@ class _Kernels:
         dtypes = sorted({d for spec, _, _ in rendered for d in spec.graph.ref_dtypes})
         source = _source([text for _, _, text in rendered], dtypes)
         flags, openmp = _flags()
+        _prefetch_support(wait)
         future = ccompiler.compile_async(source, flags=flags, openmp=openmp, name="kernels",
                                          now=wait)
 
@@ -440,7 +465,7 @@ class _Kernels:
                 return
             try:
                 lib = fut.result()
-                _check_layout(lib)
+                _link(lib)
             except Exception as err:  # noqa: BLE001 - any failure means: stay on numpy
                 self._failed(err)
                 lib = None
@@ -643,6 +668,7 @@ def compile_with_kernels(specs: Sequence[KernelSpec], source: str,
     text = _source(parts + [source], dtypes)
     prefix = "theon_lib_" + hashlib.sha256(text.encode()).hexdigest()[:16]
     flags, openmp = _flags()
+    _prefetch_support(config.wait_for_kernels)
     future = ccompiler.compile_async(text.replace("@P@", prefix), flags=flags, openmp=openmp,
                                      name=prefix, now=config.wait_for_kernels)
 
@@ -651,7 +677,7 @@ def compile_with_kernels(specs: Sequence[KernelSpec], source: str,
         if not fut.cancelled():
             try:
                 lib = fut.result()
-                _check_layout(lib)
+                _link(lib)
                 builtin = _builtin(lib, f"{prefix}_py")
             except Exception as err:  # noqa: BLE001 - any failure means: stay on Python
                 log.info("theon: compiling %s failed: %s%s", prefix, err,
@@ -786,15 +812,18 @@ def _entry_source(loop: str, name: str, spec: KernelSpec, n_arrays: int, call: s
 
 
 def _source(parts: Sequence[str], dtypes: Sequence[str]) -> str:
-    """One translation unit: the helpers of the dtypes used, the entry machinery, the
-    kernels."""
-    head = [C.prelude(dtypes), kernels.c_declarations(),
-            "#ifdef _OPENMP", "#include <omp.h>", "#endif",
-            f"#define THEON_MAX_DIMS {kernels.MAX_DIMS}",
-            f"#define THEON_MAX_ARRAYS {MAX_ARRAYS}",
-            f"#define THEON_PARALLEL {PARALLEL_ELEMENTS}",
-            _ENTRY_PRELUDE]
+    """One kernel library's translation unit: the helpers of the dtypes used, the arrays'
+    layout and the support library's runners, the kernels."""
+    head = [C.prelude(dtypes), kernels.c_declarations(), _ARRAYS, _KERNEL_HEAD]
     return "\n".join(head + list(parts))
+
+
+def _support_source() -> str:
+    return "\n".join(["#include <stdint.h>", "#ifdef _OPENMP", "#include <omp.h>", "#endif",
+                      f"#define THEON_MAX_DIMS {kernels.MAX_DIMS}",
+                      f"#define THEON_MAX_ARRAYS {MAX_ARRAYS}",
+                      f"#define THEON_PARALLEL {PARALLEL_ELEMENTS}",
+                      _ARRAYS, _SUPPORT])
 
 
 _FLAGS: list = []
@@ -849,8 +878,10 @@ def _builtin(lib: ccompiler.LoadedLibrary, symbol: str) -> Callable:
     return new(ctypes.addressof(record), None, None)
 
 
-_CHECKED: set = set()
-# each loaded library's theon_set_parallel, called with 0 in a forked child
+# the support libraries loaded and set up (by path), and their theon_set_parallel, called
+# with 0 in a forked child
+_SUPPORTS: dict[str, tuple[int, int]] = {}
+_SUPPORTS_LOCK = threading.Lock()
 _PARALLEL_SWITCHES: list = []
 
 
@@ -863,20 +894,43 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_serial_after_fork)
 
 
-def _check_layout(lib: ccompiler.LoadedLibrary) -> None:
-    """Tell the library which type is numpy's ndarray, and check that it reads arrays where
-    numpy keeps their fields (the struct layout an entry assumes)."""
-    lib.function("theon_set_ndarray_type", None, [ctypes.c_void_p])(id(np.ndarray))
+def _prefetch_support(wait: bool) -> None:
+    """Start compiling the support library (a no-op once it is loaded), so that a first
+    kernel library's compile does not wait for it."""
+    flags, openmp = _flags()
+    ccompiler.compile_async(_support_source(), flags=flags, openmp=openmp, name="support",
+                            now=wait)
+
+
+def _support() -> tuple[int, int]:
+    """The addresses of theon_run and theon_reduce in the support library (compiled once per
+    cache, loaded once), which has been told numpy's ndarray type and checked to read arrays
+    where numpy keeps their fields (the struct layout an entry assumes)."""
+    flags, openmp = _flags()
+    lib = ccompiler.compile_library(_support_source(), flags=flags, openmp=openmp,
+                                    name="support")
+    with _SUPPORTS_LOCK:
+        runners = _SUPPORTS.get(str(lib.path))
+        if runners is not None:
+            return runners
+        lib.function("theon_set_ndarray_type", None, [ctypes.c_void_p])(id(np.ndarray))
+        probe = lib.function("theon_probe", ctypes.c_int64, [ctypes.py_object, ctypes.c_int])
+        a = np.zeros((3, 5), dtype=np.float32)[:, ::2]
+        got = [probe(a, k) for k in range(4)]
+        if got != [a.ctypes.data, 2, 3, 8]:
+            raise RuntimeError(f"numpy's array layout is not the one the kernels read ({got})")
+        _PARALLEL_SWITCHES.append(lib.function("theon_set_parallel", None, [ctypes.c_int]))
+        runners = _SUPPORTS[str(lib.path)] = (lib.address("theon_run"),
+                                              lib.address("theon_reduce"))
+        return runners
+
+
+def _link(lib: ccompiler.LoadedLibrary) -> None:
+    """Hand a kernel library the support library's runners and the codes its builtins
+    return."""
+    run, reduce = _support()
+    lib.function("theon_set_support", None, [ctypes.c_void_p, ctypes.c_void_p])(run, reduce)
     lib.function("theon_set_codes", None, [ctypes.py_object] * 3)(*_CODES)
-    _PARALLEL_SWITCHES.append(lib.function("theon_set_parallel", None, [ctypes.c_int]))
-    if _CHECKED:
-        return
-    probe = lib.function("theon_probe", ctypes.c_int64, [ctypes.py_object, ctypes.c_int])
-    a = np.zeros((3, 5), dtype=np.float32)[:, ::2]
-    got = [probe(a, k) for k in range(4)]
-    if got != [a.ctypes.data, 2, 3, 8]:
-        raise RuntimeError(f"numpy's array layout is not the one the kernels read ({got})")
-    _CHECKED.add(True)
 
 
 def _reduce_runner(entry: Callable, node: Apply, fallback: Callable, spec: KernelSpec

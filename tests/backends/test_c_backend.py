@@ -65,6 +65,25 @@ def test_fused_work_runs_as_one_compiled_kernel():
         np.testing.assert_allclose(f(view, row), np.tanh(view) * row - view, rtol=1e-14)
 
 
+def test_the_entry_code_is_one_support_library_per_cache(tmp_path, monkeypatch):
+    """What every entry does (read the arrays, check and merge their dimensions, share the
+    loop among threads: theon_run, theon_reduce) is compiled once per cache, not into each
+    kernel library."""
+    monkeypatch.setattr(theon.config, "compiledir", str(tmp_path))
+    x = T.matrix("x")
+    f = theon.function([x], T.tanh(x) * 3.0625 - x, mode=C)
+    g = theon.function([x], (T.exp(x) * 2.0625).sum(axis=1), mode=C)
+    v = np.linspace(-2, 2, 12).reshape(3, 4)
+    np.testing.assert_allclose(f(v), np.tanh(v) * 3.0625 - v, rtol=1e-12)
+    np.testing.assert_allclose(g(v), (np.exp(v) * 2.0625).sum(axis=1), rtol=1e-12)
+    assert kernel_nodes(f) and kernel_nodes(g)
+    made = [e for e in ccompiler.entries(tmp_path) if e.kind == "entry"]
+    assert sorted(e.name for e in made) == ["kernels", "kernels", "support"]
+    for e in made:
+        source = (e.path / "source.c").read_text()
+        assert ("int theon_run(" in source) == (e.name == "support")
+
+
 def test_integer_semantics_are_numpys():
     x, y = T.vector("x", dtype="int8"), T.vector("y", dtype="int8")
     f = theon.function([x, y], [x // y, x % y, x * y, T.maximum(x, y), (x * y) // y + x],
