@@ -143,7 +143,7 @@ int64_t theon_probe(theon_array *a, int what)
    falls back). 2: the shapes break the node's broadcast pattern (the caller's numpy thunk
    raises the error). */
 int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arrays,
-                     const unsigned char *broadcastable)
+              const unsigned char *broadcastable)
 {
     const int nd = arrays[n_in]->nd;
     int64_t shape[THEON_MAX_DIMS], strides[THEON_MAX_DIMS * THEON_MAX_ARRAYS];
@@ -216,9 +216,9 @@ int theon_run(theon_loop loop, int n_in, int n_arrays, theon_array **arrays,
    theon_run; 2 also for an empty reduction (the numpy thunk gives the identity, or raises
    for max and min). */
 int theon_reduce(theon_rloop loop, theon_rloop outer, theon_rpart part,
-                        theon_rmerge merge, int acc_size,
-                        int n_in, theon_array **arrays, const unsigned char *broadcastable,
-                        const unsigned char *reduced)
+                 theon_rmerge merge, int acc_size,
+                 int n_in, theon_array **arrays, const unsigned char *broadcastable,
+                 const unsigned char *reduced)
 {
     const int nd = arrays[0]->nd, n_arrays = n_in + 1;
     theon_array *out = arrays[n_in];

@@ -380,7 +380,11 @@ inline StackPool* stack_pool = nullptr;
 // how many of them have their guard page already. Null if they cannot be mapped.
 THEON_CPU_FN char* take_stacks(size_t slot_bytes, int n, int* guarded) {
   const size_t bytes = slot_bytes * (size_t)n;
+#ifdef _OPENMP
+  StackPool* p = nullptr;  // blocks on several threads at once: one pool would be shared
+#else
   StackPool* p = stack_pool;
+#endif
   if (p && p->base && p->slot_bytes == slot_bytes && p->map_bytes >= bytes) {
     *guarded = p->guarded;
     return p->base;
