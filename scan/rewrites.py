@@ -414,13 +414,20 @@ class _Stacker:
         return v in self.seq_outer or (v.owner is not None and v.owner in self.row_nodes)
 
 
-def scan_sequence_work_before_loop(fgraph, node):
-    """scan(body(dot(x_t, W), ...), sequences=X) -> scan(body(p_t, ...), sequences=dot(X, W)):
-    row-wise work on the rows of step t and non-sequences (elementwise ops, dimshuffles, dot
-    with a non-sequence) is computed over the whole sequence, before the loop"""
-    loop = _Loop.of(node)
-    if not loop.seqs:
-        return None
+@dataclass
+class _RowWork:
+    """What of a body is row-wise (see ``_row_node``): the body's order, outputs and eager
+    nodes, the row-wise variables (each with the sequences it reads), their nodes, ``kind``."""
+
+    order: list
+    outputs: list
+    eager: set
+    rows: dict
+    row_nodes: set
+    kind: Callable[[Variable], str | None]
+
+
+def _row_work(loop: _Loop) -> _RowWork:
     outputs = loop.inner_outputs()
     order = toposort(outputs)
     eager = _eager(order, outputs)
@@ -454,6 +461,99 @@ def scan_sequence_work_before_loop(fgraph, node):
         row_nodes.add(n)
         for o in n.outputs:
             rows[o] = reads
+    return _RowWork(order, outputs, eager, rows, row_nodes, kind)
+
+
+def _add_terms(v: Variable, work: _RowWork, readers: dict) -> list[Variable]:
+    """The terms of the sum ``v``: through the adds of v's dtype that only this sum reads and
+    that add something the loop computes; an add of row-wise and fixed terms alone (one this
+    rule made, or one the other rules could not move) is a term as it is."""
+    out = []
+    for i in v.owner.inputs:
+        n = i.owner
+        if n is not None and node_key(n) == "add" and readers.get(i, 0) == 1 and \
+                i not in work.outputs and i not in work.rows and i.dtype == v.dtype and \
+                any(work.kind(j) is None for j in n.inputs):
+            out += _add_terms(i, work, readers)
+        else:
+            out.append(i)
+    return out
+
+
+def scan_sums_regrouped(fgraph, node):
+    """scan(body(dot(x_t, W) + dot(h_tm1, U) + b)) -> scan(body((dot(x_t, W) + b) +
+    dot(h_tm1, U))): the terms of a sum that the steps' rows and the non-sequences make are
+    added first, so that ``scan_sequence_work_before_loop`` moves their sum before the loop
+    (an RNN's bias joins its input projection, and the step adds one term less)"""
+    loop = _Loop.of(node)
+    if not loop.seqs:
+        return None
+    work = _row_work(loop)
+    if not work.rows:
+        return None
+    readers: dict[Variable, int] = {}
+    for n in work.order:
+        for i in n.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    inside = set()  # adds taken into the sum of an add that reads them
+    replace: dict[Variable, Variable] = {}
+    for n in reversed(work.order):
+        v = n.outputs[0]
+        if node_key(n) != "add" or n not in work.eager or v in inside or v in work.rows:
+            continue
+        terms = _add_terms(v, work, readers)
+        inside.update(t2 for t2 in _sum_nodes(v, terms))
+        # rows of v's dtype first, so that no partial sum is of a narrower type than v
+        moving = sorted((t for t in terms if work.kind(t) is not None),
+                        key=lambda t: (work.kind(t) != "row" or t.dtype != v.dtype))
+        staying = [t for t in terms if work.kind(t) is None]
+        if len(moving) < 2 or not staying or work.kind(moving[0]) != "row" or \
+                moving[0].dtype != v.dtype or any(t.dtype != v.dtype and not isinstance(
+                    t, Constant) for t in moving):
+            continue
+        first = moving[0]
+        for t in moving[1:]:
+            first = first + t
+        # the partial sum must be row-wise itself (no larger than a row it adds), else it
+        # would stay in the loop and this rule would regroup it again
+        if not any(work.kind(t) == "row" and t.broadcastable == first.broadcastable
+                   for t in moving) or first.dtype != v.dtype:
+            continue
+        total = first
+        for t in staying:
+            total = total + t
+        if total.broadcastable != v.broadcastable:
+            total = patternbroadcast(total, v.broadcastable)
+        if total.type != v.type:
+            continue
+        replace[v] = total
+    if not replace:
+        return None
+    loop.substitute(replace)
+    return _replacements(node, loop)
+
+
+def _sum_nodes(v: Variable, terms: list[Variable]) -> list[Variable]:
+    """The adds between the sum ``v`` and its ``terms``, ``v`` excluded."""
+    stop, out, todo = set(terms), [], list(v.owner.inputs)
+    while todo:
+        w = todo.pop()
+        if w in stop or w.owner is None:
+            continue
+        out.append(w)
+        todo += w.owner.inputs
+    return out
+
+
+def scan_sequence_work_before_loop(fgraph, node):
+    """scan(body(dot(x_t, W), ...), sequences=X) -> scan(body(p_t, ...), sequences=dot(X, W)):
+    row-wise work on the rows of step t and non-sequences (elementwise ops, dimshuffles, dot
+    with a non-sequence) is computed over the whole sequence, before the loop"""
+    loop = _Loop.of(node)
+    if not loop.seqs:
+        return None
+    work = _row_work(loop)
+    order, outputs, rows, row_nodes = work.order, work.outputs, work.rows, work.row_nodes
     if not rows:
         return None
     moved = [v for v in _frontier(order, set(rows), outputs)
@@ -754,7 +854,7 @@ def scan_only_last_state_kept(fgraph, node):
 
 # Tried in this order on each Scan node: dropping dead parts first leaves less to move.
 RULE_FUNCTIONS = (scan_unused_parts_removed, scan_invariants_out_of_loop,
-                  scan_sequence_work_before_loop, scan_sums_after_loop,
+                  scan_sums_regrouped, scan_sequence_work_before_loop, scan_sums_after_loop,
                   scan_only_last_state_kept, scan_loops_merged)
 
 

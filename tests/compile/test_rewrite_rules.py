@@ -194,6 +194,16 @@ def _scan_rnn(dt):
     return [x, h0, W], h
 
 
+def _scan_rnn_with_bias(dt):
+    """h_t = tanh(x_t W + h_tm1 U + b): the bias joins the input projection before the loop."""
+    _float_only(dt)
+    x, h0 = mat(dt, "x"), static(dt, (5,), "h0")
+    W, U, b = static(dt, (4, 5), "W"), static(dt, (5, 5), "U"), static(dt, (5,), "b")
+    h, _ = theano.scan(lambda x_t, h, W, U, b: T.tanh(T.dot(x_t, W) + T.dot(h, U) + b),
+                       sequences=x, outputs_info=h0, non_sequences=[W, U, b])
+    return [x, h0, W, U, b], h
+
+
 def _scan_two_outputs(dt, pick):
     _float_only(dt)
     x, h0 = mat(dt, "x"), mat(dt, "h0")
@@ -415,6 +425,11 @@ CASES = [
          lambda dt: _scan_rnn(dt),
          lambda x, h0, W: _np_loop(h0, lambda h, x_t: np.tanh(x_t @ W + h), len(x), x),
          present=("Scan", "Dot")),
+    Case("scan_sums_regrouped", "rnn_bias",
+         lambda dt: _scan_rnn_with_bias(dt),
+         lambda x, h0, W, U, b: _np_loop(h0, lambda h, x_t: np.tanh(x_t @ W + h @ U + b),
+                                         len(x), x),
+         present=("Scan", "DotAdd")),
     Case("scan_unused_parts_removed", "unused_map_output",
          lambda dt: _scan_two_outputs(dt, lambda h, m: h),
          lambda x, h0: _np_loop(h0, lambda h, x_t: h * 0.5 + x_t, len(x), x),

@@ -301,3 +301,38 @@ def test_dotadd_static_shape_takes_the_broadcast_addend_length():
     f = theon.function([a, b, c], out)
     np.testing.assert_allclose(f(np.ones((1, 2)), np.ones((2, 4)), np.ones((3, 4))),
                                np.full((3, 4), 3.0))
+
+
+
+@pytest.mark.parametrize("shapes", [((3,), (3, 4), (4,)), ((2, 3), (3, 4), (2, 4)),
+                                    ((2, 3), (3, 4), (4,)), ((3,), (3,), ())])
+def test_dotadd_of_small_operands_matches_numpy(shapes):
+    """Small products take DotAdd's straight path; a broadcast addend the general one."""
+    from theon.ops.blas import DotAdd
+    rng = np.random.default_rng(3)
+    x, y, z = (T.tensor("float64", shape=(None,) * len(s)) for s in shapes)
+    f = theon.function([x, y, z], DotAdd()(x, y, z), mode=theon.Mode(linker="py"))
+    vals = [rng.normal(size=s) for s in shapes]
+    first = f(*vals)
+    np.testing.assert_allclose(first, np.dot(vals[0], vals[1]) + vals[2], rtol=1e-12)
+    if first.ndim:  # each call its own array: a result the caller holds stays as it was
+        second = f(*vals)
+        assert second is not first
+        np.testing.assert_array_equal(second, first)
+
+
+def test_dotadd_of_an_integer_product_and_a_float_addend():
+    from theon.ops.blas import DotAdd
+    i, m, d = T.lvector("i"), T.lmatrix("m"), T.dvector("d")
+    f = theon.function([i, m, d], DotAdd()(i, m, d), mode=theon.Mode(linker="py"))
+    got = f(np.array([1, 2]), np.array([[1, 2, 3], [4, 5, 6]]), np.array([0.5, 0.25, 0.0]))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, [9.5, 12.25, 15.0])
+
+
+def test_dotadd_says_which_shapes_do_not_fit():
+    from theon.ops.blas import DotAdd
+    x, y, z = T.dvector("x"), T.dmatrix("y"), T.dvector("z")
+    f = theon.function([x, y, z], DotAdd()(x, y, z), mode=theon.Mode(linker="py"))
+    with pytest.raises(ValueError, match=r"dot \+ add: shapes \(5,\), \(3, 4\) and \(4,\)"):
+        f(np.ones(5), np.ones((3, 4)), np.ones(4))

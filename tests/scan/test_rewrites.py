@@ -188,6 +188,50 @@ def test_input_projection_is_one_dot_before_the_loop(go_backwards):
     assert len(dots_before_loop(f)) == 1
 
 
+def test_the_bias_joins_the_projection_before_the_loop():
+    inputs, h = rnn_graph()
+    args = rnn_args()
+    f = same_as_unrewritten(inputs, h, args, rtol=1e-12, atol=1e-13)
+    assert "scan_sums_regrouped" in fired(f)
+    node, = loops(f)
+    body = body_ops(node)
+    assert body["add"] == 1 and body["Dot"] == 1  # tanh(dot(h, U) + p_t), p = X W + b
+    assert node.op.spec.n_nonseqs == 1  # U; b is read before the loop only
+    grad = theano.function(inputs, T.grad(h.sum(), inputs[2:]), mode=PY)
+    ref = theano.function(inputs, T.grad(h.sum(), inputs[2:]), mode=NO_REWRITES)
+    for g, w in zip(grad(*args), ref(*args)):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_a_partial_sum_larger_than_its_row_stays_in_the_loop():
+    # x_t (a vector) + M (a matrix) is a matrix per step: stacked, n_steps matrices
+    X, M, U = T.dmatrix("X"), T.dmatrix("M"), T.dmatrix("U")
+    out, _ = theano.scan(lambda x_t, h, M, U: T.tanh(T.dot(h, U) + x_t + M), sequences=X,
+                         outputs_info=T.zeros((3, 4), dtype="float64"), non_sequences=[M, U])
+    f = same_as_unrewritten([X, M, U], out, [rnd(6, 4), rnd(3, 4), rnd(4, 4, scale=0.3)])
+    assert "scan_sums_regrouped" not in fired(f)
+
+
+def test_narrow_integer_terms_are_not_added_first():
+    # (x_t + c) in int8 would wrap around; the user's order adds the float state first
+    x, c = T.bvector("x"), T.bscalar("c")
+    out, _ = theano.scan(lambda x_t, h, c: h * 0.5 + x_t + c, sequences=x,
+                         outputs_info=T.constant(np.float64(0)), non_sequences=c)
+    f = same_as_unrewritten([x, c], out, [np.full(5, 100, np.int8), np.int8(100)])
+    assert "scan_sums_regrouped" not in fired(f)
+    assert f(np.full(5, 100, np.int8), np.int8(100))[0] == 200
+
+
+def test_terms_in_a_lazy_branch_are_left_as_written():
+    from theon.ifelse import ifelse
+    X, U, b = T.dmatrix("X"), T.dmatrix("U"), T.dvector("b")
+    out, _ = theano.scan(
+        lambda x_t, h, U, b: ifelse(T.gt(h.sum(), 1e9), x_t + T.dot(h, U) + b, T.tanh(h + x_t)),
+        sequences=X, outputs_info=T.zeros((4,), dtype="float64"), non_sequences=[U, b])
+    f = same_as_unrewritten([X, U, b], out, [rnd(6, 4), rnd(4, 4, scale=0.3), rnd(4)])
+    assert "scan_sums_regrouped" not in fired(f)
+
+
 def test_projection_of_vector_rows_and_dot_with_the_row_second():
     X, W, V = T.dmatrix("X"), T.dmatrix("W"), T.dmatrix("V")
     out, _ = theano.scan(lambda x_t, h, W, V: T.tanh(T.dot(x_t, W) + T.dot(V, x_t) + h),
