@@ -404,13 +404,13 @@ class Gemm(Op):
         recent = Recent()
         large = MIN_BYTES // dtype.itemsize  # elements of a result kept for the next call
 
-        def run(*args, out=None):
+        def run(*args, out=None, product=None):
             z, a, x, y, b = parts(args)
-            if out is None and x.ndim == 2 and y.ndim == 2 and \
+            if out is None and product is None and x.ndim == 2 and y.ndim == 2 and \
                     x.shape[0] * y.shape[1] >= large:
                 out = recent.array((x.shape[0], y.shape[1]), dtype)
             try:
-                return _gemm(z, a, x, y, b, out, dtype, fixed, name, node)
+                return _gemm(z, a, x, y, b, out, dtype, fixed, name, node, product)
             except ValueError as err:
                 if "not broadcastable" in str(err):
                     raise
@@ -447,19 +447,35 @@ def _dot_broadcastable(x, y) -> tuple:
     return _dot.make_node(x, y).outputs[0].type.broadcastable
 
 
-def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
+def _joint_shape(s: tuple, t: tuple) -> tuple:
+    """``np.broadcast_shapes(s, t)`` for shapes of one rank (a bias row and a product) without
+    its microseconds, which a loop body pays every step."""
+    if len(s) != len(t):
+        return np.broadcast_shapes(s, t)
+    out = []
+    for m, n in zip(s, t):
+        if m == n or n == 1:
+            out.append(m)
+        elif m == 1:
+            out.append(n)
+        else:
+            return np.broadcast_shapes(s, t)  # which raises, saying what does not fit
+    return tuple(out)
+
+
+def _gemm(z, a, x, y, b, out, dtype, fixed, name, node, product=None):
     """``b * z + a * dot(x, y)`` in ``dtype``, into ``out`` when it is given (``a``/``b`` None
-    for 1). ``out`` may be ``z`` itself: the product is then accumulated into it."""
-    p = None
-    if out is None and a is None and b is None:
+    for 1). ``out`` may be ``z`` itself: the product is then accumulated into it.
+    ``product``: ``dot(x, y)`` where the caller has it already."""
+    p = product
+    if out is None and a is None and b is None and p is None:
         # the common small case first (a loop body's bias add): the product has z's shape, so
         # no broadcasting is involved and the sum goes into the fresh product
         p = np.dot(x, y)
         if p.__class__ is np.ndarray and p.dtype == dtype and p.shape == z.shape:
             return np.add(p, z, out=p)
     pshape = x.shape[:-1] + (y.shape[:-2] + y.shape[-1:] if y.ndim > 1 else ())
-    # (broadcast_shapes costs microseconds: a loop body calls this every step)
-    shape = z.shape if z.shape == pshape else np.broadcast_shapes(z.shape, pshape)
+    shape = z.shape if z.shape == pshape else _joint_shape(z.shape, pshape)
     for k, (i, dims) in enumerate(fixed):
         given = pshape if k == 0 else z.shape
         if given != shape:
@@ -469,9 +485,9 @@ def _gemm(z, a, x, y, b, out, dtype, fixed, name, node):
     if out is not None and (out.shape != shape or out.dtype != dtype or
                             not out.flags.writeable):
         out = None  # not a buffer this result fits in: make a new one
-    if out is z and cblas.gemm_into(z, alpha, x, y, beta):
+    if p is None and out is z and cblas.gemm_into(z, alpha, x, y, beta):
         return z
-    if out is not None and out is not z and pshape == shape and x.ndim <= 2 and \
+    if p is None and out is not None and out is not z and pshape == shape and x.ndim <= 2 and \
             y.ndim <= 2 and x.dtype == y.dtype == dtype and not np.may_share_memory(out, z):
         p = np.matmul(x, y, out=out)  # the product straight into the buffer
     else:
@@ -517,6 +533,7 @@ class DotAdd(Gemm):
                     return general(x, y, z)  # which says what does not fit
                 if p.__class__ is ndarray and p.dtype == dtype and p.shape == z.shape:
                     return add(p, z, out=p)
+                return general(x, y, z, product=p)  # a broadcast addend, another dtype
             return general(x, y, z, out=out)
         run.takes_out = True
         return run
