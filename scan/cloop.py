@@ -300,6 +300,22 @@ class CLoop:
                 lines.append(f"    theon_array V{i}; int64_t VD{i}[{nd}], VS{i}[{nd}];")
             elif step.kind == "view":
                 lines.append(f"    theon_array V{i};")
+        # a step whose output is a state's or a map's result writes it straight into that
+        # output's row (a view of the row, made each step): no copy of it after the step; the
+        # rows a step reads are other rows (a state's taps are below its row). The first such
+        # output only, where one value is the result of several.
+        into: dict[int, tuple[int, str]] = {}  # step -> (its output's source arg, row)
+        direct: set[int] = set()  # the results written so (indices into self.results)
+        made = {step.out: i for i, step in enumerate(self.steps) if step.kind != "view"}
+        dests = [(j, a_buf + k, f"t + P[{1 + k}]") for k, j in enumerate(self.fed)] + \
+            [(j, a_map + k, "t") for k, j in enumerate(self.maps)]
+        for j, src, row in dests:
+            i = made.get(self.results[j])
+            if i is not None and i not in into:
+                into[i] = (src, row)
+                direct.add(j)
+        if into:
+            lines.append(f"    theon_array O[{len(self.steps)}];")
         lines.append("    for (int64_t t = 0; t < n; t++) {")
         for view, src, row in rows:
             lines.append(f"        theon_row(&R[{view}], A[{src}], {row});")
@@ -307,6 +323,10 @@ class CLoop:
         for i, step in enumerate(self.steps):
             ins = [value[x] for x in step.ins]
             out = f"A[{base + i}]"
+            if i in into:
+                src, row = into[i]
+                lines.append(f"        theon_row(&O[{i}], A[{src}], {row});")
+                out = f"&O[{i}]"
             if step.kind == "kernel":
                 call = f"{name}_k{kernel}({', '.join(ins + [out])})"
                 lines.append(f"        {{ const int rc = {call}; if (rc) return theon_code(rc); }}")
@@ -325,11 +345,15 @@ class CLoop:
         # the results: states into their buffers' rows, maps into their rows (contiguous,
         # with the byte counts the call computed)
         for k, j in enumerate(self.fed):
+            if j in direct:
+                continue
             src = value[self.results[j]]
             lines.append(f"        memcpy(A[{a_buf + k}]->data + (t + P[{1 + k}]) * "
                          f"A[{a_buf + k}]->strides[0], ({src})->data, "
                          f"(size_t)P[{1 + n_fed + j}]);")
         for k, j in enumerate(self.maps):
+            if j in direct:
+                continue
             src = value[self.results[j]]
             lines.append(f"        memcpy(A[{a_map + k}]->data + t * A[{a_map + k}]->strides[0], "
                          f"({src})->data, (size_t)P[{1 + n_fed + j}]);")

@@ -362,6 +362,9 @@ class _Stacker:
         self.seq_outer = {inner: outer for outer, inner in loop.seqs}
         self.row_nodes = row_nodes
         self.fixed_outer = fixed_outer
+        # stacked values made as a matrix and reshaped (the products of a batch's rows):
+        # stacked value -> (the matrix, the stacked shape)
+        self.flat: dict[Variable, tuple[Variable, list]] = {}
 
     def __call__(self, v: Variable) -> Variable:
         got = self.memo.get(v)
@@ -388,6 +391,9 @@ class _Stacker:
         op = node.op
         if isinstance(op, Elemwise):
             args = [self._arg(i) for i in node.inputs]
+            on_flat = self._on_flat(node, v, args)
+            if on_flat is not None:
+                return on_flat
             return op.make_node(*args).outputs[node.outputs.index(v)]
         if isinstance(op, DimShuffle):
             order = (0,) + tuple("x" if d == "x" else d + 1 for d in op.new_order)
@@ -408,7 +414,41 @@ class _Stacker:
             count = count * n
         flat = dot(reshape(rows, [count, lengths[rows.ndim - 1]], ndim=2), w)
         tail = [shape(w)[1]] if w.ndim == 2 else []
-        return reshape(flat, lead + tail, ndim=len(lead) + len(tail))
+        stacked = reshape(flat, lead + tail, ndim=len(lead) + len(tail))
+        if w.ndim == 2:
+            self.flat[stacked] = (flat, lead + tail)
+        return stacked
+
+    def _on_flat(self, node: Apply, v: Variable, args: list) -> Variable | None:
+        """Elementwise work on a product of a batch's rows and operands that vary along the
+        last axis only (a bias), done on the product's matrix before it is reshaped: an
+        elementwise node reading the reshaped product is not fused with the product (the
+        bias add of an RNN's input projection then becomes part of its matrix product)."""
+        at = [k for k, a in enumerate(args) if a in self.flat]
+        if len(at) != 1 or any(self._is_row(i) for k, i in enumerate(node.inputs)
+                               if k != at[0]):
+            return None
+        flat, lengths = self.flat[args[at[0]]]
+        operands = []
+        for k, i in enumerate(node.inputs):
+            if k == at[0]:
+                operands.append(flat)
+                continue
+            if i.ndim > 1 and not all(i.broadcastable[:-1]):
+                return None  # varies along the batch: not a row of the matrix
+            value = self.fixed_outer(i)
+            if value.ndim > 1 and not all(value.broadcastable[:-1]):
+                return None
+            if value.ndim > 1:  # its broadcast leading axes dropped: one row, or a scalar
+                value = value.dimshuffle([value.ndim - 1] if not value.broadcastable[-1]
+                                         else [])
+            operands.append(value)
+        out = node.op.make_node(*operands).outputs[node.outputs.index(v)]
+        if out.ndim != 2:
+            return None
+        stacked = reshape(out, lengths, ndim=len(lengths))
+        self.flat[stacked] = (out, lengths)
+        return stacked
 
     def _is_row(self, v: Variable) -> bool:
         return v in self.seq_outer or (v.owner is not None and v.owner in self.row_nodes)

@@ -285,3 +285,17 @@ def test_the_c_loop_reuses_a_map_only_once_nobody_holds_it(reverse):
     got = fourth.base if fourth.base is not None else fourth
     assert got.__array_interface__["data"][0] == ptr
     np.testing.assert_array_equal(fourth, kept)
+
+
+def test_values_written_into_their_rows_are_read_by_later_steps():
+    """A step writes a state's or a map's value straight into its row; later steps of the
+    body read it there (a value returned twice is copied, and leaves the loop to Python)."""
+    x, h0, W = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("W")
+
+    def step(x_t, h, W):
+        new = T.tanh(T.dot(h, W) + x_t)
+        m = T.exp(new) - x_t
+        return [new, m, T.dot(new, W) + m]
+    (h, m, later), _ = theano.scan(step, sequences=x, outputs_info=[h0, None, None],
+                                   non_sequences=W, go_backwards=True)
+    same_as_numpy([x, h0, W], [h, m, later], [rnd(7, 3), rnd(3), rnd(3, 3, scale=0.5)])

@@ -197,6 +197,10 @@ def test_the_bias_joins_the_projection_before_the_loop():
     body = body_ops(node)
     assert body["add"] == 1 and body["Dot"] == 1  # tanh(dot(h, U) + p_t), p = X W + b
     assert node.op.spec.n_nonseqs == 1  # U; b is read before the loop only
+    # the batch's rows as one matrix: the bias added in its product, not over the stacked rows
+    assert [type(n.op).__name__ for n in dots_before_loop(f)] == ["DotAdd"]
+    assert not [n for n in f.maker.fgraph.toposort() if "add" in str(n.op)
+                and n.outputs[0].dtype == "float64"]
     grad = theano.function(inputs, T.grad(h.sum(), inputs[2:]), mode=PY)
     ref = theano.function(inputs, T.grad(h.sum(), inputs[2:]), mode=NO_REWRITES)
     for g, w in zip(grad(*args), ref(*args)):
