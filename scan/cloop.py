@@ -7,11 +7,12 @@ an elementwise kernel (``c_backend.elementwise_spec``), a product of vectors and
 ``CLoop`` renders the whole loop as one C function: per step it points a view at each row the
 step reads, calls the kernels' entries and, for each product, a plain product loop when it is
 small or numpy's own BLAS ``gemm`` (``ops/cblas.py``, called through its address) when it is
-not, on preallocated arrays (one per node output), and copies the results into the state
-buffers, the stacked outputs and the states carried without stacking (T.grad's reverse loops
-carry their gradients so). It is compiled in the background with the body's kernels, at the
-first call of ``MIN_STEPS`` steps or more it would take; until it is loaded, and for any call
-it does not take, the Python loop runs.
+not, on preallocated arrays (one per node output; a node whose value is a state's or a
+stacked output's writes straight into that output's row), and copies the other results into
+the state buffers, the stacked outputs and the states carried without stacking (T.grad's
+reverse loops carry their gradients so). It is compiled in the background with the body's
+kernels, at the first call of ``MIN_STEPS`` steps or more it would take; until it is loaded,
+and for any call it does not take, the Python loop runs.
 
 Each call is checked in Python first, once, not per step: every intermediate's shape follows
 from the shapes of the rows, states and non-sequences, which do not change from step to step,
