@@ -8,7 +8,7 @@ from ..symbolic.types import TensorType
 from . import cblas
 from .base import Op, as_tensor_variable, graph_error
 from .buffers import MIN_BYTES, Recent
-from .elemwise import _check_runtime_broadcast
+from .elemwise import _check_runtime_broadcast, broadcast_lengths
 from .scalar import upcast
 
 
@@ -447,35 +447,14 @@ def _dot_broadcastable(x, y) -> tuple:
     return _dot.make_node(x, y).outputs[0].type.broadcastable
 
 
-def _joint_shape(s: tuple, t: tuple) -> tuple:
-    """``np.broadcast_shapes(s, t)`` for shapes of one rank (a bias row and a product) without
-    its microseconds, which a loop body pays every step."""
-    if len(s) != len(t):
-        return np.broadcast_shapes(s, t)
-    out = []
-    for m, n in zip(s, t):
-        if m == n or n == 1:
-            out.append(m)
-        elif m == 1:
-            out.append(n)
-        else:
-            return np.broadcast_shapes(s, t)  # which raises, saying what does not fit
-    return tuple(out)
-
-
 def _gemm(z, a, x, y, b, out, dtype, fixed, name, node, product=None):
     """``b * z + a * dot(x, y)`` in ``dtype``, into ``out`` when it is given (``a``/``b`` None
     for 1). ``out`` may be ``z`` itself: the product is then accumulated into it.
-    ``product``: ``dot(x, y)`` where the caller has it already."""
+    ``product``: ``dot(x, y)`` where the caller has it already (DotAdd's straight path, which
+    takes a small product of the addend's shape before this)."""
     p = product
-    if out is None and a is None and b is None and p is None:
-        # the common small case first (a loop body's bias add): the product has z's shape, so
-        # no broadcasting is involved and the sum goes into the fresh product
-        p = np.dot(x, y)
-        if p.__class__ is np.ndarray and p.dtype == dtype and p.shape == z.shape:
-            return np.add(p, z, out=p)
     pshape = x.shape[:-1] + (y.shape[:-2] + y.shape[-1:] if y.ndim > 1 else ())
-    shape = z.shape if z.shape == pshape else _joint_shape(z.shape, pshape)
+    shape = z.shape if z.shape == pshape else broadcast_lengths([z.shape, pshape])
     for k, (i, dims) in enumerate(fixed):
         given = pshape if k == 0 else z.shape
         if given != shape:

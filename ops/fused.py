@@ -29,6 +29,7 @@ from .elemwise import (
     Elemwise,
     _broadcast_static_shapes,
     _numpy_kernel,
+    broadcast_lengths,
     broadcast_shape,
 )
 from .scalar import ScalarOp
@@ -129,26 +130,6 @@ def elemwise_of(sop: ScalarOp) -> Elemwise:
     return ELEMWISE.get(sop.name) or Elemwise(sop)
 
 
-def _broadcast(shapes: list[tuple]) -> tuple:
-    """``np.broadcast_shapes(*shapes)`` (ValueError where they do not broadcast), without its
-    4 us of overhead: a loop body calls a fused node on tiny arrays every step."""
-    first = shapes[0]
-    if all(s == first for s in shapes):
-        return first
-    nd = max(map(len, shapes))
-    out = [1] * nd
-    for s in shapes:
-        off = nd - len(s)
-        for d, n in enumerate(s):
-            m = out[off + d]
-            if n != m:
-                if m == 1:
-                    out[off + d] = n
-                elif n != 1:
-                    raise ValueError(f"shapes {shapes} do not broadcast")
-    return tuple(out)
-
-
 class Fused(Op):
     """Elementwise work fused into one node: ``graph`` says what each element is."""
 
@@ -220,7 +201,7 @@ class Fused(Op):
 
         def run(*args):
             try:
-                full = _broadcast([np.shape(a) for a in args])
+                full = broadcast_lengths([np.shape(a) for a in args])
             except ValueError:
                 full = None
             if full is None or checks:

@@ -504,17 +504,18 @@ def _row_work(loop: _Loop) -> _RowWork:
     return _RowWork(order, outputs, eager, rows, row_nodes, kind)
 
 
-def _add_terms(v: Variable, work: _RowWork, readers: dict) -> list[Variable]:
+def _add_terms(v: Variable, work: _RowWork, uses: dict, inside: set) -> list[Variable]:
     """The terms of the sum ``v``: through the adds of v's dtype that only this sum reads and
-    that add something the loop computes; an add of row-wise and fixed terms alone (one this
-    rule made, or one the other rules could not move) is a term as it is."""
+    that add something the loop computes (each put in ``inside``); an add of row-wise and
+    fixed terms alone (one this rule made, or one the other rules could not move) is a term
+    as it is."""
     out = []
     for i in v.owner.inputs:
         n = i.owner
-        if n is not None and node_key(n) == "add" and readers.get(i, 0) == 1 and \
-                i not in work.outputs and i not in work.rows and i.dtype == v.dtype and \
-                any(work.kind(j) is None for j in n.inputs):
-            out += _add_terms(i, work, readers)
+        if n is not None and node_key(n) == "add" and uses[i] == 1 and i not in work.rows \
+                and i.dtype == v.dtype and any(work.kind(j) is None for j in n.inputs):
+            inside.add(i)
+            out += _add_terms(i, work, uses, inside)
         else:
             out.append(i)
     return out
@@ -531,18 +532,14 @@ def scan_sums_regrouped(fgraph, node):
     work = _row_work(loop)
     if not work.rows:
         return None
-    readers: dict[Variable, int] = {}
-    for n in work.order:
-        for i in n.inputs:
-            readers[i] = readers.get(i, 0) + 1
-    inside = set()  # adds taken into the sum of an add that reads them
+    uses = _uses(work.order, work.outputs)
+    inside: set[Variable] = set()  # adds taken into the sum of an add that reads them
     replace: dict[Variable, Variable] = {}
     for n in reversed(work.order):
         v = n.outputs[0]
         if node_key(n) != "add" or n not in work.eager or v in inside or v in work.rows:
             continue
-        terms = _add_terms(v, work, readers)
-        inside.update(t2 for t2 in _sum_nodes(v, terms))
+        terms = _add_terms(v, work, uses, inside)
         # rows of v's dtype first, so that no partial sum is of a narrower type than v
         moving = sorted((t for t in terms if work.kind(t) is not None),
                         key=lambda t: (work.kind(t) != "row" or t.dtype != v.dtype))
@@ -571,18 +568,6 @@ def scan_sums_regrouped(fgraph, node):
         return None
     loop.substitute(replace)
     return _replacements(node, loop)
-
-
-def _sum_nodes(v: Variable, terms: list[Variable]) -> list[Variable]:
-    """The adds between the sum ``v`` and its ``terms``, ``v`` excluded."""
-    stop, out, todo = set(terms), [], list(v.owner.inputs)
-    while todo:
-        w = todo.pop()
-        if w in stop or w.owner is None:
-            continue
-        out.append(w)
-        todo += w.owner.inputs
-    return out
 
 
 def scan_sequence_work_before_loop(fgraph, node):

@@ -497,11 +497,12 @@ def test_the_largest_clusters_run_as_kernels(monkeypatch):
 
 
 def test_fused_broadcast_of_shapes_is_numpys():
-    """The shape rule of the numpy path (ops/fused._broadcast) against np.broadcast_shapes on
-    every triple of some shapes: equal result, or a ValueError for both."""
+    """The shape rule of the numpy path (ops/elemwise.broadcast_lengths) against
+    np.broadcast_shapes on every triple of some shapes: equal result, or a ValueError for
+    both."""
     import itertools
 
-    from theon.ops.fused import _broadcast
+    from theon.ops.elemwise import broadcast_lengths
     shapes = [(), (1,), (0,), (3,), (2, 1), (1, 3), (2, 3), (0, 1), (1, 0), (2, 0)]
     for triple in itertools.product(shapes, repeat=3):
         try:
@@ -509,7 +510,7 @@ def test_fused_broadcast_of_shapes_is_numpys():
         except ValueError:
             want = None
         try:
-            got = _broadcast(list(triple))
+            got = broadcast_lengths(list(triple))
         except ValueError:
             got = None
         assert got == want, triple
