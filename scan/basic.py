@@ -178,9 +178,13 @@ class Scan(Op):
         n_user = len(spec.outputs)
         single = len(node.outputs) == 1
         ins = node.inputs[1:]
+        # each map output's array of the previous call, reused by either loop: the C loop
+        # takes over from the Python one once compiled
+        kept_maps: list = [None] * n_user
         steps_of = compile_steps(self, fn, [v.ndim for v in ins[:n_seqs]],
                                  [v.ndim + (taps == (-1,)) for v, taps in
-                                  zip(ins[n_seqs:n_seqs + n_fed], fed_taps)], device)
+                                  zip(ins[n_seqs:n_seqs + n_fed], fed_taps)], device,
+                                 kept_maps)
         # the steps in C, once compiled, where it takes a call
         c_steps = CLoop.of(self, fn) if device is None else None
 
@@ -237,7 +241,7 @@ class Scan(Op):
                     buf[:offset] = init[:offset]
                 bufs.append(buf)
                 offsets.append(offset)
-            done = c_steps(n, seqs, bufs, offsets, rest) if c_steps is not None else None
+            done = c_steps(n, seqs, bufs, offsets, rest, kept_maps) if c_steps is not None else None
             if done is not None:
                 steps = n
             else:

@@ -191,7 +191,6 @@ class CLoop:
         spec = op.spec
         self.fed = [j for j, taps in enumerate(spec.outputs) if taps is not None]
         self.maps = [j for j, taps in enumerate(spec.outputs) if taps is None]
-        self.kept: list = [None] * len(self.maps)  # the maps' arrays of earlier calls
         self.out_types = [s.node.outputs[0].type for s in steps]
         self.requested = False
         self.gemm: list | None = None  # the addresses of BLAS's sgemm and dgemm, or None
@@ -370,9 +369,10 @@ class CLoop:
 
     # -- a call ------------------------------------------------------------------------------
     def __call__(self, n: int, seqs: Sequence[np.ndarray], bufs: Sequence[np.ndarray],
-                 offsets: Sequence[int], nonseqs: Sequence) -> list | None:
+                 offsets: Sequence[int], nonseqs: Sequence, kept: list) -> list | None:
         """Run the ``n`` steps; the stacked map outputs, or None for a call the C loop does
-        not take (the caller runs the Python loop)."""
+        not take (the caller runs the Python loop). ``kept``: each map output's array of the
+        previous call by output index, shared with the Python loop (see loop.reused)."""
         if n < MIN_STEPS or (self.entry is None and self.requested):
             return None
         spec = self.op.spec
@@ -436,9 +436,9 @@ class CLoop:
         for k in range(spec.n_shared):
             if shapes[self.results[n_user + k]] != nonseqs[k].shape:
                 return None
-        for k, j in enumerate(self.maps):
+        for j in self.maps:
             # the previous call's array when nobody holds it any more (see loop.reused)
-            stacked = reused(self.kept, k, (n,) + shapes[self.results[j]],
+            stacked = reused(kept, j, (n,) + shapes[self.results[j]],
                              np.dtype(self.op.inner_outputs[j].type.dtype))
             # a reverse loop writes step t at row n-1-t (its caller reverses the view back)
             maps.append(stacked[::-1] if self.op.reverse else stacked)

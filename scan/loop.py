@@ -27,7 +27,7 @@ _counter = itertools.count()
 
 
 def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int],
-                  device: Any = None) -> Callable:
+                  device: Any = None, kept: list | None = None) -> Callable:
     """``steps(n, seqs, bufs, offsets, shared, nonseqs) -> (steps_run, maps, shared)`` for the
     Scan ``op`` whose compiled body is ``fn``: runs ``n`` steps reading row ``t`` of each
     sequence and rows ``t + offset + tap`` of each state's buffer, writing each state's result
@@ -35,7 +35,9 @@ def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]
     shape is known). ``seq_ndims``/``state_ndims``: the ranks of the sequences and of the state
     buffers (a row of a vector is read as ``s[t, ...]``, a 0-d array, not a numpy scalar).
     ``device``: the runtime whose arrays the body returns, where a map output is stacked in
-    its memory (a device loop: ``scan/device.py``)."""
+    its memory (a device loop: ``scan/device.py``). ``kept``: each map output's array of
+    the previous call by output index, to reuse (shared with the C loop of the same thunk, so
+    a call on either path reuses what the other wrote)."""
     spec, labels = op.spec, op.labels
     fed = [j for j, taps in enumerate(spec.outputs) if taps is not None]
     maps = [j for j, taps in enumerate(spec.outputs) if taps is None]
@@ -134,7 +136,8 @@ def compile_steps(op, fn: Callable, seq_ndims: list[int], state_ndims: list[int]
             f"feeds back has shape {want} (its initial value in outputs_info, or the previous "
             "step). A state keeps its shape from step to step.")
 
-    kept: list = [None] * n_user  # each map output of the previous call, to reuse
+    if kept is None:
+        kept = [None] * n_user
     reverse = getattr(op, "reverse", False)
 
     def new_map(j: int, value, n: int) -> np.ndarray:

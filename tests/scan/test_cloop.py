@@ -299,3 +299,31 @@ def test_values_written_into_their_rows_are_read_by_later_steps():
     (h, m, later), _ = theano.scan(step, sequences=x, outputs_info=[h0, None, None],
                                    non_sequences=W, go_backwards=True)
     same_as_numpy([x, h0, W], [h, m, later], [rnd(7, 3), rnd(3), rnd(3, 3, scale=0.5)])
+
+
+def test_the_c_loop_taking_over_from_the_python_loop_reuses_its_arrays():
+    # the C loop is compiled in the background: until it is loaded the Python loop runs the
+    # calls, and the arrays it stacked the maps in are reused by the C loop's calls (and back)
+    x, h0, w = T.dmatrix("x"), T.dvector("h0"), T.dmatrix("w")
+    (hs, ys), _ = theano.scan(lambda x_t, h, w: [T.tanh(T.dot(h, w) + x_t), 2 * h],
+                              sequences=x, outputs_info=[h0, None], non_sequences=w)
+    f = theano.function([x, h0, w], [hs, ys])
+    args = [rnd(40, 3), rnd(3), rnd(3, 3, scale=0.5)]
+    want = [np.array(v) for v in theano.function([x, h0, w], [hs, ys], mode=PY)(*args)]
+    (loop,) = c_loops(f)
+    f(*args)  # compiles and loads the C loop
+    entry = loop.entry
+    assert entry is not None
+    ptrs = None
+    for c_first in (False, True, False):
+        loop.entry = entry if c_first else None  # None (requested): the Python loop runs
+        runs = loop.runs
+        got = f(*args)
+        assert loop.runs == runs + c_first
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+        now = [got[0].__array_interface__["data"][0], got[1].__array_interface__["data"][0]]
+        assert ptrs is None or now == ptrs
+        ptrs = now
+        del got  # (nothing else holds them: the next call may reuse them)
+    loop.entry = entry
