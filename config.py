@@ -14,7 +14,9 @@ which unless set is ``base_compiledir/compiledir_<system>-<machine>-py<version>`
 ``base_compiledir`` is ``$XDG_CACHE_HOME/theon`` (``~/.cache/theon``). ``del config.compiledir``
 goes back to the derived default. ``openmp`` splits large kernels across the cores;
 ``wait_for_kernels`` makes ``function()`` wait for its kernels to compile instead of running
-on numpy until they are ready.
+on numpy until they are ready; ``background_kernels=False`` compiles nothing behind a function
+that does not wait (it stays on numpy): for many short-lived functions, a test suite's, whose
+kernels would arrive after their last call.
 
 ``profile=True`` profiles every function compiled without ``profile=`` and prints their
 summaries when the process exits (``compile/profiling.py``); ``mode=NanGuardMode`` makes it
@@ -98,6 +100,8 @@ class Config:
     openmp: bool = True
     # function() waits for its C kernels to compile instead of starting on numpy
     wait_for_kernels: bool = False
+    # compile a function's C kernels on a background thread when it does not wait for them
+    background_kernels: bool = True
     on_unused_input: str = "raise"
     # device=cuda: the CPU stand-in runs the device path (the same kernel text, on the host)
     cuda__simulator: bool = False

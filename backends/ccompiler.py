@@ -353,7 +353,9 @@ def compile_async(source: str, *, flags: Sequence[str] = (), openmp: bool = Fals
     asking again for a library while it compiles gives the same Future. The settings
     (``config.cxx``, ``config.compiledir``) are read now, not when the job runs. ``now=True``
     (a caller about to wait for it) compiles in the calling thread, not behind the compiles
-    queued before it, and returns a Future already done."""
+    queued before it, and returns a Future already done. With ``config.background_kernels``
+    off, a library not loaded and not asked for ``now`` is not compiled: the Future is
+    cancelled, as a queued compile that ``cancel_pending`` dropped."""
     fut: Future
     try:
         slot, build = _prepare(source, flags, openmp, name)
@@ -373,6 +375,10 @@ def compile_async(source: str, *, flags: Sequence[str] = (), openmp: bool = Fals
             fut.set_result(build())
         except BaseException as exc:  # the caller gets it from result()
             fut.set_exception(exc)
+        return fut
+    if not config.background_kernels:
+        fut = Future()
+        fut.cancel()  # as a queued compile dropped before it ran (see cancel_pending)
         return fut
     return _POOL.submit(slot, build)
 

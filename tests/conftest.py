@@ -78,6 +78,12 @@ def _floatx_float64():
 def pytest_configure(config):
     # before collection too: some test modules build their variables at import time
     theon.config.floatX = "float64"
+    # A test that does not wait for its C kernels ends before they would arrive: compiling
+    # them behind it took about 40% of the suite's time on two cores (a core the other worker
+    # needs) and let a kernel land in the middle of a later test, which then ran half on
+    # numpy, half in C. The tests that check C kernels wait for them (tests/ops/conftest.py,
+    # wait_for_kernels); those of the background path turn it back on.
+    theon.config.background_kernels = False
     on_logging = os.environ.get("THEON_TEST_BACKEND") == "logging"  # the suite on the toy one
     if on_logging or "logging" in _backends_to_run():
         config._logging_backend = _load("logging_backend",

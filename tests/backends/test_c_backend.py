@@ -148,8 +148,9 @@ def test_arguments_that_are_not_arrays_take_the_slow_path():
                                np.exp(np.arange(3.0)) * 0.5 + 1)
 
 
-def test_the_function_switches_to_its_kernels_when_they_are_compiled():
+def test_the_function_switches_to_its_kernels_when_they_are_compiled(monkeypatch):
     theon.config.wait_for_kernels = False
+    monkeypatch.setattr(theon.config, "background_kernels", True)  # (off in the tests)
     x = T.dvector("x")
     # a graph no other test compiles, so that its kernel is new to this process
     f = theon.function([x], T.arctan(T.sinh(x) * 3.25) - 0.125, mode=C)

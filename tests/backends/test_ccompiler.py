@@ -385,7 +385,8 @@ def test_cxx_and_compiledir_from_THEON_FLAGS(monkeypatch, tmp_path):
 
 # -- background compiles ---------------------------------------------------------------------------
 
-def test_compile_async_and_wait_all(cachedir):
+def test_compile_async_and_wait_all(cachedir, monkeypatch):
+    monkeypatch.setattr(config, "background_kernels", True)  # (off in the tests)
     source = "double half(double x) { return 0.5 * x; }\n"
     fut = C.compile_async(source, name="half")
     assert C.compile_async(source, name="half") is fut or fut.done()
@@ -398,6 +399,18 @@ def test_compile_async_and_wait_all(cachedir):
     again = C.compile_async(source, name="half")  # loaded already: done at once
     assert again.done() and again.result() is fut.result()
     C.wait_all(timeout=0)  # nothing pending
+
+
+def test_without_background_compiles_a_library_is_compiled_only_when_waited_for(cachedir,
+                                                                                monkeypatch):
+    monkeypatch.setattr(config, "background_kernels", False)
+    source = "double third(double x) { return x / 3; }\n"
+    fut = C.compile_async(source, name="third")
+    assert fut.cancelled() and not C._POOL.futures()  # nothing queued
+    now = C.compile_async(source, name="third", now=True)
+    assert now.result(0).function("third", ctypes.c_double, [ctypes.c_double])(6.0) == 2.0
+    again = C.compile_async(source, name="third")  # loaded: done, whatever the setting
+    assert again.done() and again.result() is now.result()
 
 
 # -- python -m theon.cache -------------------------------------------------------------------------
