@@ -164,6 +164,25 @@ def test_the_function_switches_to_its_kernels_when_they_are_compiled(monkeypatch
     np.testing.assert_allclose(f(np.arange(5.0)), want, rtol=1e-14)
 
 
+def test_without_background_compiles_a_function_stays_on_numpy_until_one_waits(monkeypatch):
+    theon.config.wait_for_kernels = False
+    monkeypatch.setattr(theon.config, "background_kernels", False)
+    x = T.dvector("x")
+    # a graph no other test compiles, so that its kernel is new to this process
+    out = T.arctan(T.cosh(x) * 1.375) - 0.625
+    want = np.arctan(np.cosh(np.arange(5.0)) * 1.375) - 0.625
+    f = theon.function([x], out, mode=C)
+    ccompiler.wait_all(timeout=0)  # nothing was queued
+    np.testing.assert_allclose(f(np.arange(5.0)), want, rtol=1e-14)
+    assert not kernel_nodes(f)
+    (node,) = [n for n in f.maker.fgraph.toposort() if c_backend._spec(n) is not None]
+    assert c_backend._spec(node) not in c_backend._KERNELS.pending  # dropped, not waiting
+    theon.config.wait_for_kernels = True  # a later build asks again, and compiles now
+    g = theon.function([x], out, mode=C)
+    assert kernel_nodes(g)
+    np.testing.assert_allclose(g(np.arange(5.0)), want, rtol=1e-14)
+
+
 def test_a_failed_compile_warns_once_and_runs_on_numpy(monkeypatch):
     monkeypatch.setattr(c_backend, "_FLAGS", [("-fno-such-flag-for-theon",)])
     monkeypatch.setattr(c_backend._KERNELS, "warned", False)
